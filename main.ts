@@ -1,0 +1,98 @@
+/**
+ * FireScroll for Deno: loads the config, builds a node, serves the public and internal ports,
+ * and stops gracefully on SIGINT/SIGTERM.
+ *
+ * @module
+ */
+import { internalHandler, publicHandler } from "./src/api/mod.ts";
+import { type Config, ConfigError, loadConfig } from "./src/config/mod.ts";
+import { buildNode } from "./src/node/mod.ts";
+import { errorMessage, log } from "./src/util/mod.ts";
+
+function loadOrExit(): Config {
+  try {
+    return loadConfig(Deno.env.toObject());
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      log("error", "invalid_config", { variable: error.variable, error: error.message });
+      Deno.exit(2);
+    }
+    throw error;
+  }
+}
+
+function tlsOptions(config: Config): { cert: string; key: string } | Record<never, never> {
+  if (config.tlsCertFile === null || config.tlsKeyFile === null) return {};
+  return {
+    cert: Deno.readTextFileSync(config.tlsCertFile),
+    key: Deno.readTextFileSync(config.tlsKeyFile),
+  };
+}
+
+async function main(): Promise<void> {
+  const config = loadOrExit();
+  const { clusterSecret: _, apiTokensRead, apiTokensWrite, ...shown } = config;
+  log("info", "starting", {
+    ...shown,
+    apiTokensRead: apiTokensRead.length,
+    apiTokensWrite: apiTokensWrite.length,
+  });
+  if (apiTokensRead.length === 0 && apiTokensWrite.length === 0) {
+    log("warn", "api_open", {
+      message:
+        "API_TOKENS_READ and API_TOKENS_WRITE are unset: anyone who can reach the API port can read and write",
+    });
+  }
+  if (config.clusterSecret === null) {
+    log("warn", "internal_open", {
+      message: "CLUSTER_SECRET is unset: /internal/* is not authenticated",
+    });
+  }
+  const node = buildNode(config);
+  try {
+    await node.start();
+  } catch (error) {
+    log("error", "start_failed", { error: errorMessage(error) });
+    Deno.exit(1);
+  }
+  const tls = tlsOptions(config);
+  const api = Deno.serve({
+    hostname: config.listenHost,
+    port: config.apiPort,
+    ...tls,
+    onListen: ({ port, hostname }) =>
+      log("info", "api_listening", { hostname, port, tls: "cert" in tls }),
+  }, publicHandler(node));
+  const internal = Deno.serve({
+    hostname: config.listenHost,
+    port: config.internalPort,
+    onListen: ({ port, hostname }) => log("info", "internal_listening", { hostname, port }),
+  }, internalHandler(node));
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log("info", "stopping", { signal });
+    const deadline = setTimeout(() => {
+      log("error", "stop_timeout", { timeout_ms: config.shutdownTimeoutMs });
+      Deno.exit(1);
+    }, config.shutdownTimeoutMs);
+    try {
+      // Stop accepting and drain in-flight requests first; then no write can race the close.
+      await api.shutdown();
+      await node.stop();
+      await internal.shutdown();
+      clearTimeout(deadline);
+      log("info", "stopped", {});
+      Deno.exit(0);
+    } catch (error) {
+      log("error", "stop_failed", { error: errorMessage(error) });
+      Deno.exit(1);
+    }
+  };
+  Deno.addSignalListener("SIGINT", () => void stop("SIGINT"));
+  Deno.addSignalListener("SIGTERM", () => void stop("SIGTERM"));
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a machine that has only Node.js and npm: Deno (from npm, into
+# .tools/ so that `deno task` never sees it in node_modules/.bin) and the npm dependencies.
+# Idempotent and quick when everything is already there. Prints the PATH line to use.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+DENO_VERSION="${DENO_VERSION:-2.9.6}"
+
+deno_bin="$root/.tools/node_modules/deno/deno"
+if [ ! -x "$deno_bin" ] || [ "$("$deno_bin" --version 2>/dev/null | head -n1 | awk '{print $2}')" != "$DENO_VERSION" ]; then
+  echo "bootstrap: installing deno $DENO_VERSION into .tools/" >&2
+  npm install --prefix "$root/.tools" --no-audit --no-fund --loglevel=error "deno@$DENO_VERSION" >&2
+fi
+
+# npm install (npm 11 refuses `npm ci` on its own lock file because of lmdb's optional platform
+# packages) only when the lock file changed since the last install.
+stamp="$root/node_modules/.firescroll-lock"
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  echo "bootstrap: installing npm dependencies" >&2
+  npm install --no-audit --no-fund --loglevel=error >&2
+  cp package-lock.json "$stamp"
+fi
+echo "$root/.tools/node_modules/.bin"

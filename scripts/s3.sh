@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# Run a real S3-compatible server (Versity S3 Gateway, posix backend) on
+# 127.0.0.1 for development and tests.
+#
+#   scripts/s3.sh start            start (builds versitygw with `go install` on first use)
+#   scripts/s3.sh stop [--wipe]    stop; --wipe also deletes the state dir (all objects)
+#   scripts/s3.sh restart          stop + start, keeping data
+#   scripts/s3.sh status           exit 0 if running, 3 if not
+#   scripts/s3.sh env              print `export ...` lines: eval "$(scripts/s3.sh env)"
+#
+# Env: S3_PORT (19000), S3_DIR (state dir, default <repo>/.cache/s3-run),
+#      S3_START_TIMEOUT (60), S3_STOP_TIMEOUT (15), S3_LOG_REQUESTS (0; 1 logs
+#      every request to the log file).
+# Fixed for tests: access key firescroll, secret firescroll-secret, region
+# us-east-1, bucket firescroll-test; use path-style addressing.
+#
+# Why versitygw: it is a Go module with semver tags, so it builds from the Go
+# module proxy alone (no release downloads or images), and its posix backend
+# stores each object as a plain file, handling streamed/multipart/aws-chunked
+# uploads correctly (s3rver corrupts them). Posix caveat: keys "a" and "a/b"
+# cannot both exist (409 ObjectParentIsFile / ExistingObjectIsDirectory).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+S3_PORT="${S3_PORT:-19000}"
+S3_DIR="${S3_DIR:-$ROOT/.cache/s3-run}"
+S3_START_TIMEOUT="${S3_START_TIMEOUT:-60}"
+S3_STOP_TIMEOUT="${S3_STOP_TIMEOUT:-15}"
+S3_LOG_REQUESTS="${S3_LOG_REQUESTS:-0}"
+HOST=127.0.0.1
+
+VERSITYGW_MODULE=github.com/versity/versitygw
+VERSITYGW_VERSION=v1.8.0 # pinned; bump deliberately (the bin dir is per version)
+
+S3_ACCESS_KEY=firescroll
+S3_SECRET_KEY=firescroll-secret
+S3_REGION=us-east-1
+S3_BUCKET=firescroll-test
+ENDPOINT="http://$HOST:$S3_PORT"
+HEALTH_PATH=/health # unauthenticated GET, used only for readiness
+
+BIN_DIR="$ROOT/.cache/versitygw/$VERSITYGW_VERSION"
+BIN="$BIN_DIR/versitygw"
+DATA_DIR="$S3_DIR/data" # posix root: one sub dir per bucket
+PID_FILE="$S3_DIR/versitygw.pid"
+LOG_FILE="$S3_DIR/versitygw.log"
+
+# sha256 of the empty body: S3 requires x-amz-content-sha256, which curl's
+# --aws-sigv4 does not add by itself (versitygw answers 400 without it).
+EMPTY_SHA256=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855
+
+log() { echo "s3.sh: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+# --- binary (go install) -----------------------------------------------------
+
+ensure_binary() {
+  [[ -x "$BIN" ]] && return 0
+  command -v go >/dev/null || die "go not found (needed once to build versitygw)"
+  log "building $VERSITYGW_MODULE@$VERSITYGW_VERSION with go install (first run only, ~1-2 min)..."
+  # Build into a temp dir and move into place, so an interrupted build never
+  # leaves a half-written binary that the -x check above would trust.
+  # GOTOOLCHAIN=local: never try to fetch another Go toolchain.
+  local tmp="$BIN_DIR.tmp.$$"
+  mkdir -p "$tmp"
+  if ! GOBIN="$tmp" GOTOOLCHAIN=local go install \
+      "$VERSITYGW_MODULE/cmd/versitygw@$VERSITYGW_VERSION" >"$tmp/install.log" 2>&1; then
+    tail -n 40 "$tmp/install.log" >&2
+    die "go install of versitygw failed (log: $tmp/install.log)"
+  fi
+  mkdir -p "$BIN_DIR"
+  mv -f "$tmp/versitygw" "$BIN"
+  rm -rf "$tmp"
+}
+
+# --- process helpers ---------------------------------------------------------
+
+# Prints the pid and returns 0 only if the pid file points at *our* server
+# (guards against stale pid files and pid reuse).
+running_pid() {
+  [[ -f "$PID_FILE" ]] || return 1
+  local pid
+  pid="$(cat "$PID_FILE" 2>/dev/null || true)"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "posix $DATA_DIR" || return 1
+  echo "$pid"
+}
+
+port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+
+healthy() {
+  [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$ENDPOINT$HEALTH_PATH")" == 200 ]]
+}
+
+# SigV4-signed request with the test credentials; prints the HTTP status.
+s3_curl() {
+  curl -s -o /dev/null -w '%{http_code}' --max-time 10 \
+    --aws-sigv4 "aws:amz:$S3_REGION:s3" --user "$S3_ACCESS_KEY:$S3_SECRET_KEY" \
+    -H "x-amz-content-sha256: $EMPTY_SHA256" "$@"
+}
+
+# Idempotent: HEAD first; 409 on PUT means another caller just made it.
+ensure_bucket() {
+  local code
+  code="$(s3_curl -I "$ENDPOINT/$S3_BUCKET")"
+  [[ "$code" == 200 ]] && return 0
+  code="$(s3_curl -X PUT "$ENDPOINT/$S3_BUCKET")"
+  [[ "$code" == 200 || "$code" == 409 ]] || die "creating bucket $S3_BUCKET failed: HTTP $code"
+}
+
+# Serialise start/stop so parallel callers (e.g. test runners) don't race.
+# The lock lives beside the state dir so `stop --wipe` can delete the dir.
+take_lock() {
+  mkdir -p "$(dirname "$S3_DIR")"
+  exec 9>"$S3_DIR.lock"
+  flock -w 120 9 || die "timed out waiting for lock $S3_DIR.lock"
+}
+
+print_env() {
+  cat <<EOF
+export AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY
+export AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY
+export AWS_REGION=$S3_REGION
+export AWS_ENDPOINT_URL=$ENDPOINT
+export S3_BUCKET=$S3_BUCKET
+EOF
+}
+
+# --- commands ----------------------------------------------------------------
+
+cmd_start() {
+  command -v curl >/dev/null || die "curl not found (used for readiness and bucket creation)"
+  local pid
+  if pid="$(running_pid)"; then
+    ensure_bucket
+    log "already running (pid $pid)"
+    echo "s3 ready on $ENDPOINT bucket $S3_BUCKET"
+    return 0
+  fi
+  port_open "$S3_PORT" && die "port $HOST:$S3_PORT is already in use by another process"
+
+  ensure_binary
+  mkdir -p "$DATA_DIR"
+  [[ -f "$LOG_FILE" ]] && mv -f "$LOG_FILE" "$LOG_FILE.prev"
+  rm -f "$PID_FILE" # stale: running_pid said no server is alive
+
+  local quiet=(--quiet)
+  [[ "$S3_LOG_REQUESTS" == 1 ]] && quiet=()
+  # setsid: detach from the caller's process group/terminal so the server
+  # survives the calling shell; the inner bash writes its own pid and then
+  # execs versitygw, so the pid file names the server itself. 9>&- keeps the
+  # server from inheriting (and forever holding) the start/stop lock.
+  # No --iam-dir: single-account mode with the root credentials below.
+  setsid bash -c 'echo $$ >"$0"; exec "$@"' "$PID_FILE" \
+    "$BIN" --port "$HOST:$S3_PORT" \
+    --access "$S3_ACCESS_KEY" --secret "$S3_SECRET_KEY" --region "$S3_REGION" \
+    --health "$HEALTH_PATH" "${quiet[@]}" \
+    posix "$DATA_DIR" \
+    </dev/null >"$LOG_FILE" 2>&1 9>&- &
+
+  local start=$SECONDS
+  while ((SECONDS - start < S3_START_TIMEOUT)); do
+    if [[ -s "$PID_FILE" ]]; then
+      pid="$(cat "$PID_FILE")"
+      if ! kill -0 "$pid" 2>/dev/null; then
+        log "versitygw exited during startup; last log lines:"
+        tail -n 40 "$LOG_FILE" >&2 || true
+        rm -f "$PID_FILE"
+        exit 1
+      fi
+      if healthy; then
+        ensure_bucket
+        log "credentials: $S3_ACCESS_KEY / $S3_SECRET_KEY, region $S3_REGION, path-style" \
+          "(eval \"\$(scripts/s3.sh env)\")"
+        echo "s3 ready on $ENDPOINT bucket $S3_BUCKET"
+        return 0
+      fi
+    elif ((SECONDS - start >= 10)); then
+      die "versitygw failed to launch (no pid file); see $LOG_FILE"
+    fi
+    sleep 0.1
+  done
+  log "timed out after ${S3_START_TIMEOUT}s waiting for versitygw; last log lines:"
+  tail -n 40 "$LOG_FILE" >&2 || true
+  exit 1
+}
+
+cmd_stop() {
+  local wipe=0 pid
+  [[ "${1:-}" == "--wipe" ]] && wipe=1
+  if pid="$(running_pid)"; then
+    # SIGTERM lets in-flight requests finish; SIGKILL only as a last resort.
+    kill -TERM "$pid" 2>/dev/null || true
+    local start=$SECONDS
+    while kill -0 "$pid" 2>/dev/null && ((SECONDS - start < S3_STOP_TIMEOUT)); do
+      sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+      log "versitygw did not stop within ${S3_STOP_TIMEOUT}s; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+    fi
+    echo "s3 stopped"
+  else
+    echo "s3 not running"
+  fi
+  rm -f "$PID_FILE"
+  if ((wipe)); then
+    rm -rf "$S3_DIR"
+    echo "wiped $S3_DIR"
+  fi
+}
+
+cmd_status() {
+  local pid
+  if pid="$(running_pid)"; then
+    echo "s3 running (pid $pid) on $ENDPOINT bucket $S3_BUCKET"
+  else
+    echo "s3 not running"
+    exit 3
+  fi
+}
+
+usage() {
+  echo "usage: $0 {start|stop [--wipe]|restart|status|env}" >&2
+  exit 2
+}
+
+case "${1:-}" in
+  start) take_lock; cmd_start ;;
+  stop) take_lock; cmd_stop "${2:-}" ;;
+  restart) take_lock; cmd_stop; cmd_start ;;
+  status) cmd_status ;;
+  env) print_env ;;
+  *) usage ;;
+esac

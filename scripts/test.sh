@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole test suite: installs the toolchain, starts the real services the integration tests
+# need (a Kafka broker and an S3 server, from scripts/), runs `deno test`, stops what it started,
+# and ends with the line "N passed, N failed" read from deno's JUnit report.
+# Extra arguments go to `deno test` (e.g. a path or --filter).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+PATH="$(bash scripts/bootstrap.sh):$PATH"
+export PATH
+
+mkdir -p .cache
+report="$root/.cache/junit.xml"
+rm -f "$report"
+
+started=()
+cleanup() {
+  for service in "${started[@]}"; do bash "scripts/$service.sh" stop >/dev/null 2>&1 || true; done
+}
+trap cleanup EXIT
+
+# Services are started only when the suite has tests that need them and no external one is given.
+if [ -z "${KAFKA_SEEDS:-}" ] && [ -n "$(ls tests/integration/kafka_*_test.ts 2>/dev/null)" ]; then
+  bash scripts/kafka.sh start
+  started+=(kafka)
+  export FIRESCROLL_TEST_KAFKA="127.0.0.1:${KAFKA_PORT:-19092}"
+elif [ -n "${KAFKA_SEEDS:-}" ]; then
+  export FIRESCROLL_TEST_KAFKA="$KAFKA_SEEDS"
+fi
+if [ -z "${S3_ENDPOINT:-}" ] && [ -n "$(ls tests/integration/s3_*_test.ts 2>/dev/null)" ]; then
+  bash scripts/s3.sh start
+  started+=(s3)
+fi
+
+status=0
+deno test --allow-all --junit-path="$report" "$@" || status=$?
+if [ -f "$report" ]; then
+  deno run --allow-read scripts/junit_summary.ts "$report" || status=1
+else
+  echo "0 passed, 1 failed"
+  status=1
+fi
+exit "$status"

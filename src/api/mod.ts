@@ -1,0 +1,11 @@
+/**
+ * API: the public port's handler (records, health) and the internal port's handler (metrics,
+ * status), each a `fetch(Request) → Response` function over a node. The only place where errors
+ * become HTTP responses (problem+json).
+ *
+ * @module
+ */
+export { internalHandler } from "./internal.ts";
+export { problemResponse } from "./problem.ts";
+export { publicHandler, recordJson } from "./public.ts";
+export type * from "./wire.ts";

@@ -1,0 +1,357 @@
+/**
+ * Validation of request bodies into typed commands. Every limit of the config is enforced here,
+ * before anything reaches the log: a rejected request writes nothing.
+ */
+import { type ConditionCache, ConditionError, type Mutation, type Op } from "../apply/mod.ts";
+import type { Config } from "../config/mod.ts";
+import { keyProblem, partitionOf, utf8Length } from "../keys/mod.ts";
+import { OperationalError } from "../util/errors.ts";
+import { badRequest } from "./problem.ts";
+
+type Json = Record<string, unknown>;
+
+function isObject(value: unknown): value is Json {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function requireObject(value: unknown, where: string): Json {
+  if (!isObject(value)) {
+    throw badRequest("invalid_request", `Cannot use ${where}: must be a JSON object`);
+  }
+  return value;
+}
+
+function rejectUnknown(object: Json, allowed: ReadonlySet<string>, where: string): void {
+  for (const key of Object.keys(object)) {
+    if (!allowed.has(key)) {
+      throw badRequest("unknown_field", `Cannot use ${where}: unknown field "${key}"`, {
+        field: key,
+      });
+    }
+  }
+}
+
+function checkKey(pk: unknown, sk: unknown, where: string): void {
+  const problem = keyProblem(pk, sk);
+  if (problem !== null) throw badRequest("invalid_key", `Cannot use ${where}: ${problem}`);
+}
+
+function checkCondition(
+  expression: unknown,
+  where: string,
+  config: Config,
+  conditions: ConditionCache,
+): string | undefined {
+  if (expression === undefined || expression === null) return undefined;
+  if (typeof expression !== "string") {
+    throw badRequest("invalid_condition", `Cannot use ${where}.if: must be a string`);
+  }
+  if (utf8Length(expression) > config.conditionBytesMax) {
+    throw badRequest(
+      "condition_too_long",
+      `Cannot use ${where}.if: longer than CONDITION_BYTES_MAX (${config.conditionBytesMax} bytes)`,
+      { limit: config.conditionBytesMax },
+    );
+  }
+  try {
+    conditions.compile(expression);
+  } catch (error) {
+    if (error instanceof ConditionError) {
+      throw badRequest("invalid_condition", `Cannot use ${where}.if: ${error.message}`);
+    }
+    throw error;
+  }
+  return expression;
+}
+
+function checkData(data: unknown, where: string, config: Config): void {
+  if (data === undefined) throw badRequest("missing_data", `Cannot use ${where}: data is required`);
+  // Bodies are parsed JSON, so this is the stored text's size.
+  const bytes = utf8Length(JSON.stringify(data));
+  if (bytes > config.dataBytesMax) {
+    throw new OperationalError(
+      "data_too_large",
+      413,
+      `Cannot use ${where}: data is ${bytes} bytes, more than DATA_BYTES_MAX (${config.dataBytesMax})`,
+      { limit: config.dataBytesMax, bytes },
+    );
+  }
+}
+
+/** The record array of a request, accepting the seed's `Records` spelling too. */
+function recordsOf(body: Json, field: "records" | "ops", config: Config): unknown[] {
+  const value = field === "records" ? (body.records ?? body.Records) : body.ops;
+  if (!Array.isArray(value)) {
+    throw badRequest("invalid_request", `Cannot use body: "${field}" must be an array`);
+  }
+  if (value.length === 0) {
+    throw badRequest("no_records", `Cannot use body: "${field}" is empty`);
+  }
+  if (value.length > config.recordsPerRequestMax) {
+    throw badRequest(
+      "too_many_records",
+      `Cannot use body: ${value.length} ${field}, more than RECORDS_PER_REQUEST_MAX (${config.recordsPerRequestMax})`,
+      { limit: config.recordsPerRequestMax },
+    );
+  }
+  return value;
+}
+
+const WRITE_BODY = new Set(["records", "Records"]);
+const PUT_FIELDS = new Set(["pk", "sk", "data", "if"]);
+const DELETE_FIELDS = new Set(["pk", "sk", "if"]);
+const BATCH_BODY = new Set(["ops"]);
+const BATCH_FIELDS = new Set(["op", "pk", "sk", "data", "if"]);
+
+function group(ops: readonly Op[], partitions: number): Map<number, Mutation> {
+  const byPartition = new Map<number, Op[]>();
+  for (const op of ops) {
+    const p = partitionOf(op.pk, partitions);
+    let list = byPartition.get(p);
+    if (list === undefined) byPartition.set(p, list = []);
+    list.push(op);
+  }
+  const out = new Map<number, Mutation>();
+  for (const [p, list] of byPartition) out.set(p, { v: 1, atomic: false, ops: list });
+  return out;
+}
+
+function parseOp(
+  raw: unknown,
+  kind: "put" | "delete",
+  where: string,
+  config: Config,
+  conditions: ConditionCache,
+): Op {
+  const record = requireObject(raw, where);
+  rejectUnknown(record, kind === "put" ? PUT_FIELDS : DELETE_FIELDS, where);
+  checkKey(record.pk, record.sk, where);
+  const pk = record.pk as string;
+  const sk = record.sk as string;
+  const condition = checkCondition(record.if, where, config, conditions);
+  if (kind === "put") {
+    checkData(record.data, where, config);
+    return condition === undefined
+      ? { op: "put", pk, sk, data: record.data }
+      : { op: "put", pk, sk, data: record.data, if: condition };
+  }
+  return condition === undefined
+    ? { op: "delete", pk, sk }
+    : { op: "delete", pk, sk, if: condition };
+}
+
+/** `/records/put` and `/records/delete`: one mutation per partition touched. */
+export function parseWrite(
+  body: unknown,
+  kind: "put" | "delete",
+  config: Config,
+  conditions: ConditionCache,
+): Map<number, Mutation> {
+  const object = requireObject(body, "body");
+  rejectUnknown(object, WRITE_BODY, "body");
+  const raw = recordsOf(object, "records", config);
+  const ops = raw.map((r, i) => parseOp(r, kind, `records[${i}]`, config, conditions));
+  return group(ops, config.partitions);
+}
+
+/** `/records/batch`: one atomic mutation; every op must fall in the same partition. */
+export function parseBatch(
+  body: unknown,
+  config: Config,
+  conditions: ConditionCache,
+): Map<number, Mutation> {
+  const object = requireObject(body, "body");
+  rejectUnknown(object, BATCH_BODY, "body");
+  const raw = recordsOf(object, "ops", config);
+  const ops: Op[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const where = `ops[${i}]`;
+    const op = requireObject(raw[i], where);
+    rejectUnknown(op, BATCH_FIELDS, where);
+    if (op.op !== "put" && op.op !== "delete") {
+      throw badRequest("invalid_op", `Cannot use ${where}: op must be "put" or "delete"`);
+    }
+    const { op: _, ...rest } = op;
+    if (op.op === "delete" && rest.data !== undefined) {
+      throw badRequest("unknown_field", `Cannot use ${where}: a delete takes no data`, {
+        field: "data",
+      });
+    }
+    ops.push(parseOp(rest, op.op, where, config, conditions));
+  }
+  const grouped = group(ops, config.partitions);
+  if (grouped.size > 1) {
+    const partitions = [...grouped.keys()].sort((a, b) => a - b);
+    throw badRequest(
+      "batch_spans_partitions",
+      `Cannot apply batch atomically: its keys fall in partitions ${
+        partitions.join(", ")
+      }; a batch must stay in one partition`,
+      { partitions },
+    );
+  }
+  const [partition] = grouped.keys();
+  return new Map([[partition!, { v: 1, atomic: true, ops }]]);
+}
+
+/** The consistency token of a read. */
+export interface ReadAfter {
+  /** partition → offset that must be applied before reading. */
+  readonly after: ReadonlyMap<number, number>;
+  /** How long to wait for it. */
+  readonly waitMs: number;
+}
+
+function parseAfter(object: Json, config: Config): ReadAfter {
+  const after = new Map<number, number>();
+  if (object.after !== undefined && object.after !== null) {
+    if (!isObject(object.after)) {
+      throw badRequest(
+        "invalid_after",
+        'Cannot use "after": must be an object {"<partition>": <offset>}',
+      );
+    }
+    for (const [key, value] of Object.entries(object.after)) {
+      const p = Number(key);
+      if (!/^\d+$/.test(key) || p >= config.partitions) {
+        throw badRequest(
+          "invalid_after",
+          `Cannot use "after": "${key}" is not a partition in [0, ${config.partitions - 1}]`,
+        );
+      }
+      if (typeof value !== "number" || !Number.isSafeInteger(value) || value < -1) {
+        throw badRequest(
+          "invalid_after",
+          `Cannot use "after": offset of partition ${key} must be an integer ≥ -1`,
+        );
+      }
+      after.set(p, value);
+    }
+  }
+  let waitMs = 0;
+  if (object.wait_ms !== undefined && object.wait_ms !== null) {
+    const w = object.wait_ms;
+    if (typeof w !== "number" || !Number.isSafeInteger(w) || w < 0 || w > config.waitMsMax) {
+      throw badRequest(
+        "invalid_wait",
+        `Cannot use "wait_ms": must be an integer in [0, ${config.waitMsMax}] (WAIT_MS_MAX)`,
+        { limit: config.waitMsMax },
+      );
+    }
+    waitMs = w;
+  }
+  return { after, waitMs };
+}
+
+/** A key of a get, with its partition. */
+export interface GetKey {
+  readonly pk: string;
+  readonly sk: string;
+  readonly partition: number;
+}
+
+/** A validated `/records/get`. */
+export interface GetRequest extends ReadAfter {
+  readonly keys: readonly GetKey[];
+}
+
+const GET_BODY = new Set(["records", "Records", "after", "wait_ms"]);
+const GET_FIELDS = new Set(["pk", "sk"]);
+
+/** `/records/get`. */
+export function parseGet(body: unknown, config: Config): GetRequest {
+  const object = requireObject(body, "body");
+  rejectUnknown(object, GET_BODY, "body");
+  const raw = recordsOf(object, "records", config);
+  const keys: GetKey[] = new Array(raw.length);
+  for (let i = 0; i < raw.length; i++) {
+    const where = `records[${i}]`;
+    const key = requireObject(raw[i], where);
+    rejectUnknown(key, GET_FIELDS, where);
+    checkKey(key.pk, key.sk, where);
+    const pk = key.pk as string;
+    keys[i] = { pk, sk: key.sk as string, partition: partitionOf(pk, config.partitions) };
+  }
+  return { keys, ...parseAfter(object, config) };
+}
+
+/** A validated `/records/list`. */
+export interface ListRequest extends ReadAfter {
+  readonly pk: string;
+  readonly partition: number;
+  readonly skPrefix: string;
+  readonly startAfter: string | null;
+  readonly endBefore: string | null;
+  readonly limit: number;
+  readonly reverse: boolean;
+  readonly filter: string | null;
+  readonly stopOnFilter: boolean;
+}
+
+const LIST_BODY = new Set([
+  "pk",
+  "sk_prefix",
+  "start_after",
+  "end_before",
+  "limit",
+  "reverse",
+  "if",
+  "if_stop",
+  "after",
+  "wait_ms",
+]);
+
+const DEFAULT_LIST_LIMIT = 100;
+
+function optionalSk(object: Json, field: string): string | null {
+  const value = object[field];
+  if (value === undefined || value === null) return null;
+  const problem = keyProblem("x", value);
+  if (problem !== null) {
+    throw badRequest("invalid_key", `Cannot use "${field}": ${problem.replace(/^sk/, field)}`);
+  }
+  return value as string;
+}
+
+function optionalBoolean(object: Json, field: string): boolean {
+  const value = object[field];
+  if (value === undefined || value === null) return false;
+  if (typeof value !== "boolean") {
+    throw badRequest("invalid_request", `Cannot use "${field}": must be a boolean`);
+  }
+  return value;
+}
+
+/** `/records/list`. */
+export function parseList(body: unknown, config: Config, conditions: ConditionCache): ListRequest {
+  const object = requireObject(body, "body");
+  rejectUnknown(object, LIST_BODY, "body");
+  checkKey(object.pk, "", "body");
+  const pk = object.pk as string;
+  let limit = Math.min(DEFAULT_LIST_LIMIT, config.listLimitMax);
+  if (object.limit !== undefined && object.limit !== null) {
+    const l = object.limit;
+    if (typeof l !== "number" || !Number.isSafeInteger(l) || l < 1 || l > config.listLimitMax) {
+      throw badRequest(
+        "invalid_limit",
+        `Cannot use "limit": must be an integer in [1, ${config.listLimitMax}] (LIST_LIMIT_MAX)`,
+        { limit: config.listLimitMax },
+      );
+    }
+    limit = l;
+  }
+  const filter = checkCondition(object.if, "body", config, conditions) ?? null;
+  const stopOnFilter = optionalBoolean(object, "if_stop");
+  return {
+    pk,
+    partition: partitionOf(pk, config.partitions),
+    skPrefix: optionalSk(object, "sk_prefix") ?? "",
+    startAfter: optionalSk(object, "start_after"),
+    endBefore: optionalSk(object, "end_before"),
+    limit,
+    reverse: optionalBoolean(object, "reverse"),
+    filter,
+    stopOnFilter,
+    ...parseAfter(object, config),
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * The log message format (DESIGN §4): the Kafka value / embedded log entry, JSON
+ * `{"v":1,"atomic":bool,"ops":[{"op":"put"|"delete","pk","sk","data"?,"if"?}]}`.
+ *
+ * Decoding is strict and depends on nothing but the bytes, so every replica accepts or rejects
+ * the same messages; a rejected message is poison and is skipped, never retried.
+ */
+import { keyProblem } from "../keys/mod.ts";
+
+/** Version of the message format written by this code. */
+export const MESSAGE_VERSION = 1;
+/** Most ops in one message: a format bound, the same for every replica. */
+export const MESSAGE_OPS_MAX = 100_000;
+/** Longest condition in a message: a format bound, the same for every replica. */
+export const MESSAGE_CONDITION_CHARS_MAX = 65_536;
+
+/** A put: write `data` at `[pk, sk]` if `if` holds. */
+export interface PutOp {
+  readonly op: "put";
+  readonly pk: string;
+  readonly sk: string;
+  /** Any JSON value. */
+  readonly data: unknown;
+  readonly if?: string;
+}
+
+/** A delete of `[pk, sk]` if `if` holds. */
+export interface DeleteOp {
+  readonly op: "delete";
+  readonly pk: string;
+  readonly sk: string;
+  readonly if?: string;
+}
+
+/** One operation of a mutation. */
+export type Op = PutOp | DeleteOp;
+
+/** One log message: ops of a single partition, applied in one transaction. */
+export interface Mutation {
+  readonly v: 1;
+  /** All ops or none: any false condition aborts the whole message. */
+  readonly atomic: boolean;
+  readonly ops: readonly Op[];
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Serialises a mutation as the log value. */
+export function encodeMutation(mutation: Mutation): Uint8Array {
+  return encoder.encode(JSON.stringify(mutation));
+}
+
+/** The outcome of decoding: a mutation, or why the bytes are poison. */
+export type Decoded = { ok: true; mutation: Mutation } | { ok: false; reason: string };
+
+function poison(reason: string): Decoded {
+  return { ok: false, reason };
+}
+
+/** Decodes and validates a log value. Never throws. */
+export function decodeMutation(value: Uint8Array): Decoded {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(decoder.decode(value));
+  } catch {
+    return poison("not UTF-8 JSON");
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    return poison("not a JSON object");
+  }
+  const m = parsed as Record<string, unknown>;
+  if (m.v !== MESSAGE_VERSION) return poison(`unknown version ${JSON.stringify(m.v)}`);
+  if (typeof m.atomic !== "boolean") return poison("atomic must be a boolean");
+  const ops = m.ops;
+  if (!Array.isArray(ops) || ops.length === 0 || ops.length > MESSAGE_OPS_MAX) {
+    return poison(`ops must be an array of 1..${MESSAGE_OPS_MAX}`);
+  }
+  for (let i = 0; i < ops.length; i++) {
+    const op = ops[i] as Record<string, unknown> | null;
+    if (typeof op !== "object" || op === null || Array.isArray(op)) {
+      return poison(`ops[${i}] is not an object`);
+    }
+    if (op.op !== "put" && op.op !== "delete") return poison(`ops[${i}].op is unknown`);
+    const problem = keyProblem(op.pk, op.sk);
+    if (problem !== null) return poison(`ops[${i}]: ${problem}`);
+    if (op.op === "put" && op.data === undefined) return poison(`ops[${i}] put without data`);
+    if (
+      op.if !== undefined &&
+      (typeof op.if !== "string" || op.if.length > MESSAGE_CONDITION_CHARS_MAX)
+    ) {
+      return poison(`ops[${i}].if must be a string of at most ${MESSAGE_CONDITION_CHARS_MAX}`);
+    }
+  }
+  return { ok: true, mutation: m as unknown as Mutation };
+}

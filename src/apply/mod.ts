@@ -1,0 +1,19 @@
+/**
+ * Apply: turns log messages into store transactions. Owns the log message format, condition
+ * evaluation (jexl, cached) and the hash chain. Both log implementations feed
+ * {@linkcode applyBatch}, so a partition's state depends only on the log.
+ *
+ * @module
+ */
+export { applyBatch, nextChain } from "./apply.ts";
+export type { ApplyContext, LogRecord } from "./apply.ts";
+export { ConditionCache, ConditionError } from "./conditions.ts";
+export type { Verdict } from "./conditions.ts";
+export {
+  decodeMutation,
+  encodeMutation,
+  MESSAGE_CONDITION_CHARS_MAX,
+  MESSAGE_OPS_MAX,
+  MESSAGE_VERSION,
+} from "./message.ts";
+export type { Decoded, DeleteOp, Mutation, Op, PutOp } from "./message.ts";

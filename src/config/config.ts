@@ -1,0 +1,234 @@
+/**
+ * The one validated, frozen configuration of a node, read from environment variables.
+ *
+ * Every limit the node enforces lives here, with its default and its bounds, so that
+ * `docs/configuration.md` can list them all and a bad value stops the node at boot with a message
+ * naming the variable and the bound.
+ */
+
+/** Which implementation of the shared log a node uses. */
+export type LogKind = "embedded" | "kafka";
+
+/** The configuration of one node. Built by {@linkcode loadConfig}; never mutated. */
+export interface Config {
+  /** Namespace: prefixes topic names, consumer groups and the data directory. */
+  readonly namespace: string;
+  /** Region name (gossip stays within one region). */
+  readonly region: string;
+  /** Replica group within the region; each group holds a full copy of the data. */
+  readonly replicaGroup: string;
+  /** This node's id, unique within the cluster. */
+  readonly instanceId: string;
+  /** Number of log partitions (= LMDB files). Fixed for the life of a namespace. */
+  readonly partitions: number;
+  /** Which log: embedded when `KAFKA_SEEDS` is unset. */
+  readonly log: LogKind;
+  /** Kafka bootstrap brokers, `host:port`. Empty in embedded mode. */
+  readonly kafkaSeeds: readonly string[];
+  /** Kafka client id prefix. */
+  readonly kafkaClientId: string;
+  /** How long a write may wait for the log before it fails with 503 `log_unavailable`. */
+  readonly logWriteTimeoutMs: number;
+  /** Root folder of the LMDB files. */
+  readonly dbPath: string;
+  /** Address the public and internal HTTP servers bind to. */
+  readonly listenHost: string;
+  /** Public API port. */
+  readonly apiPort: number;
+  /** Internal port: metrics, status, proxy targets. */
+  readonly internalPort: number;
+  /** TLS certificate file (PEM) for the public port; TLS is on when both cert and key are set. */
+  readonly tlsCertFile: string | null;
+  /** TLS private key file (PEM). */
+  readonly tlsKeyFile: string | null;
+  /** Shared secret for `/internal/*` calls (and, later, gossip). Null = internal port open. */
+  readonly clusterSecret: string | null;
+  /** Bearer tokens allowed to read. Empty with `apiTokensWrite` empty = open API. */
+  readonly apiTokensRead: readonly string[];
+  /** Bearer tokens allowed to write (and read). */
+  readonly apiTokensWrite: readonly string[];
+  /** Largest accepted request body, bytes (413 `body_too_large` above). */
+  readonly bodyBytesMax: number;
+  /** Most records (or batch ops) in one request (400 `too_many_records` above). */
+  readonly recordsPerRequestMax: number;
+  /** Largest `data` value, bytes of its JSON encoding (413 `data_too_large` above). */
+  readonly dataBytesMax: number;
+  /** Longest `if` expression, UTF-8 bytes (400 `condition_too_long` above). */
+  readonly conditionBytesMax: number;
+  /** Largest encoded log message (one partition's share of a write), bytes. */
+  readonly messageBytesMax: number;
+  /** Most rows a list examines per request, matching or not (bounds filtered scans). */
+  readonly listScanMax: number;
+  /** Largest `limit` accepted by list. */
+  readonly listLimitMax: number;
+  /** Largest `wait_ms` accepted by get/list. */
+  readonly waitMsMax: number;
+  /** Compiled conditions kept in the cache. */
+  readonly conditionCacheMax: number;
+  /** Most log messages applied in one LMDB write transaction. */
+  readonly applyBatchMax: number;
+  /** Most appends waiting for the embedded log's next group commit (503 `log_overloaded` above). */
+  readonly logQueueMax: number;
+  /** Most waiters parked on `after` offsets at once (503 `too_many_waiters` above). */
+  readonly waitersMax: number;
+  /** Grace period for a SIGTERM/SIGINT stop before the process exits anyway. */
+  readonly shutdownTimeoutMs: number;
+  /** Largest LMDB map per partition, bytes. */
+  readonly lmdbMapBytes: number;
+}
+
+/** A configuration value that is out of bounds or malformed. */
+export class ConfigError extends Error {
+  /** Stable code for logs. */
+  readonly code = "invalid_config";
+  /** The variable at fault. */
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super(`Cannot start: ${variable} ${message}`);
+    this.name = "ConfigError";
+    this.variable = variable;
+  }
+}
+
+/** Keys are a format constant, not a setting: every replica must accept the same keys. */
+export const PK_BYTES_MAX = 512;
+/** Largest sort key, UTF-8 bytes. */
+export const SK_BYTES_MAX = 1024;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function raw(env: Env, name: string): string | undefined {
+  const value = env[name];
+  if (value === undefined) return undefined;
+  const trimmed = value.trim();
+  return trimmed === "" ? undefined : trimmed;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const value = raw(env, name);
+  if (value === undefined) return fallback;
+  if (!/^-?\d+$/.test(value)) {
+    throw new ConfigError(name, `must be an integer in [${min}, ${max}], got "${value}"`);
+  }
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new ConfigError(name, `must be an integer in [${min}, ${max}], got ${value}`);
+  }
+  return n;
+}
+
+function name(env: Env, variable: string, fallback: string): string {
+  const value = raw(env, variable) ?? fallback;
+  // Names become topic names, consumer group ids and folder names: keep them to a safe alphabet.
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(value)) {
+    throw new ConfigError(variable, `must match [A-Za-z0-9_-]{1,64}, got "${value}"`);
+  }
+  return value;
+}
+
+function list(env: Env, variable: string): string[] {
+  const value = raw(env, variable);
+  if (value === undefined) return [];
+  return value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+}
+
+function port(env: Env, variable: string, fallback: number): number {
+  return int(env, variable, fallback, 0, 65535);
+}
+
+function hostPort(variable: string, entry: string): string {
+  if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/.test(entry)) {
+    throw new ConfigError(variable, `entries must be host:port, got "${entry}"`);
+  }
+  return entry;
+}
+
+function randomId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(6));
+  return "node-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const GiB = 1024 * MiB;
+
+/**
+ * Reads and validates the configuration from `env` (normally `Deno.env.toObject()`).
+ * Throws {@linkcode ConfigError} naming the variable and its bound on any bad value.
+ */
+export function loadConfig(env: Env): Config {
+  const kafkaSeeds = list(env, "KAFKA_SEEDS").map((s) => hostPort("KAFKA_SEEDS", s));
+  const tlsCertFile = raw(env, "TLS_CERT_FILE") ?? null;
+  const tlsKeyFile = raw(env, "TLS_KEY_FILE") ?? null;
+  if ((tlsCertFile === null) !== (tlsKeyFile === null)) {
+    throw new ConfigError(
+      tlsCertFile === null ? "TLS_CERT_FILE" : "TLS_KEY_FILE",
+      "must be set together with " + (tlsCertFile === null ? "TLS_KEY_FILE" : "TLS_CERT_FILE"),
+    );
+  }
+  const clusterSecret = raw(env, "CLUSTER_SECRET") ?? null;
+  if (clusterSecret !== null && clusterSecret.length < 16) {
+    throw new ConfigError("CLUSTER_SECRET", "must be at least 16 characters");
+  }
+  const bodyBytesMax = int(env, "BODY_BYTES_MAX", 1 * MiB, 1 * KiB, 64 * MiB);
+  const dataBytesMax = int(env, "DATA_BYTES_MAX", 256 * KiB, 16, 64 * MiB);
+  // Kafka's default message.max.bytes is 1048588; stay under it with room for batch overhead.
+  const messageBytesMax = int(env, "MESSAGE_BYTES_MAX", 1_000_000, 4 * KiB, 64 * MiB);
+  if (dataBytesMax + 4 * KiB > messageBytesMax) {
+    throw new ConfigError(
+      "DATA_BYTES_MAX",
+      `must leave 4 KiB of MESSAGE_BYTES_MAX (${messageBytesMax}) for keys and framing, got ${dataBytesMax}`,
+    );
+  }
+  if (dataBytesMax > bodyBytesMax) {
+    throw new ConfigError(
+      "DATA_BYTES_MAX",
+      `must be at most BODY_BYTES_MAX (${bodyBytesMax}), got ${dataBytesMax}`,
+    );
+  }
+  const listenHost = raw(env, "LISTEN_HOST") ?? "0.0.0.0";
+  const config: Config = {
+    namespace: name(env, "NAMESPACE", "default"),
+    region: name(env, "REGION", raw(env, "FLY_REGION") ?? "local"),
+    replicaGroup: name(env, "REPLICA_GROUP", "default"),
+    instanceId: name(env, "INSTANCE_ID", raw(env, "FLY_MACHINE_ID") ?? randomId()),
+    partitions: int(env, "PARTITIONS", 16, 1, 4096),
+    log: kafkaSeeds.length > 0 ? "kafka" : "embedded",
+    kafkaSeeds,
+    kafkaClientId: name(env, "KAFKA_CLIENT_ID", "firescroll"),
+    logWriteTimeoutMs: int(env, "LOG_WRITE_TIMEOUT_MS", 10_000, 100, 300_000),
+    dbPath: raw(env, "DB_PATH") ?? "./data",
+    listenHost,
+    apiPort: port(env, "API_PORT", 8190),
+    internalPort: port(env, "INTERNAL_PORT", 8191),
+    tlsCertFile,
+    tlsKeyFile,
+    clusterSecret,
+    apiTokensRead: list(env, "API_TOKENS_READ"),
+    apiTokensWrite: list(env, "API_TOKENS_WRITE"),
+    bodyBytesMax,
+    recordsPerRequestMax: int(env, "RECORDS_PER_REQUEST_MAX", 1000, 1, 100_000),
+    dataBytesMax,
+    conditionBytesMax: int(env, "CONDITION_BYTES_MAX", 1024, 16, 64 * KiB),
+    messageBytesMax,
+    listLimitMax: int(env, "LIST_LIMIT_MAX", 1000, 1, 100_000),
+    listScanMax: int(env, "LIST_SCAN_MAX", 10_000, 1, 10_000_000),
+    waitMsMax: int(env, "WAIT_MS_MAX", 10_000, 0, 300_000),
+    conditionCacheMax: int(env, "CONDITION_CACHE_MAX", 10_000, 1, 1_000_000),
+    applyBatchMax: int(env, "APPLY_BATCH_MAX", 2000, 1, 100_000),
+    logQueueMax: int(env, "LOG_QUEUE_MAX", 10_000, 1, 1_000_000),
+    waitersMax: int(env, "WAITERS_MAX", 10_000, 1, 1_000_000),
+    shutdownTimeoutMs: int(env, "SHUTDOWN_TIMEOUT_MS", 10_000, 100, 600_000),
+    lmdbMapBytes: int(env, "LMDB_MAP_BYTES", 1 * GiB, 16 * MiB, 1024 * GiB),
+  };
+  if (config.listScanMax < config.listLimitMax) {
+    throw new ConfigError(
+      "LIST_SCAN_MAX",
+      `must be at least LIST_LIMIT_MAX (${config.listLimitMax}), got ${config.listScanMax}`,
+    );
+  }
+  if (config.apiPort !== 0 && config.apiPort === config.internalPort) {
+    throw new ConfigError("INTERNAL_PORT", `must differ from API_PORT (${config.apiPort})`);
+  }
+  return Object.freeze(config);
+}

@@ -1,0 +1,253 @@
+/**
+ * The embedded log: a durable, append-only log in one local LMDB file, with per-partition offsets
+ * and the same message format as Kafka. It makes one process a whole single-node cluster.
+ *
+ * Writers are group-committed: appends that arrive while a commit is in flight wait for the next
+ * one, and every append in a commit is acknowledged by the same fsync.
+ */
+import { open, type RootDatabase } from "lmdb";
+import type { LogRecord } from "../apply/mod.ts";
+import type { Metrics } from "../metrics/mod.ts";
+import { assert } from "../util/assert.ts";
+import { OperationalError } from "../util/errors.ts";
+import { log } from "../util/log.ts";
+import type { AppendRequest, MutationLog, PartitionConsumer } from "./log.ts";
+
+/** Settings of the embedded log. */
+export interface EmbeddedLogOptions {
+  /** File path of the log, e.g. `{DB_PATH}/{ns}/log.mdb`. */
+  readonly path: string;
+  readonly partitions: number;
+  /** Most appends waiting for a commit; more are refused with 503 `log_overloaded`. */
+  readonly queueMax: number;
+  /** Most records delivered to the consumer in one call. */
+  readonly deliverMax: number;
+  /** LMDB map size, bytes. */
+  readonly mapBytes: number;
+  readonly metrics: Metrics;
+  /** Clock for message timestamps, injectable for tests. */
+  readonly now: () => number;
+}
+
+interface Pending {
+  readonly messages: readonly AppendRequest[];
+  readonly resolve: (offsets: number[]) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+const TIMESTAMP_BYTES = 8;
+
+function entryKey(partition: number, offset: number): Uint8Array {
+  const key = new Uint8Array(12);
+  const view = new DataView(key.buffer);
+  view.setUint32(0, partition, false);
+  view.setBigUint64(4, BigInt(offset), false);
+  return key;
+}
+
+function entryOffset(key: Uint8Array): number {
+  return Number(new DataView(key.buffer, key.byteOffset, key.length).getBigUint64(4, false));
+}
+
+/** The embedded implementation of {@linkcode MutationLog}. */
+export class EmbeddedLog implements MutationLog {
+  readonly kind = "embedded";
+  private env: RootDatabase | null = null;
+  private entries: ReturnType<RootDatabase["openDB"]> | null = null;
+  /** Next offset to assign, per partition. */
+  private readonly endOffsets: number[];
+  private queue: Pending[] = [];
+  private queued = 0;
+  private committing = false;
+  private appended: () => void = () => {};
+  private appendedSignal: Promise<void> = Promise.resolve();
+
+  constructor(private readonly options: EmbeddedLogOptions) {
+    assert(options.partitions >= 1, "partitions must be positive");
+    this.endOffsets = new Array(options.partitions).fill(0);
+    this.resetSignal();
+  }
+
+  private resetSignal(): void {
+    this.appendedSignal = new Promise((resolve) => (this.appended = resolve));
+  }
+
+  start(): Promise<void> {
+    const dir = this.options.path.replace(/\/[^/]*$/, "");
+    Deno.mkdirSync(dir, { recursive: true });
+    // Commit must mean fsync'd: an acknowledged write is durable.
+    this.env = open({
+      path: this.options.path,
+      maxDbs: 2,
+      mapSize: this.options.mapBytes,
+      overlappingSync: false,
+    });
+    const entries = this.env.openDB<Uint8Array, Uint8Array>({
+      name: "entries",
+      keyEncoding: "binary",
+      encoding: "binary",
+    });
+    this.entries = entries;
+    for (let p = 0; p < this.options.partitions; p++) {
+      for (const key of entries.getKeys({ start: entryKey(p + 1, 0), reverse: true, limit: 1 })) {
+        const k = key as Uint8Array;
+        if (new DataView(k.buffer, k.byteOffset).getUint32(0, false) === p) {
+          this.endOffsets[p] = entryOffset(k) + 1;
+        }
+      }
+    }
+    // A log written with more partitions holds entries this node would never read.
+    for (const key of entries.getKeys({ start: entryKey(this.options.partitions, 0), limit: 1 })) {
+      const found = new DataView((key as Uint8Array).buffer, (key as Uint8Array).byteOffset)
+        .getUint32(0, false);
+      this.env.close();
+      throw new OperationalError(
+        "partition_count_mismatch",
+        500,
+        `Cannot start: the embedded log ${this.options.path} has partition ${found} but PARTITIONS=${this.options.partitions}`,
+      );
+    }
+    return Promise.resolve();
+  }
+
+  append(messages: readonly AppendRequest[]): Promise<number[]> {
+    assert(this.entries !== null, "embedded log is not started");
+    assert(messages.length > 0, "append needs at least one message");
+    for (const m of messages) {
+      assert(m.partition >= 0 && m.partition < this.options.partitions, "partition out of range");
+    }
+    if (this.queued + messages.length > this.options.queueMax) {
+      return Promise.reject(
+        new OperationalError(
+          "log_overloaded",
+          503,
+          `Cannot append: ${this.queued} messages are already waiting for the log`,
+        ),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      this.queue.push({ messages, resolve, reject });
+      this.queued += messages.length;
+      if (!this.committing) this.commit();
+    });
+  }
+
+  /** Commits everything queued in one transaction, then again while more arrived meanwhile. */
+  private async commit(): Promise<void> {
+    const entries = this.entries!;
+    this.committing = true;
+    while (this.queue.length > 0) {
+      const batch = this.queue;
+      this.queue = [];
+      this.queued = 0;
+      const timestamp = this.options.now();
+      const offsets: number[][] = [];
+      const started = performance.now();
+      const before = this.endOffsets.slice();
+      let count = 0;
+      try {
+        await this.env!.transaction(() => {
+          for (const pending of batch) {
+            const assigned: number[] = [];
+            for (const m of pending.messages) {
+              const offset = this.endOffsets[m.partition]!;
+              this.endOffsets[m.partition] = offset + 1;
+              const value = new Uint8Array(TIMESTAMP_BYTES + m.value.length);
+              new DataView(value.buffer).setFloat64(0, timestamp, false);
+              value.set(m.value, TIMESTAMP_BYTES);
+              entries.putSync(entryKey(m.partition, offset), value);
+              assigned.push(offset);
+              count++;
+            }
+            offsets.push(assigned);
+          }
+        });
+      } catch (error) {
+        this.endOffsets.splice(0, this.endOffsets.length, ...before);
+        log("error", "embedded_log_commit_failed", { error: String(error) });
+        const failure = new OperationalError(
+          "log_unavailable",
+          503,
+          "Cannot append: the embedded log failed to commit",
+        );
+        for (const pending of batch) pending.reject(failure);
+        this.wake();
+        continue;
+      }
+      this.options.metrics.logCommits.labels().inc();
+      this.options.metrics.logAppends.labels().inc(count);
+      this.options.metrics.logCommitDuration.labels().observe((performance.now() - started) / 1000);
+      for (let i = 0; i < batch.length; i++) batch[i]!.resolve(offsets[i]!);
+      this.wake();
+    }
+    this.committing = false;
+    this.wake();
+  }
+
+  /** Wakes the consumer loop and anyone waiting for a commit to finish. */
+  private wake(): void {
+    const wake = this.appended;
+    this.resetSignal();
+    wake();
+  }
+
+  /** Reads up to `max` records of `partition` from `from` on. */
+  read(partition: number, from: number, max: number): LogRecord[] {
+    const records: LogRecord[] = [];
+    const end = Math.min(this.endOffsets[partition]!, from + max);
+    if (from >= end) return records;
+    for (
+      const { key, value } of this.entries!.getRange({
+        start: entryKey(partition, from),
+        end: entryKey(partition, end),
+      })
+    ) {
+      const v = value as Uint8Array;
+      records.push({
+        offset: entryOffset(key as Uint8Array),
+        timestamp: new DataView(v.buffer, v.byteOffset, v.length).getFloat64(0, false),
+        value: v.slice(TIMESTAMP_BYTES),
+      });
+    }
+    return records;
+  }
+
+  async run(consumer: PartitionConsumer, signal: AbortSignal): Promise<void> {
+    assert(this.entries !== null, "embedded log is not started");
+    const all = Array.from({ length: this.options.partitions }, (_, p) => p);
+    const ends = new Map(all.map((p) => [p, this.endOffsets[p]!]));
+    const starts = await consumer.assigned(all, ends);
+    const positions = all.map((p) => starts.get(p) ?? 0);
+    const aborted = new Promise<void>((resolve) =>
+      signal.addEventListener("abort", () => resolve())
+    );
+    while (!signal.aborted) {
+      const waitFor = this.appendedSignal;
+      const work: Promise<void>[] = [];
+      for (const p of all) {
+        const from = positions[p]!;
+        if (from >= this.endOffsets[p]!) continue;
+        const records = this.read(p, from, this.options.deliverMax);
+        const next = records.length === 0
+          ? this.endOffsets[p]!
+          : records[records.length - 1]!.offset + 1;
+        positions[p] = next;
+        work.push(consumer.deliver(p, records, next));
+      }
+      if (work.length > 0) {
+        await Promise.all(work);
+        continue;
+      }
+      await Promise.race([waitFor, aborted]);
+    }
+    await consumer.revoked(all);
+  }
+
+  async close(): Promise<void> {
+    // Let queued appends finish: they may already be acknowledged to nobody, but they are durable.
+    while (this.committing) await this.appendedSignal;
+    if (this.env !== null) await this.env.close();
+    this.env = null;
+    this.entries = null;
+  }
+}

@@ -1,0 +1,54 @@
+/**
+ * The shared write-ahead log seen by a node: append mutations, and consume the partitions the log
+ * assigns to this node. Implemented by the embedded LMDB log and by Kafka.
+ */
+import type { LogRecord } from "../apply/mod.ts";
+
+/** One message to append. */
+export interface AppendRequest {
+  /** Target partition (from the shared partitioner). */
+  readonly partition: number;
+  /** Message key (the first op's pk). */
+  readonly key: string;
+  /** Encoded mutation. */
+  readonly value: Uint8Array;
+}
+
+/** Receives what the log assigns and delivers. Implemented by the node. */
+export interface PartitionConsumer {
+  /**
+   * Partitions were assigned to this node. `endOffsets` holds each partition's log end offset
+   * (the next offset to be written) as seen now; a partition is caught up once it has read that
+   * far. Resolves to the offset to start reading each partition from (stored offset + 1).
+   */
+  assigned(
+    partitions: readonly number[],
+    endOffsets: ReadonlyMap<number, number>,
+  ): Promise<ReadonlyMap<number, number>>;
+  /** Partitions were taken away; resolves once they stopped serving and are closed. */
+  revoked(partitions: readonly number[]): Promise<void>;
+  /**
+   * Records of one partition in offset order. `nextOffset` is where the log will read next,
+   * which may be past the last record when the log has gaps. Resolves once applied: the log does
+   * not deliver the same partition again before that.
+   */
+  deliver(partition: number, records: readonly LogRecord[], nextOffset: number): Promise<void>;
+}
+
+/** The log a node writes to and consumes. */
+export interface MutationLog {
+  /** Which implementation. */
+  readonly kind: "embedded" | "kafka";
+  /** Connects, creates what is missing, checks the partition count guard. */
+  start(): Promise<void>;
+  /**
+   * Appends messages (at most one per partition per call) and resolves to their offsets, in
+   * request order, once they are durable. Rejects with an `OperationalError` (`log_unavailable`,
+   * `log_overloaded`) when it cannot.
+   */
+  append(messages: readonly AppendRequest[]): Promise<number[]>;
+  /** Consumes assigned partitions into `consumer` until `signal` aborts. */
+  run(consumer: PartitionConsumer, signal: AbortSignal): Promise<void>;
+  /** Releases connections and files. */
+  close(): Promise<void>;
+}

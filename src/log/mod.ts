@@ -1,0 +1,9 @@
+/**
+ * The shared log: the {@linkcode MutationLog} interface and its implementations. The embedded log
+ * (a local LMDB file) is the default; the Kafka log is used when `KAFKA_SEEDS` is set.
+ *
+ * @module
+ */
+export { EmbeddedLog } from "./embedded.ts";
+export type { EmbeddedLogOptions } from "./embedded.ts";
+export type { AppendRequest, MutationLog, PartitionConsumer } from "./log.ts";

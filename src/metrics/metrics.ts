@@ -1,0 +1,118 @@
+/**
+ * Every metric FireScroll exports, created once per process. This list is the documentation: a
+ * metric that is not here does not exist. Names are `firescroll_<component>_<thing>_<unit>`.
+ */
+import {
+  type CounterFamily,
+  type GaugeFamily,
+  type HistogramFamily,
+  Registry,
+} from "./registry.ts";
+
+const LATENCY_BUCKETS_S = [
+  0.00005,
+  0.0001,
+  0.00025,
+  0.0005,
+  0.001,
+  0.0025,
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+];
+
+const LAG_BUCKETS_S = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
+
+/** The metric handles of one node. */
+export interface Metrics {
+  /** The registry that renders them all. */
+  readonly registry: Registry;
+  /** `firescroll_api_request_duration_seconds{route,status}`: public API request duration. */
+  readonly requestDuration: HistogramFamily;
+  /** `firescroll_apply_lag_seconds`: apply time minus the message's log timestamp. */
+  readonly applyLag: HistogramFamily;
+  /** `firescroll_apply_offset{partition}`: last applied log offset. */
+  readonly appliedOffset: GaugeFamily;
+  /** `firescroll_apply_messages_total`: log messages applied (poison included). */
+  readonly appliedMessages: CounterFamily;
+  /** `firescroll_apply_condition_false_total`: operations skipped because `if` was false. */
+  readonly conditionFalse: CounterFamily;
+  /** `firescroll_apply_condition_errors_total`: `if` evaluations that failed (counted as false). */
+  readonly conditionErrors: CounterFamily;
+  /** `firescroll_apply_poison_messages_total`: undecodable log messages skipped. */
+  readonly poisonMessages: CounterFamily;
+  /** `firescroll_log_appends_total`: messages appended to the log by this node. */
+  readonly logAppends: CounterFamily;
+  /** `firescroll_log_commits_total`: embedded log group commits (appends ÷ commits = batching). */
+  readonly logCommits: CounterFamily;
+  /** `firescroll_log_commit_duration_seconds`: embedded log commit (write + fsync) duration. */
+  readonly logCommitDuration: HistogramFamily;
+  /** `firescroll_node_partitions{state}`: partitions owned / serving. */
+  readonly partitions: GaugeFamily;
+}
+
+/** Creates the registry and every metric handle. */
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  return {
+    registry,
+    requestDuration: registry.histogram(
+      "firescroll_api_request_duration_seconds",
+      "Public API request duration by route and status.",
+      LATENCY_BUCKETS_S,
+      ["route", "status"],
+    ),
+    applyLag: registry.histogram(
+      "firescroll_apply_lag_seconds",
+      "Time from a message's log timestamp to its application on this node.",
+      LAG_BUCKETS_S,
+    ),
+    appliedOffset: registry.gauge(
+      "firescroll_apply_offset",
+      "Last applied log offset per partition.",
+      ["partition"],
+    ),
+    appliedMessages: registry.counter(
+      "firescroll_apply_messages_total",
+      "Log messages applied, poison messages included.",
+    ),
+    conditionFalse: registry.counter(
+      "firescroll_apply_condition_false_total",
+      "Operations not applied because their condition was false.",
+    ),
+    conditionErrors: registry.counter(
+      "firescroll_apply_condition_errors_total",
+      "Condition evaluations that failed and counted as false.",
+    ),
+    poisonMessages: registry.counter(
+      "firescroll_apply_poison_messages_total",
+      "Log messages that did not decode and were skipped.",
+    ),
+    logAppends: registry.counter(
+      "firescroll_log_appends_total",
+      "Messages appended to the log by this node.",
+    ),
+    logCommits: registry.counter(
+      "firescroll_log_commits_total",
+      "Group commits of the embedded log.",
+    ),
+    logCommitDuration: registry.histogram(
+      "firescroll_log_commit_duration_seconds",
+      "Embedded log group commit duration (write and fsync).",
+      LATENCY_BUCKETS_S,
+    ),
+    partitions: registry.gauge(
+      "firescroll_node_partitions",
+      "Partitions by state: owned, serving.",
+      ["state"],
+    ),
+  };
+}

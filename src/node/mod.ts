@@ -1,0 +1,10 @@
+/**
+ * Node: wires the log, apply and the stores together and runs the partition lifecycle
+ * (assign → open → catch up → serve → revoke). The API and, later, the cluster talk to a
+ * {@linkcode Node}.
+ *
+ * @module
+ */
+export { Node } from "./node.ts";
+export type { NodeDeps, PartitionState, PartitionStatus } from "./node.ts";
+export { buildNode } from "./build.ts";

@@ -1,0 +1,227 @@
+/**
+ * A node: the log, the partition stores it feeds, and the partition lifecycle
+ * (assign → open → catch up → serve → revoke). The API talks to the node, never to the log or
+ * stores directly.
+ */
+import {
+  applyBatch,
+  type ApplyContext,
+  ConditionCache,
+  encodeMutation,
+  type LogRecord,
+  type Mutation,
+} from "../apply/mod.ts";
+import type { Config } from "../config/mod.ts";
+import type { AppendRequest, MutationLog, PartitionConsumer } from "../log/mod.ts";
+import type { Metrics } from "../metrics/mod.ts";
+import { type AppliedPosition, PartitionStore } from "../store/mod.ts";
+import { assert } from "../util/assert.ts";
+import { OperationalError } from "../util/errors.ts";
+import { errorMessage, log } from "../util/log.ts";
+import { Waiters } from "./waiters.ts";
+
+/** Where a partition owned by this node stands. */
+export type PartitionState = "catching_up" | "serving";
+
+interface Owned {
+  readonly store: PartitionStore;
+  state: PartitionState;
+  /** Log end offset seen at assignment: serving once read this far. */
+  readonly catchUpTo: number;
+}
+
+/** Per-partition view for `/internal/status`. */
+export interface PartitionStatus {
+  readonly state: PartitionState;
+  readonly offset: number;
+  readonly chain: string;
+  readonly records: number;
+}
+
+/** What a node is built from; everything external is injected. */
+export interface NodeDeps {
+  readonly config: Config;
+  readonly log: MutationLog;
+  readonly metrics: Metrics;
+  readonly now: () => number;
+}
+
+/** One FireScroll node. */
+export class Node implements PartitionConsumer {
+  readonly config: Config;
+  readonly conditions: ConditionCache;
+  readonly metrics: Metrics;
+  private readonly log: MutationLog;
+  private readonly owned = new Map<number, Owned>();
+  private readonly waiters: Waiters;
+  private readonly applyContext: ApplyContext;
+  private readonly stopping = new AbortController();
+  private consuming: Promise<void> | null = null;
+  private started = false;
+
+  constructor(deps: NodeDeps) {
+    this.config = deps.config;
+    this.log = deps.log;
+    this.metrics = deps.metrics;
+    this.conditions = new ConditionCache(deps.config.conditionCacheMax);
+    this.waiters = new Waiters(deps.config.waitersMax);
+    this.applyContext = { conditions: this.conditions, metrics: deps.metrics, now: deps.now };
+  }
+
+  /** Folder of this namespace's partition files. */
+  get storeDir(): string {
+    return `${this.config.dbPath}/${this.config.namespace}`;
+  }
+
+  /** Starts the log and the consume loop; resolves once the log accepted the start. */
+  async start(): Promise<void> {
+    await this.log.start();
+    this.started = true;
+    this.consuming = this.log.run(this, this.stopping.signal).catch((error) => {
+      // The consume loop only ends by abort; anything else is a fault the node cannot serve past.
+      log("error", "consume_loop_failed", { error: errorMessage(error) });
+      throw error;
+    });
+  }
+
+  /** Whether every owned partition is serving (`/readyz`). */
+  get ready(): boolean {
+    if (!this.started || this.owned.size === 0) return false;
+    for (const owned of this.owned.values()) if (owned.state !== "serving") return false;
+    return true;
+  }
+
+  /** The store of a partition this node serves, or null. */
+  servingStore(partition: number): PartitionStore | null {
+    const owned = this.owned.get(partition);
+    return owned !== undefined && owned.state === "serving" ? owned.store : null;
+  }
+
+  /**
+   * Appends one mutation per partition and resolves to the offsets, keyed by partition.
+   * `mutations` maps partition → mutation; every mutation has been validated by the API.
+   */
+  async write(mutations: ReadonlyMap<number, Mutation>): Promise<Record<string, number>> {
+    const requests: AppendRequest[] = [];
+    for (const [partition, mutation] of mutations) {
+      const value = encodeMutation(mutation);
+      if (value.length > this.config.messageBytesMax) {
+        throw new OperationalError(
+          "message_too_large",
+          413,
+          `Cannot write: partition ${partition} would get a ${value.length}-byte log message, more than MESSAGE_BYTES_MAX (${this.config.messageBytesMax})`,
+          { partition, bytes: value.length, limit: this.config.messageBytesMax },
+        );
+      }
+      requests.push({ partition, key: mutation.ops[0]!.pk, value });
+    }
+    const offsets = await this.log.append(requests);
+    const out: Record<string, number> = {};
+    for (let i = 0; i < requests.length; i++) out[String(requests[i]!.partition)] = offsets[i]!;
+    return out;
+  }
+
+  /**
+   * Resolves once `partition` has applied `offset`, waiting at most `waitMs`; rejects with 504
+   * `not_caught_up` otherwise.
+   */
+  waitForOffset(partition: number, offset: number, waitMs: number): Promise<void> {
+    const owned = this.owned.get(partition);
+    assert(owned !== undefined, "waitForOffset needs an owned partition");
+    if (owned.store.applied.offset >= offset) return Promise.resolve();
+    return this.waiters.wait(partition, offset, waitMs, owned.store.applied.offset);
+  }
+
+  /** Offsets, chains and counts of every owned partition. */
+  status(): Record<string, PartitionStatus> {
+    const out: Record<string, PartitionStatus> = {};
+    const sorted = [...this.owned.keys()].sort((a, b) => a - b);
+    for (const p of sorted) {
+      const owned = this.owned.get(p)!;
+      const { offset, chain } = owned.store.applied;
+      out[String(p)] = { state: owned.state, offset, chain, records: owned.store.count() };
+    }
+    return out;
+  }
+
+  // --- PartitionConsumer ---------------------------------------------------------------------
+
+  assigned(
+    partitions: readonly number[],
+    endOffsets: ReadonlyMap<number, number>,
+  ): Promise<ReadonlyMap<number, number>> {
+    const starts = new Map<number, number>();
+    for (const partition of partitions) {
+      assert(!this.owned.has(partition), `p${partition} assigned twice`);
+      const store = PartitionStore.open({
+        dir: this.storeDir,
+        namespace: this.config.namespace,
+        partition,
+        mapBytes: this.config.lmdbMapBytes,
+      });
+      const catchUpTo = endOffsets.get(partition) ?? 0;
+      const owned: Owned = { store, state: "catching_up", catchUpTo };
+      this.owned.set(partition, owned);
+      starts.set(partition, store.applied.offset + 1);
+      this.metrics.appliedOffset.labels(String(partition)).set(store.applied.offset);
+      log("info", "partition_assigned", {
+        partition,
+        offset: store.applied.offset,
+        catch_up_to: catchUpTo,
+      });
+      this.maybeServe(partition, owned, store.applied.offset + 1);
+    }
+    this.updatePartitionGauges();
+    return Promise.resolve(starts);
+  }
+
+  async revoked(partitions: readonly number[]): Promise<void> {
+    for (const partition of partitions) {
+      const owned = this.owned.get(partition);
+      if (owned === undefined) continue;
+      this.owned.delete(partition);
+      this.waiters.cancel(partition);
+      this.metrics.appliedOffset.remove(String(partition));
+      await owned.store.close();
+      log("info", "partition_revoked", { partition, offset: owned.store.applied.offset });
+    }
+    this.updatePartitionGauges();
+  }
+
+  async deliver(
+    partition: number,
+    records: readonly LogRecord[],
+    nextOffset: number,
+  ): Promise<void> {
+    const owned = this.owned.get(partition);
+    assert(owned !== undefined, `p${partition} delivered but not owned`);
+    let position: AppliedPosition = owned.store.applied;
+    if (records.length > 0) {
+      position = await applyBatch(owned.store, records, this.applyContext);
+      this.waiters.release(partition, position.offset);
+    }
+    this.maybeServe(partition, owned, nextOffset);
+  }
+
+  private maybeServe(partition: number, owned: Owned, readTo: number): void {
+    if (owned.state === "serving" || readTo < owned.catchUpTo) return;
+    owned.state = "serving";
+    log("info", "partition_serving", { partition, offset: owned.store.applied.offset });
+    this.updatePartitionGauges();
+  }
+
+  private updatePartitionGauges(): void {
+    let serving = 0;
+    for (const owned of this.owned.values()) if (owned.state === "serving") serving++;
+    this.metrics.partitions.labels("owned").set(this.owned.size);
+    this.metrics.partitions.labels("serving").set(serving);
+  }
+
+  /** Stops consuming, closes every store and the log. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    if (this.consuming !== null) await this.consuming.catch(() => {});
+    await this.revoked([...this.owned.keys()]);
+    await this.log.close();
+  }
+}

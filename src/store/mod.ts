@@ -1,0 +1,23 @@
+/**
+ * Storage: one {@linkcode PartitionStore} per log partition on LMDB, holding the records and the
+ * meta (applied offset, hash chain) that say which prefix of the log the file reflects.
+ *
+ * @module
+ */
+export {
+  CHAIN_ZERO,
+  compareBytes,
+  PartitionStore,
+  STORE_FORMAT,
+  StoreMismatchError,
+  storePath,
+} from "./partition_store.ts";
+export type {
+  AppliedPosition,
+  ListPage,
+  ListQuery,
+  StoreOptions,
+  StoreTx,
+} from "./partition_store.ts";
+export { decodeRecordValue, encodeRecordValue, RECORD_FORMAT } from "./record_codec.ts";
+export type { StoredRecord } from "./record_codec.ts";

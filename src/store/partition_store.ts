@@ -1,0 +1,310 @@
+/**
+ * One partition's database: an LMDB environment `{dir}/p{partition}.mdb` with two named DBs,
+ * `records` (encoded `[pk, sk]` → record value) and `meta` (applied offset, hash chain, identity).
+ *
+ * The applied offset and the chain are written in the same transaction as the records they
+ * describe, so after any crash the file says exactly which log prefix it reflects.
+ */
+import { open, type RootDatabase } from "lmdb";
+import { decodeSk, encodeRecordKey, keyWithSk, pkPrefix } from "../keys/mod.ts";
+import { assert } from "../util/assert.ts";
+import { decodeRecordValue, encodeRecordValue, type StoredRecord } from "./record_codec.ts";
+
+/** Version of the file layout, stored in `meta`. */
+export const STORE_FORMAT = 1;
+
+/** The hash chain before any message: 32 zero bytes. */
+export const CHAIN_ZERO = "0".repeat(64);
+
+/** Where a partition's file stands in the log. */
+export interface AppliedPosition {
+  /** Last applied log offset, -1 when nothing was applied yet. */
+  readonly offset: number;
+  /** Hash chain after that offset, hex. */
+  readonly chain: string;
+}
+
+/** Reads and writes inside one write transaction. */
+export interface StoreTx {
+  /** The record as the transaction sees it (earlier writes of the same transaction included). */
+  get(pk: string, sk: string): StoredRecord | null;
+  /** Writes a record. */
+  put(
+    pk: string,
+    sk: string,
+    dataJson: string,
+    version: number,
+    createdAt: number,
+    updatedAt: number,
+  ): void;
+  /** Deletes a record; absent records are ignored. */
+  delete(pk: string, sk: string): void;
+}
+
+/** A list query, already validated by the API. */
+export interface ListQuery {
+  /** Partition key whose records are listed. */
+  readonly pk: string;
+  /** Only sort keys starting with this (an exact match included). */
+  readonly skPrefix: string;
+  /** Resume after this sort key (in iteration order). */
+  readonly startAfter: string | null;
+  /** Stop before this sort key (in iteration order). */
+  readonly endBefore: string | null;
+  /** Most records returned. */
+  readonly limit: number;
+  /** Descending order. */
+  readonly reverse: boolean;
+  /** Row filter; rows failing it are skipped (or end the scan with `stopOnFilter`). */
+  readonly filter: ((record: StoredRecord) => boolean) | null;
+  /** End the scan at the first row that fails `filter`. */
+  readonly stopOnFilter: boolean;
+  /** Most rows examined, so a selective filter cannot scan a whole partition in one request. */
+  readonly scanMax: number;
+}
+
+/** One page of a list. */
+export interface ListPage {
+  /** Matching records in order. */
+  readonly records: StoredRecord[];
+  /** Cursor for `start_after`, or null when the range is exhausted. */
+  readonly next: string | null;
+}
+
+/** How to open a store. */
+export interface StoreOptions {
+  /** Folder holding the partition files of one namespace. */
+  readonly dir: string;
+  /** Namespace, recorded in meta and checked on open. */
+  readonly namespace: string;
+  /** Partition number. */
+  readonly partition: number;
+  /** LMDB map size, bytes. */
+  readonly mapBytes: number;
+}
+
+/** Raised when a file on disk belongs to another partition or namespace. */
+export class StoreMismatchError extends Error {
+  /** Stable code. */
+  readonly code = "store_mismatch";
+  constructor(message: string) {
+    super(message);
+    this.name = "StoreMismatchError";
+  }
+}
+
+const FF = new Uint8Array([0xff]);
+const ZERO = new Uint8Array([0x00]);
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+/** memcmp order, as LMDB sorts keys. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = a[i]! - b[i]!;
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+function maxBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  return compareBytes(a, b) >= 0 ? a : b;
+}
+
+function minBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  return compareBytes(a, b) <= 0 ? a : b;
+}
+
+/** Path of a partition's file. */
+export function storePath(dir: string, partition: number): string {
+  return `${dir}/p${partition}.mdb`;
+}
+
+/** One partition's LMDB database. */
+export class PartitionStore {
+  readonly partition: number;
+  readonly path: string;
+  private readonly env: RootDatabase;
+  private readonly records;
+  private readonly meta;
+  private position: AppliedPosition;
+  private closed = false;
+  private writing = false;
+
+  private constructor(options: StoreOptions) {
+    this.partition = options.partition;
+    this.path = storePath(options.dir, options.partition);
+    Deno.mkdirSync(options.dir, { recursive: true });
+    this.env = open({ path: this.path, maxDbs: 4, mapSize: options.mapBytes });
+    this.records = this.env.openDB<Uint8Array, Uint8Array>({
+      name: "records",
+      keyEncoding: "binary",
+      encoding: "binary",
+    });
+    this.meta = this.env.openDB<unknown, string>({ name: "meta", encoding: "json" });
+    const partition = this.meta.get("partition");
+    const namespace = this.meta.get("namespace");
+    if (partition === undefined) {
+      this.meta.transactionSync(() => {
+        this.meta.putSync("partition", options.partition);
+        this.meta.putSync("namespace", options.namespace);
+        this.meta.putSync("format", STORE_FORMAT);
+        this.meta.putSync("offset", -1);
+        this.meta.putSync("chain", CHAIN_ZERO);
+      });
+    } else if (partition !== options.partition || namespace !== options.namespace) {
+      const found = `partition ${partition} of namespace ${namespace}`;
+      this.env.close();
+      throw new StoreMismatchError(
+        `Cannot open ${this.path}: it holds ${found}, expected partition ${options.partition} of namespace ${options.namespace}`,
+      );
+    }
+    const format = this.meta.get("format");
+    if (format !== STORE_FORMAT) {
+      this.env.close();
+      throw new StoreMismatchError(
+        `Cannot open ${this.path}: format ${format}, expected ${STORE_FORMAT}`,
+      );
+    }
+    const offset = this.meta.get("offset");
+    const chain = this.meta.get("chain");
+    assert(
+      typeof offset === "number" && Number.isSafeInteger(offset) && offset >= -1,
+      "meta offset is corrupt",
+    );
+    assert(typeof chain === "string" && /^[0-9a-f]{64}$/.test(chain), "meta chain is corrupt");
+    this.position = { offset, chain };
+  }
+
+  /** Opens (creating if needed) the store of one partition. */
+  static open(options: StoreOptions): PartitionStore {
+    return new PartitionStore(options);
+  }
+
+  /** The last applied offset and chain, as committed. */
+  get applied(): AppliedPosition {
+    return this.position;
+  }
+
+  /** One record, or null. */
+  get(pk: string, sk: string): StoredRecord | null {
+    const value = this.records.getBinaryFast(encodeRecordKey(pk, sk));
+    return value === undefined ? null : decodeRecordValue(pk, sk, value);
+  }
+
+  /**
+   * Several records from one snapshot. lmdb-js renews its read transaction only between event-loop
+   * turns, so synchronous reads here all see the same committed state.
+   */
+  getMany(keys: readonly { pk: string; sk: string }[]): (StoredRecord | null)[] {
+    const out: (StoredRecord | null)[] = new Array(keys.length);
+    for (let i = 0; i < keys.length; i++) out[i] = this.get(keys[i]!.pk, keys[i]!.sk);
+    return out;
+  }
+
+  /** One page of a pk's records; see {@linkcode ListQuery}. */
+  list(query: ListQuery): ListPage {
+    assert(query.limit >= 1 && query.scanMax >= query.limit, "list limits are inconsistent");
+    const prefix = pkPrefix(query.pk);
+    let lo = keyWithSk(prefix, query.skPrefix);
+    let hi = concat(lo, FF); // UTF-8 never contains 0xff, so this bounds every key with the prefix.
+    if (query.startAfter !== null) {
+      const cursor = keyWithSk(prefix, query.startAfter);
+      if (query.reverse) hi = minBytes(hi, cursor);
+      else lo = maxBytes(lo, concat(cursor, ZERO)); // The immediate successor of the cursor.
+    }
+    if (query.endBefore !== null) {
+      const end = keyWithSk(prefix, query.endBefore);
+      if (query.reverse) lo = maxBytes(lo, concat(end, ZERO));
+      else hi = minBytes(hi, end);
+    }
+    const records: StoredRecord[] = [];
+    if (compareBytes(lo, hi) >= 0) return { records, next: null };
+    // Forward ranges are [lo, hi). lmdb-js's reverse start is inclusive, so skip a row equal to hi
+    // and stop below lo by hand.
+    const range = query.reverse
+      ? this.records.getRange({ start: hi, reverse: true })
+      : this.records.getRange({ start: lo, end: hi });
+    let scanned = 0;
+    let lastScanned: string | null = null;
+    for (const { key, value } of range) {
+      if (query.reverse) {
+        if (compareBytes(key, hi) >= 0) continue;
+        if (compareBytes(key, lo) < 0) break;
+      }
+      if (records.length === query.limit) return { records, next: records[records.length - 1]!.sk };
+      if (scanned === query.scanMax) return { records, next: lastScanned };
+      scanned++;
+      const sk = decodeSk(key);
+      lastScanned = sk;
+      const record = decodeRecordValue(query.pk, sk, value);
+      if (query.filter !== null && !query.filter(record)) {
+        if (query.stopOnFilter) return { records, next: null };
+        continue;
+      }
+      records.push(record);
+    }
+    return { records, next: null };
+  }
+
+  /** Number of records (LMDB keeps the count; this does not scan). */
+  count(): number {
+    return (this.records.getStats() as { entryCount: number }).entryCount;
+  }
+
+  /**
+   * Runs `body` in one write transaction. `body` reads and writes through the {@linkcode StoreTx}
+   * and returns the position the transaction reaches, or null to write nothing; the new offset
+   * and chain are stored in the same transaction. Resolves once committed and visible to readers.
+   */
+  async write(body: (tx: StoreTx) => AppliedPosition | null): Promise<AppliedPosition> {
+    assert(!this.closed, `store p${this.partition} is closed`);
+    // Each transaction checks the offset against the last committed one, so they must not overlap.
+    assert(!this.writing, `store p${this.partition} already has a write in flight`);
+    this.writing = true;
+    const records = this.records;
+    const meta = this.meta;
+    const tx: StoreTx = {
+      get: (pk, sk) => {
+        const value = records.getBinaryFast(encodeRecordKey(pk, sk));
+        return value === undefined ? null : decodeRecordValue(pk, sk, value);
+      },
+      put: (pk, sk, dataJson, version, createdAt, updatedAt) => {
+        records.putSync(
+          encodeRecordKey(pk, sk),
+          encodeRecordValue(dataJson, version, createdAt, updatedAt),
+        );
+      },
+      delete: (pk, sk) => {
+        records.removeSync(encodeRecordKey(pk, sk));
+      },
+    };
+    try {
+      const reached = await this.env.transaction(() => {
+        const next = body(tx);
+        if (next === null) return null;
+        assert(next.offset > this.position.offset, `p${this.partition} offset must move forward`);
+        meta.putSync("offset", next.offset);
+        meta.putSync("chain", next.chain);
+        return next;
+      });
+      if (reached !== null) this.position = reached;
+      return this.position;
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  /** Flushes and closes the environment. Further calls fail. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.env.close();
+  }
+}

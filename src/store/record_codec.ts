@@ -1,0 +1,65 @@
+/**
+ * The on-disk value of a record: a fixed header followed by the record's `data` as JSON text.
+ *
+ * `data` stays JSON text so the read path can splice it into a response without parsing and
+ * re-serializing it; the header holds the numbers conditions and responses need.
+ *
+ * Layout (little endian): u8 format (=1) ‖ f64 version ‖ f64 created_at ‖ f64 updated_at ‖ JSON.
+ */
+import { assert } from "../util/assert.ts";
+
+/** The format byte of the current layout. */
+export const RECORD_FORMAT = 1;
+const HEADER_BYTES = 1 + 8 * 3;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A record as stored, with `data` still as JSON text. */
+export interface StoredRecord {
+  /** Partition key. */
+  readonly pk: string;
+  /** Sort key. */
+  readonly sk: string;
+  /** `data` as JSON text. */
+  readonly dataJson: string;
+  /** Log offset of the mutation that last wrote the record. */
+  readonly version: number;
+  /** Log timestamp (unix ms) of the mutation that created the record. */
+  readonly createdAt: number;
+  /** Log timestamp (unix ms) of the mutation that last wrote the record. */
+  readonly updatedAt: number;
+}
+
+/** Encodes a record value. */
+export function encodeRecordValue(
+  dataJson: string,
+  version: number,
+  createdAt: number,
+  updatedAt: number,
+): Uint8Array {
+  assert(Number.isSafeInteger(version) && version >= 0, "record version must be an offset");
+  const json = encoder.encode(dataJson);
+  const out = new Uint8Array(HEADER_BYTES + json.length);
+  const view = new DataView(out.buffer);
+  out[0] = RECORD_FORMAT;
+  view.setFloat64(1, version, true);
+  view.setFloat64(9, createdAt, true);
+  view.setFloat64(17, updatedAt, true);
+  out.set(json, HEADER_BYTES);
+  return out;
+}
+
+/** Decodes a record value read from LMDB; asserts the layout, since a bad one means corruption. */
+export function decodeRecordValue(pk: string, sk: string, value: Uint8Array): StoredRecord {
+  assert(value.length >= HEADER_BYTES && value[0] === RECORD_FORMAT, "record value is corrupt");
+  const view = new DataView(value.buffer, value.byteOffset, value.length);
+  return {
+    pk,
+    sk,
+    version: view.getFloat64(1, true),
+    createdAt: view.getFloat64(9, true),
+    updatedAt: view.getFloat64(17, true),
+    dataJson: decoder.decode(value.subarray(HEADER_BYTES)),
+  };
+}
