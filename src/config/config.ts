@@ -27,6 +27,12 @@ export interface Config {
   readonly kafkaSeeds: readonly string[];
   /** Kafka client id prefix. */
   readonly kafkaClientId: string;
+  /** Replication factor of topics this node creates; -1 = the broker's default. */
+  readonly kafkaReplicationFactor: number;
+  /** `retention.ms` of a mutations topic this node creates; null = the broker's default. */
+  readonly kafkaRetentionMs: number | null;
+  /** Consumer group session timeout: how fast a dead node's partitions move. */
+  readonly kafkaSessionTimeoutMs: number;
   /** How long a write may wait for the log before it fails with 503 `log_unavailable`. */
   readonly logWriteTimeoutMs: number;
   /** Root folder of the LMDB files. */
@@ -126,10 +132,11 @@ function name(env: Env, variable: string, fallback: string): string {
   return value;
 }
 
-function list(env: Env, variable: string): string[] {
+function list(env: Env, variable: string): readonly string[] {
   const value = raw(env, variable);
-  if (value === undefined) return [];
-  return value.split(",").map((s) => s.trim()).filter((s) => s !== "");
+  // Frozen like the config that holds it: a node's settings never change after boot.
+  if (value === undefined) return Object.freeze([]);
+  return Object.freeze(value.split(",").map((s) => s.trim()).filter((s) => s !== ""));
 }
 
 function port(env: Env, variable: string, fallback: number): number {
@@ -137,8 +144,9 @@ function port(env: Env, variable: string, fallback: number): number {
 }
 
 function hostPort(variable: string, entry: string): string {
-  if (!/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$/.test(entry)) {
-    throw new ConfigError(variable, `entries must be host:port, got "${entry}"`);
+  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/.exec(entry);
+  if (match === null || Number(match[2]) > 65535) {
+    throw new ConfigError(variable, `entries must be host:port with port <= 65535, got "${entry}"`);
   }
   return entry;
 }
@@ -157,7 +165,7 @@ const GiB = 1024 * MiB;
  * Throws {@linkcode ConfigError} naming the variable and its bound on any bad value.
  */
 export function loadConfig(env: Env): Config {
-  const kafkaSeeds = list(env, "KAFKA_SEEDS").map((s) => hostPort("KAFKA_SEEDS", s));
+  const kafkaSeeds = Object.freeze(list(env, "KAFKA_SEEDS").map((s) => hostPort("KAFKA_SEEDS", s)));
   const tlsCertFile = raw(env, "TLS_CERT_FILE") ?? null;
   const tlsKeyFile = raw(env, "TLS_KEY_FILE") ?? null;
   if ((tlsCertFile === null) !== (tlsKeyFile === null)) {
@@ -196,6 +204,11 @@ export function loadConfig(env: Env): Config {
     log: kafkaSeeds.length > 0 ? "kafka" : "embedded",
     kafkaSeeds,
     kafkaClientId: name(env, "KAFKA_CLIENT_ID", "firescroll"),
+    kafkaReplicationFactor: int(env, "KAFKA_REPLICATION_FACTOR", -1, -1, 32),
+    kafkaRetentionMs: raw(env, "KAFKA_RETENTION_MS") === undefined
+      ? null
+      : int(env, "KAFKA_RETENTION_MS", 0, 1000, Number.MAX_SAFE_INTEGER),
+    kafkaSessionTimeoutMs: int(env, "KAFKA_SESSION_TIMEOUT_MS", 10_000, 6000, 300_000),
     logWriteTimeoutMs: int(env, "LOG_WRITE_TIMEOUT_MS", 10_000, 100, 300_000),
     dbPath: raw(env, "DB_PATH") ?? "./data",
     listenHost,
@@ -221,6 +234,12 @@ export function loadConfig(env: Env): Config {
     shutdownTimeoutMs: int(env, "SHUTDOWN_TIMEOUT_MS", 10_000, 100, 600_000),
     lmdbMapBytes: int(env, "LMDB_MAP_BYTES", 1 * GiB, 16 * MiB, 1024 * GiB),
   };
+  if (config.kafkaReplicationFactor === 0) {
+    throw new ConfigError(
+      "KAFKA_REPLICATION_FACTOR",
+      "must be -1 (broker default) or in [1, 32], got 0",
+    );
+  }
   if (config.listScanMax < config.listLimitMax) {
     throw new ConfigError(
       "LIST_SCAN_MAX",

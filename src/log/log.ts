@@ -33,6 +33,8 @@ export interface PartitionConsumer {
    * not deliver the same partition again before that.
    */
   deliver(partition: number, records: readonly LogRecord[], nextOffset: number): Promise<void>;
+  /** The log cannot feed `partition` any further (e.g. retention deleted what it needs). */
+  blocked(partition: number, reason: string): void;
 }
 
 /** The log a node writes to and consumes. */

@@ -6,4 +6,6 @@
  */
 export { EmbeddedLog } from "./embedded.ts";
 export type { EmbeddedLogOptions } from "./embedded.ts";
+export { groupId, KafkaLog, topicNames } from "./kafka.ts";
+export type { KafkaLogOptions } from "./kafka.ts";
 export type { AppendRequest, MutationLog, PartitionConsumer } from "./log.ts";

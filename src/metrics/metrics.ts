@@ -55,6 +55,8 @@ export interface Metrics {
   readonly logCommits: CounterFamily;
   /** `firescroll_log_commit_duration_seconds`: embedded log commit (write + fsync) duration. */
   readonly logCommitDuration: HistogramFamily;
+  /** `firescroll_node_partition_blocked_total`: partitions the log could not feed. */
+  readonly partitionsBlocked: CounterFamily;
   /** `firescroll_node_partitions{state}`: partitions owned / serving. */
   readonly partitions: GaugeFamily;
 }
@@ -108,6 +110,10 @@ export function createMetrics(): Metrics {
       "firescroll_log_commit_duration_seconds",
       "Embedded log group commit duration (write and fsync).",
       LATENCY_BUCKETS_S,
+    ),
+    partitionsBlocked: registry.counter(
+      "firescroll_node_partition_blocked_total",
+      "Times a partition could not catch up because the log no longer holds what it needs.",
     ),
     partitions: registry.gauge(
       "firescroll_node_partitions",

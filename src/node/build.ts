@@ -1,8 +1,7 @@
 /** Builds a node from a config: picks the log implementation and creates the metrics. */
 import type { Config } from "../config/mod.ts";
-import { EmbeddedLog, type MutationLog } from "../log/mod.ts";
+import { EmbeddedLog, KafkaLog, type MutationLog } from "../log/mod.ts";
 import { createMetrics, type Metrics } from "../metrics/mod.ts";
-import { OperationalError } from "../util/errors.ts";
 import { Node } from "./node.ts";
 
 /** A node with its log chosen by `config.log`. */
@@ -20,11 +19,23 @@ export function buildNode(config: Config, metrics: Metrics = createMetrics()): N
       now,
     });
   } else {
-    throw new OperationalError(
-      "not_implemented",
-      500,
-      "Cannot start: the Kafka log is not built yet",
-    );
+    log = new KafkaLog({
+      seeds: config.kafkaSeeds,
+      clientId: config.kafkaClientId,
+      namespace: config.namespace,
+      region: config.region,
+      replicaGroup: config.replicaGroup,
+      instanceId: config.instanceId,
+      partitions: config.partitions,
+      replicationFactor: config.kafkaReplicationFactor,
+      retentionMs: config.kafkaRetentionMs,
+      writeTimeoutMs: config.logWriteTimeoutMs,
+      queueMax: config.logQueueMax,
+      deliverMax: config.applyBatchMax,
+      sessionTimeoutMs: config.kafkaSessionTimeoutMs,
+      metrics,
+      now,
+    });
   }
   return new Node({ config, log, metrics, now });
 }

@@ -28,6 +28,8 @@ interface Owned {
   state: PartitionState;
   /** Log end offset seen at assignment: serving once read this far. */
   readonly catchUpTo: number;
+  /** Why the log cannot feed this partition, or null. */
+  blockedReason: string | null;
 }
 
 /** Per-partition view for `/internal/status`. */
@@ -36,6 +38,8 @@ export interface PartitionStatus {
   readonly offset: number;
   readonly chain: string;
   readonly records: number;
+  /** Why the partition cannot catch up, when it cannot. */
+  readonly blocked?: string;
 }
 
 /** What a node is built from; everything external is injected. */
@@ -139,7 +143,15 @@ export class Node implements PartitionConsumer {
     for (const p of sorted) {
       const owned = this.owned.get(p)!;
       const { offset, chain } = owned.store.applied;
-      out[String(p)] = { state: owned.state, offset, chain, records: owned.store.count() };
+      const status: PartitionStatus = {
+        state: owned.state,
+        offset,
+        chain,
+        records: owned.store.count(),
+      };
+      out[String(p)] = owned.blockedReason === null
+        ? status
+        : { ...status, blocked: owned.blockedReason };
     }
     return out;
   }
@@ -160,7 +172,7 @@ export class Node implements PartitionConsumer {
         mapBytes: this.config.lmdbMapBytes,
       });
       const catchUpTo = endOffsets.get(partition) ?? 0;
-      const owned: Owned = { store, state: "catching_up", catchUpTo };
+      const owned: Owned = { store, state: "catching_up", catchUpTo, blockedReason: null };
       this.owned.set(partition, owned);
       starts.set(partition, store.applied.offset + 1);
       this.metrics.appliedOffset.labels(String(partition)).set(store.applied.offset);
@@ -201,6 +213,14 @@ export class Node implements PartitionConsumer {
       this.waiters.release(partition, position.offset);
     }
     this.maybeServe(partition, owned, nextOffset);
+  }
+
+  blocked(partition: number, reason: string): void {
+    const owned = this.owned.get(partition);
+    if (owned === undefined || owned.blockedReason === reason) return;
+    owned.blockedReason = reason;
+    this.metrics.partitionsBlocked.labels().inc();
+    log("error", "partition_blocked", { partition, reason, offset: owned.store.applied.offset });
   }
 
   private maybeServe(partition: number, owned: Owned, readTo: number): void {

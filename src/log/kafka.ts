@@ -1,0 +1,441 @@
+/**
+ * The Kafka log (kafkajs): topics `firescroll_{ns}_mutations` (PARTITIONS partitions) and
+ * `firescroll_{ns}_partitions` (the partition-count guard), an idempotent producer with acks=-1,
+ * and one consumer group per replica group.
+ *
+ * The offset stored in LMDB is the truth about where a partition resumes: newly assigned
+ * partitions are paused, opened, sought to stored offset + 1 and only then resumed. Kafka's
+ * committed offsets follow what was applied and serve monitoring only.
+ */
+import {
+  type Admin,
+  type Batch,
+  type Consumer,
+  type EachBatchPayload,
+  Kafka,
+  type KafkaMessage,
+  logLevel,
+  Partitioners,
+  type Producer,
+} from "kafkajs";
+import type { LogRecord } from "../apply/mod.ts";
+import type { Metrics } from "../metrics/mod.ts";
+import { assert } from "../util/assert.ts";
+import { OperationalError } from "../util/errors.ts";
+import { errorMessage, log } from "../util/log.ts";
+import type { AppendRequest, MutationLog, PartitionConsumer } from "./log.ts";
+
+/** Settings of the Kafka log. */
+export interface KafkaLogOptions {
+  readonly seeds: readonly string[];
+  readonly clientId: string;
+  readonly namespace: string;
+  readonly region: string;
+  readonly replicaGroup: string;
+  readonly instanceId: string;
+  readonly partitions: number;
+  /** Replication factor of created topics; -1 = the broker's default. */
+  readonly replicationFactor: number;
+  /** `retention.ms` of a created mutations topic; null = the broker's default. */
+  readonly retentionMs: number | null;
+  /** Bound on one append, retries included (503 `log_unavailable` past it). */
+  readonly writeTimeoutMs: number;
+  /** Most messages in flight to Kafka at once (503 `log_overloaded` above). */
+  readonly queueMax: number;
+  /** Most records handed to the consumer in one call (one LMDB transaction). */
+  readonly deliverMax: number;
+  /** Consumer group session timeout. */
+  readonly sessionTimeoutMs: number;
+  readonly metrics: Metrics;
+  readonly now: () => number;
+}
+
+/** Topic names of a namespace. */
+export function topicNames(namespace: string): { mutations: string; partitions: string } {
+  return {
+    mutations: `firescroll_${namespace}_mutations`,
+    partitions: `firescroll_${namespace}_partitions`,
+  };
+}
+
+/** Consumer group of a replica group. */
+export function groupId(namespace: string, region: string, replicaGroup: string): string {
+  return `firescroll_${namespace}_${region}_${replicaGroup}`;
+}
+
+function mismatch(message: string): OperationalError {
+  return new OperationalError("partition_count_mismatch", 500, message);
+}
+
+function unavailable(message: string): OperationalError {
+  return new OperationalError("log_unavailable", 503, message);
+}
+
+const EMPTY = new Uint8Array(0);
+
+function toRecord(message: KafkaMessage): LogRecord {
+  const value = message.value;
+  return {
+    offset: Number(message.offset),
+    timestamp: Number(message.timestamp),
+    // A null value (tombstone) is not a mutation: it decodes as poison like any foreign bytes.
+    value: value === null
+      ? EMPTY
+      : new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
+  };
+}
+
+/** The Kafka implementation of {@linkcode MutationLog}. */
+export class KafkaLog implements MutationLog {
+  readonly kind = "kafka";
+  private readonly kafka: Kafka;
+  private readonly topics: { mutations: string; partitions: string };
+  private admin: Admin | null = null;
+  private producer: Producer | null = null;
+  private consumer: Consumer | null = null;
+  private inFlight = 0;
+
+  constructor(private readonly options: KafkaLogOptions) {
+    this.topics = topicNames(options.namespace);
+    this.kafka = new Kafka({
+      clientId: `${options.clientId}-${options.instanceId}`,
+      brokers: [...options.seeds],
+      connectionTimeout: 3000,
+      requestTimeout: Math.max(5000, options.writeTimeoutMs),
+      retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: 1_000_000 },
+      logLevel: logLevel.WARN,
+      logCreator: () => ({ namespace, level, label, log: entry }) => {
+        const { message, ...rest } = entry;
+        log(level <= logLevel.ERROR ? "error" : "warn", "kafka", {
+          namespace,
+          label,
+          message,
+          ...rest,
+        });
+      },
+    });
+  }
+
+  async start(): Promise<void> {
+    const admin = this.kafka.admin({ retry: { retries: 10 } });
+    await admin.connect();
+    this.admin = admin;
+    await this.ensureTopics(admin);
+    const producer = this.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 5,
+      allowAutoTopicCreation: false,
+      // Every message names its partition; the partitioner is never consulted.
+      createPartitioner: Partitioners.DefaultPartitioner,
+      // The idempotent producer keeps retrying (kafkajs warns about anything less); the HTTP
+      // request is bounded by LOG_WRITE_TIMEOUT_MS and the number of sends by LOG_QUEUE_MAX.
+      retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: Number.MAX_SAFE_INTEGER },
+    });
+    await producer.connect();
+    this.producer = producer;
+    await this.checkPartitionCount(admin, producer);
+  }
+
+  private async ensureTopics(admin: Admin): Promise<void> {
+    const existing = new Set(await admin.listTopics());
+    const topics = [];
+    if (!existing.has(this.topics.partitions)) {
+      topics.push({
+        topic: this.topics.partitions,
+        numPartitions: 1,
+        replicationFactor: this.options.replicationFactor,
+        configEntries: [{ name: "retention.ms", value: "-1" }, {
+          name: "retention.bytes",
+          value: "-1",
+        }],
+      });
+    }
+    if (!existing.has(this.topics.mutations)) {
+      const configEntries = this.options.retentionMs === null
+        ? []
+        : [{ name: "retention.ms", value: String(this.options.retentionMs) }];
+      topics.push({
+        topic: this.topics.mutations,
+        numPartitions: this.options.partitions,
+        replicationFactor: this.options.replicationFactor,
+        configEntries,
+      });
+    }
+    if (topics.length > 0) {
+      // Several nodes may race to create: "already exists" is fine, createTopics returns false.
+      await admin.createTopics({ topics, waitForLeaders: true });
+      log("info", "kafka_topics_created", { topics: topics.map((t) => t.topic) });
+    }
+    const metadata = await admin.fetchTopicMetadata({ topics: [this.topics.mutations] });
+    const live = metadata.topics[0]?.partitions.length ?? 0;
+    if (live !== this.options.partitions) {
+      throw mismatch(
+        `Cannot start: topic ${this.topics.mutations} has ${live} partitions but PARTITIONS=${this.options.partitions}`,
+      );
+    }
+  }
+
+  /** First record of the partitions topic wins; a node with another count refuses to start. */
+  private async checkPartitionCount(admin: Admin, producer: Producer): Promise<void> {
+    let recorded = await this.readRecordedPartitions(admin);
+    if (recorded === null) {
+      await producer.send({
+        topic: this.topics.partitions,
+        acks: -1,
+        messages: [{
+          partition: 0,
+          key: "partitions",
+          value: JSON.stringify({ partitions: this.options.partitions }),
+        }],
+      });
+      recorded = await this.readRecordedPartitions(admin);
+    }
+    assert(recorded !== null, "the partitions topic is empty after a successful write");
+    if (recorded !== this.options.partitions) {
+      throw mismatch(
+        `Cannot start: namespace ${this.options.namespace} was created with ${recorded} partitions (topic ${this.topics.partitions}) but PARTITIONS=${this.options.partitions}`,
+      );
+    }
+  }
+
+  /** The `partitions` of the first record of the partitions topic, or null when it is empty. */
+  private async readRecordedPartitions(admin: Admin): Promise<number | null> {
+    const [offsets] = await admin.fetchTopicOffsets(this.topics.partitions);
+    if (offsets === undefined || Number(offsets.high) <= Number(offsets.low)) return null;
+    // A throwaway consumer without a group reads offset `low` of partition 0.
+    const reader = this.kafka.consumer({
+      groupId: `firescroll_${this.options.namespace}_guard_${this.options.instanceId}`,
+    });
+    try {
+      await reader.connect();
+      await reader.subscribe({ topic: this.topics.partitions, fromBeginning: true });
+      const first = new Promise<string>((resolve) => {
+        reader.run({
+          eachMessage: ({ message }) => {
+            resolve(message.value?.toString() ?? "");
+            return Promise.resolve();
+          },
+        });
+      });
+      const text = await withTimeout(first, 30_000, "reading the partitions topic");
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        parsed = null;
+      }
+      const n = (parsed as { partitions?: unknown } | null)?.partitions;
+      if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1) {
+        throw mismatch(
+          `Cannot start: the first record of ${this.topics.partitions} is not {"partitions":N}: ${
+            text.slice(0, 200)
+          }`,
+        );
+      }
+      return n;
+    } finally {
+      await reader.disconnect().catch(() => {});
+      await admin.deleteGroups([
+        `firescroll_${this.options.namespace}_guard_${this.options.instanceId}`,
+      ]).catch(() => {});
+    }
+  }
+
+  async append(messages: readonly AppendRequest[]): Promise<number[]> {
+    const producer = this.producer;
+    assert(producer !== null, "kafka log is not started");
+    if (this.inFlight + messages.length > this.options.queueMax) {
+      throw new OperationalError(
+        "log_overloaded",
+        503,
+        `Cannot append: ${this.inFlight} messages are already in flight to Kafka`,
+      );
+    }
+    const timestamp = String(this.options.now());
+    const send = producer.send({
+      topic: this.topics.mutations,
+      acks: -1,
+      timeout: this.options.writeTimeoutMs,
+      messages: messages.map((m) => ({
+        partition: m.partition,
+        key: m.key,
+        value: Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength),
+        timestamp,
+      })),
+    });
+    // A timed-out send keeps retrying in the background and may still land: the client got a
+    // 503 and must treat the write as unknown (conditions make retries safe).
+    this.inFlight += messages.length;
+    send.finally(() => this.inFlight -= messages.length).catch(() => {});
+    let metadata;
+    try {
+      metadata = await withTimeout(send, this.options.writeTimeoutMs, "writing to Kafka");
+    } catch (error) {
+      if (error instanceof OperationalError) throw error;
+      throw unavailable(`Cannot write to Kafka: ${errorMessage(error)}`);
+    }
+    const offsets = new Map<number, number>();
+    for (const m of metadata) offsets.set(m.partition, Number(m.baseOffset ?? m.offset));
+    this.options.metrics.logAppends.labels().inc(messages.length);
+    return messages.map((m) => {
+      const offset = offsets.get(m.partition);
+      assert(offset !== undefined && Number.isSafeInteger(offset), "Kafka returned no offset");
+      return offset;
+    });
+  }
+
+  run(partitionConsumer: PartitionConsumer, signal: AbortSignal): Promise<void> {
+    const admin = this.admin;
+    assert(admin !== null, "kafka log is not started");
+    const topic = this.topics.mutations;
+    const consumer = this.kafka.consumer({
+      groupId: groupId(this.options.namespace, this.options.region, this.options.replicaGroup),
+      sessionTimeout: this.options.sessionTimeoutMs,
+      heartbeatInterval: Math.max(500, Math.floor(this.options.sessionTimeoutMs / 5)),
+      rebalanceTimeout: Math.max(10_000, this.options.sessionTimeoutMs * 2),
+      allowAutoTopicCreation: false,
+      maxWaitTimeInMs: 100,
+      retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: 1_000_000 },
+    });
+    this.consumer = consumer;
+    /** Partitions this node has opened, and the next offset each must read. */
+    const expected = new Map<number, number>();
+    /** Membership changes are handled one at a time, in order. */
+    let changes = Promise.resolve();
+
+    const onAssignment = (assigned: readonly number[]) => {
+      const now = new Set(assigned);
+      const added = assigned.filter((p) => !expected.has(p));
+      const removed = [...expected.keys()].filter((p) => !now.has(p));
+      if (added.length === 0 && removed.length === 0) return;
+      // Nothing of a new partition is fetched before its stored offset is known.
+      if (added.length > 0) consumer.pause([{ topic, partitions: added }]);
+      changes = changes.then(async () => {
+        if (removed.length > 0) {
+          for (const p of removed) expected.delete(p);
+          await partitionConsumer.revoked(removed);
+        }
+        if (added.length > 0) {
+          const ends = new Map<number, number>();
+          for (const o of await admin.fetchTopicOffsets(topic)) {
+            ends.set(o.partition, Number(o.high));
+          }
+          const starts = await partitionConsumer.assigned(added, ends);
+          for (const p of added) {
+            const start = starts.get(p) ?? 0;
+            expected.set(p, start);
+            consumer.seek({ topic, partition: p, offset: String(start) });
+          }
+          consumer.resume([{ topic, partitions: added }]);
+        }
+        log("info", "kafka_assignment", { assigned: [...now].sort((a, b) => a - b) });
+      }).catch((error) => {
+        log("error", "kafka_assignment_failed", { error: errorMessage(error) });
+        throw error;
+      });
+    };
+
+    consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      onAssignment(event.payload.memberAssignment[topic] ?? []);
+    });
+
+    const eachBatch = async ({ batch, resolveOffset, heartbeat, isRunning }: EachBatchPayload) => {
+      await changes;
+      const partition = batch.partition;
+      const next = expected.get(partition);
+      if (next === undefined || !isRunning()) return;
+      const first = batch.firstOffset();
+      if (first !== null && Number(first) > next) {
+        const [offsets] = (await admin.fetchTopicOffsets(topic)).filter((o) =>
+          o.partition === partition
+        );
+        const low = Number(offsets?.low ?? 0);
+        if (low > next) {
+          // The log no longer holds what this partition needs: applying from `low` would skip
+          // mutations silently. Stop here and say so; a snapshot is needed (DESIGN §7).
+          consumer.pause([{ topic, partitions: [partition] }]);
+          partitionConsumer.blocked(
+            partition,
+            `the log starts at offset ${low} but this partition needs offset ${next}`,
+          );
+          return;
+        }
+        // Fetched from a committed offset ahead of LMDB (e.g. a wiped disk): go back.
+        consumer.seek({ topic, partition, offset: String(next) });
+        return;
+      }
+      await this.deliverBatch(partitionConsumer, batch, next, expected, resolveOffset, heartbeat);
+    };
+
+    const done = (async () => {
+      await consumer.connect();
+      await consumer.subscribe({ topic, fromBeginning: true });
+      await consumer.run({
+        autoCommit: true,
+        autoCommitInterval: 1000,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: Math.min(this.options.partitions, 8),
+        eachBatch,
+      });
+      await new Promise<void>((resolve) => {
+        if (signal.aborted) resolve();
+        else signal.addEventListener("abort", () => resolve(), { once: true });
+      });
+      await consumer.disconnect();
+      await changes.catch(() => {});
+      await partitionConsumer.revoked([...expected.keys()]);
+      expected.clear();
+    })();
+    return done;
+  }
+
+  private async deliverBatch(
+    partitionConsumer: PartitionConsumer,
+    batch: Batch,
+    next: number,
+    expected: Map<number, number>,
+    resolveOffset: (offset: string) => void,
+    heartbeat: () => Promise<void>,
+  ): Promise<void> {
+    const partition = batch.partition;
+    const max = this.options.deliverMax;
+    let chunk: LogRecord[] = [];
+    let position = next;
+    for (const message of batch.messages) {
+      const offset = Number(message.offset);
+      if (offset < position) continue;
+      chunk.push(toRecord(message));
+      if (chunk.length === max) {
+        position = offset + 1;
+        await partitionConsumer.deliver(partition, chunk, position);
+        expected.set(partition, position);
+        resolveOffset(message.offset);
+        await heartbeat();
+        chunk = [];
+      }
+    }
+    const last = Number(batch.lastOffset());
+    const end = Math.max(position, last + 1);
+    await partitionConsumer.deliver(partition, chunk, end);
+    expected.set(partition, end);
+    resolveOffset(batch.lastOffset());
+  }
+
+  async close(): Promise<void> {
+    await this.producer?.disconnect().catch(() => {});
+    await this.admin?.disconnect().catch(() => {});
+    this.producer = null;
+    this.admin = null;
+  }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(unavailable(`Cannot finish ${what}: no answer within ${ms} ms`)),
+      ms,
+    );
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
