@@ -30,13 +30,15 @@ export function problemResponse(error: unknown, headers: HeadersInit = {}): Resp
   let problem: Problem;
   if (error instanceof OperationalError) {
     problem = {
-      ...error.details,
       type: `https://firescroll.dev/problems/${error.code}`,
       title: TITLES[error.status] ?? "Error",
       status: error.status,
       code: error.code,
       detail: error.message,
     };
+    for (const [key, value] of Object.entries(error.details)) {
+      if (!(key in problem)) problem[key] = value;
+    }
   } else {
     log("error", "internal_error", { error: errorMessage(error), stack: (error as Error)?.stack });
     problem = {
