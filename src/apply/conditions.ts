@@ -26,7 +26,7 @@ interface AstNode {
 
 interface CompiledExpression {
   evalSync(context: Record<string, unknown>): unknown;
-  _getAst(): AstNode;
+  _getAst(): AstNode | null;
 }
 
 interface JexlInstance {
@@ -122,7 +122,11 @@ export class ConditionCache {
       const reason = error instanceof Error ? error.message : String(error);
       return new ConditionError(`Cannot parse condition: ${reason}`);
     }
-    const ast = compiled._getAst();
+    const ast: AstNode | null = compiled._getAst();
+    // jexl compiles an empty or unfinished expression ("", "((") to a null tree instead of throwing.
+    if (ast === null) {
+      return new ConditionError("Cannot parse condition: it is empty or incomplete");
+    }
     const call = findCall(ast);
     if (call !== null) {
       return new ConditionError(

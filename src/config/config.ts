@@ -49,6 +49,24 @@ export interface Config {
   readonly tlsKeyFile: string | null;
   /** Shared secret for `/internal/*` calls (and, later, gossip). Null = internal port open. */
   readonly clusterSecret: string | null;
+  /** UDP port for gossip. */
+  readonly gossipPort: number;
+  /** Static gossip targets, `host:port`. */
+  readonly gossipPeers: readonly string[];
+  /** DNS name whose AAAA records are this region's nodes; default `${FLY_REGION}.${FLY_APP_NAME}.internal` on Fly. */
+  readonly gossipDnsName: string | null;
+  /** Resolver for `gossipDnsName`, `host:port`; null = the system resolver. */
+  readonly gossipDnsServer: string | null;
+  /** How often the DNS name is re-resolved. */
+  readonly gossipDnsIntervalMs: number;
+  /** Gossip broadcast interval; silence for 3 of them stops routing, 10 forgets the member. */
+  readonly gossipBroadcastMs: number;
+  /** Whether this node gossips and proxies (peers or a DNS name are configured). */
+  readonly clusterEnabled: boolean;
+  /** Host peers use to reach this node's internal port. */
+  readonly advertiseHost: string;
+  /** Bound on one proxied read (plus its `wait_ms`). */
+  readonly proxyTimeoutMs: number;
   /** Bearer tokens allowed to read. Empty with `apiTokensWrite` empty = open API. */
   readonly apiTokensRead: readonly string[];
   /** Bearer tokens allowed to write (and read). */
@@ -195,6 +213,24 @@ export function loadConfig(env: Env): Config {
     );
   }
   const listenHost = raw(env, "LISTEN_HOST") ?? "0.0.0.0";
+  const gossipPeers = list(env, "GOSSIP_PEERS").map((s) => hostPort("GOSSIP_PEERS", s));
+  const flyRegion = raw(env, "FLY_REGION");
+  const flyApp = raw(env, "FLY_APP_NAME");
+  const gossipDnsName = raw(env, "GOSSIP_DNS_NAME") ??
+    (flyRegion !== undefined && flyApp !== undefined ? `${flyRegion}.${flyApp}.internal` : null);
+  const gossipDnsServer = raw(env, "GOSSIP_DNS_SERVER") === undefined
+    ? null
+    : hostPort("GOSSIP_DNS_SERVER", raw(env, "GOSSIP_DNS_SERVER")!);
+  const clusterEnabled = gossipPeers.length > 0 || gossipDnsName !== null;
+  if (clusterEnabled && clusterSecret === null) {
+    throw new ConfigError(
+      "CLUSTER_SECRET",
+      "must be set when GOSSIP_PEERS or GOSSIP_DNS_NAME (or FLY_REGION + FLY_APP_NAME) enable the cluster",
+    );
+  }
+  const wildcard = listenHost === "0.0.0.0" || listenHost === "::" || listenHost === "[::]";
+  const advertiseHost = raw(env, "ADVERTISE_ADDR") ?? raw(env, "FLY_PRIVATE_IP") ??
+    (wildcard ? "127.0.0.1" : listenHost);
   const config: Config = {
     namespace: name(env, "NAMESPACE", "default"),
     region: name(env, "REGION", raw(env, "FLY_REGION") ?? "local"),
@@ -217,6 +253,15 @@ export function loadConfig(env: Env): Config {
     tlsCertFile,
     tlsKeyFile,
     clusterSecret,
+    gossipPort: port(env, "GOSSIP_PORT", 8192),
+    gossipPeers,
+    gossipDnsName,
+    gossipDnsServer,
+    gossipDnsIntervalMs: int(env, "GOSSIP_DNS_INTERVAL_MS", 5000, 100, 600_000),
+    gossipBroadcastMs: int(env, "GOSSIP_BROADCAST_MS", 500, 50, 60_000),
+    clusterEnabled,
+    advertiseHost,
+    proxyTimeoutMs: int(env, "PROXY_TIMEOUT_MS", 2000, 50, 60_000),
     apiTokensRead: list(env, "API_TOKENS_READ"),
     apiTokensWrite: list(env, "API_TOKENS_WRITE"),
     bodyBytesMax,

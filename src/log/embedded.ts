@@ -45,6 +45,17 @@ function entryKey(partition: number, offset: number): Uint8Array {
   return key;
 }
 
+/** A key above every entry of `partition` and below every entry of the next one. */
+function partitionEndKey(partition: number): Uint8Array {
+  const key = new Uint8Array(12).fill(0xff);
+  new DataView(key.buffer).setUint32(0, partition, false);
+  return key;
+}
+
+function entryPartition(key: Uint8Array): number {
+  return new DataView(key.buffer, key.byteOffset, key.length).getUint32(0, false);
+}
+
 function entryOffset(key: Uint8Array): number {
   return Number(new DataView(key.buffer, key.byteOffset, key.length).getBigUint64(4, false));
 }
@@ -56,6 +67,12 @@ export class EmbeddedLog implements MutationLog {
   private entries: ReturnType<RootDatabase["openDB"]> | null = null;
   /** Next offset to assign, per partition. */
   private readonly endOffsets: number[];
+  /**
+   * End offset of what is committed, per partition: what readers may see. `endOffsets` moves
+   * inside the commit transaction, before its entries are visible; a reader using it would find
+   * nothing there yet and skip past entries that commit a moment later.
+   */
+  private readonly committedEnds: number[];
   private queue: Pending[] = [];
   private queued = 0;
   private committing = false;
@@ -65,6 +82,7 @@ export class EmbeddedLog implements MutationLog {
   constructor(private readonly options: EmbeddedLogOptions) {
     assert(options.partitions >= 1, "partitions must be positive");
     this.endOffsets = new Array(options.partitions).fill(0);
+    this.committedEnds = new Array(options.partitions).fill(0);
     this.resetSignal();
   }
 
@@ -72,7 +90,7 @@ export class EmbeddedLog implements MutationLog {
     this.appendedSignal = new Promise((resolve) => (this.appended = resolve));
   }
 
-  start(): Promise<void> {
+  async start(): Promise<void> {
     const dir = this.options.path.replace(/\/[^/]*$/, "");
     Deno.mkdirSync(dir, { recursive: true });
     // Commit must mean fsync'd: an acknowledged write is durable.
@@ -89,25 +107,39 @@ export class EmbeddedLog implements MutationLog {
     });
     this.entries = entries;
     for (let p = 0; p < this.options.partitions; p++) {
-      for (const key of entries.getKeys({ start: entryKey(p + 1, 0), reverse: true, limit: 1 })) {
+      // A reverse scan starts at the last key <= its start, so it must start below partition
+      // p + 1's first entry: starting at that entry would find it and miss p's last one.
+      for (const key of entries.getKeys({ start: partitionEndKey(p), reverse: true, limit: 1 })) {
         const k = key as Uint8Array;
-        if (new DataView(k.buffer, k.byteOffset).getUint32(0, false) === p) {
-          this.endOffsets[p] = entryOffset(k) + 1;
+        if (entryPartition(k) === p) {
+          this.endOffsets[p] = this.committedEnds[p] = entryOffset(k) + 1;
         }
       }
     }
-    // A log written with more partitions holds entries this node would never read.
-    for (const key of entries.getKeys({ start: entryKey(this.options.partitions, 0), limit: 1 })) {
-      const found = new DataView((key as Uint8Array).buffer, (key as Uint8Array).byteOffset)
-        .getUint32(0, false);
-      this.env.close();
-      throw new OperationalError(
-        "partition_count_mismatch",
-        500,
-        `Cannot start: the embedded log ${this.options.path} has partition ${found} but PARTITIONS=${this.options.partitions}`,
-      );
+    // Like the Kafka `_partitions` topic, the first count wins: with another count every pk would
+    // hash to another partition and its records would seem gone.
+    const meta = this.env.openDB<unknown, string>({ name: "meta", encoding: "json" });
+    const recorded = meta.get("partitions");
+    if (recorded !== undefined && recorded !== this.options.partitions) {
+      await this.refuse(`was created with PARTITIONS=${recorded}`);
     }
-    return Promise.resolve();
+    // A file older than the record: entries beyond the count say it was written with more.
+    for (const key of entries.getKeys({ start: entryKey(this.options.partitions, 0), limit: 1 })) {
+      await this.refuse(`has partition ${entryPartition(key as Uint8Array)}`);
+    }
+    if (recorded === undefined) meta.putSync("partitions", this.options.partitions);
+  }
+
+  private async refuse(found: string): Promise<never> {
+    const env = this.env!;
+    this.env = null;
+    this.entries = null;
+    await env.close();
+    throw new OperationalError(
+      "partition_count_mismatch",
+      500,
+      `Cannot start: the embedded log ${this.options.path} ${found} but PARTITIONS=${this.options.partitions}`,
+    );
   }
 
   append(messages: readonly AppendRequest[]): Promise<number[]> {
@@ -174,6 +206,7 @@ export class EmbeddedLog implements MutationLog {
         this.wake();
         continue;
       }
+      this.committedEnds.splice(0, this.committedEnds.length, ...this.endOffsets);
       this.options.metrics.logCommits.labels().inc();
       this.options.metrics.logAppends.labels().inc(count);
       this.options.metrics.logCommitDuration.labels().observe((performance.now() - started) / 1000);
@@ -194,7 +227,7 @@ export class EmbeddedLog implements MutationLog {
   /** Reads up to `max` records of `partition` from `from` on. */
   read(partition: number, from: number, max: number): LogRecord[] {
     const records: LogRecord[] = [];
-    const end = Math.min(this.endOffsets[partition]!, from + max);
+    const end = Math.min(this.committedEnds[partition]!, from + max);
     if (from >= end) return records;
     for (
       const { key, value } of this.entries!.getRange({
@@ -215,7 +248,7 @@ export class EmbeddedLog implements MutationLog {
   async run(consumer: PartitionConsumer, signal: AbortSignal): Promise<void> {
     assert(this.entries !== null, "embedded log is not started");
     const all = Array.from({ length: this.options.partitions }, (_, p) => p);
-    const ends = new Map(all.map((p) => [p, this.endOffsets[p]!]));
+    const ends = new Map(all.map((p) => [p, this.committedEnds[p]!]));
     const starts = await consumer.assigned(all, ends);
     const positions = all.map((p) => starts.get(p) ?? 0);
     const aborted = new Promise<void>((resolve) =>
@@ -226,10 +259,10 @@ export class EmbeddedLog implements MutationLog {
       const work: Promise<void>[] = [];
       for (const p of all) {
         const from = positions[p]!;
-        if (from >= this.endOffsets[p]!) continue;
+        if (from >= this.committedEnds[p]!) continue;
         const records = this.read(p, from, this.options.deliverMax);
         const next = records.length === 0
-          ? this.endOffsets[p]!
+          ? this.committedEnds[p]!
           : records[records.length - 1]!.offset + 1;
         positions[p] = next;
         work.push(consumer.deliver(p, records, next));

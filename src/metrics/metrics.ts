@@ -55,6 +55,16 @@ export interface Metrics {
   readonly logCommits: CounterFamily;
   /** `firescroll_log_commit_duration_seconds`: embedded log commit (write + fsync) duration. */
   readonly logCommitDuration: HistogramFamily;
+  /** `firescroll_cluster_gossip_members{state}`: region members by health (alive, leaving, suspect). */
+  readonly gossipMembers: GaugeFamily;
+  /** `firescroll_cluster_gossip_dropped_total{reason}`: datagrams dropped (bad signature, stale…). */
+  readonly gossipDropped: CounterFamily;
+  /** `firescroll_cluster_gossip_send_errors_total`: datagrams that could not be sent. */
+  readonly gossipSendErrors: CounterFamily;
+  /** `firescroll_cluster_gossip_dns_errors_total`: failed DNS discovery lookups. */
+  readonly gossipDnsErrors: CounterFamily;
+  /** `firescroll_cluster_proxy_requests_total{result}`: proxied reads by result. */
+  readonly proxyRequests: CounterFamily;
   /** `firescroll_node_partition_blocked_total`: partitions the log could not feed. */
   readonly partitionsBlocked: CounterFamily;
   /** `firescroll_node_partitions{state}`: partitions owned / serving. */
@@ -110,6 +120,29 @@ export function createMetrics(): Metrics {
       "firescroll_log_commit_duration_seconds",
       "Embedded log group commit duration (write and fsync).",
       LATENCY_BUCKETS_S,
+    ),
+    gossipMembers: registry.gauge(
+      "firescroll_cluster_gossip_members",
+      "Members of this node's region by health: alive, leaving, suspect.",
+      ["state"],
+    ),
+    gossipDropped: registry.counter(
+      "firescroll_cluster_gossip_dropped_total",
+      "Gossip datagrams dropped, by reason.",
+      ["reason"],
+    ),
+    gossipSendErrors: registry.counter(
+      "firescroll_cluster_gossip_send_errors_total",
+      "Gossip datagrams that could not be sent.",
+    ),
+    gossipDnsErrors: registry.counter(
+      "firescroll_cluster_gossip_dns_errors_total",
+      "Failed DNS discovery lookups.",
+    ),
+    proxyRequests: registry.counter(
+      "firescroll_cluster_proxy_requests_total",
+      "Reads proxied to a region peer, by result: ok, retried, failed, unavailable.",
+      ["result"],
     ),
     partitionsBlocked: registry.counter(
       "firescroll_node_partition_blocked_total",

@@ -286,7 +286,9 @@ export class PartitionStore {
       },
     };
     try {
-      const reached = await this.env.transaction(() => {
+      // A child transaction, because lmdb-js commits a plain `transaction` whose callback threw
+      // with the writes made before the throw: records without their offset and chain.
+      const reached = await this.env.childTransaction(() => {
         const next = body(tx);
         if (next === null) return null;
         assert(next.offset > this.position.offset, `p${this.partition} offset must move forward`);

@@ -1,0 +1,171 @@
+import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
+import { ConfigError, loadConfig } from "./config.ts";
+
+/** Asserts that `env` stops the node with a ConfigError naming `variable` and matching `bound`. */
+function rejects(env: Record<string, string>, variable: string, bound: RegExp): void {
+  throws(() => loadConfig(env), (error: unknown) => {
+    ok(error instanceof ConfigError, `expected a ConfigError, got ${error}`);
+    equal(error.variable, variable);
+    equal(error.code, "invalid_config");
+    match(error.message, new RegExp(`^Cannot start: ${variable} `));
+    match(error.message, bound);
+    return true;
+  });
+}
+
+Deno.test("loadConfig() gives a laptop-ready embedded node for an empty environment", () => {
+  const config = loadConfig({});
+  equal(config.log, "embedded");
+  deepEqual(config.kafkaSeeds, []);
+  equal(config.partitions, 16);
+  equal(config.apiPort, 8190);
+  equal(config.internalPort, 8191);
+  equal(config.dbPath, "./data");
+  equal(config.namespace, "default");
+  equal(config.region, "local");
+  equal(config.replicaGroup, "default");
+  match(config.instanceId, /^node-[0-9a-f]{12}$/);
+  equal(config.tlsCertFile, null);
+  equal(config.tlsKeyFile, null);
+  equal(config.clusterSecret, null);
+  deepEqual(config.apiTokensRead, []);
+  deepEqual(config.apiTokensWrite, []);
+  ok(config.dataBytesMax <= config.bodyBytesMax);
+  ok(config.listScanMax >= config.listLimitMax);
+});
+
+Deno.test("loadConfig() treats blank values as unset", () => {
+  const config = loadConfig({ PARTITIONS: "  ", DB_PATH: "", KAFKA_SEEDS: " " });
+  equal(config.partitions, 16);
+  equal(config.dbPath, "./data");
+  equal(config.log, "embedded");
+});
+
+Deno.test("loadConfig() reads every kind of value it is given", () => {
+  const config = loadConfig({
+    NAMESPACE: "prod_eu-1",
+    PARTITIONS: " 12 ",
+    KAFKA_SEEDS: "kafka-1:9092, 10.0.0.2:9093,[fdaa::3]:9092",
+    API_PORT: "9000",
+    INTERNAL_PORT: "9001",
+    TLS_CERT_FILE: "/certs/cert.pem",
+    TLS_KEY_FILE: "/certs/key.pem",
+    API_TOKENS_READ: "r1,r2",
+    API_TOKENS_WRITE: "w1",
+    CLUSTER_SECRET: "0123456789abcdef",
+    DB_PATH: "/data",
+  });
+  equal(config.namespace, "prod_eu-1");
+  equal(config.partitions, 12);
+  equal(config.log, "kafka");
+  deepEqual(config.kafkaSeeds, ["kafka-1:9092", "10.0.0.2:9093", "[fdaa::3]:9092"]);
+  equal(config.apiPort, 9000);
+  equal(config.internalPort, 9001);
+  equal(config.tlsCertFile, "/certs/cert.pem");
+  equal(config.tlsKeyFile, "/certs/key.pem");
+  deepEqual(config.apiTokensRead, ["r1", "r2"]);
+  deepEqual(config.apiTokensWrite, ["w1"]);
+  equal(config.clusterSecret, "0123456789abcdef");
+  equal(config.dbPath, "/data");
+});
+
+Deno.test("loadConfig() returns a frozen config, lists included", () => {
+  const config = loadConfig({ KAFKA_SEEDS: "k:9092", API_TOKENS_READ: "r" });
+  ok(Object.isFrozen(config));
+  throws(() => {
+    (config as { partitions: number }).partitions = 1;
+  }, TypeError);
+  for (const list of [config.kafkaSeeds, config.apiTokensRead, config.apiTokensWrite]) {
+    ok(Object.isFrozen(list));
+    throws(() => (list as string[]).push("x"), TypeError);
+  }
+  deepEqual(config.kafkaSeeds, ["k:9092"]);
+});
+
+Deno.test("loadConfig() takes REGION from FLY_REGION and INSTANCE_ID from FLY_MACHINE_ID", () => {
+  const fly = loadConfig({ FLY_REGION: "ams", FLY_MACHINE_ID: "148e4d55f36278" });
+  equal(fly.region, "ams");
+  equal(fly.instanceId, "148e4d55f36278");
+  const explicit = loadConfig({
+    FLY_REGION: "ams",
+    FLY_MACHINE_ID: "148e4d55f36278",
+    REGION: "lab",
+    INSTANCE_ID: "n1",
+  });
+  equal(explicit.region, "lab");
+  equal(explicit.instanceId, "n1");
+});
+
+Deno.test("loadConfig() rejects integers that are malformed, naming the variable and bounds", () => {
+  for (const value of ["abc", "1.5", "1e3", "0x10", "16 partitions", "--1"]) {
+    rejects({ PARTITIONS: value }, "PARTITIONS", /\[1, 4096\]/);
+  }
+  rejects({ API_PORT: "80a" }, "API_PORT", /\[0, 65535\]/);
+  rejects({ PARTITIONS: "99999999999999999999" }, "PARTITIONS", /\[1, 4096\]/);
+});
+
+Deno.test("loadConfig() rejects integers outside their bounds, naming the variable and bounds", () => {
+  rejects({ PARTITIONS: "0" }, "PARTITIONS", /\[1, 4096\], got 0/);
+  rejects({ PARTITIONS: "4097" }, "PARTITIONS", /\[1, 4096\], got 4097/);
+  rejects({ PARTITIONS: "-3" }, "PARTITIONS", /got -3/);
+  rejects({ API_PORT: "65536" }, "API_PORT", /\[0, 65535\]/);
+  rejects({ INTERNAL_PORT: "-1" }, "INTERNAL_PORT", /\[0, 65535\]/);
+  rejects({ BODY_BYTES_MAX: "1023" }, "BODY_BYTES_MAX", /\[1024, 67108864\]/);
+  rejects({ LIST_LIMIT_MAX: "0" }, "LIST_LIMIT_MAX", /\[1, 100000\]/);
+  rejects({ WAITERS_MAX: "0" }, "WAITERS_MAX", /\[1, 1000000\]/);
+  rejects({ LOG_QUEUE_MAX: "1000001" }, "LOG_QUEUE_MAX", /\[1, 1000000\]/);
+  rejects({ LMDB_MAP_BYTES: "1024" }, "LMDB_MAP_BYTES", /\[16777216, /);
+  equal(loadConfig({ PARTITIONS: "1" }).partitions, 1);
+  equal(loadConfig({ PARTITIONS: "4096" }).partitions, 4096);
+});
+
+Deno.test("loadConfig() rejects names outside the safe alphabet", () => {
+  for (const value of ["a b", "ns/x", "ns.x", "ünï", "x".repeat(65)]) {
+    rejects({ NAMESPACE: value }, "NAMESPACE", /\[A-Za-z0-9_-\]\{1,64\}/);
+  }
+  rejects({ REGION: "fra!" }, "REGION", /\[A-Za-z0-9_-\]/);
+  rejects({ REPLICA_GROUP: "a:b" }, "REPLICA_GROUP", /\[A-Za-z0-9_-\]/);
+  rejects({ INSTANCE_ID: "n 1" }, "INSTANCE_ID", /\[A-Za-z0-9_-\]/);
+  equal(loadConfig({ NAMESPACE: "x".repeat(64) }).namespace, "x".repeat(64));
+});
+
+Deno.test("loadConfig() rejects a TLS certificate without its key, and a key without its cert", () => {
+  rejects({ TLS_CERT_FILE: "/c.pem" }, "TLS_KEY_FILE", /together with TLS_CERT_FILE/);
+  rejects({ TLS_KEY_FILE: "/k.pem" }, "TLS_CERT_FILE", /together with TLS_KEY_FILE/);
+});
+
+Deno.test("loadConfig() rejects a short CLUSTER_SECRET", () => {
+  rejects({ CLUSTER_SECRET: "0123456789abcde" }, "CLUSTER_SECRET", /at least 16/);
+});
+
+Deno.test("loadConfig() rejects limits that contradict each other", () => {
+  rejects(
+    { BODY_BYTES_MAX: "100000", DATA_BYTES_MAX: "100001" },
+    "DATA_BYTES_MAX",
+    /at most BODY_BYTES_MAX \(100000\), got 100001/,
+  );
+  rejects(
+    { MESSAGE_BYTES_MAX: "65536", DATA_BYTES_MAX: "65536" },
+    "DATA_BYTES_MAX",
+    /4 KiB of MESSAGE_BYTES_MAX \(65536\)/,
+  );
+  rejects(
+    { LIST_LIMIT_MAX: "500", LIST_SCAN_MAX: "499" },
+    "LIST_SCAN_MAX",
+    /at least LIST_LIMIT_MAX \(500\), got 499/,
+  );
+  rejects({ API_PORT: "9000", INTERNAL_PORT: "9000" }, "INTERNAL_PORT", /differ from API_PORT/);
+  rejects({ INTERNAL_PORT: "8190" }, "INTERNAL_PORT", /differ from API_PORT \(8190\)/);
+  // Equal bounds are fine, and port 0 (any free port) may be used for both.
+  equal(loadConfig({ BODY_BYTES_MAX: "100000", DATA_BYTES_MAX: "100000" }).dataBytesMax, 100000);
+  equal(loadConfig({ LIST_LIMIT_MAX: "500", LIST_SCAN_MAX: "500" }).listScanMax, 500);
+  equal(loadConfig({ API_PORT: "0", INTERNAL_PORT: "0" }).apiPort, 0);
+});
+
+Deno.test("loadConfig() rejects malformed KAFKA_SEEDS entries", () => {
+  for (
+    const seeds of ["kafka", "kafka:", ":9092", "kafka:9092:1", "k:9092,bad host:1", "k:99999"]
+  ) {
+    rejects({ KAFKA_SEEDS: seeds }, "KAFKA_SEEDS", /host:port/);
+  }
+});

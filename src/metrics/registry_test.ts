@@ -1,0 +1,252 @@
+import { deepEqual, equal, ok, throws } from "node:assert/strict";
+import { AssertionError } from "../util/assert.ts";
+import { createMetrics } from "./metrics.ts";
+import { Registry } from "./registry.ts";
+
+interface Sample {
+  readonly name: string;
+  readonly labels: Record<string, string>;
+  readonly value: number;
+}
+
+interface Family {
+  readonly name: string;
+  readonly type: string;
+  readonly help: string;
+  readonly samples: Sample[];
+}
+
+const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+
+/** Reads a label set `{a="x",b="y\"z"}` per the text format's escaping rules. */
+function parseLabels(text: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  let i = 0;
+  while (i < text.length) {
+    const eq = text.indexOf("=", i);
+    ok(eq > i, `label name expected in ${text}`);
+    const name = text.slice(i, eq);
+    ok(/^[a-zA-Z_][a-zA-Z0-9_]*$/.test(name), `label name ${name}`);
+    equal(text[eq + 1], '"', `label ${name} value is quoted`);
+    let value = "";
+    let j = eq + 2;
+    for (; text[j] !== '"'; j++) {
+      ok(j < text.length, `unterminated label value in ${text}`);
+      if (text[j] === "\\") {
+        j++;
+        const escaped = ({ "\\": "\\", '"': '"', n: "\n" } as Record<string, string>)[text[j]!];
+        ok(escaped !== undefined, `bad escape \\${text[j]} in ${text}`);
+        value += escaped;
+      } else {
+        ok(text[j] !== "\n", "raw newline in a label value");
+        value += text[j];
+      }
+    }
+    ok(!(name in labels), `label ${name} repeated`);
+    labels[name] = value;
+    i = j + 1;
+    if (i < text.length) {
+      equal(text[i], ",", `comma between labels in ${text}`);
+      i++;
+    }
+  }
+  return labels;
+}
+
+function parseValue(text: string): number {
+  if (text === "+Inf") return Infinity;
+  if (text === "-Inf") return -Infinity;
+  if (text === "NaN") return NaN;
+  ok(/^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(text), `sample value ${text}`);
+  return Number(text);
+}
+
+/**
+ * A strict reader of the Prometheus text exposition format (0.0.4): every line is HELP, TYPE or a
+ * sample of the family last declared, and histograms have cumulative buckets ending in +Inf that
+ * equals _count.
+ */
+function parseExposition(text: string): Map<string, Family> {
+  ok(text.endsWith("\n"), "exposition ends with a newline");
+  const families = new Map<string, Family>();
+  let current: Family | null = null;
+  let pendingHelp: { name: string; help: string } | null = null;
+  for (const line of text.slice(0, -1).split("\n")) {
+    if (line.startsWith("# HELP ")) {
+      const [, name, help] = /^# HELP (\S+) (.*)$/.exec(line) ?? [];
+      ok(name !== undefined && NAME.test(name), `HELP line ${line}`);
+      pendingHelp = { name, help: help! };
+      continue;
+    }
+    if (line.startsWith("# TYPE ")) {
+      const [, name, type] =
+        /^# TYPE (\S+) (counter|gauge|histogram|summary|untyped)$/.exec(line) ??
+          [];
+      ok(name !== undefined && type !== undefined, `TYPE line ${line}`);
+      ok(!families.has(name), `family ${name} declared twice`);
+      equal(pendingHelp?.name, name, `HELP precedes TYPE for ${name}`);
+      current = { name, type, help: pendingHelp!.help, samples: [] };
+      families.set(name, current);
+      pendingHelp = null;
+      continue;
+    }
+    ok(!line.startsWith("#"), `unknown comment ${line}`);
+    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    ok(match !== null, `sample line ${JSON.stringify(line)}`);
+    ok(current !== null, `sample before any TYPE: ${line}`);
+    const [, name, labels, value] = match;
+    const allowed = current.type === "histogram"
+      ? [`${current.name}_bucket`, `${current.name}_sum`, `${current.name}_count`]
+      : [current.name];
+    ok(allowed.includes(name!), `sample ${name} in family ${current.name}`);
+    current.samples.push({
+      name: name!,
+      labels: labels === undefined ? {} : parseLabels(labels),
+      value: parseValue(value!),
+    });
+  }
+  for (const family of families.values()) {
+    if (family.type === "histogram") checkHistogram(family);
+  }
+  return families;
+}
+
+function checkHistogram(family: Family): void {
+  const series = new Map<string, Sample[]>();
+  for (const sample of family.samples) {
+    const { le: _le, ...rest } = sample.labels;
+    const key = JSON.stringify(rest);
+    series.set(key, [...(series.get(key) ?? []), sample]);
+  }
+  for (const [key, samples] of series) {
+    const buckets = samples.filter((s) => s.name.endsWith("_bucket"));
+    ok(buckets.length >= 1, `${family.name}${key} has buckets`);
+    const les = buckets.map((b) => parseValue(b.labels.le!));
+    equal(les.at(-1), Infinity, `${family.name}${key} ends with le="+Inf"`);
+    for (let i = 1; i < buckets.length; i++) {
+      ok(les[i]! > les[i - 1]!, `${family.name}${key} le ascends`);
+      ok(buckets[i]!.value >= buckets[i - 1]!.value, `${family.name}${key} buckets are cumulative`);
+    }
+    const count = samples.find((s) => s.name.endsWith("_count"));
+    const sum = samples.find((s) => s.name.endsWith("_sum"));
+    ok(count !== undefined && sum !== undefined, `${family.name}${key} has _sum and _count`);
+    equal(buckets.at(-1)!.value, count.value, `${family.name}${key} +Inf bucket equals _count`);
+  }
+}
+
+Deno.test("Registry.render() writes counters and gauges in the Prometheus text format", () => {
+  const registry = new Registry();
+  const requests = registry.counter("app_requests_total", "Requests served.", ["route", "status"]);
+  const depth = registry.gauge("app_queue_depth", "Items waiting.");
+  registry.counter("app_unused_total", "Never incremented.");
+  requests.labels("/records/get", "200").inc();
+  requests.labels("/records/get", "200").inc(2);
+  requests.labels("/records/put", "503").inc();
+  depth.labels().set(-4.5);
+  const text = registry.render();
+  const families = parseExposition(text);
+  deepEqual([...families.keys()], ["app_requests_total", "app_queue_depth", "app_unused_total"]);
+  equal(families.get("app_requests_total")!.type, "counter");
+  equal(families.get("app_requests_total")!.help, "Requests served.");
+  deepEqual(families.get("app_requests_total")!.samples, [
+    { name: "app_requests_total", labels: { route: "/records/get", status: "200" }, value: 3 },
+    { name: "app_requests_total", labels: { route: "/records/put", status: "503" }, value: 1 },
+  ]);
+  deepEqual(families.get("app_queue_depth")!.samples, [
+    { name: "app_queue_depth", labels: {}, value: -4.5 },
+  ]);
+  deepEqual(families.get("app_unused_total")!.samples, []);
+  ok(text.includes('app_requests_total{route="/records/get",status="200"} 3\n'));
+});
+
+Deno.test("Registry.render() escapes backslashes, quotes and newlines in label values", () => {
+  const registry = new Registry();
+  const family = registry.gauge("app_weird", "Odd label values.", ["v"]);
+  const values = ['say "hi"', "back\\slash", "two\nlines", "\\n literally", "é😀", ""];
+  values.forEach((v, i) => family.labels(v).set(i));
+  const text = registry.render();
+  ok(text.includes('app_weird{v="say \\"hi\\""} 0\n'), text);
+  ok(text.includes('app_weird{v="back\\\\slash"} 1\n'), text);
+  ok(text.includes('app_weird{v="two\\nlines"} 2\n'), text);
+  deepEqual(parseExposition(text).get("app_weird")!.samples.map((s) => s.labels.v), values);
+});
+
+Deno.test("Registry.render() writes histograms with cumulative buckets, +Inf, _sum and _count", () => {
+  const registry = new Registry();
+  const latency = registry.histogram("app_latency_seconds", "Latency.", [0.005, 0.1, 1], ["route"]);
+  const get = latency.labels("get");
+  for (const v of [0.001, 0.005, 0.05, 0.5, 0.5, 3]) get.observe(v);
+  latency.labels("put"); // a series with no observations yet
+  const families = parseExposition(registry.render());
+  const samples = families.get("app_latency_seconds")!.samples;
+  equal(families.get("app_latency_seconds")!.type, "histogram");
+  const forGet = samples.filter((s) => s.labels.route === "get");
+  deepEqual(forGet.map((s) => [s.name, s.labels.le ?? null, s.value]), [
+    ["app_latency_seconds_bucket", "0.005", 2], // 0.005 falls in its own bucket (le is <=)
+    ["app_latency_seconds_bucket", "0.1", 3],
+    ["app_latency_seconds_bucket", "1", 5],
+    ["app_latency_seconds_bucket", "+Inf", 6],
+    ["app_latency_seconds_sum", null, 4.056],
+    ["app_latency_seconds_count", null, 6],
+  ]);
+  const forPut = samples.filter((s) => s.labels.route === "put");
+  deepEqual(forPut.map((s) => s.value), [0, 0, 0, 0, 0, 0]);
+});
+
+Deno.test("Registry.render() of every FireScroll metric is valid exposition text", async () => {
+  const metrics = createMetrics();
+  metrics.requestDuration.labels("/records/get", "200").observe(0.0003);
+  metrics.requestDuration.labels("/records/put", "413").observe(12);
+  metrics.applyLag.labels().observe(0.2);
+  metrics.appliedOffset.labels("0").set(41);
+  metrics.appliedMessages.labels().inc(42);
+  metrics.conditionErrors.labels().inc();
+  metrics.logCommitDuration.labels().observe(0.004);
+  metrics.partitions.labels("owned").set(16);
+  const text = metrics.registry.render();
+  const families = parseExposition(text);
+  for (const name of families.keys()) {
+    ok(/^firescroll_[a-z]+_[a-z0-9_]+$/.test(name), `${name} follows firescroll_<component>_...`);
+    if (families.get(name)!.type === "counter") ok(name.endsWith("_total"), `${name} ends _total`);
+  }
+  equal(families.get("firescroll_apply_offset")!.samples[0]!.value, 41);
+  // Removing a labelled child drops its series.
+  metrics.appliedOffset.remove("0");
+  deepEqual(parseExposition(metrics.registry.render()).get("firescroll_apply_offset")!.samples, []);
+  const promtool = await promtoolCheck(text);
+  if (promtool !== null) equal(promtool, "", "promtool check metrics");
+});
+
+/** `promtool check metrics` problems ("" when clean), or null when promtool is not installed. */
+async function promtoolCheck(text: string): Promise<string | null> {
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command("promtool", {
+      args: ["check", "metrics"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(text));
+  await writer.close();
+  const output = await child.output();
+  if (output.success) return "";
+  const decoder = new TextDecoder();
+  return (decoder.decode(output.stdout) + decoder.decode(output.stderr)).trim() || "failed";
+}
+
+Deno.test("Registry refuses duplicate names, invalid names and unordered buckets", () => {
+  const registry = new Registry();
+  registry.counter("app_things_total", "Things.");
+  throws(() => registry.gauge("app_things_total", "Again."), AssertionError);
+  throws(() => registry.counter("app-things", "Dash."), AssertionError);
+  throws(() => registry.histogram("app_h", "Unordered.", [1, 0.5]), AssertionError);
+  const labelled = registry.counter("app_labelled_total", "Labelled.", ["a"]);
+  throws(() => labelled.labels(), AssertionError);
+  throws(() => labelled.labels("x", "y"), AssertionError);
+});
