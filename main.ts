@@ -79,7 +79,9 @@ async function main(): Promise<void> {
       Deno.exit(1);
     }, config.shutdownTimeoutMs);
     try {
-      // Stop accepting and drain in-flight requests first; then no write can race the close.
+      // Fail parked `after` reads at once, then stop accepting and drain in-flight requests;
+      // then no write can race the close.
+      node.drain();
       await api.shutdown();
       await node.stop();
       await internal.shutdown();

@@ -25,7 +25,17 @@ export async function readJson(request: Request, limit: number): Promise<unknown
   let total = 0;
   const reader = request.body.getReader();
   while (true) {
-    const { done, value } = await reader.read();
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch {
+      // The client went away mid-body: its fault, not a server error to log with a stack.
+      throw badRequest(
+        "incomplete_body",
+        "Cannot read body: the connection closed before the whole body arrived",
+      );
+    }
+    const { done, value } = chunk;
     if (done) break;
     total += value.length;
     if (total > limit) {

@@ -58,7 +58,9 @@ export function internalHandler(node: Node): (request: Request) => Response {
       }
       throw new OperationalError("not_found", 404, `Cannot route ${path}: no such endpoint`);
     } catch (error) {
-      return problemResponse(error);
+      // RFC 9110: a 405 names the methods that are allowed.
+      const is405 = error instanceof OperationalError && error.status === 405;
+      return problemResponse(error, is405 ? { allow: "GET, HEAD" } : {});
     }
   };
 }

@@ -32,6 +32,15 @@ interface Owned {
   blockedReason: string | null;
 }
 
+function stoppingError(partition: number): OperationalError {
+  return new OperationalError(
+    "partition_unavailable",
+    503,
+    `Cannot wait for partition ${partition}: the node is stopping`,
+    { partition },
+  );
+}
+
 /** Per-partition view for `/internal/status`. */
 export interface PartitionStatus {
   readonly state: PartitionState;
@@ -62,6 +71,8 @@ export class Node implements PartitionConsumer {
   private readonly stopping = new AbortController();
   private consuming: Promise<void> | null = null;
   private started = false;
+  /** Set by {@linkcode drain}: the node is stopping and parks no more reads. */
+  private draining = false;
 
   constructor(deps: NodeDeps) {
     this.config = deps.config;
@@ -90,7 +101,7 @@ export class Node implements PartitionConsumer {
 
   /** Whether every owned partition is serving (`/readyz`). */
   get ready(): boolean {
-    if (!this.started || this.owned.size === 0) return false;
+    if (!this.started || this.draining || this.owned.size === 0) return false;
     for (const owned of this.owned.values()) if (owned.state !== "serving") return false;
     return true;
   }
@@ -133,7 +144,18 @@ export class Node implements PartitionConsumer {
     const owned = this.owned.get(partition);
     assert(owned !== undefined, "waitForOffset needs an owned partition");
     if (owned.store.applied.offset >= offset) return Promise.resolve();
+    if (this.draining) return Promise.reject(stoppingError(partition));
     return this.waiters.wait(partition, offset, waitMs, owned.store.applied.offset);
+  }
+
+  /**
+   * First step of a graceful stop: `/readyz` turns 503 and every parked `after` read fails now
+   * with 503 `partition_unavailable` instead of holding the HTTP drain for up to `WAIT_MS_MAX`,
+   * which would push the stop past `SHUTDOWN_TIMEOUT_MS`.
+   */
+  drain(): void {
+    this.draining = true;
+    for (const partition of this.owned.keys()) this.waiters.cancel(partition);
   }
 
   /** Offsets, chains and counts of every owned partition. */

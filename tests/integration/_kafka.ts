@@ -4,7 +4,14 @@
  *
  * @module
  */
-import { type HttpResult, partitionStatus, REPO_ROOT, run, startNode, type TestNode } from "./_node.ts";
+import {
+  type HttpResult,
+  partitionStatus,
+  REPO_ROOT,
+  run,
+  startNode,
+  type TestNode,
+} from "./_node.ts";
 
 /** Bootstrap servers of the test broker, or null when the suite runs without one. */
 export const KAFKA: string | null = Deno.env.get("FIRESCROLL_TEST_KAFKA") ?? null;
@@ -18,7 +25,9 @@ export const needsKafka = { ignore: KAFKA === null, sanitizeOps: false, sanitize
 /** A namespace no other test or run has used, so every test gets fresh topics. */
 export function freshNamespace(label: string): string {
   const random = crypto.getRandomValues(new Uint8Array(4));
-  return `it_${label}_${Date.now().toString(36)}_${Array.from(random, (b) => b.toString(16)).join("")}`;
+  return `it_${label}_${Date.now().toString(36)}_${
+    Array.from(random, (b) => b.toString(16)).join("")
+  }`;
 }
 
 /** Starts a Kafka-backed node of `namespace` in `group` (env may override anything). */
@@ -125,7 +134,9 @@ export async function kcatProduce(topic: string, partition: number, value: strin
 /** Restarts the test broker (keeping its data) with scripts/kafka.sh. */
 export async function restartBroker(): Promise<void> {
   const result = await run("bash", [`${REPO_ROOT}scripts/kafka.sh`, "restart"]);
-  if (result.code !== 0) throw new Error(`kafka.sh restart failed: ${result.stdout}${result.stderr}`);
+  if (result.code !== 0) {
+    throw new Error(`kafka.sh restart failed: ${result.stdout}${result.stderr}`);
+  }
 }
 
 /** Creates a topic directly on the broker (to provoke a partition-count mismatch). */
@@ -144,5 +155,7 @@ export async function createTopic(topic: string, partitions: number): Promise<vo
     "--replication-factor",
     "1",
   ]);
-  if (result.code !== 0) throw new Error(`Cannot create ${topic}: ${result.stdout}${result.stderr}`);
+  if (result.code !== 0) {
+    throw new Error(`Cannot create ${topic}: ${result.stdout}${result.stderr}`);
+  }
 }

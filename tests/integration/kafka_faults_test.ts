@@ -34,7 +34,12 @@ interface Load {
  * A steady write load: `workers` loops each putting one record at a time to the nodes in turn,
  * until stopped or `maxRequests` are sent. Bounded in count and time.
  */
-function writeLoad(targets: () => TestNode[], label: string, workers = 4, maxRequests = 20_000): Load {
+function writeLoad(
+  targets: () => TestNode[],
+  label: string,
+  workers = 4,
+  maxRequests = 20_000,
+): Load {
   const acked: string[] = [];
   const offsets: Record<string, number> = {};
   const failures = new Map<string, number>();
@@ -122,7 +127,10 @@ Deno.test({
       await load.stop();
       assert.ok(ackedAtKill > 20, `too little load before the kill (${ackedAtKill})`);
       assert.ok(load.acked.length > ackedAtKill, "no write was acknowledged after the kill");
-      await Promise.all([waitForOffsets(victim, load.offsets), waitForOffsets(witness, load.offsets)]);
+      await Promise.all([
+        waitForOffsets(victim, load.offsets),
+        waitForOffsets(witness, load.offsets),
+      ]);
       await assertAllPresent(victim, load.acked, load.offsets);
       await assertAllPresent(witness, load.acked, load.offsets);
       await assertChainsEqual(victim, witness);
