@@ -6,7 +6,8 @@
  */
 import { internalHandler, publicHandler } from "./src/api/mod.ts";
 import { type Config, ConfigError, loadConfig } from "./src/config/mod.ts";
-import { buildNode } from "./src/node/mod.ts";
+import { buildApp } from "./src/app.ts";
+import { joinHostPort } from "./src/cluster/mod.ts";
 import { errorMessage, log } from "./src/util/mod.ts";
 
 function loadOrExit(): Config {
@@ -48,7 +49,7 @@ async function main(): Promise<void> {
       message: "CLUSTER_SECRET is unset: /internal/* is not authenticated",
     });
   }
-  const node = buildNode(config);
+  const { node, gossip, router } = buildApp(config);
   try {
     await node.start();
   } catch (error) {
@@ -62,12 +63,21 @@ async function main(): Promise<void> {
     ...tls,
     onListen: ({ port, hostname }) =>
       log("info", "api_listening", { hostname, port, tls: "cert" in tls }),
-  }, publicHandler(node));
+  }, publicHandler(node, router));
   const internal = Deno.serve({
     hostname: config.listenHost,
     port: config.internalPort,
     onListen: ({ port, hostname }) => log("info", "internal_listening", { hostname, port }),
-  }, internalHandler(node));
+  }, internalHandler(node, gossip));
+  const gossipStop = new AbortController();
+  const gossiping = gossip === null ? Promise.resolve() : gossip.run(
+    joinHostPort(config.advertiseHost, internal.addr.port),
+    () => node.servingPartitions(),
+    gossipStop.signal,
+  ).catch((error) => {
+    log("error", "gossip_failed", { error: errorMessage(error) });
+    Deno.exit(1);
+  });
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -82,8 +92,17 @@ async function main(): Promise<void> {
       // Fail parked `after` reads at once, then stop accepting and drain in-flight requests;
       // then no write can race the close.
       node.drain();
+      // In a region cluster, keep serving reads until peers have taken the partitions over.
+      if (gossip !== null) {
+        await node.handOff({
+          announceLeaving: () => gossip.announceLeaving(),
+          servedElsewhere: (p) => gossip.membership.servedElsewhere(p),
+        }, config.handOffTimeoutMs);
+      }
       await api.shutdown();
       await node.stop();
+      gossipStop.abort();
+      await gossiping;
       await internal.shutdown();
       clearTimeout(deadline);
       log("info", "stopped", {});

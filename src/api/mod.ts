@@ -7,5 +7,6 @@
  */
 export { internalHandler } from "./internal.ts";
 export { problemResponse } from "./problem.ts";
-export { publicHandler, recordJson } from "./public.ts";
+export { publicHandler } from "./public.ts";
+export { recordJson } from "./read.ts";
 export type * from "./wire.ts";

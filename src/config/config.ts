@@ -95,6 +95,8 @@ export interface Config {
   readonly logQueueMax: number;
   /** Most waiters parked on `after` offsets at once (503 `too_many_waiters` above). */
   readonly waitersMax: number;
+  /** Longest a stopping cluster node keeps serving reads while peers take its partitions over. */
+  readonly handOffTimeoutMs: number;
   /** Grace period for a SIGTERM/SIGINT stop before the process exits anyway. */
   readonly shutdownTimeoutMs: number;
   /** Largest LMDB map per partition, bytes. */
@@ -212,6 +214,7 @@ export function loadConfig(env: Env): Config {
       `must be at most BODY_BYTES_MAX (${bodyBytesMax}), got ${dataBytesMax}`,
     );
   }
+  const shutdownTimeoutMs = int(env, "SHUTDOWN_TIMEOUT_MS", 30_000, 100, 600_000);
   const listenHost = raw(env, "LISTEN_HOST") ?? "0.0.0.0";
   const gossipPeers = list(env, "GOSSIP_PEERS").map((s) => hostPort("GOSSIP_PEERS", s));
   const flyRegion = raw(env, "FLY_REGION");
@@ -276,13 +279,26 @@ export function loadConfig(env: Env): Config {
     applyBatchMax: int(env, "APPLY_BATCH_MAX", 2000, 1, 100_000),
     logQueueMax: int(env, "LOG_QUEUE_MAX", 10_000, 1, 1_000_000),
     waitersMax: int(env, "WAITERS_MAX", 10_000, 1, 1_000_000),
-    shutdownTimeoutMs: int(env, "SHUTDOWN_TIMEOUT_MS", 10_000, 100, 600_000),
+    handOffTimeoutMs: int(
+      env,
+      "HANDOFF_TIMEOUT_MS",
+      Math.min(15_000, Math.floor(shutdownTimeoutMs / 2)),
+      0,
+      600_000,
+    ),
+    shutdownTimeoutMs,
     lmdbMapBytes: int(env, "LMDB_MAP_BYTES", 1 * GiB, 16 * MiB, 1024 * GiB),
   };
   if (config.kafkaReplicationFactor === 0) {
     throw new ConfigError(
       "KAFKA_REPLICATION_FACTOR",
       "must be -1 (broker default) or in [1, 32], got 0",
+    );
+  }
+  if (config.handOffTimeoutMs + 1000 > config.shutdownTimeoutMs) {
+    throw new ConfigError(
+      "HANDOFF_TIMEOUT_MS",
+      `must leave 1000 ms of SHUTDOWN_TIMEOUT_MS (${config.shutdownTimeoutMs}) to drain and close, got ${config.handOffTimeoutMs}`,
     );
   }
   if (config.listScanMax < config.listLimitMax) {

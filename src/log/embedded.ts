@@ -11,7 +11,7 @@ import type { Metrics } from "../metrics/mod.ts";
 import { assert } from "../util/assert.ts";
 import { OperationalError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
-import type { AppendRequest, MutationLog, PartitionConsumer } from "./log.ts";
+import type { AppendRequest, MutationLog, PartitionConsumer } from "../node/mod.ts";
 
 /** Settings of the embedded log. */
 export interface EmbeddedLogOptions {

@@ -4,7 +4,7 @@ import { open as lmdbOpen } from "lmdb";
 import { createMetrics, type Metrics } from "../metrics/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { EmbeddedLog, type EmbeddedLogOptions } from "./embedded.ts";
-import type { PartitionConsumer } from "./log.ts";
+import type { PartitionConsumer } from "../node/mod.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

@@ -23,7 +23,7 @@ import type { Metrics } from "../metrics/mod.ts";
 import { assert } from "../util/assert.ts";
 import { OperationalError } from "../util/errors.ts";
 import { errorMessage, log } from "../util/log.ts";
-import type { AppendRequest, MutationLog, PartitionConsumer } from "./log.ts";
+import type { AppendRequest, MutationLog, PartitionConsumer } from "../node/mod.ts";
 
 /** Settings of the Kafka log. */
 export interface KafkaLogOptions {

@@ -1,5 +1,5 @@
 /**
- * The shared log: the {@linkcode MutationLog} interface and its implementations. The embedded log
+ * The shared log: the implementations of the node's `MutationLog` port. The embedded log
  * (a local LMDB file) is the default; the Kafka log is used when `KAFKA_SEEDS` is set.
  *
  * @module
@@ -8,4 +8,3 @@ export { EmbeddedLog } from "./embedded.ts";
 export type { EmbeddedLogOptions } from "./embedded.ts";
 export { groupId, KafkaLog, topicNames } from "./kafka.ts";
 export type { KafkaLogOptions } from "./kafka.ts";
-export type { AppendRequest, MutationLog, PartitionConsumer } from "./log.ts";

@@ -6,5 +6,5 @@
  * @module
  */
 export { Node } from "./node.ts";
-export type { NodeDeps, PartitionState, PartitionStatus } from "./node.ts";
-export { buildNode } from "./build.ts";
+export type { HandOffPeers, NodeDeps, PartitionState, PartitionStatus } from "./node.ts";
+export type { AppendRequest, MutationLog, PartitionConsumer } from "./ports.ts";

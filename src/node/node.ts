@@ -12,7 +12,7 @@ import {
   type Mutation,
 } from "../apply/mod.ts";
 import type { Config } from "../config/mod.ts";
-import type { AppendRequest, MutationLog, PartitionConsumer } from "../log/mod.ts";
+import type { AppendRequest, MutationLog, PartitionConsumer } from "./ports.ts";
 import type { Metrics } from "../metrics/mod.ts";
 import { type AppliedPosition, PartitionStore } from "../store/mod.ts";
 import { assert } from "../util/assert.ts";
@@ -51,6 +51,14 @@ export interface PartitionStatus {
   readonly blocked?: string;
 }
 
+/** What a hand-off needs from the region cluster. */
+export interface HandOffPeers {
+  /** Tells the region this node is leaving (peers route elsewhere when they can). */
+  announceLeaving(): Promise<void>;
+  /** Whether a live peer of the region serves `partition`. */
+  servedElsewhere(partition: number): boolean;
+}
+
 /** What a node is built from; everything external is injected. */
 export interface NodeDeps {
   readonly config: Config;
@@ -73,6 +81,10 @@ export class Node implements PartitionConsumer {
   private started = false;
   /** Set by {@linkcode drain}: the node is stopping and parks no more reads. */
   private draining = false;
+  /** Set by {@linkcode handOff}: revoked partitions stay readable until peers serve them. */
+  private handingOff = false;
+  /** Partitions revoked during a hand-off: no longer applied, still read from. */
+  private readonly retiring = new Map<number, Owned>();
 
   constructor(deps: NodeDeps) {
     this.config = deps.config;
@@ -108,8 +120,42 @@ export class Node implements PartitionConsumer {
 
   /** The store of a partition this node serves, or null. */
   servingStore(partition: number): PartitionStore | null {
-    const owned = this.owned.get(partition);
+    const owned = this.owned.get(partition) ?? this.retiring.get(partition);
     return owned !== undefined && owned.state === "serving" ? owned.store : null;
+  }
+
+  /** The partitions this node answers reads for (advertised in gossip). */
+  servingPartitions(): number[] {
+    const out: number[] = [];
+    for (const [p, owned] of this.owned) if (owned.state === "serving") out.push(p);
+    for (const p of this.retiring.keys()) out.push(p);
+    return out;
+  }
+
+  /**
+   * Graceful hand-off before a stop (cluster mode): announce `leaving`, leave the log's consumer
+   * group so peers take the partitions over, and keep answering reads from the local files until
+   * a live peer serves each of them (or `timeoutMs` passes). Reads never find a partition
+   * without an owner because this node left first.
+   */
+  async handOff(peers: HandOffPeers, timeoutMs: number): Promise<void> {
+    this.handingOff = true;
+    await peers.announceLeaving();
+    this.stopping.abort();
+    if (this.consuming !== null) await this.consuming.catch(() => {});
+    const started = Date.now();
+    const deadline = started + timeoutMs;
+    let waiting = [...this.retiring.keys()];
+    while (Date.now() < deadline) {
+      waiting = waiting.filter((p) => !peers.servedElsewhere(p));
+      if (waiting.length === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    log(waiting.length === 0 ? "info" : "warn", "hand_off_done", {
+      partitions: this.retiring.size,
+      still_unserved: waiting,
+      ms: Date.now() - started,
+    });
   }
 
   /**
@@ -214,6 +260,10 @@ export class Node implements PartitionConsumer {
       const owned = this.owned.get(partition);
       if (owned === undefined) continue;
       this.owned.delete(partition);
+      if (this.handingOff && owned.state === "serving") {
+        this.retiring.set(partition, owned);
+        continue;
+      }
       this.waiters.cancel(partition);
       this.metrics.appliedOffset.remove(String(partition));
       await owned.store.close();
@@ -264,6 +314,11 @@ export class Node implements PartitionConsumer {
     this.stopping.abort();
     if (this.consuming !== null) await this.consuming.catch(() => {});
     await this.revoked([...this.owned.keys()]);
+    for (const [partition, owned] of this.retiring) {
+      await owned.store.close();
+      log("info", "partition_revoked", { partition, offset: owned.store.applied.offset });
+    }
+    this.retiring.clear();
     await this.log.close();
   }
 }

@@ -1,4 +1,7 @@
 /**
+ * The ports a node needs from the outside, implemented by outer components (DESIGN §2: `log`
+ * depends on `node`, never the reverse).
+ *
  * The shared write-ahead log seen by a node: append mutations, and consume the partitions the log
  * assigns to this node. Implemented by the embedded LMDB log and by Kafka.
  */

@@ -1,0 +1,199 @@
+/**
+ * Read routing for partitions this node does not serve: one proxied hop to a live peer of the
+ * region that serves the partition (random choice, one retry on another peer), over the peer's
+ * internal port with the cluster secret. The peer answers from its own LMDB and never proxies
+ * again (hop limit 1), so a routing disagreement can cost a retry, never a loop.
+ */
+import type { Metrics } from "../metrics/mod.ts";
+import { OperationalError } from "../util/errors.ts";
+import type { Member, Membership } from "./membership.ts";
+
+/** Internal route a peer serves a get on: body like `/records/get`, NDJSON answer. */
+export const INTERNAL_GET_PATH = "/internal/records/get";
+/** Internal route a peer serves a list on: body and answer like `/records/list`. */
+export const INTERNAL_LIST_PATH = "/internal/records/list";
+/** Header marking a proxied request; its target must answer locally. */
+export const HOP_HEADER = "x-firescroll-hop";
+
+/** A key to read, with the index of its answer. */
+export interface RoutedKey {
+  readonly pk: string;
+  readonly sk: string;
+  readonly partition: number;
+}
+
+/** Settings of the router. */
+export interface RouterOptions {
+  readonly secret: string;
+  readonly timeoutMs: number;
+  readonly metrics: Metrics;
+  readonly random?: () => number;
+}
+
+function unavailable(partition: number, detail: string): OperationalError {
+  return new OperationalError(
+    "partition_unavailable",
+    503,
+    `Cannot read: partition ${partition} ${detail}`,
+    { partition },
+  );
+}
+
+/** A peer's answer that must reach the client as is (e.g. 504 `not_caught_up`). */
+function fromProblem(status: number, text: string): OperationalError | null {
+  let problem: { code?: unknown; detail?: unknown } | null = null;
+  try {
+    problem = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (typeof problem?.code !== "string" || problem.code === "partition_unavailable") return null;
+  return new OperationalError(problem.code, status, String(problem.detail ?? problem.code));
+}
+
+/** Proxies reads to region peers chosen from the gossip membership. */
+export class Router {
+  private readonly random: () => number;
+
+  constructor(
+    private readonly membership: Membership,
+    private readonly options: RouterOptions,
+  ) {
+    this.random = options.random ?? Math.random;
+  }
+
+  private async post(member: Member, path: string, body: string, waitMs: number) {
+    return await fetch(`http://${member.addr}${path}`, {
+      method: "POST",
+      body,
+      headers: {
+        "content-type": "application/json",
+        authorization: `Bearer ${this.options.secret}`,
+        [HOP_HEADER]: "1",
+      },
+      signal: AbortSignal.timeout(this.options.timeoutMs + waitMs),
+    });
+  }
+
+  /**
+   * Reads `keys` (all of partitions this node does not serve) from peers. Partitions are grouped
+   * by the peer chosen for them, one request per peer, in parallel; a partition whose peer fails
+   * is retried once on another. Resolves to one record JSON (or null) per key, in order.
+   */
+  async get(
+    keys: readonly RoutedKey[],
+    after: ReadonlyMap<number, number>,
+    waitMs: number,
+  ): Promise<(string | null)[]> {
+    const results: (string | null)[] = new Array(keys.length).fill(null);
+    const byPartition = new Map<number, number[]>();
+    for (let i = 0; i < keys.length; i++) {
+      const p = keys[i]!.partition;
+      let list = byPartition.get(p);
+      if (list === undefined) byPartition.set(p, list = []);
+      list.push(i);
+    }
+    const candidates = new Map<number, Member[]>();
+    for (const p of byPartition.keys()) {
+      const owners = this.membership.ownersOf(p, this.random);
+      if (owners.length === 0) {
+        this.options.metrics.proxyRequests.labels("unavailable").inc();
+        throw unavailable(p, "is not served by any node of this region");
+      }
+      candidates.set(p, owners);
+    }
+    let pending = [...byPartition.keys()];
+    for (let attempt = 0; attempt < 2 && pending.length > 0; attempt++) {
+      const byMember = new Map<string, { member: Member; partitions: number[] }>();
+      for (const p of pending) {
+        const member = candidates.get(p)![attempt];
+        if (member === undefined) continue;
+        let entry = byMember.get(member.id);
+        if (entry === undefined) byMember.set(member.id, entry = { member, partitions: [] });
+        entry.partitions.push(p);
+      }
+      const failed: number[] = [];
+      await Promise.all([...byMember.values()].map(async ({ member, partitions }) => {
+        const indexes = partitions.flatMap((p) => byPartition.get(p)!);
+        const afterPart: Record<string, number> = {};
+        for (const p of partitions) {
+          const o = after.get(p);
+          if (o !== undefined) afterPart[String(p)] = o;
+        }
+        const body = JSON.stringify({
+          records: indexes.map((i) => ({ pk: keys[i]!.pk, sk: keys[i]!.sk })),
+          after: afterPart,
+          wait_ms: waitMs,
+        });
+        const lines = await this.attempt(member, INTERNAL_GET_PATH, body, waitMs);
+        if (lines === null) {
+          failed.push(...partitions);
+          return;
+        }
+        const split = lines.split("\n");
+        if (split.length !== indexes.length) {
+          failed.push(...partitions);
+          return;
+        }
+        for (let j = 0; j < indexes.length; j++) {
+          results[indexes[j]!] = split[j] === "null" ? null : split[j]!;
+        }
+      }));
+      if (attempt === 0 && failed.length > 0) {
+        this.options.metrics.proxyRequests.labels("retried").inc(failed.length);
+      }
+      pending = failed;
+    }
+    if (pending.length > 0) {
+      this.options.metrics.proxyRequests.labels("failed").inc(pending.length);
+      throw unavailable(pending[0]!, "could not be read from any peer of this region");
+    }
+    return results;
+  }
+
+  /** Proxies one list (`body` as the client sent it, validated) to a peer serving `partition`. */
+  async list(partition: number, body: string, waitMs: number): Promise<string> {
+    const owners = this.membership.ownersOf(partition, this.random);
+    if (owners.length === 0) {
+      this.options.metrics.proxyRequests.labels("unavailable").inc();
+      throw unavailable(partition, "is not served by any node of this region");
+    }
+    for (let attempt = 0; attempt < 2 && attempt < owners.length; attempt++) {
+      const text = await this.attempt(owners[attempt]!, INTERNAL_LIST_PATH, body, waitMs);
+      if (text !== null) return text;
+      if (attempt === 0) this.options.metrics.proxyRequests.labels("retried").inc();
+    }
+    this.options.metrics.proxyRequests.labels("failed").inc();
+    throw unavailable(partition, "could not be read from any peer of this region");
+  }
+
+  /**
+   * One proxied request: the body text on 200, null when another peer should be tried
+   * (unreachable, timed out, or no longer serving). Other problems (504 `not_caught_up`, 400)
+   * are the client's answer and are thrown.
+   */
+  private async attempt(
+    member: Member,
+    path: string,
+    body: string,
+    waitMs: number,
+  ): Promise<string | null> {
+    let response: Response;
+    let text: string;
+    try {
+      response = await this.post(member, path, body, waitMs);
+      text = await response.text();
+    } catch {
+      return null;
+    }
+    if (response.status === 200) {
+      this.options.metrics.proxyRequests.labels("ok").inc();
+      return text;
+    }
+    const problem = fromProblem(response.status, text);
+    if (problem !== null && (response.status < 500 || problem.code === "not_caught_up")) {
+      throw problem;
+    }
+    return null;
+  }
+}
