@@ -69,6 +69,12 @@ async function main(): Promise<void> {
     port: config.internalPort,
     onListen: ({ port, hostname }) => log("info", "internal_listening", { hostname, port }),
   }, internalHandler(node, gossip));
+  if (gossip !== null) {
+    node.attachPeers({
+      announceLeaving: () => gossip.announceLeaving(),
+      servedElsewhere: (p) => gossip.membership.servedElsewhere(p),
+    });
+  }
   const gossipStop = new AbortController();
   const gossiping = gossip === null ? Promise.resolve() : gossip.run(
     joinHostPort(config.advertiseHost, internal.addr.port),
@@ -93,12 +99,7 @@ async function main(): Promise<void> {
       // then no write can race the close.
       node.drain();
       // In a region cluster, keep serving reads until peers have taken the partitions over.
-      if (gossip !== null) {
-        await node.handOff({
-          announceLeaving: () => gossip.announceLeaving(),
-          servedElsewhere: (p) => gossip.membership.servedElsewhere(p),
-        }, config.handOffTimeoutMs);
-      }
+      await node.handOff();
       await api.shutdown();
       await node.stop();
       gossipStop.abort();

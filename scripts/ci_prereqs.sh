@@ -7,6 +7,7 @@ command -v curl >/dev/null || need+=(curl)
 command -v h2load >/dev/null || need+=(nghttp2-client)
 command -v wrk >/dev/null || need+=(wrk)
 command -v kcat >/dev/null || need+=(kcat)
+[ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "ci_prereqs: missing ${need[*]}; install them (apt-get install ${need[*]})" >&2

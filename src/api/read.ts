@@ -59,6 +59,37 @@ function readLocal(
   }
 }
 
+/**
+ * Whether a read of `partition` is answered here: when this node serves it, except a retiring
+ * partition (revoked, no longer applied) that a peer already serves — the peer is fresher — or
+ * whose copy is older than the read's `after`: only the new owner will ever reach that offset.
+ */
+function readsLocally(
+  node: Node,
+  router: Router | null,
+  partition: number,
+  read: ReadAfter,
+): boolean {
+  const store = node.servingStore(partition);
+  if (store === null) return false;
+  if (router === null || !node.isRetiring(partition)) return true;
+  if (router.servedByAlivePeer(partition)) return false;
+  return store.applied.offset >= (read.after.get(partition) ?? -1);
+}
+
+/**
+ * A partition changing owners: waits (within `wait_ms`) until a live peer serves it, so a read
+ * with `after` follows the partition to its new owner instead of failing at once.
+ */
+async function awaitNewOwner(router: Router, partitions: Set<number>, read: ReadAfter) {
+  const deadline = Date.now() + read.waitMs;
+  for (const p of partitions) {
+    while (!router.servedByAlivePeer(p) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+}
+
 /** `/records/get` as the client sees it: local where served, proxied elsewhere. */
 export async function routedGet(
   node: Node,
@@ -69,25 +100,29 @@ export async function routedGet(
   const local: number[] = [];
   const remote: number[] = [];
   const localPartitions = new Set<number>();
+  const moving = new Set<number>();
   for (let i = 0; i < keys.length; i++) {
     const p = keys[i]!.partition;
-    if (node.servingStore(p) !== null) {
+    if (readsLocally(node, router, p, request)) {
       local.push(i);
       localPartitions.add(p);
     } else if (router === null) {
       throw unavailable(p);
-    } else remote.push(i);
+    } else {
+      remote.push(i);
+      if (node.isRetiring(p)) moving.add(p);
+    }
   }
   const out: (string | null)[] = new Array(keys.length).fill(null);
-  const proxied = remote.length === 0
-    ? null
-    : router!.get(remote.map((i) => keys[i]!), request.after, request.waitMs);
-  await awaitAfter(node, request, localPartitions);
-  readLocal(node, keys, local, out);
-  if (proxied !== null) {
-    const answers = await proxied;
+  const proxy = async () => {
+    if (remote.length === 0) return;
+    if (moving.size > 0) await awaitNewOwner(router!, moving, request);
+    const answers = await router!.get(remote.map((i) => keys[i]!), request.after, request.waitMs);
     for (let j = 0; j < remote.length; j++) out[remote[j]!] = answers[j]!;
-  }
+  };
+  // Both halves run at once; Promise.all settles both, so neither rejection goes unhandled.
+  await Promise.all([proxy(), awaitAfter(node, request, localPartitions)]);
+  readLocal(node, keys, local, out);
   let records = "";
   let missing = "";
   for (let i = 0; i < keys.length; i++) {
@@ -148,7 +183,7 @@ export function routedList(
   request: ListRequest,
   body: unknown,
 ): Promise<string> {
-  if (node.servingStore(request.partition) !== null || router === null) {
+  if (router === null || readsLocally(node, router, request.partition, request)) {
     return localList(node, request);
   }
   return router.list(request.partition, JSON.stringify(body), request.waitMs);

@@ -170,7 +170,9 @@ export class Gossip {
             : { nameServer: { ipAddr: server.hostname, port: server.port } }),
           signal,
         });
-        this.dnsTargets = records.sort().map((ip) => joinHostPort(ip, this.options.port));
+        // Unmapped like datagram sources, so a peer found both ways is one target, not two.
+        this.dnsTargets = records.map((ip) => joinHostPort(unmapIpv4(ip), this.options.port))
+          .sort();
         const now = this.dnsTargets.join(",");
         if (now !== previous) log("info", "gossip_dns_targets", { name, targets: this.dnsTargets });
         previous = now;
@@ -208,7 +210,7 @@ export class Gossip {
       const observed = this.membership.observe(
         state,
         serving,
-        joinHostPort(source.hostname, source.port),
+        joinHostPort(unmapIpv4(source.hostname), source.port),
       );
       if (observed === "stale" || observed === "foreign") dropped.labels(observed).inc();
       else if (observed === "new") {

@@ -41,6 +41,12 @@ export interface MembershipOptions {
 /** Members by id. */
 export class Membership {
   private readonly members = new Map<string, Member>();
+  /**
+   * Where forgotten members' sequences stood. A datagram passes the clock check for up to
+   * `maxClockSkewMs` after it was sent, longer than a member takes to be forgotten: without this,
+   * a replay of a departed node's last datagram would bring it back as alive.
+   */
+  private readonly forgotten = new Map<string, { inc: number; seq: number; seenAt: number }>();
 
   constructor(private readonly options: MembershipOptions) {}
 
@@ -57,11 +63,13 @@ export class Membership {
     const now = o.now();
     if (Math.abs(now - state.ts) > o.maxClockSkewMs) return "stale";
     const known = this.members.get(state.id);
-    if (known !== undefined) {
-      if (state.inc < known.inc || (state.inc === known.inc && state.seq <= known.seq)) {
+    const last = known ?? this.forgotten.get(state.id);
+    if (last !== undefined) {
+      if (state.inc < last.inc || (state.inc === last.inc && state.seq <= last.seq)) {
         return "stale";
       }
     }
+    this.forgotten.delete(state.id);
     this.members.set(state.id, {
       id: state.id,
       group: state.group,
@@ -90,8 +98,15 @@ export class Membership {
     for (const member of this.members.values()) {
       if (this.health(member) === null) {
         this.members.delete(member.id);
+        this.forgotten.set(member.id, { inc: member.inc, seq: member.seq, seenAt: member.seenAt });
         gone.push(member.id);
       }
+    }
+    // A sender's clock may run up to maxClockSkewMs ahead: its datagrams pass the check until
+    // twice that after they arrived.
+    const now = this.options.now();
+    for (const [id, last] of this.forgotten) {
+      if (now - last.seenAt > 2 * this.options.maxClockSkewMs) this.forgotten.delete(id);
     }
     return gone;
   }

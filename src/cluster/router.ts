@@ -15,6 +15,9 @@ export const INTERNAL_LIST_PATH = "/internal/records/list";
 /** Header marking a proxied request; its target must answer locally. */
 export const HOP_HEADER = "x-firescroll-hop";
 
+/** Pause between rounds while a read with `wait_ms` follows a partition to its new owner. */
+const FOLLOW_MS = 50;
+
 /** A key to read, with the index of its answer. */
 export interface RoutedKey {
   readonly pk: string;
@@ -76,6 +79,14 @@ export class Router {
   }
 
   /**
+   * Whether an alive (not leaving, not suspect) peer serves `partition`: then it is fresher than
+   * a copy this node is retiring.
+   */
+  servedByAlivePeer(partition: number): boolean {
+    return this.membership.servedElsewhere(partition);
+  }
+
+  /**
    * Reads `keys` (all of partitions this node does not serve) from peers. Partitions are grouped
    * by the peer chosen for them, one request per peer, in parallel; a partition whose peer fails
    * is retried once on another. Resolves to one record JSON (or null) per key, in order.
@@ -93,56 +104,34 @@ export class Router {
       if (list === undefined) byPartition.set(p, list = []);
       list.push(i);
     }
-    const candidates = new Map<number, Member[]>();
-    for (const p of byPartition.keys()) {
-      const owners = this.membership.ownersOf(p, this.random);
-      if (owners.length === 0) {
-        this.options.metrics.proxyRequests.labels("unavailable").inc();
-        throw unavailable(p, "is not served by any node of this region");
-      }
-      candidates.set(p, owners);
-    }
+    const deadline = Date.now() + waitMs;
     let pending = [...byPartition.keys()];
-    for (let attempt = 0; attempt < 2 && pending.length > 0; attempt++) {
-      const byMember = new Map<string, { member: Member; partitions: number[] }>();
-      for (const p of pending) {
-        const member = candidates.get(p)![attempt];
-        if (member === undefined) continue;
-        let entry = byMember.get(member.id);
-        if (entry === undefined) byMember.set(member.id, entry = { member, partitions: [] });
-        entry.partitions.push(p);
+    for (let round = 0; pending.length > 0; round++) {
+      const candidates = new Map<number, Member[]>();
+      for (const p of pending) candidates.set(p, this.membership.ownersOf(p, this.random));
+      if (round === 0) {
+        const orphan = pending.find((p) => candidates.get(p)!.length === 0);
+        if (orphan !== undefined && waitMs === 0) {
+          this.options.metrics.proxyRequests.labels("unavailable").inc();
+          throw unavailable(orphan, "is not served by any node of this region");
+        }
       }
-      const failed: number[] = [];
-      await Promise.all([...byMember.values()].map(async ({ member, partitions }) => {
-        const indexes = partitions.flatMap((p) => byPartition.get(p)!);
-        const afterPart: Record<string, number> = {};
-        for (const p of partitions) {
-          const o = after.get(p);
-          if (o !== undefined) afterPart[String(p)] = o;
-        }
-        const body = JSON.stringify({
-          records: indexes.map((i) => ({ pk: keys[i]!.pk, sk: keys[i]!.sk })),
-          after: afterPart,
-          wait_ms: waitMs,
-        });
-        const lines = await this.attempt(member, INTERNAL_GET_PATH, body, waitMs);
-        if (lines === null) {
-          failed.push(...partitions);
-          return;
-        }
-        const split = lines.split("\n");
-        if (split.length !== indexes.length) {
-          failed.push(...partitions);
-          return;
-        }
-        for (let j = 0; j < indexes.length; j++) {
-          results[indexes[j]!] = split[j] === "null" ? null : split[j]!;
-        }
-      }));
-      if (attempt === 0 && failed.length > 0) {
-        this.options.metrics.proxyRequests.labels("retried").inc(failed.length);
+      const remainingMs = Math.max(0, deadline - Date.now());
+      for (let attempt = 0; attempt < 2 && pending.length > 0; attempt++) {
+        pending = await this.getAttempt(
+          keys,
+          byPartition,
+          pending,
+          candidates,
+          attempt,
+          after,
+          remainingMs,
+          results,
+        );
       }
-      pending = failed;
+      // A read with `wait_ms` follows a partition that is changing owners until its budget ends.
+      if (pending.length === 0 || Date.now() + FOLLOW_MS > deadline) break;
+      await new Promise((r) => setTimeout(r, FOLLOW_MS));
     }
     if (pending.length > 0) {
       this.options.metrics.proxyRequests.labels("failed").inc(pending.length);
@@ -151,17 +140,76 @@ export class Router {
     return results;
   }
 
+  /** One attempt for `pending` partitions on their `attempt`-th candidate; returns the failed. */
+  private async getAttempt(
+    keys: readonly RoutedKey[],
+    byPartition: ReadonlyMap<number, number[]>,
+    pending: readonly number[],
+    candidates: ReadonlyMap<number, Member[]>,
+    attempt: number,
+    after: ReadonlyMap<number, number>,
+    waitMs: number,
+    results: (string | null)[],
+  ): Promise<number[]> {
+    const byMember = new Map<string, { member: Member; partitions: number[] }>();
+    const failed: number[] = [];
+    for (const p of pending) {
+      const member = candidates.get(p)![attempt];
+      if (member === undefined) {
+        failed.push(p); // No other peer to retry on: it stays unread.
+        continue;
+      }
+      let entry = byMember.get(member.id);
+      if (entry === undefined) byMember.set(member.id, entry = { member, partitions: [] });
+      entry.partitions.push(p);
+    }
+    // Counted when a retry is actually sent, not when there was no other peer to send it to.
+    const routed = pending.length - failed.length;
+    if (attempt > 0 && routed > 0) {
+      this.options.metrics.proxyRequests.labels("retried").inc(routed);
+    }
+    await Promise.all([...byMember.values()].map(async ({ member, partitions }) => {
+      const indexes = partitions.flatMap((p) => byPartition.get(p)!);
+      const afterPart: Record<string, number> = {};
+      for (const p of partitions) {
+        const o = after.get(p);
+        if (o !== undefined) afterPart[String(p)] = o;
+      }
+      const body = JSON.stringify({
+        records: indexes.map((i) => ({ pk: keys[i]!.pk, sk: keys[i]!.sk })),
+        after: afterPart,
+        wait_ms: waitMs,
+      });
+      const lines = await this.attempt(member, INTERNAL_GET_PATH, body, waitMs);
+      const split = lines === null ? [] : lines.split("\n");
+      if (split.length !== indexes.length) {
+        failed.push(...partitions);
+        return;
+      }
+      for (let j = 0; j < indexes.length; j++) {
+        results[indexes[j]!] = split[j] === "null" ? null : split[j]!;
+      }
+    }));
+    return failed;
+  }
+
   /** Proxies one list (`body` as the client sent it, validated) to a peer serving `partition`. */
   async list(partition: number, body: string, waitMs: number): Promise<string> {
-    const owners = this.membership.ownersOf(partition, this.random);
-    if (owners.length === 0) {
-      this.options.metrics.proxyRequests.labels("unavailable").inc();
-      throw unavailable(partition, "is not served by any node of this region");
-    }
-    for (let attempt = 0; attempt < 2 && attempt < owners.length; attempt++) {
-      const text = await this.attempt(owners[attempt]!, INTERNAL_LIST_PATH, body, waitMs);
-      if (text !== null) return text;
-      if (attempt === 0) this.options.metrics.proxyRequests.labels("retried").inc();
+    const deadline = Date.now() + waitMs;
+    for (let round = 0;; round++) {
+      const owners = this.membership.ownersOf(partition, this.random);
+      if (owners.length === 0 && round === 0 && waitMs === 0) {
+        this.options.metrics.proxyRequests.labels("unavailable").inc();
+        throw unavailable(partition, "is not served by any node of this region");
+      }
+      const remainingMs = Math.max(0, deadline - Date.now());
+      for (let attempt = 0; attempt < 2 && attempt < owners.length; attempt++) {
+        if (attempt > 0) this.options.metrics.proxyRequests.labels("retried").inc();
+        const text = await this.attempt(owners[attempt]!, INTERNAL_LIST_PATH, body, remainingMs);
+        if (text !== null) return text;
+      }
+      if (Date.now() + FOLLOW_MS > deadline) break;
+      await new Promise((r) => setTimeout(r, FOLLOW_MS));
     }
     this.options.metrics.proxyRequests.labels("failed").inc();
     throw unavailable(partition, "could not be read from any peer of this region");

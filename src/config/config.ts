@@ -246,7 +246,7 @@ export function loadConfig(env: Env): Config {
     kafkaReplicationFactor: int(env, "KAFKA_REPLICATION_FACTOR", -1, -1, 32),
     kafkaRetentionMs: raw(env, "KAFKA_RETENTION_MS") === undefined
       ? null
-      : int(env, "KAFKA_RETENTION_MS", 0, 1000, Number.MAX_SAFE_INTEGER),
+      : int(env, "KAFKA_RETENTION_MS", 0, -1, Number.MAX_SAFE_INTEGER),
     kafkaSessionTimeoutMs: int(env, "KAFKA_SESSION_TIMEOUT_MS", 10_000, 6000, 300_000),
     logWriteTimeoutMs: int(env, "LOG_WRITE_TIMEOUT_MS", 10_000, 100, 300_000),
     dbPath: raw(env, "DB_PATH") ?? "./data",
@@ -289,6 +289,15 @@ export function loadConfig(env: Env): Config {
     shutdownTimeoutMs,
     lmdbMapBytes: int(env, "LMDB_MAP_BYTES", 1 * GiB, 16 * MiB, 1024 * GiB),
   };
+  if (
+    config.kafkaRetentionMs !== null && config.kafkaRetentionMs >= 0 &&
+    config.kafkaRetentionMs < 1000
+  ) {
+    throw new ConfigError(
+      "KAFKA_RETENTION_MS",
+      `must be -1 (keep forever) or at least 1000, got ${config.kafkaRetentionMs}`,
+    );
+  }
   if (config.kafkaReplicationFactor === 0) {
     throw new ConfigError(
       "KAFKA_REPLICATION_FACTOR",

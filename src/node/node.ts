@@ -81,10 +81,11 @@ export class Node implements PartitionConsumer {
   private started = false;
   /** Set by {@linkcode drain}: the node is stopping and parks no more reads. */
   private draining = false;
-  /** Set by {@linkcode handOff}: revoked partitions stay readable until peers serve them. */
-  private handingOff = false;
-  /** Partitions revoked during a hand-off: no longer applied, still read from. */
-  private readonly retiring = new Map<number, Owned>();
+  /** The region's view, in cluster mode: revoked partitions stay readable until peers serve them. */
+  private peers: HandOffPeers | null = null;
+  /** Revoked partitions still answering reads (no longer applied) until a peer serves them. */
+  private readonly retiring = new Map<number, Owned & { readonly since: number }>();
+  private retireLoop: Promise<void> | null = null;
 
   constructor(deps: NodeDeps) {
     this.config = deps.config;
@@ -113,7 +114,9 @@ export class Node implements PartitionConsumer {
 
   /** Whether every owned partition is serving (`/readyz`). */
   get ready(): boolean {
-    if (!this.started || this.draining || this.owned.size === 0) return false;
+    if (!this.started || this.draining) return false;
+    // A cluster node without partitions (more nodes than partitions) still answers by proxying.
+    if (this.owned.size === 0 && this.peers === null) return false;
     for (const owned of this.owned.values()) if (owned.state !== "serving") return false;
     return true;
   }
@@ -122,6 +125,11 @@ export class Node implements PartitionConsumer {
   servingStore(partition: number): PartitionStore | null {
     const owned = this.owned.get(partition) ?? this.retiring.get(partition);
     return owned !== undefined && owned.state === "serving" ? owned.store : null;
+  }
+
+  /** Whether `partition` is retiring here: revoked, still readable until a peer serves it. */
+  isRetiring(partition: number): boolean {
+    return this.retiring.has(partition);
   }
 
   /** The partitions this node answers reads for (advertised in gossip). */
@@ -133,29 +141,53 @@ export class Node implements PartitionConsumer {
   }
 
   /**
-   * Graceful hand-off before a stop (cluster mode): announce `leaving`, leave the log's consumer
-   * group so peers take the partitions over, and keep answering reads from the local files until
-   * a live peer serves each of them (or `timeoutMs` passes). Reads never find a partition
-   * without an owner because this node left first.
+   * Joins the region (cluster mode). From now on a revoked partition is not closed at once: it
+   * keeps answering reads from its file until a live peer serves it, or `HANDOFF_TIMEOUT_MS`
+   * passes, so a rebalance never leaves a partition without a reader.
    */
-  async handOff(peers: HandOffPeers, timeoutMs: number): Promise<void> {
-    this.handingOff = true;
+  attachPeers(peers: HandOffPeers): void {
+    this.peers = peers;
+  }
+
+  /**
+   * Graceful hand-off before a stop (cluster mode): announce `leaving`, leave the log's consumer
+   * group so peers take the partitions over, and keep answering reads until a live peer serves
+   * each of them (or `HANDOFF_TIMEOUT_MS` passes).
+   */
+  async handOff(): Promise<void> {
+    const peers = this.peers;
+    if (peers === null) return;
+    const started = Date.now();
     await peers.announceLeaving();
     this.stopping.abort();
     if (this.consuming !== null) await this.consuming.catch(() => {});
-    const started = Date.now();
-    const deadline = started + timeoutMs;
-    let waiting = [...this.retiring.keys()];
-    while (Date.now() < deadline) {
-      waiting = waiting.filter((p) => !peers.servedElsewhere(p));
-      if (waiting.length === 0) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    log(waiting.length === 0 ? "info" : "warn", "hand_off_done", {
-      partitions: this.retiring.size,
-      still_unserved: waiting,
-      ms: Date.now() - started,
-    });
+    const handing = this.retiring.size;
+    if (this.retireLoop !== null) await this.retireLoop;
+    log("info", "hand_off_done", { partitions: handing, ms: Date.now() - started });
+  }
+
+  /** Closes retiring partitions once served elsewhere (or timed out); runs while any remain. */
+  private retireWhenServed(): void {
+    if (this.retireLoop !== null) return;
+    this.retireLoop = (async () => {
+      while (this.retiring.size > 0) {
+        const now = Date.now();
+        for (const [partition, r] of [...this.retiring]) {
+          const served = this.peers?.servedElsewhere(partition) ?? true;
+          if (!served && now - r.since < this.config.handOffTimeoutMs) continue;
+          this.retiring.delete(partition);
+          await r.store.close();
+          log(served ? "info" : "warn", "partition_retired", {
+            partition,
+            offset: r.store.applied.offset,
+            served_elsewhere: served,
+            ms: now - r.since,
+          });
+        }
+        if (this.retiring.size > 0) await new Promise((r) => setTimeout(r, 100));
+      }
+      this.retireLoop = null;
+    })();
   }
 
   /**
@@ -187,10 +219,21 @@ export class Node implements PartitionConsumer {
    * `not_caught_up` otherwise.
    */
   waitForOffset(partition: number, offset: number, waitMs: number): Promise<void> {
-    const owned = this.owned.get(partition);
-    assert(owned !== undefined, "waitForOffset needs an owned partition");
+    const owned = this.owned.get(partition) ?? this.retiring.get(partition);
+    assert(owned !== undefined, "waitForOffset needs a partition read here");
     if (owned.store.applied.offset >= offset) return Promise.resolve();
+    // A retiring partition no longer applies: the reader must go to its new owner.
     if (this.draining) return Promise.reject(stoppingError(partition));
+    if (this.retiring.has(partition)) {
+      return Promise.reject(
+        new OperationalError(
+          "partition_unavailable",
+          503,
+          `Cannot wait for partition ${partition}: it moved to another node`,
+          { partition },
+        ),
+      );
+    }
     return this.waiters.wait(partition, offset, waitMs, owned.store.applied.offset);
   }
 
@@ -233,7 +276,10 @@ export class Node implements PartitionConsumer {
     const starts = new Map<number, number>();
     for (const partition of partitions) {
       assert(!this.owned.has(partition), `p${partition} assigned twice`);
-      const store = PartitionStore.open({
+      // Assigned back while still retiring: keep the open file (and reads) going.
+      const retired = this.retiring.get(partition);
+      this.retiring.delete(partition);
+      const store = retired?.store ?? PartitionStore.open({
         dir: this.storeDir,
         namespace: this.config.namespace,
         partition,
@@ -260,11 +306,12 @@ export class Node implements PartitionConsumer {
       const owned = this.owned.get(partition);
       if (owned === undefined) continue;
       this.owned.delete(partition);
-      if (this.handingOff && owned.state === "serving") {
-        this.retiring.set(partition, owned);
+      this.waiters.cancel(partition);
+      if (this.peers !== null && owned.state === "serving") {
+        this.retiring.set(partition, { ...owned, since: Date.now() });
+        this.retireWhenServed();
         continue;
       }
-      this.waiters.cancel(partition);
       this.metrics.appliedOffset.remove(String(partition));
       await owned.store.close();
       log("info", "partition_revoked", { partition, offset: owned.store.applied.offset });
@@ -314,11 +361,13 @@ export class Node implements PartitionConsumer {
     this.stopping.abort();
     if (this.consuming !== null) await this.consuming.catch(() => {});
     await this.revoked([...this.owned.keys()]);
-    for (const [partition, owned] of this.retiring) {
-      await owned.store.close();
-      log("info", "partition_revoked", { partition, offset: owned.store.applied.offset });
+    // Whatever still retires closes now: the process is going away.
+    for (const [partition, r] of [...this.retiring]) {
+      this.retiring.delete(partition);
+      await r.store.close();
+      log("info", "partition_revoked", { partition, offset: r.store.applied.offset });
     }
-    this.retiring.clear();
+    if (this.retireLoop !== null) await this.retireLoop;
     await this.log.close();
   }
 }

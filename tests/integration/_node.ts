@@ -276,9 +276,9 @@ export interface StartOptions extends SpawnOptions {
 
 /** A running node. */
 export interface TestNode {
-  /** `http://127.0.0.1:<port>` (or `https://…` with TLS) of the public API. */
+  /** `http://<LISTEN_HOST>:<port>` (or `https://…` with TLS) of the public API. */
   readonly apiUrl: string;
-  /** `http://127.0.0.1:<port>` of the internal port. */
+  /** `http://<LISTEN_HOST>:<port>` of the internal port. */
   readonly internalUrl: string;
   readonly apiPort: number;
   readonly internalPort: number;
@@ -286,6 +286,8 @@ export interface TestNode {
   /** Collected output lines (bounded ring). */
   readonly logs: LogRing;
   readonly pid: number;
+  /** The node's `CLUSTER_SECRET`, if it was started with one. */
+  readonly clusterSecret: string | undefined;
   /** POSTs `body` (JSON-encoded unless a string, bytes or a stream) to the public API. */
   post(path: string, body: unknown, headers?: HeadersInit): Promise<HttpResult>;
   /** A request with any method to the public API. */
@@ -341,8 +343,10 @@ export async function startNode(options: StartOptions = {}): Promise<TestNode> {
     const tls = api.tls === true;
     const apiPort = Number(api.port);
     const internalPort = Number(internal.port);
-    const apiUrl = `${tls ? "https" : "http"}://127.0.0.1:${apiPort}`;
-    const internalUrl = `http://127.0.0.1:${internalPort}`;
+    // Cluster tests give each node its own loopback address, like machines of one region.
+    const host = options.env?.LISTEN_HOST ?? "127.0.0.1";
+    const apiUrl = `${tls ? "https" : "http"}://${host}:${apiPort}`;
+    const internalUrl = `http://${host}:${internalPort}`;
     if (tls && options.caCert !== undefined) {
       client = Deno.createHttpClient({ caCerts: [options.caCert] });
     }
@@ -389,6 +393,7 @@ export async function startNode(options: StartOptions = {}): Promise<TestNode> {
       dbPath: spawned.dbPath,
       logs: spawned.logs,
       pid: spawned.pid,
+      clusterSecret: options.env?.CLUSTER_SECRET,
       async post(path, body, headers = {}) {
         const h = new Headers(headers);
         let payload: BodyInit;
@@ -491,10 +496,10 @@ export interface PartitionStatus {
   records: number;
 }
 
-/** Reads `/internal/status` (with the cluster secret when given) and returns its partitions. */
+/** Reads `/internal/status` (with the node's cluster secret, if any) and returns its partitions. */
 export async function partitionStatus(
   node: TestNode,
-  secret?: string,
+  secret: string | undefined = node.clusterSecret,
 ): Promise<Record<string, PartitionStatus>> {
   const result = await node.internal(
     "/internal/status",
