@@ -8,7 +8,7 @@ import { internalHandler, publicHandler } from "./src/api/mod.ts";
 import { type Config, ConfigError, loadConfig } from "./src/config/mod.ts";
 import { buildApp } from "./src/app.ts";
 import { joinHostPort } from "./src/cluster/mod.ts";
-import { errorMessage, log } from "./src/util/mod.ts";
+import { errorMessage, log, sleep } from "./src/util/mod.ts";
 
 function loadOrExit(): Config {
   try {
@@ -49,9 +49,10 @@ async function main(): Promise<void> {
       message: "CLUSTER_SECRET is unset: /internal/* is not authenticated",
     });
   }
-  const { node, gossip, router } = buildApp(config);
+  const { node, gossip, router, backups, kafka } = buildApp(config);
   try {
-    await node.start();
+    // The log first (topics, partition-count guard): a node that cannot start never listens.
+    await node.open();
   } catch (error) {
     log("error", "start_failed", { error: errorMessage(error) });
     Deno.exit(1);
@@ -84,6 +85,34 @@ async function main(): Promise<void> {
     log("error", "gossip_failed", { error: errorMessage(error) });
     Deno.exit(1);
   });
+  // Gossip runs before partitions are assigned, so peer bootstrap can find peers.
+  node.consume();
+  const background = new AbortController();
+  const backingUp = backups === null
+    ? Promise.resolve()
+    : backups.run(node, background.signal).catch((error) => {
+      log("error", "backup_loop_failed", { error: errorMessage(error) });
+    });
+  const sweeping = (async () => {
+    const everyMs = Math.min(60_000, Math.max(1000, config.unownedRetainSec * 500));
+    while (!background.signal.aborted) {
+      await node.sweepUnowned(Date.now()).catch((error) =>
+        log("warn", "sweep_failed", { error: errorMessage(error) })
+      );
+      await sleep(everyMs, background.signal);
+    }
+  })();
+  if (backups !== null && kafka !== null) {
+    // Snapshots must come more often than the log forgets, or a gap can open between them.
+    const retentionMs = await kafka.retentionMs();
+    if (retentionMs !== null && retentionMs >= 0 && config.backupIntervalSec * 1000 > retentionMs) {
+      log("warn", "backup_interval_exceeds_retention", {
+        backup_interval_sec: config.backupIntervalSec,
+        retention_ms: retentionMs,
+        message: "BACKUP_INTERVAL_SEC is longer than the mutations topic's retention.ms",
+      });
+    }
+  }
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -101,6 +130,8 @@ async function main(): Promise<void> {
       // In a region cluster, keep serving reads until peers have taken the partitions over.
       await node.handOff();
       await api.shutdown();
+      background.abort();
+      await Promise.all([backingUp, sweeping]);
       await node.stop();
       gossipStop.abort();
       await gossiping;

@@ -30,6 +30,7 @@ fi
 if [ -z "${S3_ENDPOINT:-}" ] && [ -n "$(ls tests/integration/s3_*_test.ts 2>/dev/null)" ]; then
   bash scripts/s3.sh start
   started+=(s3)
+  export FIRESCROLL_TEST_S3="http://127.0.0.1:${S3_PORT:-19000}"
 fi
 
 status=0

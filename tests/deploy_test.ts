@@ -21,10 +21,10 @@ function read(path: string): string {
 // ---------------------------------------------------------------------------------------------
 // What the code reads and does, taken from its source so that nothing here restates it.
 
-/** Every variable `src/config/config.ts` reads: the names in its `int/raw/name/list/port` calls. */
+/** Every variable `src/config/config.ts` reads: the names in its `int/raw/name/list/port/flag` calls. */
 function configVariables(source: string): Set<string> {
   const names = new Set<string>();
-  const call = /\b(?:int|raw|name|list|port)\(\s*env,\s*"([A-Z][A-Z0-9_]*)"/g;
+  const call = /\b(?:int|raw|name|list|port|flag)\(\s*env,\s*"([A-Z][A-Z0-9_]*)"/g;
   for (const match of source.matchAll(call)) names.add(match[1]!);
   return names;
 }
@@ -51,16 +51,11 @@ const FLY_RUNTIME: Readonly<Record<string, string>> = {
 };
 
 /**
- * Read by nothing yet: the backup issue will. Deployment files may set them already. Keep this
- * list short; once config.ts reads a name, the docs check below covers it.
+ * Read by the AWS SDK's default credential chain, not by config.ts: deployment files may set them.
  */
 const PENDING_VARIABLES = new Set([
-  "BACKUP",
-  "S3_ENDPOINT",
-  "S3_BUCKET",
   "AWS_ACCESS_KEY_ID",
   "AWS_SECRET_ACCESS_KEY",
-  "AWS_REGION",
 ]);
 
 /** Never in fly.toml: `fly secrets set` holds them. */

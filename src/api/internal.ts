@@ -4,7 +4,14 @@
  * bearer token when `CLUSTER_SECRET` is set. Proxy targets answer from local files only: a
  * proxied read never hops again.
  */
-import { type Gossip, INTERNAL_GET_PATH, INTERNAL_LIST_PATH } from "../cluster/mod.ts";
+import { createSnapshot } from "../backup/mod.ts";
+import {
+  type Gossip,
+  INTERNAL_GET_PATH,
+  INTERNAL_LIST_PATH,
+  INTERNAL_SNAPSHOT_PATH,
+  MANIFEST_HEADER,
+} from "../cluster/mod.ts";
 import type { Node } from "../node/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { bearer, safeEqual } from "./auth.ts";
@@ -63,6 +70,78 @@ function status(node: Node, gossip: Gossip | null): unknown {
 
 const JSON_HEADERS = { "content-type": "application/json" };
 
+/** A file as a response body; the file is deleted once sent or abandoned. */
+async function streamThenDelete(path: string): Promise<ReadableStream<Uint8Array>> {
+  const file = await Deno.open(path, { read: true });
+  const reader = file.readable.getReader();
+  const cleanup = () => Deno.remove(path).catch(() => {});
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { done, value } = await reader.read();
+      if (done) {
+        controller.close();
+        await cleanup();
+      } else controller.enqueue(value);
+    },
+    async cancel() {
+      await reader.cancel().catch(() => {});
+      await cleanup();
+    },
+  });
+}
+
+/** One peer snapshot at a time: each is a full compacted copy of a partition on local disk. */
+let snapshotting = false;
+
+/** Streams a fresh compacted copy of a served partition to a region peer (peer bootstrap). */
+async function snapshot(node: Node, path: string): Promise<Response> {
+  const partition = Number(path.slice(INTERNAL_SNAPSHOT_PATH.length));
+  if (
+    !/^\d+$/.test(path.slice(INTERNAL_SNAPSHOT_PATH.length)) || partition >= node.config.partitions
+  ) {
+    throw new OperationalError("not_found", 404, `Cannot route ${path}: no such partition`);
+  }
+  const store = node.servingStore(partition);
+  if (store === null) {
+    throw new OperationalError(
+      "partition_unavailable",
+      503,
+      `Cannot snapshot partition ${partition}: not served here`,
+      { partition },
+    );
+  }
+  if (snapshotting) {
+    throw new OperationalError(
+      "snapshot_busy",
+      503,
+      "Cannot snapshot: another snapshot is being sent",
+    );
+  }
+  snapshotting = true;
+  const file = `${node.storeDir}/.peer-p${partition}-${Date.now()}.mdb`;
+  try {
+    const manifest = await createSnapshot(
+      store,
+      file,
+      node.config.namespace,
+      node.config.instanceId,
+    );
+    const body = await streamThenDelete(file);
+    return new Response(body, {
+      headers: {
+        "content-type": "application/octet-stream",
+        "content-length": String(manifest.bytes),
+        [MANIFEST_HEADER]: JSON.stringify(manifest),
+      },
+    });
+  } catch (error) {
+    await Deno.remove(file).catch(() => {});
+    throw error;
+  } finally {
+    snapshotting = false;
+  }
+}
+
 async function route(node: Node, gossip: Gossip | null, request: Request): Promise<Response> {
   const path = pathOf(request.url);
   const config = node.config;
@@ -79,6 +158,10 @@ async function route(node: Node, gossip: Gossip | null, request: Request): Promi
   }
   if (request.method !== "GET" && request.method !== "HEAD") {
     throw methodNotAllowed(request.method, path, "GET, HEAD");
+  }
+  if (path.startsWith(INTERNAL_SNAPSHOT_PATH)) {
+    checkSecret(request, config.clusterSecret);
+    return await snapshot(node, path);
   }
   if (path === "/metrics") {
     return new Response(node.metrics.registry.render(), {

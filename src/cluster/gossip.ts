@@ -5,6 +5,7 @@
  */
 import type { Metrics } from "../metrics/mod.ts";
 import { errorMessage, log } from "../util/log.ts";
+import { sleep } from "../util/sleep.ts";
 import { Membership } from "./membership.ts";
 import { decodeBitmap, decodeState, encodeBitmap, encodeState, type NodeState } from "./message.ts";
 
@@ -226,17 +227,4 @@ export class Gossip {
       this.options.metrics.gossipMembers.labels(state).set(n);
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

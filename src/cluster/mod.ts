@@ -18,5 +18,12 @@ export {
   encodeState,
 } from "./message.ts";
 export type { DropReason, NodeState } from "./message.ts";
-export { HOP_HEADER, INTERNAL_GET_PATH, INTERNAL_LIST_PATH, Router } from "./router.ts";
+export {
+  HOP_HEADER,
+  INTERNAL_GET_PATH,
+  INTERNAL_LIST_PATH,
+  INTERNAL_SNAPSHOT_PATH,
+  MANIFEST_HEADER,
+  Router,
+} from "./router.ts";
 export type { RoutedKey, RouterOptions } from "./router.ts";

@@ -12,6 +12,10 @@ import type { Member, Membership } from "./membership.ts";
 export const INTERNAL_GET_PATH = "/internal/records/get";
 /** Internal route a peer serves a list on: body and answer like `/records/list`. */
 export const INTERNAL_LIST_PATH = "/internal/records/list";
+/** Internal route prefix a peer streams a partition snapshot from (`…/{partition}`). */
+export const INTERNAL_SNAPSHOT_PATH = "/internal/snapshots/";
+/** Response header carrying the snapshot's manifest (JSON). */
+export const MANIFEST_HEADER = "x-firescroll-manifest";
 /** Header marking a proxied request; its target must answer locally. */
 export const HOP_HEADER = "x-firescroll-hop";
 
@@ -213,6 +217,39 @@ export class Router {
     }
     this.options.metrics.proxyRequests.labels("failed").inc();
     throw unavailable(partition, "could not be read from any peer of this region");
+  }
+
+  /**
+   * Downloads a snapshot of `partition` from an alive peer that serves it into `path` (peer
+   * bootstrap). Resolves to the manifest the peer sent (unverified: the caller verifies), or null
+   * when no peer could provide one.
+   */
+  async fetchSnapshot(
+    partition: number,
+    path: string,
+    signal: AbortSignal,
+  ): Promise<unknown | null> {
+    const owners = this.membership.ownersOf(partition, this.random)
+      .filter((m) => this.membership.health(m) === "alive");
+    for (const member of owners.slice(0, 2)) {
+      try {
+        const response = await fetch(`http://${member.addr}${INTERNAL_SNAPSHOT_PATH}${partition}`, {
+          headers: { authorization: `Bearer ${this.options.secret}`, [HOP_HEADER]: "1" },
+          signal,
+        });
+        if (response.status !== 200 || response.body === null) {
+          await response.body?.cancel();
+          continue;
+        }
+        const manifest = JSON.parse(response.headers.get(MANIFEST_HEADER) ?? "null");
+        const file = await Deno.open(path, { write: true, create: true, truncate: true });
+        await response.body.pipeTo(file.writable, { signal });
+        return manifest;
+      } catch {
+        // Next peer; the caller removes a partial file.
+      }
+    }
+    return null;
   }
 
   /**

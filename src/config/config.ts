@@ -101,6 +101,36 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** Largest LMDB map per partition, bytes. */
   readonly lmdbMapBytes: number;
+  /** Write partition snapshots to S3 every `backupIntervalSec` (`BACKUP=1`). */
+  readonly backup: boolean;
+  /** Restore partitions from the latest S3 snapshot when it is ahead of the local file. */
+  readonly s3Restore: boolean;
+  /** S3 endpoint URL; null = AWS's default for the region. */
+  readonly s3Endpoint: string | null;
+  /** Bucket of the snapshots; required with `backup` or `s3Restore`. */
+  readonly s3Bucket: string | null;
+  /** S3 signing region. */
+  readonly s3Region: string;
+  /** Path-style URLs (MinIO, versitygw) instead of virtual-hosted ones (AWS, Tigris). */
+  readonly s3ForcePathStyle: boolean;
+  /** Seconds between two backups of a partition. */
+  readonly backupIntervalSec: number;
+  /** Snapshots kept per partition (older ones are deleted). */
+  readonly backupKeep: number;
+  /** Bound on one partition's backup or restore (copy, upload / download, verify). */
+  readonly backupTimeoutMs: number;
+  /** Fetch a partition snapshot from a region peer when neither S3 nor the log can rebuild it. */
+  readonly peerBootstrap: boolean;
+  /** Seconds a revoked partition's file stays on disk for reuse before it is deleted. */
+  readonly unownedRetainSec: number;
+}
+
+function flag(env: Env, variable: string, fallback: boolean): boolean {
+  const value = raw(env, variable);
+  if (value === undefined) return fallback;
+  if (value === "1" || value === "true") return true;
+  if (value === "0" || value === "false") return false;
+  throw new ConfigError(variable, `must be 1, 0, true or false, got "${value}"`);
 }
 
 /** A configuration value that is out of bounds or malformed. */
@@ -215,6 +245,22 @@ export function loadConfig(env: Env): Config {
     );
   }
   const shutdownTimeoutMs = int(env, "SHUTDOWN_TIMEOUT_MS", 30_000, 100, 600_000);
+  const backup = flag(env, "BACKUP", false);
+  const s3Restore = flag(env, "S3_RESTORE", false);
+  const s3Endpoint = raw(env, "S3_ENDPOINT") ?? raw(env, "AWS_ENDPOINT_URL_S3") ?? null;
+  if (s3Endpoint !== null && !/^https?:\/\/[^\s/]+(\/.*)?$/.test(s3Endpoint)) {
+    throw new ConfigError(
+      raw(env, "S3_ENDPOINT") !== undefined ? "S3_ENDPOINT" : "AWS_ENDPOINT_URL_S3",
+      `must be an http(s) URL, got "${s3Endpoint}"`,
+    );
+  }
+  const s3Bucket = raw(env, "S3_BUCKET") ?? raw(env, "BUCKET_NAME") ?? null;
+  if ((backup || s3Restore) && s3Bucket === null) {
+    throw new ConfigError(
+      "S3_BUCKET",
+      "must be set (or BUCKET_NAME) when BACKUP=1 or S3_RESTORE=1",
+    );
+  }
   const listenHost = raw(env, "LISTEN_HOST") ?? "0.0.0.0";
   const gossipPeers = list(env, "GOSSIP_PEERS").map((s) => hostPort("GOSSIP_PEERS", s));
   const flyRegion = raw(env, "FLY_REGION");
@@ -288,6 +334,19 @@ export function loadConfig(env: Env): Config {
     ),
     shutdownTimeoutMs,
     lmdbMapBytes: int(env, "LMDB_MAP_BYTES", 1 * GiB, 16 * MiB, 1024 * GiB),
+    backup,
+    s3Restore,
+    s3Endpoint,
+    s3Bucket,
+    s3Region: raw(env, "S3_REGION") ?? raw(env, "AWS_REGION") ?? "us-east-1",
+    // An explicit S3_ENDPOINT is usually MinIO-like (path style); Tigris' AWS_ENDPOINT_URL_S3 is
+    // virtual-hosted.
+    s3ForcePathStyle: flag(env, "S3_FORCE_PATH_STYLE", raw(env, "S3_ENDPOINT") !== undefined),
+    backupIntervalSec: int(env, "BACKUP_INTERVAL_SEC", 300, 1, 7 * 24 * 3600),
+    backupKeep: int(env, "BACKUP_KEEP", 5, 1, 1000),
+    backupTimeoutMs: int(env, "BACKUP_TIMEOUT_MS", 600_000, 1000, 24 * 3600 * 1000),
+    peerBootstrap: flag(env, "PEER_BOOTSTRAP", true),
+    unownedRetainSec: int(env, "UNOWNED_RETAIN_SEC", 24 * 3600, 0, 365 * 24 * 3600),
   };
   if (
     config.kafkaRetentionMs !== null && config.kafkaRetentionMs >= 0 &&

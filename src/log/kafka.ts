@@ -300,6 +300,7 @@ export class KafkaLog implements MutationLog {
     this.consumer = consumer;
     /** Partitions this node has opened, and the next offset each must read. */
     const expected = new Map<number, number>();
+    let joinedOnce = false;
     /** Membership changes are handled one at a time, in order. */
     let changes = Promise.resolve();
 
@@ -307,7 +308,9 @@ export class KafkaLog implements MutationLog {
       const now = new Set(assigned);
       const added = assigned.filter((p) => !expected.has(p));
       const removed = [...expected.keys()].filter((p) => !now.has(p));
-      if (added.length === 0 && removed.length === 0) return;
+      // The first join is reported even when it brings nothing: the node is then a member.
+      if (added.length === 0 && removed.length === 0 && joinedOnce) return;
+      joinedOnce = true;
       // Nothing of a new partition is fetched before its stored offset is known.
       if (added.length > 0) consumer.pause([{ topic, partitions: added }]);
       changes = changes.then(async () => {
@@ -315,12 +318,14 @@ export class KafkaLog implements MutationLog {
           for (const p of removed) expected.delete(p);
           await partitionConsumer.revoked(removed);
         }
-        if (added.length > 0) {
+        if (added.length > 0 || expected.size === 0) {
           const ends = new Map<number, number>();
+          const lows = new Map<number, number>();
           for (const o of await admin.fetchTopicOffsets(topic)) {
             ends.set(o.partition, Number(o.high));
+            lows.set(o.partition, Number(o.low));
           }
-          const starts = await partitionConsumer.assigned(added, ends);
+          const starts = await partitionConsumer.assigned(added, ends, lows);
           for (const p of added) {
             const start = starts.get(p) ?? 0;
             expected.set(p, start);
@@ -419,6 +424,28 @@ export class KafkaLog implements MutationLog {
     await partitionConsumer.deliver(partition, chunk, end);
     expected.set(partition, end);
     resolveOffset(batch.lastOffset());
+  }
+
+  /** The mutations topic's `retention.ms` (-1 = forever), or null when it cannot be read. */
+  async retentionMs(): Promise<number | null> {
+    const admin = this.admin;
+    if (admin === null) return null;
+    try {
+      const described = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [{
+          type: 2, /* TOPIC */
+          name: this.topics.mutations,
+          configNames: ["retention.ms"],
+        }],
+      });
+      const entry = described.resources[0]?.configEntries.find((e) =>
+        e.configName === "retention.ms"
+      );
+      return entry === undefined ? null : Number(entry.configValue);
+    } catch {
+      return null;
+    }
   }
 
   async close(): Promise<void> {

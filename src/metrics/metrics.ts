@@ -65,6 +65,16 @@ export interface Metrics {
   readonly gossipDnsErrors: CounterFamily;
   /** `firescroll_cluster_proxy_requests_total{result}`: proxied reads by result. */
   readonly proxyRequests: CounterFamily;
+  /** `firescroll_backup_last_success_timestamp_seconds{partition}`: when the last backup finished. */
+  readonly backupLastSuccess: GaugeFamily;
+  /** `firescroll_backup_duration_seconds`: one partition's backup (copy, hash, upload). */
+  readonly backupDuration: HistogramFamily;
+  /** `firescroll_backup_failures_total`: backups that failed (retried next interval). */
+  readonly backupFailures: CounterFamily;
+  /** `firescroll_backup_uploaded_bytes_total`: snapshot bytes uploaded. */
+  readonly backupBytes: CounterFamily;
+  /** `firescroll_backup_restores_total{source,result}`: snapshot restores (s3, peer) by result. */
+  readonly restores: CounterFamily;
   /** `firescroll_node_partition_blocked_total`: partitions the log could not feed. */
   readonly partitionsBlocked: CounterFamily;
   /** `firescroll_node_partitions{state}`: partitions owned / serving. */
@@ -143,6 +153,29 @@ export function createMetrics(): Metrics {
       "firescroll_cluster_proxy_requests_total",
       "Reads proxied to a region peer, by result: ok, retried, failed, unavailable.",
       ["result"],
+    ),
+    backupLastSuccess: registry.gauge(
+      "firescroll_backup_last_success_timestamp_seconds",
+      "Unix time of the last successful backup per partition.",
+      ["partition"],
+    ),
+    backupDuration: registry.histogram(
+      "firescroll_backup_duration_seconds",
+      "Duration of one partition's backup: copy, hash, upload.",
+      [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+    ),
+    backupFailures: registry.counter(
+      "firescroll_backup_failures_total",
+      "Partition backups that failed (retried at the next interval).",
+    ),
+    backupBytes: registry.counter(
+      "firescroll_backup_uploaded_bytes_total",
+      "Snapshot bytes uploaded.",
+    ),
+    restores: registry.counter(
+      "firescroll_backup_restores_total",
+      "Snapshot restores by source (s3, peer) and result (ok, rejected, failed, unavailable).",
+      ["source", "result"],
     ),
     partitionsBlocked: registry.counter(
       "firescroll_node_partition_blocked_total",

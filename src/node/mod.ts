@@ -7,4 +7,10 @@
  */
 export { Node } from "./node.ts";
 export type { HandOffPeers, NodeDeps, PartitionState, PartitionStatus } from "./node.ts";
-export type { AppendRequest, MutationLog, PartitionConsumer } from "./ports.ts";
+export type {
+  AppendRequest,
+  FetchedSnapshot,
+  MutationLog,
+  PartitionConsumer,
+  SnapshotSource,
+} from "./ports.ts";

@@ -12,7 +12,7 @@ import {
   type Mutation,
 } from "../apply/mod.ts";
 import type { Config } from "../config/mod.ts";
-import type { AppendRequest, MutationLog, PartitionConsumer } from "./ports.ts";
+import type { AppendRequest, MutationLog, PartitionConsumer, SnapshotSource } from "./ports.ts";
 import type { Metrics } from "../metrics/mod.ts";
 import { type AppliedPosition, PartitionStore } from "../store/mod.ts";
 import { assert } from "../util/assert.ts";
@@ -65,6 +65,8 @@ export interface NodeDeps {
   readonly log: MutationLog;
   readonly metrics: Metrics;
   readonly now: () => number;
+  /** Snapshot restore (S3, peers); none = the log alone rebuilds partitions. */
+  readonly snapshots?: SnapshotSource | null;
 }
 
 /** One FireScroll node. */
@@ -72,13 +74,13 @@ export class Node implements PartitionConsumer {
   readonly config: Config;
   readonly conditions: ConditionCache;
   readonly metrics: Metrics;
-  private readonly log: MutationLog;
+  /** The log this node writes to and consumes. */
+  readonly log: MutationLog;
   private readonly owned = new Map<number, Owned>();
   private readonly waiters: Waiters;
   private readonly applyContext: ApplyContext;
   private readonly stopping = new AbortController();
   private consuming: Promise<void> | null = null;
-  private started = false;
   /** Set by {@linkcode drain}: the node is stopping and parks no more reads. */
   private draining = false;
   /** The region's view, in cluster mode: revoked partitions stay readable until peers serve them. */
@@ -86,6 +88,14 @@ export class Node implements PartitionConsumer {
   /** Revoked partitions still answering reads (no longer applied) until a peer serves them. */
   private readonly retiring = new Map<number, Owned & { readonly since: number }>();
   private retireLoop: Promise<void> | null = null;
+  /** Assignments in progress (restores can take a while): not ready until they finish. */
+  private assigning = 0;
+  /** The log has told this node its partitions at least once (possibly none). */
+  private joined = false;
+  /** Where partition files come from besides the log (S3, peers), when configured. */
+  private readonly snapshots: SnapshotSource | null;
+  /** When each closed partition's file stopped being used (for `UNOWNED_RETAIN_SEC`). */
+  private readonly unownedSince = new Map<number, number>();
 
   constructor(deps: NodeDeps) {
     this.config = deps.config;
@@ -94,6 +104,7 @@ export class Node implements PartitionConsumer {
     this.conditions = new ConditionCache(deps.config.conditionCacheMax);
     this.waiters = new Waiters(deps.config.waitersMax);
     this.applyContext = { conditions: this.conditions, metrics: deps.metrics, now: deps.now };
+    this.snapshots = deps.snapshots ?? null;
   }
 
   /** Folder of this namespace's partition files. */
@@ -103,8 +114,18 @@ export class Node implements PartitionConsumer {
 
   /** Starts the log and the consume loop; resolves once the log accepted the start. */
   async start(): Promise<void> {
+    await this.open();
+    this.consume();
+  }
+
+  /** Starts the log (connect, create topics, check the partition count); no consuming yet. */
+  async open(): Promise<void> {
     await this.log.start();
-    this.started = true;
+  }
+
+  /** Starts the consume loop: partitions get assigned, restored, caught up and served. */
+  consume(): void {
+    assert(this.consuming === null, "the consume loop runs once");
     this.consuming = this.log.run(this, this.stopping.signal).catch((error) => {
       // The consume loop only ends by abort; anything else is a fault the node cannot serve past.
       log("error", "consume_loop_failed", { error: errorMessage(error) });
@@ -114,7 +135,7 @@ export class Node implements PartitionConsumer {
 
   /** Whether every owned partition is serving (`/readyz`). */
   get ready(): boolean {
-    if (!this.started || this.draining) return false;
+    if (!this.joined || this.draining || this.assigning > 0) return false;
     // A cluster node without partitions (more nodes than partitions) still answers by proxying.
     if (this.owned.size === 0 && this.peers === null) return false;
     for (const owned of this.owned.values()) if (owned.state !== "serving") return false;
@@ -125,6 +146,37 @@ export class Node implements PartitionConsumer {
   servingStore(partition: number): PartitionStore | null {
     const owned = this.owned.get(partition) ?? this.retiring.get(partition);
     return owned !== undefined && owned.state === "serving" ? owned.store : null;
+  }
+
+  /** Partitions this node owns and serves, with their stores (what backups copy). */
+  ownedServingStores(): [number, PartitionStore][] {
+    const out: [number, PartitionStore][] = [];
+    for (const [p, owned] of this.owned) if (owned.state === "serving") out.push([p, owned.store]);
+    return out;
+  }
+
+  /**
+   * Deletes the files of partitions no longer used here for `UNOWNED_RETAIN_SEC` (kept until
+   * then in case the partition comes back). Files found at start count from the start.
+   */
+  async sweepUnowned(now: number): Promise<void> {
+    const retainMs = this.config.unownedRetainSec * 1000;
+    for (let p = 0; p < this.config.partitions; p++) {
+      if (this.owned.has(p) || this.retiring.has(p)) continue;
+      const path = `${this.storeDir}/p${p}.mdb`;
+      const exists = await Deno.stat(path).then(() => true, () => false);
+      if (!exists) continue;
+      const since = this.unownedSince.get(p);
+      if (since === undefined) {
+        this.unownedSince.set(p, now);
+        continue;
+      }
+      if (now - since < retainMs) continue;
+      await Deno.remove(path).catch(() => {});
+      await Deno.remove(`${path}-lock`).catch(() => {});
+      this.unownedSince.delete(p);
+      log("info", "partition_file_deleted", { partition: p, unowned_ms: now - since });
+    }
   }
 
   /** Whether `partition` is retiring here: revoked, still readable until a peer serves it. */
@@ -177,6 +229,7 @@ export class Node implements PartitionConsumer {
           if (!served && now - r.since < this.config.handOffTimeoutMs) continue;
           this.retiring.delete(partition);
           await r.store.close();
+          this.unownedSince.set(partition, Date.now());
           log(served ? "info" : "warn", "partition_retired", {
             partition,
             offset: r.store.applied.offset,
@@ -269,23 +322,38 @@ export class Node implements PartitionConsumer {
 
   // --- PartitionConsumer ---------------------------------------------------------------------
 
-  assigned(
+  async assigned(
     partitions: readonly number[],
     endOffsets: ReadonlyMap<number, number>,
+    startOffsets: ReadonlyMap<number, number> = new Map(),
   ): Promise<ReadonlyMap<number, number>> {
     const starts = new Map<number, number>();
+    this.assigning++;
+    try {
+      await this.assignEach(partitions, endOffsets, startOffsets, starts);
+    } finally {
+      this.assigning--;
+    }
+    this.joined = true;
+    this.updatePartitionGauges();
+    return starts;
+  }
+
+  private async assignEach(
+    partitions: readonly number[],
+    endOffsets: ReadonlyMap<number, number>,
+    startOffsets: ReadonlyMap<number, number>,
+    starts: Map<number, number>,
+  ): Promise<void> {
     for (const partition of partitions) {
       assert(!this.owned.has(partition), `p${partition} assigned twice`);
+      const logStart = startOffsets.get(partition) ?? 0;
+      const catchUpTo = endOffsets.get(partition) ?? 0;
       // Assigned back while still retiring: keep the open file (and reads) going.
       const retired = this.retiring.get(partition);
       this.retiring.delete(partition);
-      const store = retired?.store ?? PartitionStore.open({
-        dir: this.storeDir,
-        namespace: this.config.namespace,
-        partition,
-        mapBytes: this.config.lmdbMapBytes,
-      });
-      const catchUpTo = endOffsets.get(partition) ?? 0;
+      this.unownedSince.delete(partition);
+      const store = retired?.store ?? await this.openBest(partition, logStart, catchUpTo);
       const owned: Owned = { store, state: "catching_up", catchUpTo, blockedReason: null };
       this.owned.set(partition, owned);
       starts.set(partition, store.applied.offset + 1);
@@ -294,11 +362,51 @@ export class Node implements PartitionConsumer {
         partition,
         offset: store.applied.offset,
         catch_up_to: catchUpTo,
+        log_start: logStart,
       });
+      if (store.applied.offset + 1 < logStart) {
+        this.blocked(
+          partition,
+          `the log starts at offset ${logStart} but this partition's data ends at ${store.applied.offset}, and no snapshot reaches it (enable S3_RESTORE or peer bootstrap)`,
+        );
+      }
       this.maybeServe(partition, owned, store.applied.offset + 1);
     }
-    this.updatePartitionGauges();
-    return Promise.resolve(starts);
+  }
+
+  /**
+   * Opens a partition's file after putting the best copy in place: the local file, or a snapshot
+   * that is further along (S3 with `S3_RESTORE=1`; a region peer when the log cannot fill the
+   * gap). The swap is a rename on the same file system, so a crash leaves one whole file.
+   */
+  private async openBest(
+    partition: number,
+    logStart: number,
+    logEnd: number,
+  ): Promise<PartitionStore> {
+    const options = {
+      dir: this.storeDir,
+      namespace: this.config.namespace,
+      partition,
+      mapBytes: this.config.lmdbMapBytes,
+    };
+    const store = PartitionStore.open(options);
+    if (this.snapshots === null) return store;
+    const local = store.applied.offset;
+    const snapshot = await this.snapshots.fetch(partition, local, logStart, logEnd, this.storeDir);
+    if (snapshot === null) return store;
+    await store.close();
+    await Deno.rename(snapshot.path, store.path);
+    await Deno.remove(`${store.path}-lock`).catch(() => {});
+    const restored = PartitionStore.open(options);
+    assert(restored.applied.offset === snapshot.offset, "restored file is not the verified one");
+    log("info", "partition_restored", {
+      partition,
+      source: snapshot.source,
+      from_offset: local,
+      to_offset: snapshot.offset,
+    });
+    return restored;
   }
 
   async revoked(partitions: readonly number[]): Promise<void> {
@@ -314,6 +422,7 @@ export class Node implements PartitionConsumer {
       }
       this.metrics.appliedOffset.remove(String(partition));
       await owned.store.close();
+      this.unownedSince.set(partition, Date.now());
       log("info", "partition_revoked", { partition, offset: owned.store.applied.offset });
     }
     this.updatePartitionGauges();
@@ -343,7 +452,9 @@ export class Node implements PartitionConsumer {
   }
 
   private maybeServe(partition: number, owned: Owned, readTo: number): void {
-    if (owned.state === "serving" || readTo < owned.catchUpTo) return;
+    if (owned.state === "serving" || readTo < owned.catchUpTo || owned.blockedReason !== null) {
+      return;
+    }
     owned.state = "serving";
     log("info", "partition_serving", { partition, offset: owned.store.applied.offset });
     this.updatePartitionGauges();

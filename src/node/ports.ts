@@ -22,11 +22,14 @@ export interface PartitionConsumer {
   /**
    * Partitions were assigned to this node. `endOffsets` holds each partition's log end offset
    * (the next offset to be written) as seen now; a partition is caught up once it has read that
-   * far. Resolves to the offset to start reading each partition from (stored offset + 1).
+   * far. `startOffsets` holds the first offset the log still has (retention may have deleted
+   * the rest; absent = 0). Resolves to the offset to start reading each partition from (stored
+   * offset + 1).
    */
   assigned(
     partitions: readonly number[],
     endOffsets: ReadonlyMap<number, number>,
+    startOffsets?: ReadonlyMap<number, number>,
   ): Promise<ReadonlyMap<number, number>>;
   /** Partitions were taken away; resolves once they stopped serving and are closed. */
   revoked(partitions: readonly number[]): Promise<void>;
@@ -56,4 +59,29 @@ export interface MutationLog {
   run(consumer: PartitionConsumer, signal: AbortSignal): Promise<void>;
   /** Releases connections and files. */
   close(): Promise<void>;
+}
+
+/** A verified snapshot file ready to replace a partition's file. */
+export interface FetchedSnapshot {
+  /** Temporary path, on the same file system as the partition files. */
+  readonly path: string;
+  /** Its last applied offset. */
+  readonly offset: number;
+  readonly source: "s3" | "peer";
+}
+
+/** Where a partition's file can come from besides the log (S3, region peers). */
+export interface SnapshotSource {
+  /**
+   * A verified snapshot of `partition` ahead of `localOffset` and behind `logEnd`, written into
+   * `dir`, or null. `logStart` is the first offset the log still holds: when the file cannot
+   * reach it, peers are asked too.
+   */
+  fetch(
+    partition: number,
+    localOffset: number,
+    logStart: number,
+    logEnd: number,
+    dir: string,
+  ): Promise<FetchedSnapshot | null>;
 }

@@ -16,6 +16,7 @@ export type {
   AppliedPosition,
   ListPage,
   ListQuery,
+  StoreMeta,
   StoreOptions,
   StoreTx,
 } from "./partition_store.ts";

@@ -16,6 +16,16 @@ export const STORE_FORMAT = 1;
 /** The hash chain before any message: 32 zero bytes. */
 export const CHAIN_ZERO = "0".repeat(64);
 
+/** What a partition file says about itself. */
+export interface StoreMeta {
+  readonly partition: number;
+  readonly namespace: string;
+  /** Last applied offset, -1 when nothing was applied. */
+  readonly offset: number;
+  /** Hash chain at that offset, hex. */
+  readonly chain: string;
+}
+
 /** Where a partition's file stands in the log. */
 export interface AppliedPosition {
   /** Last applied log offset, -1 when nothing was applied yet. */
@@ -136,6 +146,8 @@ export class PartitionStore {
   private position: AppliedPosition;
   private closed = false;
   private writing = false;
+  /** Snapshot copies in flight: `close()` waits for them. */
+  private copying: Promise<void> | null = null;
 
   private constructor(options: StoreOptions) {
     this.partition = options.partition;
@@ -303,10 +315,53 @@ export class PartitionStore {
     }
   }
 
-  /** Flushes and closes the environment. Further calls fail. */
+  /**
+   * Writes a compacted, consistent copy of the whole file to `path` (LMDB's online copy: a read
+   * transaction on a background thread, so reads and applies go on). One copy at a time.
+   */
+  async snapshotTo(path: string): Promise<void> {
+    assert(!this.closed, `store p${this.partition} is closed`);
+    assert(this.copying === null, `store p${this.partition} is already being copied`);
+    this.copying = (async () => {
+      await this.env.backup(path, true);
+    })();
+    try {
+      await this.copying;
+    } finally {
+      this.copying = null;
+    }
+  }
+
+  /**
+   * The identity and position recorded in a partition file that is not open (a snapshot being
+   * verified before it is swapped in). Throws when the file is not a FireScroll partition file.
+   */
+  static readMeta(path: string): StoreMeta {
+    const env = open({ path, maxDbs: 4, readOnly: true });
+    try {
+      const meta = env.openDB<unknown, string>({ name: "meta", encoding: "json" });
+      const partition = meta.get("partition");
+      const namespace = meta.get("namespace");
+      const format = meta.get("format");
+      const offset = meta.get("offset");
+      const chain = meta.get("chain");
+      if (
+        typeof partition !== "number" || typeof namespace !== "string" || format !== STORE_FORMAT ||
+        typeof offset !== "number" || typeof chain !== "string" || !/^[0-9a-f]{64}$/.test(chain)
+      ) {
+        throw new StoreMismatchError(`Cannot use ${path}: its meta is missing or malformed`);
+      }
+      return { partition, namespace, offset, chain };
+    } finally {
+      env.close();
+    }
+  }
+
+  /** Flushes and closes the environment (after any snapshot copy ends). Further calls fail. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.copying !== null) await this.copying.catch(() => {});
     await this.env.close();
   }
 }

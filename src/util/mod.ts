@@ -1,5 +1,6 @@
 /**
- * Small shared helpers with no dependencies: assertions and structured logging.
+ * Small shared helpers with no dependencies: assertions, operational errors, structured logging,
+ * abortable sleep.
  *
  * @module
  */
@@ -7,3 +8,4 @@ export { assert, AssertionError } from "./assert.ts";
 export { OperationalError } from "./errors.ts";
 export { errorMessage, log, setLogLevel } from "./log.ts";
 export type { Level } from "./log.ts";
+export { sleep } from "./sleep.ts";

@@ -1,0 +1,133 @@
+/**
+ * Backups (`BACKUP=1`): every `BACKUP_INTERVAL_SEC`, each partition this node owns and serves is
+ * copied with LMDB's compacting online copy, uploaded (multipart) with its manifest, pointed to
+ * by `latest.json`, and older snapshots beyond `BACKUP_KEEP` are deleted. Failures are logged,
+ * counted and retried at the next interval; they never stop the node.
+ */
+import type { Metrics } from "../metrics/mod.ts";
+import type { PartitionStore } from "../store/mod.ts";
+import { errorMessage, log } from "../util/log.ts";
+import { sleep } from "../util/sleep.ts";
+import type { ObjectStore } from "./object_store.ts";
+import {
+  createSnapshot,
+  latestKey,
+  type Manifest,
+  manifestOffsets,
+  partitionPrefix,
+  removeQuietly,
+  snapshotStem,
+} from "./snapshot.ts";
+
+/** Settings of the backup loop. */
+export interface BackupOptions {
+  readonly namespace: string;
+  readonly instanceId: string;
+  /** Scratch folder for copies (same file system as the stores). */
+  readonly scratchDir: string;
+  readonly intervalSec: number;
+  readonly keep: number;
+  readonly timeoutMs: number;
+  readonly metrics: Metrics;
+}
+
+/** What the backup loop needs from the node. */
+export interface BackupSource {
+  /** Partitions this node owns and serves now, with their stores. */
+  ownedServingStores(): [number, PartitionStore][];
+}
+
+/** The backup loop of one node. */
+export class Backups {
+  /** Offset of the last successful backup per partition (skip when nothing changed). */
+  private readonly backedUp = new Map<number, number>();
+
+  constructor(
+    private readonly objects: ObjectStore,
+    private readonly options: BackupOptions,
+  ) {}
+
+  /** Runs until `signal` aborts: one round now, then one every interval. */
+  async run(source: BackupSource, signal: AbortSignal): Promise<void> {
+    await Deno.mkdir(this.options.scratchDir, { recursive: true });
+    while (!signal.aborted) {
+      await this.round(source, signal);
+      await sleep(this.options.intervalSec * 1000, signal);
+    }
+  }
+
+  /** Backs up every owned serving partition whose offset moved since its last backup. */
+  async round(source: BackupSource, signal: AbortSignal): Promise<void> {
+    for (const [partition, store] of source.ownedServingStores()) {
+      if (signal.aborted) return;
+      const offset = store.applied.offset;
+      if (offset < 0 || this.backedUp.get(partition) === offset) continue;
+      await this.backupPartition(partition, store, signal);
+    }
+  }
+
+  /** One partition's backup, bounded by `timeoutMs`. Resolves to the manifest, or null on failure. */
+  async backupPartition(
+    partition: number,
+    store: PartitionStore,
+    signal: AbortSignal,
+  ): Promise<Manifest | null> {
+    const m = this.options.metrics;
+    const started = performance.now();
+    const timeout = AbortSignal.any([signal, AbortSignal.timeout(this.options.timeoutMs)]);
+    const path = `${this.options.scratchDir}/backup-p${partition}-${Date.now()}.mdb`;
+    try {
+      const manifest = await createSnapshot(
+        store,
+        path,
+        this.options.namespace,
+        this.options.instanceId,
+      );
+      const ns = this.options.namespace;
+      const stem = snapshotStem(ns, partition, manifest.offset);
+      // Another replica may have uploaded this very offset already: its snapshot is as good.
+      const existing = await this.objects.getJson(`${stem}.json`, timeout);
+      if (existing === null) {
+        await this.objects.putFile(`${stem}.mdb`, path, timeout);
+        await this.objects.putJson(`${stem}.json`, manifest, timeout);
+        await this.objects.putJson(latestKey(ns, partition), manifest, timeout);
+        m.backupBytes.labels().inc(manifest.bytes);
+      }
+      await this.prune(partition, timeout);
+      this.backedUp.set(partition, manifest.offset);
+      const seconds = (performance.now() - started) / 1000;
+      m.backupDuration.labels().observe(seconds);
+      m.backupLastSuccess.labels(String(partition)).set(Date.now() / 1000);
+      log("info", "backup_done", {
+        partition,
+        offset: manifest.offset,
+        bytes: manifest.bytes,
+        seconds,
+        uploaded: existing === null,
+      });
+      return manifest;
+    } catch (error) {
+      m.backupFailures.labels().inc();
+      log("warn", "backup_failed", { partition, error: errorMessage(error) });
+      return null;
+    } finally {
+      await removeQuietly(path);
+      await removeQuietly(`${path}-lock`);
+    }
+  }
+
+  /** Keeps the `keep` newest snapshots of a partition, deleting the rest. */
+  private async prune(partition: number, signal: AbortSignal): Promise<void> {
+    const ns = this.options.namespace;
+    const keys = await this.objects.list(partitionPrefix(ns, partition), signal);
+    const offsets = manifestOffsets(keys);
+    const stale = offsets.slice(this.options.keep);
+    if (stale.length === 0) return;
+    const doomed = new Set(stale.map((o) => snapshotStem(ns, partition, o)));
+    // The data file goes first: a manifest without its file is skipped by restore, never trusted.
+    const files = keys.filter((k) => k.endsWith(".mdb") && doomed.has(k.slice(0, -4)));
+    const manifests = keys.filter((k) => k.endsWith(".json") && doomed.has(k.slice(0, -5)));
+    await this.objects.delete(files, signal);
+    await this.objects.delete(manifests, signal);
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * Backup: partition snapshots in S3-compatible storage (DESIGN §8). The backup loop (compacting
+ * online copy → multipart upload → manifest → `latest.json` → retention), the restorer that puts
+ * the furthest verified snapshot (S3 or a region peer) in place before a partition is consumed,
+ * and the snapshot files and manifests both share.
+ *
+ * @module
+ */
+export { Backups } from "./backup.ts";
+export type { BackupOptions, BackupSource } from "./backup.ts";
+export { S3ObjectStore } from "./object_store.ts";
+export type { ObjectStore, S3Options } from "./object_store.ts";
+export { Restorer } from "./restore.ts";
+export type { PeerSnapshotFetcher, RestoreOptions } from "./restore.ts";
+export {
+  createSnapshot,
+  hashFile,
+  latestKey,
+  manifestOffsets,
+  parseManifest,
+  partitionPrefix,
+  SnapshotRejected,
+  snapshotStem,
+  verifySnapshot,
+} from "./snapshot.ts";
+export type { Manifest } from "./snapshot.ts";

@@ -1,0 +1,162 @@
+/**
+ * The object store snapshots live in: a small interface, and its S3 implementation (AWS SDK v3)
+ * that works with MinIO-style endpoints (path style) and Tigris (virtual-hosted style).
+ */
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  ListObjectsV2Command,
+  NoSuchKey,
+  PutObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
+import { Upload } from "@aws-sdk/lib-storage";
+
+/** What backups and restores need from object storage. */
+export interface ObjectStore {
+  /** Uploads a file (multipart when large). */
+  putFile(key: string, path: string, signal: AbortSignal): Promise<void>;
+  /** Writes a small JSON object. */
+  putJson(key: string, value: unknown, signal: AbortSignal): Promise<void>;
+  /** Reads a small JSON object, or null when the key does not exist. */
+  getJson(key: string, signal: AbortSignal): Promise<unknown | null>;
+  /** Downloads an object to a file; false when the key does not exist. */
+  getFile(key: string, path: string, signal: AbortSignal): Promise<boolean>;
+  /** Every key under `prefix` (paged; bounded by `max`). */
+  list(prefix: string, signal: AbortSignal, max?: number): Promise<string[]>;
+  /** Deletes keys (absent ones are fine). */
+  delete(keys: readonly string[], signal: AbortSignal): Promise<void>;
+}
+
+/** Where and how to reach S3. */
+export interface S3Options {
+  readonly endpoint: string | null;
+  readonly region: string;
+  readonly bucket: string;
+  readonly forcePathStyle: boolean;
+  /** Bytes per multipart part (S3's minimum is 5 MiB). */
+  readonly partBytes?: number;
+}
+
+const MiB = 1024 * 1024;
+/** Bound on the keys one listing returns, so a huge prefix cannot exhaust memory. */
+const LIST_MAX = 100_000;
+
+/** {@linkcode ObjectStore} on S3 or an S3-compatible server. */
+export class S3ObjectStore implements ObjectStore {
+  private readonly client: S3Client;
+
+  constructor(private readonly options: S3Options) {
+    this.client = new S3Client({
+      region: options.region,
+      ...(options.endpoint === null ? {} : { endpoint: options.endpoint }),
+      forcePathStyle: options.forcePathStyle,
+      // Local S3 servers reject the SDK's default trailing checksums; S3 itself needs none.
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+      maxAttempts: 3,
+    });
+  }
+
+  async putFile(key: string, path: string, signal: AbortSignal): Promise<void> {
+    const file = await Deno.open(path, { read: true });
+    try {
+      const upload = new Upload({
+        client: this.client,
+        params: { Bucket: this.options.bucket, Key: key, Body: file.readable },
+        partSize: this.options.partBytes ?? 8 * MiB,
+        queueSize: 2,
+        leavePartsOnError: false,
+      });
+      const abort = () => void upload.abort().catch(() => {});
+      signal.addEventListener("abort", abort, { once: true });
+      try {
+        await upload.done();
+      } finally {
+        signal.removeEventListener("abort", abort);
+      }
+    } finally {
+      try {
+        file.close();
+      } catch { /* the stream closed it */ }
+    }
+  }
+
+  async putJson(key: string, value: unknown, signal: AbortSignal): Promise<void> {
+    await this.client.send(
+      new PutObjectCommand({
+        Bucket: this.options.bucket,
+        Key: key,
+        Body: JSON.stringify(value),
+        ContentType: "application/json",
+      }),
+      { abortSignal: signal },
+    );
+  }
+
+  async getJson(key: string, signal: AbortSignal): Promise<unknown | null> {
+    try {
+      const result = await this.client.send(
+        new GetObjectCommand({ Bucket: this.options.bucket, Key: key }),
+        { abortSignal: signal },
+      );
+      const text = await result.Body!.transformToString();
+      return JSON.parse(text);
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw error;
+    }
+  }
+
+  async getFile(key: string, path: string, signal: AbortSignal): Promise<boolean> {
+    let body: ReadableStream<Uint8Array>;
+    try {
+      const result = await this.client.send(
+        new GetObjectCommand({ Bucket: this.options.bucket, Key: key }),
+        { abortSignal: signal },
+      );
+      body = result.Body!.transformToWebStream() as ReadableStream<Uint8Array>;
+    } catch (error) {
+      if (isMissing(error)) return false;
+      throw error;
+    }
+    const file = await Deno.open(path, { write: true, create: true, truncate: true });
+    await body.pipeTo(file.writable, { signal });
+    return true;
+  }
+
+  async list(prefix: string, signal: AbortSignal, max = LIST_MAX): Promise<string[]> {
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.options.bucket,
+          Prefix: prefix,
+          ...(token === undefined ? {} : { ContinuationToken: token }),
+        }),
+        { abortSignal: signal },
+      );
+      for (const object of page.Contents ?? []) if (object.Key !== undefined) keys.push(object.Key);
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined && keys.length < max);
+    return keys;
+  }
+
+  async delete(keys: readonly string[], signal: AbortSignal): Promise<void> {
+    // One DeleteObject per key: retention deletes a handful, and the batch API needs a
+    // Content-MD5 that some S3-compatible servers and SDK checksum modes disagree on.
+    for (const key of keys) {
+      await this.client.send(
+        new DeleteObjectCommand({ Bucket: this.options.bucket, Key: key }),
+        { abortSignal: signal },
+      );
+    }
+  }
+}
+
+function isMissing(error: unknown): boolean {
+  if (error instanceof NoSuchKey) return true;
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e?.name === "NoSuchKey" || e?.name === "NotFound" || e?.$metadata?.httpStatusCode === 404;
+}

@@ -1,0 +1,148 @@
+/**
+ * Restore, in the partition lifecycle (DESIGN §7): before a partition is consumed, take the
+ * furthest of the local file and the latest S3 snapshot (`S3_RESTORE=1`); when neither reaches
+ * the log's first offset, fetch a snapshot from a region peer (after Quicksilver). Every
+ * snapshot is verified (size, sha256, its own meta against the manifest) before it is used; a
+ * rejected one falls back to the next older one.
+ */
+import type { Metrics } from "../metrics/mod.ts";
+import type { FetchedSnapshot, SnapshotSource } from "../node/mod.ts";
+import { errorMessage, log } from "../util/log.ts";
+import type { ObjectStore } from "./object_store.ts";
+import {
+  type Manifest,
+  manifestOffsets,
+  parseManifest,
+  partitionPrefix,
+  removeQuietly,
+  SnapshotRejected,
+  snapshotStem,
+  verifySnapshot,
+} from "./snapshot.ts";
+
+/** Downloads a peer's snapshot of `partition` to `path`; resolves to its manifest or null. */
+export type PeerSnapshotFetcher = (
+  partition: number,
+  path: string,
+  signal: AbortSignal,
+) => Promise<Manifest | null>;
+
+/** Settings of the restorer. */
+export interface RestoreOptions {
+  readonly namespace: string;
+  readonly timeoutMs: number;
+  /** Older snapshots tried after a rejected one. */
+  readonly attemptsMax: number;
+  readonly metrics: Metrics;
+}
+
+/** The {@linkcode SnapshotSource} of a node: S3 (when enabled) and region peers (when enabled). */
+export class Restorer implements SnapshotSource {
+  constructor(
+    private readonly objects: ObjectStore | null,
+    private readonly peer: PeerSnapshotFetcher | null,
+    private readonly options: RestoreOptions,
+  ) {}
+
+  async fetch(
+    partition: number,
+    localOffset: number,
+    logStart: number,
+    logEnd: number,
+    dir: string,
+  ): Promise<FetchedSnapshot | null> {
+    const signal = AbortSignal.timeout(this.options.timeoutMs);
+    const fromS3 = this.objects === null
+      ? null
+      : await this.fromS3(this.objects, partition, localOffset, logEnd, dir, signal);
+    if (fromS3 !== null) return fromS3;
+    // Only when the log cannot rebuild the partition from where the file stands.
+    if (this.peer === null || localOffset + 1 >= logStart) return null;
+    return await this.fromPeer(this.peer, partition, localOffset, logEnd, dir, signal);
+  }
+
+  private count(source: string, result: string): void {
+    this.options.metrics.restores.labels(source, result).inc();
+  }
+
+  private async fromS3(
+    objects: ObjectStore,
+    partition: number,
+    localOffset: number,
+    logEnd: number,
+    dir: string,
+    signal: AbortSignal,
+  ): Promise<FetchedSnapshot | null> {
+    const ns = this.options.namespace;
+    let offsets: number[];
+    try {
+      offsets = manifestOffsets(await objects.list(partitionPrefix(ns, partition), signal));
+    } catch (error) {
+      this.count("s3", "failed");
+      log("warn", "restore_unavailable", { partition, source: "s3", error: errorMessage(error) });
+      return null;
+    }
+    // A snapshot the log has not reached would skip offsets the log assigns later.
+    const usable = offsets.filter((o) => o > localOffset && o < logEnd);
+    for (const offset of usable.slice(0, this.options.attemptsMax)) {
+      const path = `${dir}/.restore-p${partition}-${offset}-${Date.now()}.mdb`;
+      const stem = snapshotStem(ns, partition, offset);
+      try {
+        const manifest = parseManifest(await objects.getJson(`${stem}.json`, signal));
+        if (manifest === null) {
+          throw new SnapshotRejected("manifest", `${stem}.json is not a manifest`);
+        }
+        if (!(await objects.getFile(`${stem}.mdb`, path, signal))) {
+          throw new SnapshotRejected("missing", `${stem}.mdb does not exist`);
+        }
+        await verifySnapshot(path, manifest);
+        this.count("s3", "ok");
+        return { path, offset: manifest.offset, source: "s3" };
+      } catch (error) {
+        await removeQuietly(path);
+        const rejected = error instanceof SnapshotRejected;
+        this.count("s3", rejected ? "rejected" : "failed");
+        log(rejected ? "error" : "warn", rejected ? "snapshot_rejected" : "restore_failed", {
+          partition,
+          offset,
+          source: "s3",
+          error: errorMessage(error),
+        });
+        if (!rejected) return null; // S3 itself failed: older snapshots would fail alike.
+      }
+    }
+    return null;
+  }
+
+  private async fromPeer(
+    peer: PeerSnapshotFetcher,
+    partition: number,
+    localOffset: number,
+    logEnd: number,
+    dir: string,
+    signal: AbortSignal,
+  ): Promise<FetchedSnapshot | null> {
+    const path = `${dir}/.restore-p${partition}-peer-${Date.now()}.mdb`;
+    try {
+      const manifest = await peer(partition, path, signal);
+      if (manifest === null) {
+        this.count("peer", "unavailable");
+        return null;
+      }
+      if (manifest.offset <= localOffset || manifest.offset >= logEnd) {
+        throw new SnapshotRejected(
+          "offset",
+          `Peer snapshot at ${manifest.offset} is not between ${localOffset} and the log end ${logEnd}`,
+        );
+      }
+      await verifySnapshot(path, manifest);
+      this.count("peer", "ok");
+      return { path, offset: manifest.offset, source: "peer" };
+    } catch (error) {
+      await removeQuietly(path);
+      this.count("peer", error instanceof SnapshotRejected ? "rejected" : "failed");
+      log("error", "peer_snapshot_failed", { partition, error: errorMessage(error) });
+      return null;
+    }
+  }
+}
