@@ -2,6 +2,7 @@
  * The public API (DESIGN §3) as one `fetch(Request) → Response` function over a node.
  */
 import type { Router } from "../cluster/mod.ts";
+import type { Histogram } from "../metrics/mod.ts";
 import type { Node } from "../node/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { authorize } from "./auth.ts";
@@ -86,6 +87,14 @@ export function publicHandler(
   router: Router | null = null,
 ): (request: Request) => Promise<Response> {
   const duration = node.metrics.requestDuration;
+  // Histogram children by "route status", looked up once each: no label work per request.
+  const children = new Map<string, Histogram>();
+  const childFor = (route: string, status: number): Histogram => {
+    const key = `${route} ${status}`;
+    let child = children.get(key);
+    if (child === undefined) children.set(key, child = duration.labels(route, String(status)));
+    return child;
+  };
   return async (request) => {
     const started = performance.now();
     const path = pathOf(request.url);
@@ -118,7 +127,7 @@ export function publicHandler(
         error instanceof OperationalError && error.status === 405 ? { allow } : {},
       );
     }
-    duration.labels(name ?? "other", String(response.status)).observe(
+    childFor(name ?? "other", response.status).observe(
       (performance.now() - started) / 1000,
     );
     return response;

@@ -14,4 +14,6 @@ export {
   pkPrefix,
   RECORD_KEY_BYTES_MAX,
   utf8Length,
+  writeRecordKey,
 } from "./record_key.ts";
+export { writeUtf8 } from "./utf8.ts";

@@ -1,6 +1,7 @@
 /**
  * Kafka's default partitioner, so that writes, reads and proxying agree with any Kafka producer.
  */
+import { writeUtf8 } from "./utf8.ts";
 
 const SEED = 0x9747b28c;
 const M = 0x5bd1e995;
@@ -10,8 +11,7 @@ const R = 24;
  * Kafka's murmur2 (`org.apache.kafka.common.utils.Utils.murmur2`) of `data`, as a signed 32-bit
  * integer.
  */
-export function murmur2(data: Uint8Array): number {
-  const length = data.length;
+export function murmur2(data: Uint8Array, length: number = data.length): number {
   let h = (SEED ^ length) | 0;
   const length4 = length >> 2;
   for (let i = 0; i < length4; i++) {
@@ -38,9 +38,12 @@ export function murmur2(data: Uint8Array): number {
   return h | 0;
 }
 
-const encoder = new TextEncoder();
+// pk is at most 512 UTF-8 bytes once validated; the scratch covers any string up to that.
+const scratch = new Uint8Array(3 * 4096);
 
 /** Kafka's `toPositive(murmur2(key)) % partitions` for the UTF-8 bytes of `pk`. */
 export function partitionOf(pk: string, partitions: number): number {
-  return (murmur2(encoder.encode(pk)) & 0x7fffffff) % partitions;
+  const bytes = pk.length * 3 <= scratch.length ? scratch : new Uint8Array(pk.length * 3);
+  const length = writeUtf8(pk, bytes, 0);
+  return (murmur2(bytes, length) & 0x7fffffff) % partitions;
 }

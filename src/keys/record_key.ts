@@ -6,6 +6,7 @@
  * pk by the UTF-8 bytes of `sk`, which is the order `/records/list` promises.
  */
 import { PK_BYTES_MAX, SK_BYTES_MAX } from "../config/mod.ts";
+import { writeUtf8 } from "./utf8.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -52,6 +53,18 @@ export function pkPrefix(pk: string): Uint8Array {
   out[1] = pkBytes.length & 0xff;
   out.set(pkBytes, 2);
   return out;
+}
+
+/**
+ * Writes the key of `[pk, sk]` into `out` (which needs `2 + 3 * (pk.length + sk.length)` bytes)
+ * and returns its length: the read path's allocation-free form of {@linkcode encodeRecordKey}.
+ */
+export function writeRecordKey(out: Uint8Array, pk: string, sk: string): number {
+  const pkEnd = writeUtf8(pk, out, 2);
+  const pkLength = pkEnd - 2;
+  out[0] = pkLength >> 8;
+  out[1] = pkLength & 0xff;
+  return writeUtf8(sk, out, pkEnd);
 }
 
 /** Encodes `[pk, sk]` as an LMDB key. Both must have passed {@linkcode keyProblem}. */
