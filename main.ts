@@ -74,6 +74,7 @@ async function main(): Promise<void> {
     node.attachPeers({
       announceLeaving: () => gossip.announceLeaving(),
       servedElsewhere: (p) => gossip.membership.servedElsewhere(p),
+      anyAlivePeer: () => gossip.membership.list().some((m) => m.health === "alive"),
     });
   }
   const gossipStop = new AbortController();

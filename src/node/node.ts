@@ -57,6 +57,8 @@ export interface HandOffPeers {
   announceLeaving(): Promise<void>;
   /** Whether a live peer of the region serves `partition`. */
   servedElsewhere(partition: number): boolean;
+  /** Whether any peer of the region is alive (not leaving, not suspect). */
+  anyAlivePeer(): boolean;
 }
 
 /** What a node is built from; everything external is injected. */
@@ -214,8 +216,16 @@ export class Node implements PartitionConsumer {
     this.stopping.abort();
     if (this.consuming !== null) await this.consuming.catch(() => {});
     const handing = this.retiring.size;
-    if (this.retireLoop !== null) await this.retireLoop;
-    log("info", "hand_off_done", { partitions: handing, ms: Date.now() - started });
+    // Wait while some live peer can still take partitions over; when the whole region stops at
+    // once there is nobody to hand to, and waiting out the timeout would only delay the stop.
+    while (this.retiring.size > 0 && peers.anyAlivePeer()) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    log("info", "hand_off_done", {
+      partitions: handing,
+      unserved: [...this.retiring.keys()],
+      ms: Date.now() - started,
+    });
   }
 
   /** Closes retiring partitions once served elsewhere (or timed out); runs while any remain. */

@@ -1,0 +1,129 @@
+/**
+ * Test helpers for the backup component: an in-memory {@linkcode ObjectStore} stand-in (a Map
+ * of key → bytes) with injectable failures, and real partition stores in temporary folders.
+ * Unit tests only; integration tests use a real S3-compatible server.
+ *
+ * @module
+ */
+import { PartitionStore } from "../store/mod.ts";
+import type { ObjectStore } from "./object_store.ts";
+
+/** The operations of an {@linkcode ObjectStore}, as recorded by {@linkcode MemoryObjectStore}. */
+export type ObjectOp = "putFile" | "putJson" | "getJson" | "getFile" | "list" | "delete";
+
+/** One call made to a {@linkcode MemoryObjectStore}. */
+export interface ObjectCall {
+  readonly op: ObjectOp;
+  /** The key (the prefix for `list`, the keys joined by "," for `delete`). */
+  readonly key: string;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** An {@linkcode ObjectStore} held in memory; `failWith` makes chosen calls throw. */
+export class MemoryObjectStore implements ObjectStore {
+  /** Key → object bytes. */
+  readonly objects = new Map<string, Uint8Array>();
+  /** Every call, in order (failed ones included). */
+  readonly calls: ObjectCall[] = [];
+  /** Returns an error to throw for a call, or null to let it through. */
+  failWith: (op: ObjectOp, key: string) => Error | null = () => null;
+
+  private enter(op: ObjectOp, key: string, signal: AbortSignal): void {
+    this.calls.push({ op, key });
+    signal.throwIfAborted();
+    const error = this.failWith(op, key);
+    if (error !== null) throw error;
+  }
+
+  /** How many calls of `op` were made. */
+  count(op: ObjectOp): number {
+    return this.calls.filter((c) => c.op === op).length;
+  }
+
+  /** Every key, sorted. */
+  keys(): string[] {
+    return [...this.objects.keys()].sort();
+  }
+
+  async putFile(key: string, path: string, signal: AbortSignal): Promise<void> {
+    this.enter("putFile", key, signal);
+    this.objects.set(key, await Deno.readFile(path));
+  }
+
+  putJson(key: string, value: unknown, signal: AbortSignal): Promise<void> {
+    this.enter("putJson", key, signal);
+    this.objects.set(key, encoder.encode(JSON.stringify(value)));
+    return Promise.resolve();
+  }
+
+  getJson(key: string, signal: AbortSignal): Promise<unknown | null> {
+    this.enter("getJson", key, signal);
+    const bytes = this.objects.get(key);
+    return Promise.resolve(bytes === undefined ? null : JSON.parse(decoder.decode(bytes)));
+  }
+
+  async getFile(key: string, path: string, signal: AbortSignal): Promise<boolean> {
+    this.enter("getFile", key, signal);
+    const bytes = this.objects.get(key);
+    if (bytes === undefined) return false;
+    await Deno.writeFile(path, bytes);
+    return true;
+  }
+
+  list(prefix: string, signal: AbortSignal, max = 100_000): Promise<string[]> {
+    this.enter("list", prefix, signal);
+    // S3 lists in UTF-8 byte order; for these ASCII keys that is string order.
+    return Promise.resolve(this.keys().filter((k) => k.startsWith(prefix)).slice(0, max));
+  }
+
+  delete(keys: readonly string[], signal: AbortSignal): Promise<void> {
+    this.enter("delete", keys.join(","), signal);
+    for (const key of keys) this.objects.delete(key);
+    return Promise.resolve();
+  }
+}
+
+/** LMDB map size of test stores. */
+export const TEST_MAP_BYTES = 32 * 1024 * 1024;
+
+/** A 64-hex-digit chain value standing for the chain after `offset`. */
+export function chainOf(offset: number): string {
+  return (offset + 1).toString(16).padStart(64, "0");
+}
+
+/** Opens (creating) the store of `partition` in `dir`. */
+export function openStore(dir: string, partition: number, namespace = "test"): PartitionStore {
+  return PartitionStore.open({ dir, namespace, partition, mapBytes: TEST_MAP_BYTES });
+}
+
+/**
+ * Applies one transaction per offset from the store's next offset up to `offset`, each putting
+ * record `("pk", "k{offset}")`, so every offset changes the file.
+ */
+export async function writeUpTo(store: PartitionStore, offset: number): Promise<void> {
+  for (let o = store.applied.offset + 1; o <= offset; o++) {
+    await store.write((tx) => {
+      tx.put("pk", `k${o}`, JSON.stringify({ offset: o }), o, 1000 + o, 1000 + o);
+      return { offset: o, chain: chainOf(o) };
+    });
+  }
+}
+
+/** Runs `body` with a fresh temporary folder, removed afterwards. */
+export async function withTempDir(body: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "firescroll_backup_test_" });
+  try {
+    await body(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Names of the entries of `dir`, sorted. */
+export async function listDir(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) names.push(entry.name);
+  return names.sort();
+}
