@@ -37,7 +37,7 @@ export function buildNode(
       partitions: config.partitions,
       queueMax: config.logQueueMax,
       deliverMax: config.applyBatchMax,
-      mapBytes: config.lmdbMapBytes,
+      mapBytes: config.embeddedLogMapBytes,
       metrics,
       now,
     });

@@ -101,6 +101,8 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** Largest LMDB map per partition, bytes. */
   readonly lmdbMapBytes: number;
+  /** LMDB map size of the embedded log, which keeps every message (it is never truncated). */
+  readonly embeddedLogMapBytes: number;
   /** Write partition snapshots to S3 every `backupIntervalSec` (`BACKUP=1`). */
   readonly backup: boolean;
   /** Restore partitions from the latest S3 snapshot when it is ahead of the local file. */
@@ -334,6 +336,7 @@ export function loadConfig(env: Env): Config {
     ),
     shutdownTimeoutMs,
     lmdbMapBytes: int(env, "LMDB_MAP_BYTES", 1 * GiB, 16 * MiB, 1024 * GiB),
+    embeddedLogMapBytes: int(env, "EMBEDDED_LOG_MAP_BYTES", 64 * GiB, 16 * MiB, 1024 * GiB),
     backup,
     s3Restore,
     s3Endpoint,

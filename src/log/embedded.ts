@@ -178,7 +178,8 @@ export class EmbeddedLog implements MutationLog {
       const before = this.endOffsets.slice();
       let count = 0;
       try {
-        await this.env!.transaction(() => {
+        // A child transaction: a throw mid-batch (map full) must not commit the entries before it.
+        await this.env!.childTransaction(() => {
           for (const pending of batch) {
             const assigned: number[] = [];
             for (const m of pending.messages) {
