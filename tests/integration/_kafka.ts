@@ -139,8 +139,12 @@ export async function restartBroker(): Promise<void> {
   }
 }
 
-/** Creates a topic directly on the broker (to provoke a partition-count mismatch). */
-export async function createTopic(topic: string, partitions: number): Promise<void> {
+/** Creates a topic directly on the broker, with topic configs (e.g. short retention). */
+export async function createTopic(
+  topic: string,
+  partitions: number,
+  configs: Readonly<Record<string, string>> = {},
+): Promise<void> {
   const result = await run("bash", [
     `${REPO_ROOT}scripts/kafka.sh`,
     "tool",
@@ -154,6 +158,7 @@ export async function createTopic(topic: string, partitions: number): Promise<vo
     String(partitions),
     "--replication-factor",
     "1",
+    ...Object.entries(configs).flatMap(([k, v]) => ["--config", `${k}=${v}`]),
   ]);
   if (result.code !== 0) {
     throw new Error(`Cannot create ${topic}: ${result.stdout}${result.stderr}`);

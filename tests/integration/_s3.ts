@@ -10,7 +10,7 @@ import {
   PutObjectCommand,
   S3Client,
 } from "@aws-sdk/client-s3";
-import { KAFKA } from "./_kafka.ts";
+import { createTopic, KAFKA } from "./_kafka.ts";
 import { REPO_ROOT, run } from "./_node.ts";
 
 /** The test server's endpoint (scripts/s3.sh defaults). */
@@ -85,30 +85,12 @@ export async function s3Server(action: "stop" | "start"): Promise<void> {
 }
 
 /** Creates a topic with short retention and small segments, so early offsets get deleted. */
-export async function createShortRetentionTopic(topic: string, partitions: number): Promise<void> {
-  const result = await run("bash", [
-    `${REPO_ROOT}scripts/kafka.sh`,
-    "tool",
-    "org.apache.kafka.tools.TopicCommand",
-    "--bootstrap-server",
-    KAFKA!,
-    "--create",
-    "--topic",
-    topic,
-    "--partitions",
-    String(partitions),
-    "--replication-factor",
-    "1",
-    "--config",
-    "retention.ms=2000",
-    "--config",
-    "segment.ms=300",
-    "--config",
-    "file.delete.delay.ms=100",
-  ]);
-  if (result.code !== 0) {
-    throw new Error(`Cannot create ${topic}: ${result.stdout}${result.stderr}`);
-  }
+export function createShortRetentionTopic(topic: string, partitions: number): Promise<void> {
+  return createTopic(topic, partitions, {
+    "retention.ms": "2000",
+    "segment.ms": "300",
+    "file.delete.delay.ms": "100",
+  });
 }
 
 /** The first offset Kafka still holds per partition. */
