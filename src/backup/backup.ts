@@ -14,6 +14,7 @@ import {
   latestKey,
   type Manifest,
   manifestOffsets,
+  parseManifest,
   partitionPrefix,
   removeQuietly,
   snapshotStem,
@@ -86,13 +87,14 @@ export class Backups {
       const ns = this.options.namespace;
       const stem = snapshotStem(ns, partition, manifest.offset);
       // Another replica may have uploaded this very offset already: its snapshot is as good.
-      const existing = await this.objects.getJson(`${stem}.json`, timeout);
+      const existing = parseManifest(await this.objects.getJson(`${stem}.json`, timeout));
       if (existing === null) {
         await this.objects.putFile(`${stem}.mdb`, path, timeout);
         await this.objects.putJson(`${stem}.json`, manifest, timeout);
-        await this.objects.putJson(latestKey(ns, partition), manifest, timeout);
         m.backupBytes.labels().inc(manifest.bytes);
       }
+      // Also when the snapshot was there: an earlier attempt may have failed right before this.
+      await this.advanceLatest(partition, existing ?? manifest, timeout);
       await this.prune(partition, timeout);
       this.backedUp.set(partition, manifest.offset);
       const seconds = (performance.now() - started) / 1000;
@@ -116,18 +118,44 @@ export class Backups {
     }
   }
 
-  /** Keeps the `keep` newest snapshots of a partition, deleting the rest. */
+  /**
+   * Points `latest.json` at `manifest` unless it points at that offset or a newer one already: a
+   * replica that lags (another region sharing the bucket) must not move the pointer back.
+   */
+  private async advanceLatest(
+    partition: number,
+    manifest: Manifest,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const key = latestKey(this.options.namespace, partition);
+    const latest = parseManifest(await this.objects.getJson(key, signal));
+    if (latest !== null && latest.offset >= manifest.offset) return;
+    await this.objects.putJson(key, manifest, signal);
+  }
+
+  /**
+   * Keeps the `keep` newest snapshots of a partition, deleting the rest — and any file older than
+   * the oldest kept one that lost its manifest (an upload that failed between file and manifest),
+   * which no manifest listing would ever find again.
+   */
   private async prune(partition: number, signal: AbortSignal): Promise<void> {
     const ns = this.options.namespace;
     const keys = await this.objects.list(partitionPrefix(ns, partition), signal);
-    const offsets = manifestOffsets(keys);
-    const stale = offsets.slice(this.options.keep);
-    if (stale.length === 0) return;
-    const doomed = new Set(stale.map((o) => snapshotStem(ns, partition, o)));
+    const kept = manifestOffsets(keys).slice(0, this.options.keep);
+    if (kept.length < this.options.keep) return;
+    const oldestKept = kept[kept.length - 1]!;
+    const files: string[] = [];
+    const manifests: string[] = [];
+    for (const key of keys) {
+      const match = SNAPSHOT_KEY.exec(key);
+      if (match === null || Number(match[1]) >= oldestKept) continue;
+      (match[2] === "mdb" ? files : manifests).push(key);
+    }
     // The data file goes first: a manifest without its file is skipped by restore, never trusted.
-    const files = keys.filter((k) => k.endsWith(".mdb") && doomed.has(k.slice(0, -4)));
-    const manifests = keys.filter((k) => k.endsWith(".json") && doomed.has(k.slice(0, -5)));
-    await this.objects.delete(files, signal);
-    await this.objects.delete(manifests, signal);
+    if (files.length > 0) await this.objects.delete(files, signal);
+    if (manifests.length > 0) await this.objects.delete(manifests, signal);
   }
 }
+
+/** A snapshot's file or manifest key: `…/{offset:020}.mdb|.json`. */
+const SNAPSHOT_KEY = /\/(\d{20})\.(mdb|json)$/;

@@ -92,6 +92,14 @@ export class Restorer implements SnapshotSource {
         if (manifest === null) {
           throw new SnapshotRejected("manifest", `${stem}.json is not a manifest`);
         }
+        // verifySnapshot() holds the file to its manifest; this holds the manifest to its key.
+        const foreign = foreignManifest(manifest, ns, partition);
+        if (foreign !== null || manifest.offset !== offset) {
+          throw new SnapshotRejected(
+            "manifest",
+            `${stem}.json describes ${foreign ?? `offset ${manifest.offset}`}`,
+          );
+        }
         if (!(await objects.getFile(`${stem}.mdb`, path, signal))) {
           throw new SnapshotRejected("missing", `${stem}.mdb does not exist`);
         }
@@ -126,8 +134,14 @@ export class Restorer implements SnapshotSource {
     try {
       const manifest = await peer(partition, path, signal);
       if (manifest === null) {
+        // The fetcher may have written (part of) a file before giving up.
+        await removeQuietly(path);
         this.count("peer", "unavailable");
         return null;
+      }
+      const foreign = foreignManifest(manifest, this.options.namespace, partition);
+      if (foreign !== null) {
+        throw new SnapshotRejected("manifest", `Peer snapshot describes ${foreign}`);
       }
       if (manifest.offset <= localOffset || manifest.offset >= logEnd) {
         throw new SnapshotRejected(
@@ -145,4 +159,11 @@ export class Restorer implements SnapshotSource {
       return null;
     }
   }
+}
+
+/** What other partition or namespace `manifest` describes, or null when it is this one's. */
+function foreignManifest(manifest: Manifest, namespace: string, partition: number): string | null {
+  return manifest.partition === partition && manifest.namespace === namespace
+    ? null
+    : `partition ${manifest.partition} of namespace ${manifest.namespace}`;
 }

@@ -54,15 +54,19 @@ export function parseManifest(value: unknown): Manifest | null {
   const m = value as Record<string, unknown> | null;
   if (
     typeof m !== "object" || m === null ||
-    typeof m.partition !== "number" || typeof m.namespace !== "string" ||
-    typeof m.offset !== "number" || !Number.isSafeInteger(m.offset) ||
+    !isCount(m.partition) || typeof m.namespace !== "string" ||
+    !Number.isSafeInteger(m.offset) || (m.offset as number) < -1 ||
     typeof m.chain !== "string" || !/^[0-9a-f]{64}$/.test(m.chain) ||
     typeof m.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(m.sha256) ||
-    typeof m.bytes !== "number" || typeof m.created_at !== "number" || typeof m.node !== "string"
+    !isCount(m.bytes) || typeof m.created_at !== "number" || typeof m.node !== "string"
   ) {
     return null;
   }
   return m as unknown as Manifest;
+}
+
+function isCount(value: unknown): boolean {
+  return Number.isSafeInteger(value) && (value as number) >= 0;
 }
 
 /** sha256 and size of a file, streamed. */

@@ -1,5 +1,6 @@
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { open } from "lmdb";
 import { chainOf, listDir, openStore, withTempDir, writeUpTo } from "./_test_util.ts";
 import {
   createSnapshot,
@@ -111,7 +112,7 @@ Deno.test("parseManifest() rejects values that are not manifests", () => {
     { ...good, namespace: 7 },
     { ...good, offset: "7" },
     { ...good, offset: 7.5 },
-    { ...good, offset: -1 },
+    { ...good, offset: -2 },
     { ...good, chain: "00" },
     { ...good, chain: "Z".repeat(64) },
     { ...good, sha256: "ab".repeat(31) },
@@ -215,15 +216,28 @@ Deno.test("verifySnapshot() rejects a manifest whose offset, chain, partition or
   });
 });
 
-Deno.test("verifySnapshot() rejects a file that is not a partition file even when its sha matches", async () => {
+Deno.test("verifySnapshot() rejects files that are not LMDB files even when their sha matches", async () => {
   await withTempDir(async (dir) => {
     const { manifest } = await snapshotOf(dir);
-    const path = `${dir}/garbage.mdb`;
-    const bytes = new Uint8Array(manifest.bytes);
-    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31 + 7) & 0xff;
-    await Deno.writeFile(path, bytes);
-    const forged = { ...manifest, sha256: sha256(bytes), bytes: bytes.length };
-    await rejectedFor(verifySnapshot(path, forged), "meta");
+    const patterned = new Uint8Array(manifest.bytes);
+    for (let i = 0; i < patterned.length; i++) patterned[i] = (i * 31 + 7) & 0xff;
+    const real = await Deno.readFile(`${dir}/snap.mdb`);
+    const contents: Record<string, Uint8Array> = {
+      empty: new Uint8Array(0),
+      tiny: new Uint8Array([1, 2, 3]),
+      zeros: new Uint8Array(manifest.bytes),
+      patterned,
+      text: new TextEncoder().encode("not a database\n".repeat(1000)),
+      // A real header, cut short of its second meta page.
+      "first page only": real.slice(0, 4096),
+    };
+    // lmdb-js crashes the process when LMDB refuses a file: reaching the asserts is the test.
+    for (const [name, bytes] of Object.entries(contents)) {
+      const path = `${dir}/${name.replaceAll(" ", "_")}.mdb`;
+      await Deno.writeFile(path, bytes);
+      const forged = { ...manifest, sha256: sha256(bytes), bytes: bytes.length };
+      await rejectedFor(verifySnapshot(path, forged), "meta");
+    }
     await noLockFiles(dir);
   });
 });
@@ -231,7 +245,6 @@ Deno.test("verifySnapshot() rejects a file that is not a partition file even whe
 Deno.test("verifySnapshot() rejects an LMDB file without FireScroll meta even when its sha matches", async () => {
   await withTempDir(async (dir) => {
     const { manifest } = await snapshotOf(dir);
-    const { open } = await import("lmdb");
     const path = `${dir}/foreign.mdb`;
     const env = open({ path });
     await env.put("hello", "world");

@@ -98,6 +98,10 @@ export class Node implements PartitionConsumer {
   private readonly snapshots: SnapshotSource | null;
   /** When each closed partition's file stopped being used (for `UNOWNED_RETAIN_SEC`). */
   private readonly unownedSince = new Map<number, number>();
+  /** Partitions being opened (and maybe restored) right now. */
+  private readonly opening = new Set<number>();
+  /** The node's clock (injected): retirement and unowned-file ages. */
+  private readonly now: () => number;
 
   constructor(deps: NodeDeps) {
     this.config = deps.config;
@@ -107,6 +111,7 @@ export class Node implements PartitionConsumer {
     this.waiters = new Waiters(deps.config.waitersMax);
     this.applyContext = { conditions: this.conditions, metrics: deps.metrics, now: deps.now };
     this.snapshots = deps.snapshots ?? null;
+    this.now = deps.now;
   }
 
   /** Folder of this namespace's partition files. */
@@ -164,7 +169,7 @@ export class Node implements PartitionConsumer {
   async sweepUnowned(now: number): Promise<void> {
     const retainMs = this.config.unownedRetainSec * 1000;
     for (let p = 0; p < this.config.partitions; p++) {
-      if (this.owned.has(p) || this.retiring.has(p)) continue;
+      if (this.owned.has(p) || this.retiring.has(p) || this.opening.has(p)) continue;
       const path = `${this.storeDir}/p${p}.mdb`;
       const exists = await Deno.stat(path).then(() => true, () => false);
       if (!exists) continue;
@@ -233,13 +238,13 @@ export class Node implements PartitionConsumer {
     if (this.retireLoop !== null) return;
     this.retireLoop = (async () => {
       while (this.retiring.size > 0) {
-        const now = Date.now();
+        const now = this.now();
         for (const [partition, r] of [...this.retiring]) {
           const served = this.peers?.servedElsewhere(partition) ?? true;
           if (!served && now - r.since < this.config.handOffTimeoutMs) continue;
           this.retiring.delete(partition);
           await r.store.close();
-          this.unownedSince.set(partition, Date.now());
+          this.unownedSince.set(partition, this.now());
           log(served ? "info" : "warn", "partition_retired", {
             partition,
             offset: r.store.applied.offset,
@@ -363,7 +368,13 @@ export class Node implements PartitionConsumer {
       const retired = this.retiring.get(partition);
       this.retiring.delete(partition);
       this.unownedSince.delete(partition);
-      const store = retired?.store ?? await this.openBest(partition, logStart, catchUpTo);
+      this.opening.add(partition); // Not swept while a restore may be writing its file.
+      let store: PartitionStore;
+      try {
+        store = retired?.store ?? await this.openBest(partition, logStart, catchUpTo);
+      } finally {
+        this.opening.delete(partition);
+      }
       const owned: Owned = { store, state: "catching_up", catchUpTo, blockedReason: null };
       this.owned.set(partition, owned);
       starts.set(partition, store.applied.offset + 1);
@@ -426,13 +437,13 @@ export class Node implements PartitionConsumer {
       this.owned.delete(partition);
       this.waiters.cancel(partition);
       if (this.peers !== null && owned.state === "serving") {
-        this.retiring.set(partition, { ...owned, since: Date.now() });
+        this.retiring.set(partition, { ...owned, since: this.now() });
         this.retireWhenServed();
         continue;
       }
       this.metrics.appliedOffset.remove(String(partition));
       await owned.store.close();
-      this.unownedSince.set(partition, Date.now());
+      this.unownedSince.set(partition, this.now());
       log("info", "partition_revoked", { partition, offset: owned.store.applied.offset });
     }
     this.updatePartitionGauges();

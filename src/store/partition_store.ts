@@ -140,6 +140,53 @@ function minBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
   return compareBytes(a, b) <= 0 ? a : b;
 }
 
+/** LMDB's on-disk header (liblmdb as built by lmdb-js): what `mdb_env_open` checks first. */
+const LMDB_PAGE_FLAGS_AT = 18;
+const LMDB_P_META = 0x08;
+const LMDB_META_AT = 24;
+const LMDB_MAGIC = 0xbeefc0de;
+const LMDB_DATA_VERSION = 2;
+/** `mm_psize`: the free DB's `md_pad` in the meta, after magic, version, address and map size. */
+const LMDB_PAGE_BYTES_AT = LMDB_META_AT + 24;
+const LMDB_HEADER_BYTES = LMDB_PAGE_BYTES_AT + 4;
+
+/**
+ * Why `path` cannot be an LMDB data file, or null when its first meta page looks like one.
+ * lmdb-js crashes the whole process (SIGSEGV in its open error path) instead of throwing when
+ * LMDB refuses a file, so a file from elsewhere (a snapshot) is checked by hand before opening.
+ */
+function lmdbHeaderProblem(path: string): string | null {
+  const file = Deno.openSync(path, { read: true });
+  try {
+    const size = file.statSync().size;
+    const head = new Uint8Array(LMDB_HEADER_BYTES);
+    let read = 0;
+    while (read < head.length) {
+      const n = file.readSync(head.subarray(read));
+      if (n === null) break;
+      read += n;
+    }
+    if (read < head.length) return `it is ${size} bytes, too short for an LMDB file`;
+    const view = new DataView(head.buffer);
+    if ((view.getUint16(LMDB_PAGE_FLAGS_AT, true) & LMDB_P_META) === 0) {
+      return "its first page is not an LMDB meta page";
+    }
+    if (view.getUint32(LMDB_META_AT, true) !== LMDB_MAGIC) return "it is not an LMDB file";
+    const version = view.getUint32(LMDB_META_AT + 4, true) & 0xffff;
+    if (version !== LMDB_DATA_VERSION) {
+      return `it is LMDB data version ${version}, expected ${LMDB_DATA_VERSION}`;
+    }
+    const pageBytes = view.getUint32(LMDB_PAGE_BYTES_AT, true);
+    if (pageBytes < 512 || pageBytes > 65536 || (pageBytes & (pageBytes - 1)) !== 0) {
+      return `its page size ${pageBytes} is not an LMDB page size`;
+    }
+    if (size < 2 * pageBytes) return `it is ${size} bytes, shorter than its two meta pages`;
+    return null;
+  } finally {
+    file.close();
+  }
+}
+
 /** Path of a partition's file. */
 export function storePath(dir: string, partition: number): string {
   return `${dir}/p${partition}.mdb`;
@@ -373,6 +420,8 @@ export class PartitionStore {
    * verified before it is swapped in). Throws when the file is not a FireScroll partition file.
    */
   static readMeta(path: string): StoreMeta {
+    const problem = lmdbHeaderProblem(path);
+    if (problem !== null) throw new StoreMismatchError(`Cannot use ${path}: ${problem}`);
     const env = open({ path, maxDbs: 4, readOnly: true });
     try {
       const meta = env.openDB<unknown, string>({ name: "meta", encoding: "json" });

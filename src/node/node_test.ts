@@ -1,0 +1,361 @@
+import { deepEqual, equal, ok } from "node:assert/strict";
+import type { Mutation } from "../apply/mod.ts";
+import { buildNode } from "../app.ts";
+import { type Config, loadConfig } from "../config/mod.ts";
+import { createMetrics } from "../metrics/mod.ts";
+import { CHAIN_ZERO, PartitionStore } from "../store/mod.ts";
+import type { Node } from "./node.ts";
+import type { FetchedSnapshot, SnapshotSource } from "./ports.ts";
+
+const NS = "default";
+const MAP_BYTES = 32 * 1024 * 1024;
+
+/** A config for a node keeping its files in `dir`. */
+function configIn(dir: string, env: Record<string, string> = {}): Config {
+  return loadConfig({
+    DB_PATH: dir,
+    PARTITIONS: "3",
+    LMDB_MAP_BYTES: String(MAP_BYTES),
+    UNOWNED_RETAIN_SEC: "60",
+    ...env,
+  });
+}
+
+function openStore(dir: string, partition: number): PartitionStore {
+  return PartitionStore.open({ dir, namespace: NS, partition, mapBytes: MAP_BYTES });
+}
+
+function chainOf(offset: number): string {
+  return (offset + 1).toString(16).padStart(64, "0");
+}
+
+/** Applies one transaction per offset up to `offset`, each putting `("pk", "k{offset}")`. */
+async function writeUpTo(store: PartitionStore, offset: number): Promise<void> {
+  for (let o = store.applied.offset + 1; o <= offset; o++) {
+    await store.write((tx) => {
+      tx.put("pk", `k${o}`, JSON.stringify({ offset: o }), o, 1000 + o, 1000 + o);
+      return { offset: o, chain: chainOf(o) };
+    });
+  }
+}
+
+/** Leaves a partition file at `offset` in `dir`, as a previous run of the node would have. */
+async function leaveFile(dir: string, partition: number, offset: number): Promise<void> {
+  const store = openStore(dir, partition);
+  await writeUpTo(store, offset);
+  await store.close();
+}
+
+/** Writes a snapshot of `partition` at `offset` to `path`, made from a store in `scratch`. */
+async function snapshotAt(
+  scratch: string,
+  partition: number,
+  offset: number,
+  path: string,
+): Promise<void> {
+  const store = openStore(scratch, partition);
+  try {
+    await writeUpTo(store, offset);
+    await store.snapshotTo(path);
+  } finally {
+    await store.close();
+  }
+}
+
+interface FetchCall {
+  readonly partition: number;
+  readonly localOffset: number;
+  readonly logStart: number;
+  readonly logEnd: number;
+  readonly dir: string;
+}
+
+/** A {@linkcode SnapshotSource} handing out the given snapshots once each, recording its calls. */
+function sourceOf(
+  snapshots: ReadonlyMap<number, FetchedSnapshot>,
+): SnapshotSource & { calls: FetchCall[] } {
+  const calls: FetchCall[] = [];
+  return {
+    calls,
+    fetch(partition, localOffset, logStart, logEnd, dir) {
+      calls.push({ partition, localOffset, logStart, logEnd, dir });
+      return Promise.resolve(snapshots.get(partition) ?? null);
+    },
+  };
+}
+
+/** Runs `body` with a node over the embedded log in a fresh folder; stops it and cleans up. */
+async function withNode(
+  source: SnapshotSource | null,
+  body: (node: Node, dir: string) => Promise<void>,
+  env: Record<string, string> = {},
+  dir?: string,
+): Promise<void> {
+  const root = dir ?? await Deno.makeTempDir({ prefix: "firescroll_node_test_" });
+  const node = buildNode(configIn(root, env), createMetrics(), source);
+  await Deno.mkdir(node.storeDir, { recursive: true });
+  try {
+    await body(node, root);
+  } finally {
+    await node.stop();
+    if (dir === undefined) await Deno.remove(root, { recursive: true });
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
+async function storeFiles(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) if (entry.isFile) names.push(entry.name);
+  return names.sort();
+}
+
+Deno.test("assigned() swaps a restored snapshot in for the local file and serves from its offset", async () => {
+  const root = await Deno.makeTempDir({ prefix: "firescroll_node_test_" });
+  try {
+    const storeDir = `${root}/${NS}`;
+    await leaveFile(storeDir, 0, 2);
+    const path = `${storeDir}/.restore-p0-test.mdb`;
+    await snapshotAt(`${root}/elsewhere`, 0, 6, path);
+    const source = sourceOf(new Map([[0, { path, offset: 6, source: "s3" as const }]]));
+    await withNode(
+      source,
+      async (node) => {
+        equal(node.storeDir, storeDir);
+        const starts = await node.assigned([0], new Map([[0, 7]]), new Map([[0, 0]]));
+        deepEqual([...starts], [[0, 7]]);
+        deepEqual(source.calls, [{
+          partition: 0,
+          localOffset: 2,
+          logStart: 0,
+          logEnd: 7,
+          dir: storeDir,
+        }]);
+        deepEqual(node.status(), {
+          "0": { state: "serving", offset: 6, chain: chainOf(6), records: 7 },
+        });
+        equal(node.servingStore(0)?.get("pk", "k6")?.dataJson, JSON.stringify({ offset: 6 }));
+        ok(node.ready);
+        ok(!(await exists(path)), "the snapshot was moved, not copied");
+        deepEqual((await storeFiles(storeDir)).filter((n) => n.startsWith(".")), []);
+      },
+      {},
+      root,
+    );
+    // The swap is durable: the partition file itself is now the snapshot.
+    const reopened = openStore(storeDir, 0);
+    equal(reopened.applied.offset, 6);
+    await reopened.close();
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("assigned() keeps the local file when no snapshot is further along", async () => {
+  const source = sourceOf(new Map());
+  await withNode(source, async (node) => {
+    await leaveFile(node.storeDir, 1, 4);
+    const starts = await node.assigned([0, 1], new Map([[0, 0], [1, 9]]));
+    deepEqual([...starts], [[0, 0], [1, 5]]);
+    deepEqual(source.calls.map((c) => [c.partition, c.localOffset, c.logStart, c.logEnd]), [
+      [0, -1, 0, 0],
+      [1, 4, 0, 9],
+    ]);
+    deepEqual(node.status(), {
+      "0": { state: "serving", offset: -1, chain: CHAIN_ZERO, records: 0 },
+      "1": { state: "catching_up", offset: 4, chain: chainOf(4), records: 5 },
+    });
+    ok(!node.ready, "p1 is still catching up");
+  });
+});
+
+Deno.test("assigned() blocks a partition the local file and snapshots cannot bring to the log start", async () => {
+  await withNode(sourceOf(new Map()), async (node) => {
+    await leaveFile(node.storeDir, 0, 3);
+    // The log forgot everything before 10; the file ends at 3 and no snapshot exists.
+    await node.assigned([0, 1], new Map([[0, 20], [1, 0]]), new Map([[0, 10], [1, 0]]));
+    const status = node.status()["0"]!;
+    equal(status.state, "catching_up");
+    equal(status.offset, 3);
+    ok(status.blocked !== undefined && /starts at offset 10/.test(status.blocked), status.blocked);
+    equal(node.status()["1"]!.blocked, undefined);
+    equal(node.servingStore(0), null);
+    deepEqual(node.servingPartitions(), [1]);
+    deepEqual(node.ownedServingStores().map(([p]) => p), [1]);
+    ok(!node.ready);
+    equal(node.metrics.partitionsBlocked.labels().value, 1);
+    // Even once the log delivers up to its end, a blocked partition is not served.
+    await node.deliver(0, [], 20);
+    equal(node.status()["0"]!.state, "catching_up");
+  });
+});
+
+Deno.test("assigned() blocks a partition whose newest snapshot still ends before the log start", async () => {
+  const root = await Deno.makeTempDir({ prefix: "firescroll_node_test_" });
+  try {
+    const path = `${root}/${NS}/.restore-p0-test.mdb`;
+    await snapshotAt(`${root}/elsewhere`, 0, 5, path);
+    const source = sourceOf(new Map([[0, { path, offset: 5, source: "peer" as const }]]));
+    await withNode(
+      source,
+      async (node) => {
+        await node.assigned([0], new Map([[0, 20]]), new Map([[0, 10]]));
+        const status = node.status()["0"]!;
+        equal(status.offset, 5, "the snapshot was still taken: it is further along");
+        equal(status.state, "catching_up");
+        ok(status.blocked !== undefined);
+      },
+      {},
+      root,
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("assigned() does not block a partition whose snapshot reaches the log start", async () => {
+  const root = await Deno.makeTempDir({ prefix: "firescroll_node_test_" });
+  try {
+    const path = `${root}/${NS}/.restore-p0-test.mdb`;
+    await snapshotAt(`${root}/elsewhere`, 0, 9, path);
+    const source = sourceOf(new Map([[0, { path, offset: 9, source: "s3" as const }]]));
+    await withNode(
+      source,
+      async (node) => {
+        const starts = await node.assigned([0], new Map([[0, 20]]), new Map([[0, 10]]));
+        deepEqual([...starts], [[0, 10]]);
+        deepEqual(node.status()["0"], {
+          state: "catching_up",
+          offset: 9,
+          chain: chainOf(9),
+          records: 10,
+        });
+        equal(node.metrics.partitionsBlocked.labels().value, 0);
+      },
+      {},
+      root,
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+/** A put of `("user", "u{i}")` into the only partition. */
+function put(i: number): Map<number, Mutation> {
+  return new Map([[0, {
+    v: 1,
+    atomic: false,
+    ops: [{ op: "put", pk: "user", sk: `u${i}`, data: { i } }],
+  }]]);
+}
+
+async function until(what: string, condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
+  ok(condition(), `timed out waiting for ${what}`);
+}
+
+Deno.test("a node restored from a snapshot catches up from the embedded log to the same chain", async () => {
+  const root = await Deno.makeTempDir({ prefix: "firescroll_node_test_" });
+  const env = { PARTITIONS: "1" };
+  try {
+    const saved = `${root}/saved.mdb`;
+    let before: unknown;
+    // First life: ten writes through the log, a snapshot taken after the sixth.
+    await withNode(
+      null,
+      async (node) => {
+        await node.start();
+        await until("ready", () => node.ready);
+        for (let i = 0; i < 10; i++) {
+          const offsets = await node.write(put(i));
+          await node.waitForOffset(0, offsets["0"]!, 5000);
+          if (i === 5) await node.servingStore(0)!.snapshotTo(saved);
+        }
+        before = node.status();
+      },
+      env,
+      root,
+    );
+    // The partition file is lost; the log is not, and a snapshot at offset 5 is offered.
+    const storeDir = `${root}/${NS}`;
+    await Deno.remove(`${storeDir}/p0.mdb`);
+    await Deno.remove(`${storeDir}/p0.mdb-lock`).catch(() => {});
+    await Deno.rename(saved, `${storeDir}/.restore-p0-test.mdb`);
+    const snapshot = { path: `${storeDir}/.restore-p0-test.mdb`, offset: 5, source: "s3" as const };
+    const source = sourceOf(new Map([[0, snapshot]]));
+    await withNode(
+      source,
+      async (node) => {
+        await node.start();
+        await until("ready", () => node.ready);
+        deepEqual(source.calls, [{
+          partition: 0,
+          localOffset: -1,
+          logStart: 0,
+          logEnd: 10,
+          dir: storeDir,
+        }]);
+        deepEqual(node.status(), before);
+        equal(node.servingStore(0)?.get("user", "u9")?.dataJson, JSON.stringify({ i: 9 }));
+      },
+      env,
+      root,
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("sweepUnowned() deletes an unowned file only UNOWNED_RETAIN_SEC after first seeing it", async () => {
+  await withNode(null, async (node) => {
+    await leaveFile(node.storeDir, 1, 0);
+    await leaveFile(node.storeDir, 2, 0);
+    await node.assigned([0], new Map([[0, 0]]));
+    const t0 = 1_000_000;
+    await node.sweepUnowned(t0);
+    await node.sweepUnowned(t0 + 59_999);
+    deepEqual(await storeFiles(node.storeDir), [
+      "p0.mdb",
+      "p0.mdb-lock",
+      "p1.mdb",
+      "p1.mdb-lock",
+      "p2.mdb",
+      "p2.mdb-lock",
+    ]);
+    await node.sweepUnowned(t0 + 60_000);
+    deepEqual(await storeFiles(node.storeDir), ["p0.mdb", "p0.mdb-lock"]);
+    // An owned partition's file is never swept, however long it has been there.
+    await node.sweepUnowned(t0 + 10 * 60_000);
+    deepEqual(await storeFiles(node.storeDir), ["p0.mdb", "p0.mdb-lock"]);
+  });
+});
+
+Deno.test("sweepUnowned() keeps a file whose partition came back, and counts afresh after", async () => {
+  await withNode(null, async (node) => {
+    await leaveFile(node.storeDir, 1, 3);
+    const t0 = 1_000_000;
+    await node.sweepUnowned(t0);
+    await node.assigned([1], new Map([[1, 4]]));
+    await node.sweepUnowned(t0 + 120_000);
+    ok(await exists(`${node.storeDir}/p1.mdb`), "owned again: kept");
+    await node.revoked([1]);
+    // Revoked now (the node's own clock): kept for the retention from here, then deleted.
+    const revokedAt = Date.now();
+    await node.sweepUnowned(revokedAt + 59_000);
+    ok(await exists(`${node.storeDir}/p1.mdb`), "revoked less than 60 s ago: kept");
+    await node.sweepUnowned(Date.now() + 60_000);
+    ok(!(await exists(`${node.storeDir}/p1.mdb`)), "revoked 60 s ago: deleted");
+  });
+});
+
+Deno.test("sweepUnowned() with no retention deletes at the second sweep", async () => {
+  await withNode(null, async (node) => {
+    await leaveFile(node.storeDir, 2, 0);
+    await node.sweepUnowned(5);
+    ok(await exists(`${node.storeDir}/p2.mdb`), "first seen: kept until the next sweep");
+    await node.sweepUnowned(5);
+    ok(!(await exists(`${node.storeDir}/p2.mdb`)));
+  }, { UNOWNED_RETAIN_SEC: "0" });
+});
