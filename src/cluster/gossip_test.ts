@@ -175,6 +175,23 @@ Deno.test("two gossip agents with static peers find each other and exchange serv
   }
 });
 
+Deno.test("an agent bound to :: (Fly's 6PN) talks to IPv4 and IPv6 peers on one socket", async () => {
+  const [portA, portB, portC] = [freeUdpPort(["::"]), freeUdpPort(), freeUdpPort(["::1"])];
+  const a = startAgent({ id: "a", port: portA, bindHost: "::", peers: [`127.0.0.1:${portB}`] });
+  const b = startAgent({ id: "b", port: portB, peers: [`127.0.0.1:${portA}`] });
+  const c = startAgent({ id: "c", port: portC, bindHost: "::1", peers: [`[::1]:${portA}`] });
+  try {
+    await waitFor(
+      "a, b and c see each other through the dual-stack agent",
+      () =>
+        healthOf(a, "b") === "alive" && healthOf(b, "a") === "alive" &&
+        healthOf(a, "c") === "alive" && healthOf(c, "a") === "alive",
+    );
+  } finally {
+    await Promise.all([a.stop(), b.stop(), c.stop()]);
+  }
+});
+
 Deno.test("a leaving announcement is seen at once, not at the next broadcast", async () => {
   const [portA, portB] = [freeUdpPort(), freeUdpPort()];
   // A 10 s interval: only the announcement itself can tell b in time.
