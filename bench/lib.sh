@@ -1,6 +1,7 @@
-# Shared helpers of bench/read.sh and bench/write.sh: starting and stopping the servers they
-# measure (and only those: every process is tracked and killed by its own pid), waiting for them
-# with a deadline, CPU accounting from /proc, and the machine description for RESULTS.md.
+# Shared helpers of the bench/*.sh scripts: starting and stopping the servers they measure (and
+# only those: every process is tracked and killed by its own pid; the Kafka broker and the S3
+# server only when this run started them), waiting for them with a deadline, CPU accounting from
+# /proc, reading node log events and metrics, and the machine description for RESULTS.md.
 # Source it; it sets ROOT, TMP and PATH and installs the cleanup trap.
 
 set -euo pipefail
@@ -12,6 +13,11 @@ export PATH="$ROOT/.tools/node_modules/.bin:$PATH"
 CLK_TCK=$(getconf CLK_TCK)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/firescroll-bench.XXXXXX")
 STARTED_PIDS=()
+# Commands run by cleanup after every started process is gone (stop a broker this run started,
+# delete this run's topics and objects). Each runs with `|| true`.
+CLEANUP_HOOKS=()
+# Node starts that failed and were retried by start_listening ("name: error"), for the reports.
+START_RETRIES=()
 
 log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() {
@@ -32,6 +38,9 @@ cleanup() {
     done
     if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
   done
+  local i
+  # Last registered first, like defers: topics are deleted before the broker that holds them stops.
+  for ((i = ${#CLEANUP_HOOKS[@]} - 1; i >= 0; i--)); do eval "${CLEANUP_HOOKS[i]}" || true; done
   if [[ "${KEEP_TMP:-0}" == 1 ]]; then log "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -163,4 +172,179 @@ machine_json() {
     '{date: $date, nproc: $nproc, cpu: $cpu, mem: $mem, kernel: $kernel, deno: $deno, v8: $v8,
       wrk: $wrk, h2load: $h2load, commit: $commit, src_files_changed: $dirty,
       loadavg_at_start: $load, tmp_fs: $fs, pinned: $pin}'
+}
+
+# --- Kafka, S3 and multi-node helpers (bench/kafka.sh, bench/cluster.sh, bench/backup.sh) -------
+
+KAFKA_ADDR="127.0.0.1:${KAFKA_PORT:-19092}"
+S3_URL="http://127.0.0.1:${S3_PORT:-19000}"
+S3_BUCKET_NAME=firescroll-test
+# Namespaces of one run share this prefix, so their topics and objects are deleted together.
+RUN_ID="bench_$(date -u +%Y%m%d%H%M%S)_$$"
+
+# ensure_kafka: starts the test broker (scripts/kafka.sh) unless it already runs; stops it at
+# exit only when this run started it. Also deletes this run's topics at exit (KEEP_DATA=1 keeps
+# them).
+ensure_kafka() {
+  if bash scripts/kafka.sh status >/dev/null 2>&1; then
+    log "kafka already runs on $KAFKA_ADDR: using it, leaving it running"
+  else
+    log "starting kafka (scripts/kafka.sh start)"
+    bash scripts/kafka.sh start >&2 || die "cannot start kafka"
+    CLEANUP_HOOKS+=("log 'stopping kafka (this run started it)'; bash scripts/kafka.sh stop >&2")
+  fi
+  if [[ "${KEEP_DATA:-0}" != 1 ]]; then
+    CLEANUP_HOOKS+=("delete_topics")
+  fi
+}
+
+# delete_topics: deletes every topic of this run's namespaces (one JVM start).
+delete_topics() {
+  log "deleting topics firescroll_${RUN_ID}_*"
+  timeout 60 bash scripts/kafka.sh tool org.apache.kafka.tools.TopicCommand \
+    --bootstrap-server "$KAFKA_ADDR" --delete --if-exists --topic "firescroll_${RUN_ID}_.*" \
+    >/dev/null 2>&1 || log "warning: could not delete topics firescroll_${RUN_ID}_*"
+}
+
+# ensure_s3: like ensure_kafka, for the test S3 server (scripts/s3.sh); deletes this run's
+# objects at exit (KEEP_DATA=1 keeps them).
+ensure_s3() {
+  if bash scripts/s3.sh status >/dev/null 2>&1; then
+    log "s3 already runs on $S3_URL: using it, leaving it running"
+  else
+    log "starting s3 (scripts/s3.sh start)"
+    bash scripts/s3.sh start >&2 || die "cannot start s3"
+    CLEANUP_HOOKS+=("log 'stopping s3 (this run started it)'; bash scripts/s3.sh stop >&2")
+  fi
+  if [[ "${KEEP_DATA:-0}" != 1 ]]; then
+    CLEANUP_HOOKS+=("delete_objects")
+  fi
+}
+
+# s3_curl ARGS...: curl signed for the test server (its fixed credentials).
+s3_curl() {
+  curl -sS --max-time "${S3_CURL_TIMEOUT_S:-120}" --aws-sigv4 "aws:amz:us-east-1:s3" \
+    --user firescroll:firescroll-secret \
+    -H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" "$@"
+}
+
+# s3_keys PREFIX: the object keys under PREFIX (first 1000).
+s3_keys() {
+  s3_curl "$S3_URL/$S3_BUCKET_NAME?list-type=2&prefix=$1" | grep -o '<Key>[^<]*</Key>' |
+    sed -e 's/<Key>//' -e 's/<\/Key>//'
+}
+
+# delete_objects: deletes the objects of this run's namespaces.
+delete_objects() {
+  local key n=0
+  while read -r key; do
+    [[ "$key" == "${RUN_ID}"* ]] || continue
+    s3_curl -o /dev/null -X DELETE "$S3_URL/$S3_BUCKET_NAME/$key" || true
+    n=$((n + 1))
+  done < <(s3_keys "$RUN_ID" || true)
+  log "deleted $n objects under s3://$S3_BUCKET_NAME/${RUN_ID}*"
+}
+
+# port_free_on HOST PORT: like port_free, on another loopback address.
+port_free_on() {
+  if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then die "port $1:$2 is in use; pick another"; fi
+}
+
+# spawn_node NAME HOST API_PORT INTERNAL_PORT [VAR=VALUE...]: starts a node in the background
+# and returns at once. The node gets a clean environment (PATH, HOME, DENO_DIR only, so no
+# FireScroll setting of the caller's shell leaks in), LISTEN_HOST=HOST, the ports,
+# DB_PATH=$TMP/NAME-db, then the VAR=VALUE arguments (which may override DB_PATH). Sets NODE_PID,
+# NODE_LOG, NODE_DB and NODE_T0_MS (wall clock just before the exec, ms since the epoch).
+spawn_node() {
+  local name=$1 host=$2 api=$3 internal=$4
+  shift 4
+  port_free_on "$host" "$api"
+  port_free_on "$host" "$internal"
+  NODE_LOG="$TMP/$name.log"
+  NODE_DB="$TMP/$name-db"
+  local kv
+  for kv in "$@"; do [[ "$kv" == DB_PATH=* ]] && NODE_DB=${kv#DB_PATH=}; done
+  mkdir -p "$NODE_DB"
+  NODE_T0_MS=$(date +%s%3N)
+  (
+    # shellcheck disable=SC2046
+    exec env -i PATH="$PATH" HOME="$HOME" ${DENO_DIR:+DENO_DIR="$DENO_DIR"} \
+      LISTEN_HOST="$host" API_PORT="$api" INTERNAL_PORT="$internal" DB_PATH="$NODE_DB" "$@" \
+      $(server_prefix) deno run --allow-all main.ts
+  ) >"$NODE_LOG" 2>&1 &
+  NODE_PID=$!
+  STARTED_PIDS+=("$NODE_PID")
+}
+
+# stop_node PID [SECONDS]: SIGTERM, then SIGKILL after SECONDS (default 40); waits for the exit.
+stop_node() {
+  local pid=$1 deadline=$((SECONDS + ${2:-40}))
+  kill -TERM "$pid" 2>/dev/null || return 0
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "warning: node $pid did not stop within ${2:-40} s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# event_field LOG EVENT FIELD: FIELD of the first JSON line of LOG with "event":"EVENT" (empty
+# when none).
+event_field() {
+  grep -m1 "\"event\":\"$2\"" "$1" 2>/dev/null | jq -r ".$3 // empty" 2>/dev/null || true
+}
+
+# event_ms LOG EVENT: the timestamp of the first EVENT line of LOG, ms since the epoch.
+event_ms() {
+  local ts
+  ts=$(event_field "$1" "$2" ts)
+  [[ -n "$ts" ]] && date -d "$ts" +%s%3N
+}
+
+# metric_value URL NAME: the value of the first sample of NAME (with its labels, if any, as
+# written) in the Prometheus text at URL; 0 when absent.
+metric_value() {
+  curl -s --max-time 5 "$1" | awk -v n="$2" '$1 == n {print $2; found = 1; exit} END {if (!found) print 0}'
+}
+
+# loadavg: the 1/5/15-minute load averages.
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+
+# start_listening NAME HOST API_PORT INTERNAL_PORT [VAR=VALUE...]: spawn_node, then waits up to
+# 60 s for its api_listening event. A node that exits with start_failed is started again after
+# 2 s, up to 3 attempts: a broker started seconds ago can fail the node's first metadata request
+# after creating its topics ("This server does not host this topic-partition"), and the node
+# exits instead of retrying. The retries are logged; NODE_* describe the last attempt.
+start_listening() {
+  local attempt
+  for attempt in 1 2 3; do
+    spawn_node "$@"
+    local deadline=$((SECONDS + 60))
+    while ((SECONDS < deadline)); do
+      if grep -q '"event":"api_listening"' "$NODE_LOG" 2>/dev/null; then return 0; fi
+      kill -0 "$NODE_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    if kill -0 "$NODE_PID" 2>/dev/null; then
+      tail -n 20 "$NODE_LOG" >&2 || true
+      die "node $1 did not log api_listening within 60 s"
+    fi
+    wait "$NODE_PID" 2>/dev/null || true
+    if ! grep -q '"event":"start_failed"' "$NODE_LOG" || ((attempt == 3)); then
+      tail -n 20 "$NODE_LOG" >&2 || true
+      die "node $1 exited before logging api_listening"
+    fi
+    log "WARNING: node $1 failed to start ($(grep -m1 -o '"event":"start_failed".*' "$NODE_LOG")); retrying in 2 s"
+    START_RETRIES+=("$1: $(grep -m1 '"event":"start_failed"' "$NODE_LOG" | jq -r .error 2>/dev/null || echo '?')")
+    mv "$NODE_LOG" "$NODE_LOG.failed-$attempt"
+    sleep 2
+  done
+}
+
+# start_retries_note: a sentence for a report about node starts that had to be retried, or
+# nothing.
+start_retries_note() {
+  ((${#START_RETRIES[@]} > 0)) || return 0
+  printf 'Node starts retried after `start_failed` (see the helper `start_listening` in bench/lib.sh): %s.' \
+    "$(printf '%s; ' "${START_RETRIES[@]}" | sed 's/; $//')"
 }

@@ -56,6 +56,7 @@ export function buildNode(
       queueMax: config.logQueueMax,
       deliverMax: config.applyBatchMax,
       sessionTimeoutMs: config.kafkaSessionTimeoutMs,
+      startTimeoutMs: 60_000,
       metrics,
       now,
     });

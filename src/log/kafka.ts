@@ -46,6 +46,8 @@ export interface KafkaLogOptions {
   readonly deliverMax: number;
   /** Consumer group session timeout. */
   readonly sessionTimeoutMs: number;
+  /** How long start-up retries transient broker errors before giving up. */
+  readonly startTimeoutMs: number;
   readonly metrics: Metrics;
   readonly now: () => number;
 }
@@ -116,7 +118,33 @@ export class KafkaLog implements MutationLog {
     });
   }
 
+  /**
+   * Connects, creates missing topics and checks the partition count. A broker that just started
+   * (or topics created a moment ago) answers with transient errors for a few seconds — "does not
+   * host this topic-partition", coordinator loading — so the whole sequence is retried for up to
+   * `startTimeoutMs`; a partition-count mismatch is final at once.
+   */
   async start(): Promise<void> {
+    const deadline = Date.now() + this.options.startTimeoutMs;
+    for (let attempt = 1;; attempt++) {
+      try {
+        await this.startOnce();
+        return;
+      } catch (error) {
+        const final = error instanceof OperationalError &&
+          error.code === "partition_count_mismatch";
+        if (final || Date.now() > deadline) throw error;
+        log("warn", "kafka_start_retry", { attempt, error: errorMessage(error) });
+        await this.producer?.disconnect().catch(() => {});
+        await this.admin?.disconnect().catch(() => {});
+        this.producer = null;
+        this.admin = null;
+        await new Promise((r) => setTimeout(r, Math.min(2000, 250 * attempt)));
+      }
+    }
+  }
+
+  private async startOnce(): Promise<void> {
     const admin = this.kafka.admin({ retry: { retries: 10 } });
     await admin.connect();
     this.admin = admin;

@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# Kafka benchmark: FireScroll nodes on the real test broker (scripts/kafka.sh, 127.0.0.1:19092;
+# started if it is not running, and then stopped at the end). Three parts, each on fresh
+# namespaces of this run (their topics are deleted at the end unless KEEP_DATA=1):
+#
+#   a. writes: node A (replica group g1) alone; bench/write.ts closed-loop writers (1, 16, 64) of
+#      1- and 100-record puts → records/s acknowledged (acks=-1), ack latency p50/p99.
+#   b. propagation: node B joins in replica group g2; bench/propagation.ts writes one new key to
+#      A at PROP_RATE/s (open loop, PROP_COUNT writes after PROP_WARMUP) and reads it on B with
+#      `after` = A's offsets and `wait_ms` → ack-to-visible-on-B p50/p99/max.
+#   c. catch-up: a writer node (group g1 of a new namespace) writes a backlog of CATCHUP_RECORDS
+#      records (bench/backlog.ts) in messages of CATCHUP_RECORDS_PER_MESSAGE records while no
+#      replica of group g3 runs, and stops; then node C (group g3, empty DB_PATH) starts and
+#      bench/catchup.ts polls its /internal/status every 100 ms until every partition reached
+#      the high watermark → messages/s and records/s applied. Repeated with 1 record per message
+#      for CATCHUP1_RECORDS records (0 skips it).
+#
+# Prints a Markdown block for bench/RESULTS.md on stdout; progress on stderr.
+#
+# Knobs (env): PARTITIONS=16 WRITE_CONCURRENCY=1,16,64 WRITE_RECORDS_PER_REQUEST=1,100
+#   WRITE_DURATION_S=10 PROP_COUNT=2000 PROP_RATE=200 PROP_WARMUP=200 CATCHUP_RECORDS=1000000
+#   CATCHUP_RECORDS_PER_MESSAGE=100 CATCHUP1_RECORDS=1000000 BACKLOG_CONCURRENCY=16
+#   CATCHUP_TIMEOUT_S=300 KAFKA_BENCH_PORT_BASE=28300 (nodes A, B, C and the writer use
+#   BASE+90/91, BASE+190/191, BASE+290/291 on 127.0.0.1) PIN=1 KEEP_TMP=1 KEEP_DATA=1
+# Usage: bash bench/kafka.sh > kafka.md
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+export PARTITIONS=${PARTITIONS:-16}
+WRITE_CONCURRENCY=${WRITE_CONCURRENCY:-1,16,64}
+WRITE_RECORDS_PER_REQUEST=${WRITE_RECORDS_PER_REQUEST:-1,100}
+WRITE_DURATION_S=${WRITE_DURATION_S:-10}
+PROP_COUNT=${PROP_COUNT:-2000}
+PROP_RATE=${PROP_RATE:-200}
+PROP_WARMUP=${PROP_WARMUP:-200}
+CATCHUP_RECORDS=${CATCHUP_RECORDS:-1000000}
+CATCHUP_RECORDS_PER_MESSAGE=${CATCHUP_RECORDS_PER_MESSAGE:-100}
+CATCHUP1_RECORDS=${CATCHUP1_RECORDS:-1000000}
+BACKLOG_CONCURRENCY=${BACKLOG_CONCURRENCY:-16}
+CATCHUP_TIMEOUT_S=${CATCHUP_TIMEOUT_S:-300}
+BASE=${KAFKA_BENCH_PORT_BASE:-28300}
+A_API=$((BASE + 90)) A_INT=$((BASE + 91))
+B_API=$((BASE + 190)) B_INT=$((BASE + 191))
+C_API=$((BASE + 290)) C_INT=$((BASE + 291))
+HOST=127.0.0.1
+
+need deno curl jq
+ensure_kafka
+machine_json >"$TMP/machine.json"
+LOAD_START=$(loadavg)
+NS="${RUN_ID}_k"
+started_s=$SECONDS
+
+# kafka_node START NAME API INTERNAL NAMESPACE GROUP [VAR=VALUE...]: START (spawn_node, or
+# start_listening to also wait for the node to listen) with the Kafka settings.
+kafka_node() {
+  local start=$1 name=$2 api=$3 internal=$4 ns=$5 group=$6
+  shift 6
+  "$start" "$name" "$HOST" "$api" "$internal" KAFKA_SEEDS="$KAFKA_ADDR" NAMESPACE="$ns" \
+    REPLICA_GROUP="$group" INSTANCE_ID="$name" PARTITIONS="$PARTITIONS" "$@"
+}
+
+# --- a. writes ------------------------------------------------------------------------------
+log "a. node A (group g1) on $A_API/$A_INT, namespace $NS"
+kafka_node start_listening a "$A_API" "$A_INT" "$NS" g1
+A_PID=$NODE_PID
+wait_http_200 "http://$HOST:$A_API/readyz" 60
+LOAD_A=$(loadavg)
+runs=$(($(tr ',' '\n' <<<"$WRITE_CONCURRENCY" | wc -l) * $(tr ',' '\n' <<<"$WRITE_RECORDS_PER_REQUEST" | wc -l)))
+WRITE_CMD=(deno run --allow-all bench/write.ts --url "http://$HOST:$A_API"
+  --metrics-url "http://$HOST:$A_INT/metrics" --concurrency "$WRITE_CONCURRENCY"
+  --records-per-request "$WRITE_RECORDS_PER_REQUEST" --duration-s "$WRITE_DURATION_S"
+  --partitions "$PARTITIONS" --pid "$A_PID")
+# shellcheck disable=SC2046
+timeout $((runs * (WRITE_DURATION_S + 40) + 60)) $(client_prefix) "${WRITE_CMD[@]}" \
+  --json "$TMP/write.json" >"$TMP/write.md" || die "write benchmark failed"
+alive "$A_PID"
+
+# --- b. propagation -------------------------------------------------------------------------
+log "b. node B (group g2) on $B_API/$B_INT; it first catches up with part a's writes"
+kafka_node start_listening b "$B_API" "$B_INT" "$NS" g2
+B_PID=$NODE_PID
+wait_http_200 "http://$HOST:$B_API/readyz" "$CATCHUP_TIMEOUT_S"
+B_READY_MS=$(($(date +%s%3N) - NODE_T0_MS))
+LOAD_B=$(loadavg)
+PROP_CMD=(deno run --allow-net=127.0.0.1 bench/propagation.ts --write-url "http://$HOST:$A_API"
+  --read-url "http://$HOST:$B_API" --count "$PROP_COUNT" --rate "$PROP_RATE"
+  --warmup "$PROP_WARMUP" --metrics-url "http://$HOST:$B_INT/metrics")
+# shellcheck disable=SC2046
+timeout $(((PROP_COUNT + PROP_WARMUP) / PROP_RATE + 120)) $(client_prefix) "${PROP_CMD[@]}" \
+  >"$TMP/propagation.json" || die "propagation benchmark failed"
+jq -c . "$TMP/propagation.json" >&2
+alive "$A_PID"
+alive "$B_PID"
+log "stopping A and B"
+stop_node "$B_PID"
+stop_node "$A_PID"
+
+# --- c. catch-up ----------------------------------------------------------------------------
+# catch_up LABEL RECORDS RECORDS_PER_MESSAGE MESSAGES_PER_REQUEST: writes the backlog through a
+# writer node of a new namespace, stops it, starts node C and appends a JSON line to
+# $TMP/catchup.jsonl.
+catch_up() {
+  local label=$1 records=$2 rpm=$3 mpr=$4 ns="${RUN_ID}_c$1"
+  log "c. [$label] writer node (group g1) on $A_API/$A_INT, namespace $ns: $records records, $rpm per message"
+  kafka_node start_listening "w$label" "$A_API" "$A_INT" "$ns" g1
+  local w_pid=$NODE_PID
+  wait_http_200 "http://$HOST:$A_API/readyz" 60
+  local backlog_cmd=(deno run --allow-net=127.0.0.1 --allow-env bench/backlog.ts
+    --url "http://$HOST:$A_API" --records "$records" --records-per-message "$rpm"
+    --messages-per-request "$mpr" --partitions "$PARTITIONS" --concurrency "$BACKLOG_CONCURRENCY"
+    --timeout-s 600)
+  # shellcheck disable=SC2046
+  timeout 660 $(client_prefix) "${backlog_cmd[@]}" >"$TMP/backlog-$label.json" ||
+    die "backlog writer failed"
+  jq -c 'del(.high_watermarks)' "$TMP/backlog-$label.json" >&2
+  log "c. [$label] stopping the writer; starting node C (group g3, empty DB_PATH) on $C_API/$C_INT"
+  stop_node "$w_pid"
+  local load
+  load=$(loadavg)
+  kafka_node spawn_node "c$label" "$C_API" "$C_INT" "$ns" g3
+  local c_pid=$NODE_PID c_log=$NODE_LOG t0=$NODE_T0_MS
+  local watch_cmd=(deno run --allow-net=127.0.0.1 --allow-read="$TMP" bench/catchup.ts
+    --status-url "http://$HOST:$C_INT/internal/status" --ready-url "http://$HOST:$C_API/readyz"
+    --targets "$TMP/backlog-$label.json" --t0-ms "$t0" --interval-ms 100
+    --timeout-s "$CATCHUP_TIMEOUT_S")
+  timeout $((CATCHUP_TIMEOUT_S + 30)) "${watch_cmd[@]}" >"$TMP/catchup-$label.json" ||
+    log "WARNING: node C did not catch up within $CATCHUP_TIMEOUT_S s"
+  alive "$c_pid"
+  local ticks applied
+  ticks=$(proc_ticks "$c_pid")
+  applied=$(metric_value "http://$HOST:$C_INT/metrics" firescroll_apply_messages_total)
+  local assigned_ms
+  assigned_ms=$(event_ms "$c_log" partition_assigned || true)
+  assigned_ms=$((${assigned_ms:-$t0} - t0))
+  jq -c . "$TMP/catchup-$label.json" >&2
+  jq -nc --arg lbl "$label" --argjson backlog "$(cat "$TMP/backlog-$label.json")" \
+    --argjson watch "$(cat "$TMP/catchup-$label.json")" --argjson ticks "$ticks" --argjson hz "$CLK_TCK" \
+    --arg applied "$applied" --arg first_assigned_ms "$assigned_ms" --arg load "$load" \
+    --arg backlog_cmd "$(printf '%q ' "${backlog_cmd[@]}")" --arg watch_cmd "$(printf '%q ' "${watch_cmd[@]}")" \
+    '{label: $lbl, backlog: ($backlog | del(.high_watermarks)), watch: $watch,
+      cpu_s: ($ticks / $hz), applied_messages: ($applied | tonumber),
+      first_partition_assigned_ms: ($first_assigned_ms | tonumber), loadavg: $load,
+      backlog_cmd: $backlog_cmd, watch_cmd: $watch_cmd}' >>"$TMP/catchup.jsonl"
+  stop_node "$c_pid"
+}
+
+: >"$TMP/catchup.jsonl"
+catch_up "$CATCHUP_RECORDS_PER_MESSAGE" "$CATCHUP_RECORDS" "$CATCHUP_RECORDS_PER_MESSAGE" 1
+if ((CATCHUP1_RECORDS > 0)); then
+  # One record per message: one record of each partition per request (16 messages per request).
+  catch_up 1 "$CATCHUP1_RECORDS" 1 "$PARTITIONS"
+fi
+LOAD_END=$(loadavg)
+elapsed=$((SECONDS - started_s))
+
+# --- report ---------------------------------------------------------------------------------
+m() { jq -r ".$1" "$TMP/machine.json"; }
+p() { jq -r "$1" "$TMP/propagation.json"; }
+cmd() { printf '%q ' "$@" | sed -e "s|$TMP|\$TMP|g" -e 's/ $//' -e 's/--pid [0-9]*/--pid $A_PID/'; }
+echo "### Kafka: acknowledged writes, propagation between replica groups, catch-up ($(m date))"
+echo
+echo "Machine: $(m nproc) vCPU $(m cpu), $(m mem), Linux $(m kernel); $(m deno). Commit $(m commit)" \
+  "($(m src_files_changed) uncommitted changes in src/ and main.ts). Broker: Apache Kafka 3.9" \
+  "(KRaft, one broker, \`scripts/kafka.sh\`) on $KAFKA_ADDR, on the same machine as the nodes and" \
+  "the clients. PARTITIONS=$PARTITIONS; nodes on 127.0.0.1, DB_PATH on $(m tmp_fs), fresh" \
+  "namespaces \`${RUN_ID}_*\`. Load average (1/5/15 min): $LOAD_START at start, $LOAD_END at" \
+  "the end. Whole script: $elapsed s. Run with \`bash bench/kafka.sh\` (knobs in the script's" \
+  "header; this run: WRITE_DURATION_S=$WRITE_DURATION_S PROP_COUNT=$PROP_COUNT" \
+  "PROP_RATE=$PROP_RATE CATCHUP_RECORDS=$CATCHUP_RECORDS" \
+  "CATCHUP_RECORDS_PER_MESSAGE=$CATCHUP_RECORDS_PER_MESSAGE CATCHUP1_RECORDS=$CATCHUP1_RECORDS)."
+echo
+note=$(start_retries_note)
+[[ -z "$note" ]] || { echo "$note"; echo; }
+echo "#### a. Acknowledged writes through Kafka (node A, replica group g1, alone)"
+echo
+echo "Load average before: $LOAD_A. A 200 means the message is in Kafka with acks=-1 (idempotent"
+echo "producer). Node A also consumes and applies everything it writes (it owns all $PARTITIONS"
+echo "partitions of g1), so the node CPU includes apply. The group-commit columns belong to the"
+echo "embedded log and are empty here."
+echo
+echo '```sh'
+cmd "${WRITE_CMD[@]}"
+echo
+echo '```'
+echo
+cat "$TMP/write.md"
+echo
+echo "#### b. Propagation: acknowledged on A (g1) → readable on B (g2)"
+echo
+echo "Load average before: $LOAD_B. B started after part a and caught up with its writes in" \
+  "$((B_READY_MS / 1000)).$(printf '%03d' $((B_READY_MS % 1000))) s (process start → /readyz 200)." \
+  "Then $(p .warmup) warm-up writes, then $(p .count) measured writes at $(p .rate)/s (open loop," \
+  "achieved $(p .achieved_rate)/s, $(p .skipped) skipped for too many in flight, errors" \
+  "$(p '.errors | tostring')). Each: put one new key to A; on the ack, get it from B with" \
+  "\`after\` = A's offsets and \`wait_ms\`=5000, which B answers once it has applied the offset."
+echo
+echo '```sh'
+cmd "${PROP_CMD[@]}"
+echo
+echo '```'
+echo
+echo "| ms | n | p50 | p90 | p99 | max | mean |"
+echo "|---|--:|--:|--:|--:|--:|--:|"
+row() {
+  jq -r --arg name "$1" ".$2 | \"| \(\$name) | \(.n) | \(.p50) | \(.p90) | \(.p99) | \(.max) | \(.mean) |\"" \
+    "$TMP/propagation.json"
+}
+row "put acknowledged by A" ack_ms
+row "**ack → visible on B** (get with after)" propagation_ms
+row "put sent → visible on B" write_to_visible_ms
+row "control: get with after on B, nothing to wait for (the floor)" control_get_ms
+echo
+prop_p99=$(p .propagation_ms.p99)
+verdict=$(awk -v x="$prop_p99" 'BEGIN {print (x < 100 ? "**met**" : "**not met**")}')
+shares=$(p '.apply_lag_shares // {} | to_entries | map("≤ \(.key | ltrimstr("le_")): \(.value * 1000 | round / 10) %") | join(", ")')
+echo "B's own view, from its \`firescroll_apply_lag_seconds\` histogram (apply time − the log" \
+  "timestamp A set before sending) over the measured writes: mean $(p .apply_lag_mean_ms) ms" \
+  "over $(p .apply_lag_samples) messages; share applied within: $shares."
+echo
+echo "Target p99 ack → visible on B < 100 ms: $verdict (p99 $prop_p99 ms)."
+echo
+echo "#### c. Catch-up of a new replica group (node C, group g3, empty DB_PATH)"
+echo
+echo "A writer node (group g1 of a fresh namespace) writes the backlog with bench/backlog.ts" \
+  "($BACKLOG_CONCURRENCY requests in flight) and is stopped; no g3 node exists while it is" \
+  "written. Then node C starts; times are from the moment the script started C's process." \
+  "\"Caught up\" = every partition's applied offset in /internal/status ≥ its high watermark − 1" \
+  "(polled every 100 ms). Rates \"from start\" divide by that whole time (Deno start, Kafka" \
+  "group join, partition assignment included); \"from assignment\" start at C's first" \
+  "\`partition_assigned\` log event; \"steady\" is between 10 % and 90 % of the backlog applied."
+echo
+echo "| records/message | messages | records | backlog written in | C: status answers | first partition assigned | caught up | /readyz 200 | msgs/s from start | records/s from start | msgs/s from assignment | records/s from assignment | steady msgs/s (10–90 %) | steady records/s | C CPU s | applied msgs (metric) | load before |"
+echo "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"
+jq -r '
+  def s(ms): if ms == null then "–" else "\(ms / 1000 * 100 | round / 100) s" end;
+  def rate(n; ms): if ms == null or ms <= 0 then "–" else (n / ms * 1000 | round | tostring) end;
+  .backlog as $b | .watch as $w | ($b.records / $b.messages) as $rpm |
+  "| \($b.records_per_message) | \($b.messages) | \($b.records) | \(s($b.seconds * 1000)) (\($b.records_per_s) rec/s, \($b.messages_per_s) msg/s) | \(s($w.status_ms)) | \(s(.first_partition_assigned_ms)) | \(s($w.caught_up_ms)) | \(s($w.ready_ms)) | \(rate($b.messages; $w.caught_up_ms)) | \(rate($b.records; $w.caught_up_ms)) | \(rate($b.messages; (if $w.caught_up_ms == null then null else $w.caught_up_ms - .first_partition_assigned_ms end))) | \(rate($b.records; (if $w.caught_up_ms == null then null else $w.caught_up_ms - .first_partition_assigned_ms end))) | \($w.steady_messages_per_s // "–") | \(if $w.steady_messages_per_s == null then "–" else ($w.steady_messages_per_s * $rpm | round) end) | \(.cpu_s) | \(.applied_messages) | \(.loadavg) |"
+' "$TMP/catchup.jsonl"
+echo
+echo "Commands (per row: the backlog writer against the writer node, then the watcher of node C):"
+echo
+echo '```sh'
+jq -r '.backlog_cmd, .watch_cmd' "$TMP/catchup.jsonl" | sed -e "s|$TMP|\$TMP|g" -e 's/ $//' \
+  -e 's/--t0-ms [0-9]*/--t0-ms $C_START_MS/'
+echo '```'
+echo
+best=$(jq -s '[.[] | (.backlog.records / ((.watch.caught_up_ms - .first_partition_assigned_ms) / 1000))] | max | round' "$TMP/catchup.jsonl")
+echo "Target ≥ 50,000 mutations (records) applied per second: best records/s from assignment" \
+  "$best — see the table for which shape meets it."
