@@ -33,6 +33,9 @@ if [ -z "${S3_ENDPOINT:-}" ] && [ -n "$(ls tests/integration/s3_*_test.ts 2>/dev
   export FIRESCROLL_TEST_S3="http://127.0.0.1:${S3_PORT:-19000}"
 fi
 
+# `deno run` does not type-check, and nodes run that way: check everything once up front.
+deno check main.ts src/ tests/ bench/ scripts/
+
 status=0
 deno test --allow-all --junit-path="$report" "$@" || status=$?
 if [ -f "$report" ]; then

@@ -54,6 +54,7 @@ export function buildNode(
       retentionMs: config.kafkaRetentionMs,
       writeTimeoutMs: config.logWriteTimeoutMs,
       queueMax: config.logQueueMax,
+      sendBytesMax: config.messageBytesMax,
       deliverMax: config.applyBatchMax,
       sessionTimeoutMs: config.kafkaSessionTimeoutMs,
       startTimeoutMs: 60_000,

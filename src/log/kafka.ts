@@ -42,6 +42,8 @@ export interface KafkaLogOptions {
   readonly writeTimeoutMs: number;
   /** Most messages in flight to Kafka at once (503 `log_overloaded` above). */
   readonly queueMax: number;
+  /** Most value bytes in one produce request (beyond one append, which may be alone). */
+  readonly sendBytesMax: number;
   /** Most records handed to the consumer in one call (one LMDB transaction). */
   readonly deliverMax: number;
   /** Consumer group session timeout. */
@@ -50,6 +52,17 @@ export interface KafkaLogOptions {
   readonly startTimeoutMs: number;
   readonly metrics: Metrics;
   readonly now: () => number;
+}
+
+/** Produce requests in flight at once (the idempotent producer allows at most 5). */
+const SENDS_MAX = 4;
+/** Most messages in one produce request. */
+const SEND_MESSAGES_MAX = 5000;
+
+interface PendingAppend {
+  readonly messages: readonly AppendRequest[];
+  readonly resolve: (offsets: number[]) => void;
+  readonly reject: (error: unknown) => void;
 }
 
 /** Topic names of a namespace. */
@@ -95,7 +108,10 @@ export class KafkaLog implements MutationLog {
   private admin: Admin | null = null;
   private producer: Producer | null = null;
   private consumer: Consumer | null = null;
+  /** Messages queued or being produced (bounded by `queueMax`). */
   private inFlight = 0;
+  private readonly pending: PendingAppend[] = [];
+  private sending = 0;
 
   constructor(private readonly options: KafkaLogOptions) {
     this.topics = topicNames(options.namespace);
@@ -269,47 +285,100 @@ export class KafkaLog implements MutationLog {
     }
   }
 
-  async append(messages: readonly AppendRequest[]): Promise<number[]> {
-    const producer = this.producer;
-    assert(producer !== null, "kafka log is not started");
+  /**
+   * Queues the messages for the next produce request and resolves to their offsets. Up to
+   * {@linkcode SENDS_MAX} produce requests are in flight; appends that arrive meanwhile travel
+   * together in the next one (the Kafka counterpart of the embedded log's group commit), so many
+   * concurrent small writes cost few round trips to the broker.
+   */
+  append(messages: readonly AppendRequest[]): Promise<number[]> {
+    assert(this.producer !== null, "kafka log is not started");
     if (this.inFlight + messages.length > this.options.queueMax) {
-      throw new OperationalError(
-        "log_overloaded",
-        503,
-        `Cannot append: ${this.inFlight} messages are already in flight to Kafka`,
+      return Promise.reject(
+        new OperationalError(
+          "log_overloaded",
+          503,
+          `Cannot append: ${this.inFlight} messages are already waiting for Kafka`,
+        ),
       );
     }
-    const timestamp = String(this.options.now());
-    const send = producer.send({
-      topic: this.topics.mutations,
-      acks: -1,
-      timeout: this.options.writeTimeoutMs,
-      messages: messages.map((m) => ({
-        partition: m.partition,
-        key: m.key,
-        value: Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength),
-        timestamp,
-      })),
-    });
-    // A timed-out send keeps retrying in the background and may still land: the client got a
-    // 503 and must treat the write as unknown (conditions make retries safe).
     this.inFlight += messages.length;
-    send.finally(() => this.inFlight -= messages.length).catch(() => {});
+    const sent = new Promise<number[]>((resolve, reject) => {
+      this.pending.push({ messages, resolve, reject });
+    });
+    this.pump();
+    // A timed-out write keeps going in the background and may still land: the client got a 503
+    // and must treat the write as unknown (conditions make retries safe).
+    sent.catch(() => {});
+    return withTimeout(sent, this.options.writeTimeoutMs, "writing to Kafka");
+  }
+
+  /** Starts produce requests for queued appends while fewer than SENDS_MAX are in flight. */
+  private pump(): void {
+    while (this.sending < SENDS_MAX && this.pending.length > 0) {
+      // Bounded in messages and bytes: a partition's record batch must stay under the broker's
+      // message.max.bytes, which MESSAGE_BYTES_MAX already keeps each single message under.
+      let count = 0;
+      let bytes = 0;
+      let take = 0;
+      while (take < this.pending.length && count < SEND_MESSAGES_MAX) {
+        const size = this.pending[take]!.messages.reduce((n, m) => n + m.value.length, 0);
+        if (take > 0 && bytes + size > this.options.sendBytesMax) break;
+        count += this.pending[take]!.messages.length;
+        bytes += size;
+        take++;
+      }
+      const batch = this.pending.splice(0, take);
+      this.sending++;
+      this.send(batch).finally(() => {
+        this.sending--;
+        for (const p of batch) this.inFlight -= p.messages.length;
+        this.pump();
+      });
+    }
+  }
+
+  /** One produce request for several appends; each gets its messages' offsets. */
+  private async send(batch: readonly PendingAppend[]): Promise<void> {
+    const timestamp = String(this.options.now());
+    const messages = [];
+    for (const pending of batch) {
+      for (const m of pending.messages) {
+        messages.push({
+          partition: m.partition,
+          key: m.key,
+          value: Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength),
+          timestamp,
+        });
+      }
+    }
     let metadata;
     try {
-      metadata = await withTimeout(send, this.options.writeTimeoutMs, "writing to Kafka");
+      metadata = await this.producer!.send({
+        topic: this.topics.mutations,
+        acks: -1,
+        timeout: this.options.writeTimeoutMs,
+        messages,
+      });
     } catch (error) {
-      if (error instanceof OperationalError) throw error;
-      throw unavailable(`Cannot write to Kafka: ${errorMessage(error)}`);
+      const failure = unavailable(`Cannot write to Kafka: ${errorMessage(error)}`);
+      for (const pending of batch) pending.reject(failure);
+      return;
     }
-    const offsets = new Map<number, number>();
-    for (const m of metadata) offsets.set(m.partition, Number(m.baseOffset ?? m.offset));
+    // One record batch per partition gets contiguous offsets from its base, in message order.
+    const next = new Map<number, number>();
+    for (const m of metadata) next.set(m.partition, Number(m.baseOffset ?? m.offset));
+    for (const pending of batch) {
+      const offsets = pending.messages.map((m) => {
+        const offset = next.get(m.partition);
+        assert(offset !== undefined && Number.isSafeInteger(offset), "Kafka returned no offset");
+        next.set(m.partition, offset + 1);
+        return offset;
+      });
+      pending.resolve(offsets);
+    }
     this.options.metrics.logAppends.labels().inc(messages.length);
-    return messages.map((m) => {
-      const offset = offsets.get(m.partition);
-      assert(offset !== undefined && Number.isSafeInteger(offset), "Kafka returned no offset");
-      return offset;
-    });
+    this.options.metrics.logCommits.labels().inc();
   }
 
   run(partitionConsumer: PartitionConsumer, signal: AbortSignal): Promise<void> {

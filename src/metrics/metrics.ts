@@ -51,7 +51,7 @@ export interface Metrics {
   readonly poisonMessages: CounterFamily;
   /** `firescroll_log_appends_total`: messages appended to the log by this node. */
   readonly logAppends: CounterFamily;
-  /** `firescroll_log_commits_total`: embedded log group commits (appends ÷ commits = batching). */
+  /** `firescroll_log_commits_total`: group commits (embedded fsyncs, Kafka produce requests). */
   readonly logCommits: CounterFamily;
   /** `firescroll_log_commit_duration_seconds`: embedded log commit (write + fsync) duration. */
   readonly logCommitDuration: HistogramFamily;
@@ -124,7 +124,7 @@ export function createMetrics(): Metrics {
     ),
     logCommits: registry.counter(
       "firescroll_log_commits_total",
-      "Group commits of the embedded log.",
+      "Group commits: embedded log transactions, or Kafka produce requests.",
     ),
     logCommitDuration: registry.histogram(
       "firescroll_log_commit_duration_seconds",
