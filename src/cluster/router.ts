@@ -22,6 +22,21 @@ export const HOP_HEADER = "x-firescroll-hop";
 /** Pause between rounds while a read with `wait_ms` follows a partition to its new owner. */
 const FOLLOW_MS = 50;
 
+/** Internal get requests in flight to one peer before further reads wait and share one. */
+const PEER_REQUESTS_MAX = 4;
+/** Most keys in one shared internal request (well under any RECORDS_PER_REQUEST_MAX default). */
+const COALESCE_KEYS_MAX = 500;
+
+/** Reads waiting to share the next internal request to one peer. */
+interface PeerQueue {
+  inFlight: number;
+  readonly waiting: {
+    readonly records: readonly { pk: string; sk: string }[];
+    readonly resolve: (lines: string[] | null) => void;
+    readonly reject: (error: unknown) => void;
+  }[];
+}
+
 /** A key to read, with the index of its answer. */
 export interface RoutedKey {
   readonly pk: string;
@@ -61,6 +76,8 @@ function fromProblem(status: number, text: string): OperationalError | null {
 /** Proxies reads to region peers chosen from the gossip membership. */
 export class Router {
   private readonly random: () => number;
+  /** Shared internal get requests, per peer address. */
+  private readonly queues = new Map<string, PeerQueue>();
 
   constructor(
     private readonly membership: Membership,
@@ -179,13 +196,16 @@ export class Router {
         const o = after.get(p);
         if (o !== undefined) afterPart[String(p)] = o;
       }
-      const body = JSON.stringify({
-        records: indexes.map((i) => ({ pk: keys[i]!.pk, sk: keys[i]!.sk })),
-        after: afterPart,
-        wait_ms: waitMs,
-      });
-      const lines = await this.attempt(member, INTERNAL_GET_PATH, body, waitMs);
-      const split = lines === null ? [] : lines.split("\n");
+      const records = indexes.map((i) => ({ pk: keys[i]!.pk, sk: keys[i]!.sk }));
+      let split: string[];
+      if (waitMs === 0 && Object.keys(afterPart).length === 0) {
+        // Nothing to wait for: share an internal request with other reads for this peer.
+        split = await this.coalescedGet(member, records) ?? [];
+      } else {
+        const body = JSON.stringify({ records, after: afterPart, wait_ms: waitMs });
+        const lines = await this.attempt(member, INTERNAL_GET_PATH, body, waitMs);
+        split = lines === null ? [] : lines.split("\n");
+      }
       if (split.length !== indexes.length) {
         failed.push(...partitions);
         return;
@@ -250,6 +270,60 @@ export class Router {
       }
     }
     return null;
+  }
+
+  /**
+   * Reads `records` from `member` in a shared internal request: at most
+   * {@linkcode PEER_REQUESTS_MAX} requests are in flight to one peer, and reads arriving
+   * meanwhile travel together in the next one. Under load this turns many proxied reads into few
+   * HTTP round trips. Resolves to one line per record, or null when the request failed.
+   */
+  private coalescedGet(
+    member: Member,
+    records: readonly { pk: string; sk: string }[],
+  ): Promise<string[] | null> {
+    let queue = this.queues.get(member.addr);
+    if (queue === undefined) this.queues.set(member.addr, queue = { inFlight: 0, waiting: [] });
+    const q = queue;
+    return new Promise((resolve, reject) => {
+      q.waiting.push({ records, resolve, reject });
+      this.flush(member, q);
+    });
+  }
+
+  private flush(member: Member, q: PeerQueue): void {
+    while (q.inFlight < PEER_REQUESTS_MAX && q.waiting.length > 0) {
+      let take = 0;
+      let count = 0;
+      while (
+        take < q.waiting.length &&
+        (take === 0 || count + q.waiting[take]!.records.length <= COALESCE_KEYS_MAX)
+      ) {
+        count += q.waiting[take]!.records.length;
+        take++;
+      }
+      const batch = q.waiting.splice(0, take);
+      q.inFlight++;
+      const body = JSON.stringify({ records: batch.flatMap((w) => w.records) });
+      this.attempt(member, INTERNAL_GET_PATH, body, 0).then((lines) => {
+        const split = lines === null ? [] : lines.split("\n");
+        if (split.length !== count) {
+          for (const w of batch) w.resolve(null);
+          return;
+        }
+        let at = 0;
+        for (const w of batch) {
+          w.resolve(split.slice(at, at + w.records.length));
+          at += w.records.length;
+        }
+      }, (error) => {
+        for (const w of batch) w.reject(error);
+      }).finally(() => {
+        q.inFlight--;
+        if (q.inFlight === 0 && q.waiting.length === 0) this.queues.delete(member.addr);
+        else this.flush(member, q);
+      });
+    }
   }
 
   /**

@@ -477,3 +477,24 @@ Deno.test("servedByAlivePeer() counts alive peers only, not leaving ones", () =>
   equal(router.servedByAlivePeer(2), false);
   equal(router.servedByAlivePeer(3), false);
 });
+
+Deno.test("concurrent proxied reads to one peer share internal requests and each gets its answer", async () => {
+  const records: Records = {};
+  for (let i = 0; i < 40; i++) records[`k${i}/s`] = record(`k${i}`, "s");
+  const peer = startPeer(async (seen) => {
+    // A slow peer: reads pile up behind the requests in flight and then share the next one.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    return getAnswer(records)(seen);
+  });
+  try {
+    const { router } = cluster([{ addr: peer.addr, serving: [0] }]);
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => router.get([key(`k${i}`, "s", 0)], new Map(), 0)),
+    );
+    answers.forEach((answer, i) => deepEqual(answer, [record(`k${i}`, "s")]));
+    ok(peer.requests.length < 40, `${peer.requests.length} internal requests for 40 reads`);
+    ok(peer.requests.length >= 2, "the first reads go out at once, without waiting");
+  } finally {
+    await peer.close();
+  }
+});
