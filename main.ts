@@ -4,11 +4,26 @@
  *
  * @module
  */
+import process from "node:process";
 import { internalHandler, publicHandler } from "./src/api/mod.ts";
 import { type Config, ConfigError, loadConfig } from "./src/config/mod.ts";
 import { buildApp } from "./src/app.ts";
 import { joinHostPort } from "./src/cluster/mod.ts";
 import { errorMessage, log, sleep } from "./src/util/mod.ts";
+
+/**
+ * kafkajs schedules a timer with a negative delay on every connection (harmless: it is clamped to
+ * 1 ms), and Deno's Node layer prints a TimeoutNegativeWarning for it to stderr: not a JSON line,
+ * and noise in every Kafka node's log. That one warning is dropped; all others pass.
+ */
+function quietTimeoutWarnings(): void {
+  const emit = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
+    const type = typeof rest[0] === "string" ? rest[0] : (rest[0] as { type?: string })?.type;
+    if (type === "TimeoutNegativeWarning") return;
+    emit(warning, ...rest);
+  }) as typeof process.emitWarning;
+}
 
 function loadOrExit(): Config {
   try {
@@ -31,6 +46,7 @@ function tlsOptions(config: Config): { cert: string; key: string } | Record<neve
 }
 
 async function main(): Promise<void> {
+  quietTimeoutWarnings();
   const config = loadOrExit();
   const { clusterSecret: _, apiTokensRead, apiTokensWrite, ...shown } = config;
   log("info", "starting", {
