@@ -9,7 +9,7 @@
 #   scripts/kafka.sh classpath        print the Kafka classpath
 #   scripts/kafka.sh tool CLASS ARGS  run a Kafka CLI class (see cmd_tool)
 #
-# Env: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093),
+# Env: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093), KAFKA_SASL_PORT (19094, SASL/PLAIN),
 #      KAFKA_DIR (state dir, default <repo>/.cache/kafka-run),
 #      KAFKA_VERSION (3.9.2), KAFKA_START_TIMEOUT (90), KAFKA_STOP_TIMEOUT (30),
 #      KAFKA_HEAP_OPTS ("-Xms256m -Xmx768m"), JAVA_HOME (optional).
@@ -21,6 +21,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 KAFKA_PORT="${KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
+# A second listener with SASL/PLAIN (users firescroll / firescroll-secret), for the tests of
+# authenticated connections (hosted Kafka services require SASL).
+KAFKA_SASL_PORT="${KAFKA_SASL_PORT:-19094}"
 KAFKA_DIR="${KAFKA_DIR:-$ROOT/.cache/kafka-run}"
 # Absolute, so the pid check (which matches the JVM's command line) works from
 # any working directory.
@@ -160,11 +163,13 @@ write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://$HOST:$KAFKA_SASL_PORT
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,SASL_PLAINTEXT://$HOST:$KAFKA_SASL_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_firescroll="firescroll-secret";
 log.dirs=$DATA_DIR
 num.partitions=1
 auto.create.topics.enable=false
@@ -231,7 +236,7 @@ cmd_start() {
     return 0
   fi
   local p
-  for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+  for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_SASL_PORT"; do
     port_open "$p" && die "port $HOST:$p is already in use by another process"
   done
 

@@ -24,6 +24,7 @@ if [ -z "${KAFKA_SEEDS:-}" ] && [ -n "$(ls tests/integration/kafka_*_test.ts 2>/
   bash scripts/kafka.sh start
   started+=(kafka)
   export FIRESCROLL_TEST_KAFKA="127.0.0.1:${KAFKA_PORT:-19092}" FIRESCROLL_TEST_KAFKA_OWNED=1
+  export FIRESCROLL_TEST_KAFKA_SASL="127.0.0.1:${KAFKA_SASL_PORT:-19094}"
 elif [ -n "${KAFKA_SEEDS:-}" ]; then
   export FIRESCROLL_TEST_KAFKA="$KAFKA_SEEDS"
 fi

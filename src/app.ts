@@ -45,6 +45,10 @@ export function buildNode(
     log = new KafkaLog({
       seeds: config.kafkaSeeds,
       clientId: config.kafkaClientId,
+      tls: config.kafkaTlsCaFile !== null
+        ? { ca: Deno.readTextFileSync(config.kafkaTlsCaFile) }
+        : config.kafkaTls,
+      sasl: config.kafkaSasl,
       namespace: config.namespace,
       region: config.region,
       replicaGroup: config.replicaGroup,

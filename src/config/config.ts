@@ -27,6 +27,16 @@ export interface Config {
   readonly kafkaSeeds: readonly string[];
   /** Kafka client id prefix. */
   readonly kafkaClientId: string;
+  /** Connect to the brokers over TLS (hosted Kafka services need it). */
+  readonly kafkaTls: boolean;
+  /** PEM file of the CA that signed the brokers' certificates; null = the system's roots. */
+  readonly kafkaTlsCaFile: string | null;
+  /** SASL authentication, or null for none. */
+  readonly kafkaSasl: {
+    readonly mechanism: "plain" | "scram-sha-256" | "scram-sha-512";
+    readonly username: string;
+    readonly password: string;
+  } | null;
   /** Replication factor of topics this node creates; -1 = the broker's default. */
   readonly kafkaReplicationFactor: number;
   /** `retention.ms` of a mutations topic this node creates; null = the broker's default. */
@@ -125,6 +135,32 @@ export interface Config {
   readonly peerBootstrap: boolean;
   /** Seconds a revoked partition's file stays on disk for reuse before it is deleted. */
   readonly unownedRetainSec: number;
+}
+
+const SASL_MECHANISMS = ["plain", "scram-sha-256", "scram-sha-512"] as const;
+
+function sasl(env: Env): Config["kafkaSasl"] {
+  const mechanism = raw(env, "KAFKA_SASL_MECHANISM")?.toLowerCase();
+  if (mechanism === undefined) return null;
+  if (!(SASL_MECHANISMS as readonly string[]).includes(mechanism)) {
+    throw new ConfigError(
+      "KAFKA_SASL_MECHANISM",
+      `must be one of ${SASL_MECHANISMS.join(", ")}, got "${mechanism}"`,
+    );
+  }
+  const username = raw(env, "KAFKA_SASL_USERNAME");
+  const password = raw(env, "KAFKA_SASL_PASSWORD");
+  if (username === undefined) {
+    throw new ConfigError("KAFKA_SASL_USERNAME", "must be set with KAFKA_SASL_MECHANISM");
+  }
+  if (password === undefined) {
+    throw new ConfigError("KAFKA_SASL_PASSWORD", "must be set with KAFKA_SASL_MECHANISM");
+  }
+  return Object.freeze({
+    mechanism: mechanism as (typeof SASL_MECHANISMS)[number],
+    username,
+    password,
+  });
 }
 
 function flag(env: Env, variable: string, fallback: boolean): boolean {
@@ -291,6 +327,9 @@ export function loadConfig(env: Env): Config {
     log: kafkaSeeds.length > 0 ? "kafka" : "embedded",
     kafkaSeeds,
     kafkaClientId: name(env, "KAFKA_CLIENT_ID", "firescroll"),
+    kafkaTls: flag(env, "KAFKA_TLS", false),
+    kafkaTlsCaFile: raw(env, "KAFKA_TLS_CA_FILE") ?? null,
+    kafkaSasl: sasl(env),
     kafkaReplicationFactor: int(env, "KAFKA_REPLICATION_FACTOR", -1, -1, 32),
     kafkaRetentionMs: raw(env, "KAFKA_RETENTION_MS") === undefined
       ? null

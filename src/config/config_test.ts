@@ -169,3 +169,26 @@ Deno.test("loadConfig() rejects malformed KAFKA_SEEDS entries", () => {
     rejects({ KAFKA_SEEDS: seeds }, "KAFKA_SEEDS", /host:port/);
   }
 });
+
+Deno.test("loadConfig() reads Kafka TLS and SASL settings and names the missing ones", () => {
+  const config = loadConfig({
+    KAFKA_SEEDS: "broker:9093",
+    KAFKA_TLS: "1",
+    KAFKA_SASL_MECHANISM: "SCRAM-SHA-512",
+    KAFKA_SASL_USERNAME: "u",
+    KAFKA_SASL_PASSWORD: "p",
+  });
+  equal(config.kafkaTls, true);
+  deepEqual(config.kafkaSasl, { mechanism: "scram-sha-512", username: "u", password: "p" });
+  equal(loadConfig({}).kafkaSasl, null);
+  throws(
+    () => loadConfig({ KAFKA_SASL_MECHANISM: "gssapi" }),
+    /KAFKA_SASL_MECHANISM must be one of/,
+  );
+  throws(() => loadConfig({ KAFKA_SASL_MECHANISM: "plain" }), /KAFKA_SASL_USERNAME must be set/);
+  throws(
+    () => loadConfig({ KAFKA_SASL_MECHANISM: "plain", KAFKA_SASL_USERNAME: "u" }),
+    /KAFKA_SASL_PASSWORD must be set/,
+  );
+  throws(() => loadConfig({ KAFKA_TLS: "yes" }), /KAFKA_TLS must be 1, 0, true or false/);
+});

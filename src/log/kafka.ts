@@ -17,6 +17,7 @@ import {
   logLevel,
   Partitioners,
   type Producer,
+  type SASLOptions,
 } from "kafkajs";
 import type { LogRecord } from "../apply/mod.ts";
 import type { Metrics } from "../metrics/mod.ts";
@@ -29,6 +30,14 @@ import type { AppendRequest, MutationLog, PartitionConsumer } from "../node/mod.
 export interface KafkaLogOptions {
   readonly seeds: readonly string[];
   readonly clientId: string;
+  /** TLS to the brokers: true (system roots), a CA in PEM, or off. */
+  readonly tls: boolean | { readonly ca: string };
+  /** SASL credentials, or null. */
+  readonly sasl: {
+    readonly mechanism: "plain" | "scram-sha-256" | "scram-sha-512";
+    readonly username: string;
+    readonly password: string;
+  } | null;
   readonly namespace: string;
   readonly region: string;
   readonly replicaGroup: string;
@@ -118,6 +127,10 @@ export class KafkaLog implements MutationLog {
     this.kafka = new Kafka({
       clientId: `${options.clientId}-${options.instanceId}`,
       brokers: [...options.seeds],
+      ...(options.tls === false
+        ? {}
+        : { ssl: options.tls === true ? true : { ca: [options.tls.ca] } }),
+      ...(options.sasl === null ? {} : { sasl: { ...options.sasl } as SASLOptions }),
       connectionTimeout: 3000,
       requestTimeout: Math.max(5000, options.writeTimeoutMs),
       retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: 1_000_000 },
@@ -147,6 +160,16 @@ export class KafkaLog implements MutationLog {
         await this.startOnce();
         return;
       } catch (error) {
+        if ((error as Error)?.name === "KafkaJSSASLAuthenticationError") {
+          // Retrying cannot fix credentials: say so and stop.
+          throw new OperationalError(
+            "kafka_auth_failed",
+            500,
+            `Cannot start: Kafka refused the SASL credentials (KAFKA_SASL_*): ${
+              errorMessage(error)
+            }`,
+          );
+        }
         const final = error instanceof OperationalError &&
           error.code === "partition_count_mismatch";
         if (final || Date.now() > deadline) throw error;
