@@ -19,6 +19,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/_service.sh
+source "$ROOT/scripts/_service.sh"
 KAFKA_PORT="${KAFKA_PORT:-19092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-19093}"
 # A second listener with SASL/PLAIN (users firescroll / firescroll-secret), for the tests of
@@ -292,18 +294,7 @@ cmd_stop() {
   local wipe=0 pid
   [[ "${1:-}" == "--wipe" ]] && wipe=1
   if pid="$(running_pid)"; then
-    # SIGTERM triggers Kafka's orderly shutdown (flushes logs, clean marker),
-    # which makes the next start fast; SIGKILL only as a last resort.
-    kill -TERM "$pid" 2>/dev/null || true
-    local start=$SECONDS
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS - start < KAFKA_STOP_TIMEOUT)); do
-      sleep 0.2
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "kafka did not stop within ${KAFKA_STOP_TIMEOUT}s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-    fi
+    stop_process kafka "$pid" "$KAFKA_STOP_TIMEOUT"
     echo "kafka stopped"
   else
     echo "kafka not running"

@@ -22,6 +22,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/_service.sh
+source "$ROOT/scripts/_service.sh"
 S3_PORT="${S3_PORT:-19000}"
 S3_DIR="${S3_DIR:-$ROOT/.cache/s3-run}"
 S3_START_TIMEOUT="${S3_START_TIMEOUT:-60}"
@@ -190,17 +192,7 @@ cmd_stop() {
   local wipe=0 pid
   [[ "${1:-}" == "--wipe" ]] && wipe=1
   if pid="$(running_pid)"; then
-    # SIGTERM lets in-flight requests finish; SIGKILL only as a last resort.
-    kill -TERM "$pid" 2>/dev/null || true
-    local start=$SECONDS
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS - start < S3_STOP_TIMEOUT)); do
-      sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-      log "versitygw did not stop within ${S3_STOP_TIMEOUT}s; sending SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-    fi
+    stop_process versitygw "$pid" "$S3_STOP_TIMEOUT"
     echo "s3 stopped"
   else
     echo "s3 not running"
