@@ -266,7 +266,7 @@ export class EmbeddedLog implements MutationLog {
           ? this.committedEnds[p]!
           : records[records.length - 1]!.offset + 1;
         positions[p] = next;
-        work.push(consumer.deliver(p, records, next));
+        work.push(consumer.deliver(p, records, next, this.committedEnds[p]!));
       }
       if (work.length > 0) {
         await Promise.all(work);

@@ -532,7 +532,7 @@ export class KafkaLog implements MutationLog {
       chunk.push(toRecord(message));
       if (chunk.length === max) {
         position = offset + 1;
-        await partitionConsumer.deliver(partition, chunk, position);
+        await partitionConsumer.deliver(partition, chunk, position, Number(batch.highWatermark));
         expected.set(partition, position);
         resolveOffset(message.offset);
         await heartbeat();
@@ -541,7 +541,7 @@ export class KafkaLog implements MutationLog {
     }
     const last = Number(batch.lastOffset());
     const end = Math.max(position, last + 1);
-    await partitionConsumer.deliver(partition, chunk, end);
+    await partitionConsumer.deliver(partition, chunk, end, Number(batch.highWatermark));
     expected.set(partition, end);
     resolveOffset(batch.lastOffset());
   }

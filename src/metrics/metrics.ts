@@ -41,6 +41,8 @@ export interface Metrics {
   readonly applyLag: HistogramFamily;
   /** `firescroll_apply_offset{partition}`: last applied log offset. */
   readonly appliedOffset: GaugeFamily;
+  /** `firescroll_apply_consumer_lag_messages{partition}`: log messages not yet read (end − next). */
+  readonly consumerLag: GaugeFamily;
   /** `firescroll_apply_messages_total`: log messages applied (poison included). */
   readonly appliedMessages: CounterFamily;
   /** `firescroll_apply_condition_false_total`: operations skipped because `if` was false. */
@@ -100,6 +102,11 @@ export function createMetrics(): Metrics {
     appliedOffset: registry.gauge(
       "firescroll_apply_offset",
       "Last applied log offset per partition.",
+      ["partition"],
+    ),
+    consumerLag: registry.gauge(
+      "firescroll_apply_consumer_lag_messages",
+      "Log messages of a partition not yet read by this node (log end offset minus next offset).",
       ["partition"],
     ),
     appliedMessages: registry.counter(

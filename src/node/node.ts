@@ -442,6 +442,7 @@ export class Node implements PartitionConsumer {
         continue;
       }
       this.metrics.appliedOffset.remove(String(partition));
+      this.metrics.consumerLag.remove(String(partition));
       await owned.store.close();
       this.unownedSince.set(partition, this.now());
       log("info", "partition_revoked", { partition, offset: owned.store.applied.offset });
@@ -453,6 +454,7 @@ export class Node implements PartitionConsumer {
     partition: number,
     records: readonly LogRecord[],
     nextOffset: number,
+    logEnd?: number,
   ): Promise<void> {
     const owned = this.owned.get(partition);
     assert(owned !== undefined, `p${partition} delivered but not owned`);
@@ -460,6 +462,9 @@ export class Node implements PartitionConsumer {
     if (records.length > 0) {
       position = await applyBatch(owned.store, records, this.applyContext);
       this.waiters.release(partition, position.offset);
+    }
+    if (logEnd !== undefined) {
+      this.metrics.consumerLag.labels(String(partition)).set(Math.max(0, logEnd - nextOffset));
     }
     this.maybeServe(partition, owned, nextOffset);
   }

@@ -35,10 +35,16 @@ export interface PartitionConsumer {
   revoked(partitions: readonly number[]): Promise<void>;
   /**
    * Records of one partition in offset order. `nextOffset` is where the log will read next,
-   * which may be past the last record when the log has gaps. Resolves once applied: the log does
-   * not deliver the same partition again before that.
+   * which may be past the last record when the log has gaps; `logEnd`, when known, is the log's
+   * end offset (high watermark) as of this read, for the consumer-lag metric. Resolves once
+   * applied: the log does not deliver the same partition again before that.
    */
-  deliver(partition: number, records: readonly LogRecord[], nextOffset: number): Promise<void>;
+  deliver(
+    partition: number,
+    records: readonly LogRecord[],
+    nextOffset: number,
+    logEnd?: number,
+  ): Promise<void>;
   /** The log cannot feed `partition` any further (e.g. retention deleted what it needs). */
   blocked(partition: number, reason: string): void;
 }

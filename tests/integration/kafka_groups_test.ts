@@ -125,6 +125,17 @@ Deno.test({
         assert.equal(x.chain, y.chain, `p${p} chains differ at offset ${x.offset}`);
         assert.equal(x.records, y.records, `p${p} record counts differ`);
       }
+      // Caught up: no partition reports unread log messages.
+      for (const node of nodes) {
+        const metrics = (await node.internal("/metrics")).text;
+        const lags = [
+          ...metrics.matchAll(
+            /^firescroll_apply_consumer_lag_messages\{partition="\d+"\} (\d+)$/gm,
+          ),
+        ];
+        assert.ok(lags.length > 0, "no consumer lag gauge");
+        assert.ok(lags.every((m) => m[1] === "0"), `lag left: ${lags.map((m) => m[0]).join(", ")}`);
+      }
       const total = Object.values(sa!).reduce((n, s) => n + s.records, 0);
       assert.equal(total, 150 - 1 + 1); // 150 written, r3 deleted, "new" inserted
       for (const node of nodes) {
