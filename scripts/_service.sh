@@ -13,3 +13,26 @@ stop_process() {
     while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
   fi
 }
+
+# service_pid PID_FILE MATCH: prints the pid and returns 0 only if the pid file points at a live
+# process whose command line contains MATCH (guards against stale pid files and pid reuse).
+service_pid() {
+  local pid_file=$1 match=$2 pid
+  [[ -f "$pid_file" ]] || return 1
+  pid="$(cat "$pid_file" 2>/dev/null || true)"
+  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+  kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$match" || return 1
+  echo "$pid"
+}
+
+# port_open HOST PORT: whether something accepts TCP connections there.
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# take_lock STATE_DIR: serialises start/stop so parallel callers (test runners) don't race. The
+# lock lives beside the state dir so `stop --wipe` can delete the dir.
+take_lock() {
+  mkdir -p "$(dirname "$1")"
+  exec 9>"$1.lock"
+  flock -w 120 9 || { echo "timed out waiting for lock $1.lock" >&2; exit 1; }
+}

@@ -134,27 +134,7 @@ ensure_classpath() {
 
 # --- process helpers ---------------------------------------------------------
 
-# Prints the pid and returns 0 only if the pid file points at *our* broker
-# (guards against stale pid files and pid reuse).
-running_pid() {
-  [[ -f "$PID_FILE" ]] || return 1
-  local pid
-  pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "kafka.Kafka $PROPS" || return 1
-  echo "$pid"
-}
-
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
-
-# Serialise start/stop so parallel callers (e.g. test runners) don't race.
-# The lock lives beside the state dir so `stop --wipe` can delete the dir.
-take_lock() {
-  mkdir -p "$(dirname "$KAFKA_DIR")"
-  exec 9>"$KAFKA_DIR.lock"
-  flock -w 120 9 || die "timed out waiting for lock $KAFKA_DIR.lock"
-}
+running_pid() { service_pid "$PID_FILE" "kafka.Kafka $PROPS"; }
 
 # --- config ------------------------------------------------------------------
 
@@ -239,7 +219,7 @@ cmd_start() {
   fi
   local p
   for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_SASL_PORT"; do
-    port_open "$p" && die "port $HOST:$p is already in use by another process"
+    port_open "$HOST" "$p" && die "port $HOST:$p is already in use by another process"
   done
 
   ensure_classpath
@@ -273,7 +253,7 @@ cmd_start() {
         rm -f "$PID_FILE"
         exit 1
       fi
-      if port_open "$KAFKA_PORT" && grep -q "Kafka Server started" "$SERVER_LOG" 2>/dev/null; then
+      if port_open "$HOST" "$KAFKA_PORT" && grep -q "Kafka Server started" "$SERVER_LOG" 2>/dev/null; then
         echo "kafka ready on $HOST:$KAFKA_PORT"
         return 0
       fi
@@ -339,9 +319,9 @@ usage() {
 }
 
 case "${1:-}" in
-  start) take_lock; cmd_start ;;
-  stop) take_lock; cmd_stop "${2:-}" ;;
-  restart) take_lock; cmd_stop; cmd_start ;;
+  start) take_lock "$KAFKA_DIR"; cmd_start ;;
+  stop) take_lock "$KAFKA_DIR"; cmd_stop "${2:-}" ;;
+  restart) take_lock "$KAFKA_DIR"; cmd_stop; cmd_start ;;
   status) cmd_status ;;
   classpath) ensure_classpath; cat "$CP_FILE"; echo ;;
   tool) shift; cmd_tool "$@" ;;

@@ -77,19 +77,7 @@ ensure_binary() {
 
 # --- process helpers ---------------------------------------------------------
 
-# Prints the pid and returns 0 only if the pid file points at *our* server
-# (guards against stale pid files and pid reuse).
-running_pid() {
-  [[ -f "$PID_FILE" ]] || return 1
-  local pid
-  pid="$(cat "$PID_FILE" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "posix $DATA_DIR" || return 1
-  echo "$pid"
-}
-
-port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
+running_pid() { service_pid "$PID_FILE" "posix $DATA_DIR"; }
 
 healthy() {
   [[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$ENDPOINT$HEALTH_PATH")" == 200 ]]
@@ -111,13 +99,6 @@ ensure_bucket() {
   [[ "$code" == 200 || "$code" == 409 ]] || die "creating bucket $S3_BUCKET failed: HTTP $code"
 }
 
-# Serialise start/stop so parallel callers (e.g. test runners) don't race.
-# The lock lives beside the state dir so `stop --wipe` can delete the dir.
-take_lock() {
-  mkdir -p "$(dirname "$S3_DIR")"
-  exec 9>"$S3_DIR.lock"
-  flock -w 120 9 || die "timed out waiting for lock $S3_DIR.lock"
-}
 
 print_env() {
   cat <<EOF
@@ -140,7 +121,7 @@ cmd_start() {
     echo "s3 ready on $ENDPOINT bucket $S3_BUCKET"
     return 0
   fi
-  port_open "$S3_PORT" && die "port $HOST:$S3_PORT is already in use by another process"
+  port_open "$HOST" "$S3_PORT" && die "port $HOST:$S3_PORT is already in use by another process"
 
   ensure_binary
   mkdir -p "$DATA_DIR"
@@ -220,9 +201,9 @@ usage() {
 }
 
 case "${1:-}" in
-  start) take_lock; cmd_start ;;
-  stop) take_lock; cmd_stop "${2:-}" ;;
-  restart) take_lock; cmd_stop; cmd_start ;;
+  start) take_lock "$S3_DIR"; cmd_start ;;
+  stop) take_lock "$S3_DIR"; cmd_stop "${2:-}" ;;
+  restart) take_lock "$S3_DIR"; cmd_stop; cmd_start ;;
   status) cmd_status ;;
   env) print_env ;;
   *) usage ;;
