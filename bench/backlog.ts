@@ -22,21 +22,7 @@
  */
 import { partitionOf } from "../src/keys/mod.ts";
 import { recordData } from "./seed.ts";
-
-function flag(name: string): string | undefined {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Deno.args[i + 1] : undefined;
-}
-
-function int(name: string, fallback: number, min: number, max: number): number {
-  const raw = flag(name);
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw new Error(`Cannot write the backlog: --${name} must be an integer in [${min}, ${max}]`);
-  }
-  return n;
-}
+import { flag, intFlag } from "./_args.ts";
 
 /** Hands out fresh keys of a chosen partition, hashing `<prefix>-<i>` for i = 0, 1, … */
 class KeySource {
@@ -63,13 +49,40 @@ class KeySource {
 
 async function main(): Promise<void> {
   const url = (flag("url") ?? "http://127.0.0.1:8190").replace(/\/$/, "");
-  const records = int("records", 1_000_000, 1, 100_000_000);
-  const partitions = int("partitions", 16, 1, 4096);
-  const perMessage = int("records-per-message", 100, 1, 1000);
-  const messagesPerRequest = int("messages-per-request", 1, 1, partitions);
-  const concurrency = int("concurrency", 16, 1, 1024);
+  const records = intFlag("records", {
+    fallback: 1_000_000,
+    min: 1,
+    max: 100_000_000,
+    what: "write the backlog",
+  });
+  const partitions = intFlag("partitions", {
+    fallback: 16,
+    min: 1,
+    max: 4096,
+    what: "write the backlog",
+  });
+  const perMessage = intFlag("records-per-message", {
+    fallback: 100,
+    min: 1,
+    max: 1000,
+    what: "write the backlog",
+  });
+  const messagesPerRequest = intFlag("messages-per-request", {
+    fallback: 1,
+    min: 1,
+    max: partitions,
+    what: "write the backlog",
+  });
+  const concurrency = intFlag("concurrency", {
+    fallback: 16,
+    min: 1,
+    max: 1024,
+    what: "write the backlog",
+  });
   const prefix = flag("prefix") ?? "bl";
-  const signal = AbortSignal.timeout(int("timeout-s", 600, 1, 86_400) * 1000);
+  const signal = AbortSignal.timeout(
+    intFlag("timeout-s", { fallback: 600, min: 1, max: 86_400, what: "write the backlog" }) * 1000,
+  );
   // RECORDS_PER_REQUEST_MAX defaults to 1000.
   if (perMessage * messagesPerRequest > 1000) {
     throw new Error("Cannot write the backlog: more than 1000 records per request");

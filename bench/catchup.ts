@@ -20,17 +20,7 @@
  *
  * @module
  */
-
-function flag(name: string): string | undefined {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Deno.args[i + 1] : undefined;
-}
-
-function required(name: string): string {
-  const value = flag(name);
-  if (value === undefined) throw new Error(`Cannot watch: --${name} is required`);
-  return value;
-}
+import { flag, required } from "./_args.ts";
 
 interface PartitionStatus {
   readonly state: string;
@@ -56,13 +46,13 @@ async function readyStatus(url: string): Promise<number> {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function main(): Promise<void> {
-  const statusUrl = required("status-url");
-  const readyUrl = required("ready-url");
-  const t0 = Number(required("t0-ms"));
+  const statusUrl = required("status-url", "watch");
+  const readyUrl = required("ready-url", "watch");
+  const t0 = Number(required("t0-ms", "watch"));
   const intervalMs = Number(flag("interval-ms") ?? 100);
   const timeoutMs = Number(flag("timeout-s") ?? 300) * 1000;
   const secret = flag("secret") ?? null;
-  const targets = (JSON.parse(await Deno.readTextFile(required("targets"))) as {
+  const targets = (JSON.parse(await Deno.readTextFile(required("targets", "watch"))) as {
     high_watermarks: Record<string, number>;
   }).high_watermarks;
   const total = Object.values(targets).reduce((a, b) => a + b, 0);

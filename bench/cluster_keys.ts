@@ -15,19 +15,13 @@
  * @module
  */
 import { partitionOf } from "../src/keys/mod.ts";
-
-function flag(name: string): string {
-  const i = Deno.args.indexOf(`--${name}`);
-  const value = i >= 0 ? Deno.args[i + 1] : undefined;
-  if (value === undefined) throw new Error(`Cannot split keys: --${name} is required`);
-  return value;
-}
+import { required } from "./_args.ts";
 
 async function main(): Promise<void> {
-  const records = Number(flag("records"));
-  const partitions = Number(flag("partitions"));
-  const response = await fetch(flag("status-url"), {
-    headers: { authorization: `Bearer ${flag("secret")}` },
+  const records = Number(required("records", "split keys"));
+  const partitions = Number(required("partitions", "split keys"));
+  const response = await fetch(required("status-url", "split keys"), {
+    headers: { authorization: `Bearer ${required("secret", "split keys")}` },
     signal: AbortSignal.timeout(5000),
   });
   const text = await response.text();
@@ -47,8 +41,8 @@ async function main(): Promise<void> {
     const pk = `user-${i}`;
     (local.has(partitionOf(pk, partitions)) ? localKeys : remoteKeys).push(pk);
   }
-  await Deno.writeTextFile(flag("local"), localKeys.join("\n") + "\n");
-  await Deno.writeTextFile(flag("remote"), remoteKeys.join("\n") + "\n");
+  await Deno.writeTextFile(required("local", "split keys"), localKeys.join("\n") + "\n");
+  await Deno.writeTextFile(required("remote", "split keys"), remoteKeys.join("\n") + "\n");
   console.log(JSON.stringify({
     event: "keys_split",
     local_partitions: [...local].sort((a, b) => a - b),

@@ -11,6 +11,8 @@
 -- counts, which bench/read.sh parses. The same done() is in bench/summary.lua for runs without
 -- this script.
 
+dofile("bench/report.lua")
+
 local threads = {}
 local thread_index = 0
 
@@ -42,18 +44,5 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local non = 0
-  for _, thread in ipairs(threads) do
-    non = non + (thread:get("non200") or 0)
-  end
-  local e = summary.errors
-  local seconds = summary.duration / 1e6
-  io.write(string.format(
-    'BENCH_JSON {"requests":%d,"duration_s":%.3f,"rps":%.1f,"p50_us":%d,"p90_us":%d,' ..
-      '"p99_us":%d,"p999_us":%d,"max_us":%d,"mean_us":%.1f,"non200":%d,' ..
-      '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}}\n',
-    summary.requests, seconds, summary.requests / seconds,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency:percentile(99.9), latency.max, latency.mean, non,
-    e.connect, e.read, e.write, e.status, e.timeout))
+  bench_report(summary, latency, bench_non200(threads))
 end

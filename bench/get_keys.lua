@@ -5,6 +5,8 @@
 -- Otherwise the same as bench/get.lua: fixed random sequence per thread (seed 42 + thread),
 -- non-200 responses counted, and a "BENCH_JSON {...}" line from done().
 
+dofile("bench/report.lua")
+
 local threads = {}
 local thread_index = 0
 
@@ -41,18 +43,5 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local non = 0
-  for _, thread in ipairs(threads) do
-    non = non + (thread:get("non200") or 0)
-  end
-  local e = summary.errors
-  local seconds = summary.duration / 1e6
-  io.write(string.format(
-    'BENCH_JSON {"requests":%d,"duration_s":%.3f,"rps":%.1f,"p50_us":%d,"p90_us":%d,' ..
-      '"p99_us":%d,"p999_us":%d,"max_us":%d,"mean_us":%.1f,"non200":%d,' ..
-      '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d}}\n',
-    summary.requests, seconds, summary.requests / seconds,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency:percentile(99.9), latency.max, latency.mean, non,
-    e.connect, e.read, e.write, e.status, e.timeout))
+  bench_report(summary, latency, bench_non200(threads))
 end

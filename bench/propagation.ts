@@ -24,21 +24,7 @@
  * @module
  */
 import { quantile } from "./write.ts";
-
-function flag(name: string): string | undefined {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Deno.args[i + 1] : undefined;
-}
-
-function int(name: string, fallback: number, min: number, max: number): number {
-  const raw = flag(name);
-  if (raw === undefined) return fallback;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw new Error(`Cannot measure propagation: --${name} must be an integer in [${min}, ${max}]`);
-  }
-  return n;
-}
+import { flag, intFlag } from "./_args.ts";
 
 async function post(url: string, body: unknown): Promise<{ status: number; json: unknown }> {
   const response = await fetch(url, {
@@ -107,12 +93,42 @@ function summary(values: number[]): Record<string, number | null> {
 async function main(): Promise<void> {
   const writeUrl = (flag("write-url") ?? "http://127.0.0.1:8190").replace(/\/$/, "");
   const readUrl = (flag("read-url") ?? "http://127.0.0.1:8290").replace(/\/$/, "");
-  const count = int("count", 2000, 1, 1_000_000);
-  const rate = int("rate", 200, 1, 100_000);
-  const waitMs = int("wait-ms", 5000, 1, 60_000);
-  const inFlightMax = int("in-flight-max", 256, 1, 10_000);
-  const controls = int("control", 200, 0, 100_000);
-  const warmup = int("warmup", 200, 0, 1_000_000);
+  const count = intFlag("count", {
+    fallback: 2000,
+    min: 1,
+    max: 1_000_000,
+    what: "measure propagation",
+  });
+  const rate = intFlag("rate", {
+    fallback: 200,
+    min: 1,
+    max: 100_000,
+    what: "measure propagation",
+  });
+  const waitMs = intFlag("wait-ms", {
+    fallback: 5000,
+    min: 1,
+    max: 60_000,
+    what: "measure propagation",
+  });
+  const inFlightMax = intFlag("in-flight-max", {
+    fallback: 256,
+    min: 1,
+    max: 10_000,
+    what: "measure propagation",
+  });
+  const controls = intFlag("control", {
+    fallback: 200,
+    min: 0,
+    max: 100_000,
+    what: "measure propagation",
+  });
+  const warmup = intFlag("warmup", {
+    fallback: 200,
+    min: 0,
+    max: 1_000_000,
+    what: "measure propagation",
+  });
   const metricsUrl = flag("metrics-url") ?? null;
   const run = Date.now().toString(36);
 

@@ -24,6 +24,7 @@
  * @module
  */
 import { partitionOf } from "../src/keys/mod.ts";
+import { flag, intFlag } from "./_args.ts";
 
 interface Options {
   readonly url: string;
@@ -36,31 +37,52 @@ interface Options {
   readonly statusUrl: string | null;
 }
 
-function flag(name: string): string | undefined {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Deno.args[i + 1] : undefined;
-}
-
-function intOption(name: string, env: string, fallback: number, min: number, max: number): number {
-  const raw = flag(name) ?? Deno.env.get(env);
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n < min || n > max) {
-    throw new Error(`Cannot seed: --${name} (${env}) must be an integer in [${min}, ${max}]`);
-  }
-  return n;
-}
-
 function options(): Options {
   return {
     url: (flag("url") ?? Deno.env.get("SEED_URL") ?? "http://127.0.0.1:8190").replace(/\/$/, ""),
-    records: intOption("records", "SEED_RECORDS", 100_000, 1, 100_000_000),
+    records: intFlag("records", {
+      env: "SEED_RECORDS",
+      fallback: 100_000,
+      min: 1,
+      max: 100_000_000,
+      what: "seed",
+    }),
     // RECORDS_PER_REQUEST_MAX defaults to 1000.
-    batch: intOption("batch", "SEED_BATCH", 500, 1, 100_000),
-    concurrency: intOption("concurrency", "SEED_CONCURRENCY", 4, 1, 256),
-    partitions: intOption("partitions", "PARTITIONS", 16, 1, 4096),
-    timeoutS: intOption("timeout-s", "SEED_TIMEOUT_S", 300, 1, 86_400),
-    catchUpTimeoutS: intOption("catch-up-timeout-s", "SEED_CATCH_UP_TIMEOUT_S", 60, 1, 86_400),
+    batch: intFlag("batch", {
+      env: "SEED_BATCH",
+      fallback: 500,
+      min: 1,
+      max: 100_000,
+      what: "seed",
+    }),
+    concurrency: intFlag("concurrency", {
+      env: "SEED_CONCURRENCY",
+      fallback: 4,
+      min: 1,
+      max: 256,
+      what: "seed",
+    }),
+    partitions: intFlag("partitions", {
+      env: "PARTITIONS",
+      fallback: 16,
+      min: 1,
+      max: 4096,
+      what: "seed",
+    }),
+    timeoutS: intFlag("timeout-s", {
+      env: "SEED_TIMEOUT_S",
+      fallback: 300,
+      min: 1,
+      max: 86_400,
+      what: "seed",
+    }),
+    catchUpTimeoutS: intFlag("catch-up-timeout-s", {
+      env: "SEED_CATCH_UP_TIMEOUT_S",
+      fallback: 60,
+      min: 1,
+      max: 86_400,
+      what: "seed",
+    }),
     statusUrl: flag("status-url") ?? Deno.env.get("SEED_STATUS_URL") ?? null,
   };
 }

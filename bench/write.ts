@@ -30,6 +30,7 @@
 import process from "node:process";
 import { partitionOf } from "../src/keys/mod.ts";
 import { recordData } from "./seed.ts";
+import { flag } from "./_args.ts";
 
 interface Options {
   readonly url: string;
@@ -41,11 +42,6 @@ interface Options {
   readonly pid: number | null;
   readonly json: string | null;
   readonly catchUpTimeoutS: number;
-}
-
-function flag(name: string): string | undefined {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Deno.args[i + 1] : undefined;
 }
 
 function ints(name: string, env: string, fallback: string, max: number): number[] {
