@@ -137,7 +137,9 @@ export class Router {
           throw unavailable(orphan, "is not served by any node of this region");
         }
       }
-      const remainingMs = Math.max(0, deadline - Date.now());
+      // The first round passes the client's wait as is; later rounds (following a partition to
+      // its new owner) what is left of it.
+      const remainingMs = round === 0 ? waitMs : Math.max(0, deadline - Date.now());
       for (let attempt = 0; attempt < 2 && pending.length > 0; attempt++) {
         pending = await this.getAttempt(
           keys,
@@ -226,7 +228,9 @@ export class Router {
         this.options.metrics.proxyRequests.labels("unavailable").inc();
         throw unavailable(partition, "is not served by any node of this region");
       }
-      const remainingMs = Math.max(0, deadline - Date.now());
+      // The first round passes the client's wait as is; later rounds (following a partition to
+      // its new owner) what is left of it.
+      const remainingMs = round === 0 ? waitMs : Math.max(0, deadline - Date.now());
       for (let attempt = 0; attempt < 2 && attempt < owners.length; attempt++) {
         if (attempt > 0) this.options.metrics.proxyRequests.labels("retried").inc();
         const text = await this.attempt(owners[attempt]!, INTERNAL_LIST_PATH, body, remainingMs);
