@@ -9,3 +9,4 @@ export { OperationalError } from "./errors.ts";
 export { errorMessage, log, setLogLevel } from "./log.ts";
 export type { Level } from "./log.ts";
 export { sleep } from "./sleep.ts";
+export { bindOrThrow, type Listener, StartError } from "./start_error.ts";
