@@ -4,7 +4,7 @@
  * its slow path (a token a double would change: a second parse with a reviver). Not run by the
  * test suite and nothing is asserted; figures go to RESULTS.md.
  *
- * Usage: `deno bench bench/json_exact_bench.ts`
+ * Usage: `deno bench bench/json_bench.ts`
  *
  * @module
  */
