@@ -67,7 +67,7 @@ function checkCondition(
 
 function checkData(data: unknown, where: string, config: Config): void {
   if (data === undefined) throw badRequest("missing_data", `Cannot use ${where}: data is required`);
-  // Bodies are parsed JSON, so this is the stored text's size.
+  // Write bodies are parsed by parseJsonExact: this is the size of the text that will be stored.
   const bytes = utf8Length(JSON.stringify(data));
   if (bytes > config.dataBytesMax) {
     throw new OperationalError(
