@@ -144,13 +144,16 @@ function findCall(node: unknown, depth = 0): string | null {
 }
 
 /**
- * The deepest nesting of brackets outside string literals, or CONDITION_DEPTH_MAX + 1 as soon as
- * it is exceeded. Checked before jexl parses, because its parser recurses once per level for
- * every token.
+ * An upper bound on how deeply jexl's parser nests for `expression`, or a number over
+ * CONDITION_DEPTH_MAX as soon as it is exceeded. Checked before jexl parses: its parser starts a
+ * sub-parser, holding a copy of the text so far, for each bracket and each `?` (whose branches
+ * stay open until the enclosing bracket closes), so deep nesting costs quadratic memory — 64 KiB
+ * of `true ? ` ran out of a 4 GiB heap.
  */
-function bracketDepth(expression: string): number {
+function parserDepth(expression: string): number {
+  // Per open bracket, the `?` opened inside it; the bottom entry is the top level.
+  const ternaries: number[] = [0];
   let depth = 0;
-  let deepest = 0;
   for (let i = 0; i < expression.length; i++) {
     const c = expression[i];
     if (c === "'" || c === '"') {
@@ -159,15 +162,20 @@ function bracketDepth(expression: string): number {
       let j = i + 1;
       while (j < expression.length && expression[j] !== c) j += expression[j] === "\\" ? 2 : 1;
       if (j < expression.length) i = j;
-    } else if (c === "(" || c === "[" || c === "{") {
-      depth++;
-      if (depth > deepest) deepest = depth;
-      if (deepest > CONDITION_DEPTH_MAX) return deepest;
-    } else if (c === ")" || c === "]" || c === "}") {
-      depth = Math.max(0, depth - 1);
+      continue;
     }
+    if (c === "(" || c === "[" || c === "{") {
+      ternaries.push(0);
+      depth++;
+    } else if (c === "?") {
+      ternaries[ternaries.length - 1]!++;
+      depth++;
+    } else if ((c === ")" || c === "]" || c === "}") && ternaries.length > 1) {
+      depth -= ternaries.pop()! + 1;
+    }
+    if (depth > CONDITION_DEPTH_MAX) return depth;
   }
-  return deepest;
+  return depth;
 }
 
 interface Frame {
@@ -345,7 +353,7 @@ export class ConditionCache {
   }
 
   private acceptance(expression: string, entry: Entry): ConditionError | null {
-    if (bracketDepth(expression) > CONDITION_DEPTH_MAX) {
+    if (parserDepth(expression) > CONDITION_DEPTH_MAX) {
       return new ConditionError(
         `Cannot use condition: nested deeper than ${CONDITION_DEPTH_MAX} levels`,
         { limit: CONDITION_DEPTH_MAX },
