@@ -58,7 +58,11 @@ function checkCondition(
     conditions.compile(expression);
   } catch (error) {
     if (error instanceof ConditionError) {
-      throw badRequest("invalid_condition", `Cannot use ${where}.if: ${error.message}`);
+      throw badRequest(
+        "invalid_condition",
+        `Cannot use ${where}.if: ${error.message}`,
+        { ...error.details },
+      );
     }
     throw error;
   }
