@@ -5,7 +5,7 @@
  * @module
  */
 import process from "node:process";
-import { internalHandler, publicHandler } from "./src/api/mod.ts";
+import { guardConnections, internalHandler, publicHandler } from "./src/api/mod.ts";
 import { type Config, ConfigError, loadConfig } from "./src/config/mod.ts";
 import { buildApp } from "./src/app.ts";
 import { joinHostPort } from "./src/cluster/mod.ts";
@@ -74,13 +74,27 @@ async function main(): Promise<void> {
     Deno.exit(1);
   }
   const tls = tlsOptions(config);
+  // With IDLE_TIMEOUT_MS, the public port is the connection guard's, piping to a loopback-only
+  // Deno.serve (it cannot close idle connections itself): see src/api/connections.ts.
+  const guarded = config.idleTimeoutMs > 0;
+  const listening = ({ port, hostname }: Deno.NetAddr) =>
+    log("info", "api_listening", { hostname, port, tls: "cert" in tls });
   const api = Deno.serve({
-    hostname: config.listenHost,
-    port: config.apiPort,
+    hostname: guarded ? "127.0.0.1" : config.listenHost,
+    port: guarded ? 0 : config.apiPort,
     ...tls,
-    onListen: ({ port, hostname }) =>
-      log("info", "api_listening", { hostname, port, tls: "cert" in tls }),
+    onListen: guarded ? () => {} : listening,
   }, publicHandler(node, router));
+  const guard = guarded
+    ? guardConnections({
+      hostname: config.listenHost,
+      port: config.apiPort,
+      target: api.addr,
+      idleTimeoutMs: config.idleTimeoutMs,
+      connectionsMax: config.connectionsMax,
+      onListen: listening,
+    })
+    : null;
   const internal = Deno.serve({
     hostname: config.listenHost,
     port: config.internalPort,
@@ -146,6 +160,7 @@ async function main(): Promise<void> {
       node.drain();
       // In a region cluster, keep serving reads until peers have taken the partitions over.
       await node.handOff();
+      guard?.close();
       await api.shutdown();
       background.abort();
       await Promise.all([backingUp, sweeping]);

@@ -42,7 +42,7 @@ const SEED = (() => {
 })();
 const REQUESTS_MAX = Number(Deno.env.get("FUZZ_REQUESTS") ?? (LONG ? 10_000_000 : 2000));
 const SECONDS_MAX = Number(Deno.env.get("FUZZ_SECONDS") ?? (LONG ? 120 : 20));
-const PROGRESS = Deno.env.get("FUZZ_PROGRESS") === "1" || LONG;
+const PROGRESS = (Deno.env.get("FUZZ_PROGRESS") ?? (LONG ? "1" : "0")) === "1";
 const MEMORY_EVERY_S = Number(Deno.env.get("FUZZ_MEMORY_EVERY_S") ?? 0);
 const NUMBERS_CHECK = Deno.env.get("FUZZ_NUMBERS_CHECK") !== "0";
 const SKIP_EMPTY_TERNARY = Deno.env.get("FUZZ_SKIP_EMPTY_TERNARY") === "1";
