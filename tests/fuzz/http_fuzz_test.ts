@@ -17,6 +17,7 @@
  * - `FUZZ_LONG=1` (`deno task fuzz`): defaults become a random seed, 120 s and progress lines.
  * - `FUZZ_PROGRESS=1`: a progress line every 5 s.
  * - `FUZZ_MEMORY_EVERY_S=N`: sample the node's RssAnon/RssFile every N s and print a table.
+ * - `FUZZ_NODE_<NAME>=value`: sets `<NAME>` for the node (e.g. `FUZZ_NODE_CONDITION_CACHE_MAX`).
  * - `FUZZ_NUMBERS_CHECK=0`: skip the byte-exact numbers read-back (development only).
  * - `FUZZ_SKIP_EMPTY_TERNARY=1`: never send an `if` with an empty ternary branch (`? :`), the
  *   known 500 of issue 9 defect 1, to look past it on a tree without its fix.
@@ -1002,9 +1003,12 @@ Deno.test({
 }, async () => {
   const where = `FUZZ_SEED=${SEED}`;
   print(`http fuzz: ${where} FUZZ_REQUESTS=${REQUESTS_MAX} FUZZ_SECONDS=${SECONDS_MAX}`);
-  const node = await startNode({
-    env: Object.fromEntries(Object.entries(LIMITS).map(([k, v]) => [k, String(v)])),
-  });
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(LIMITS)) env[k] = String(v);
+  for (const [k, v] of Object.entries(Deno.env.toObject())) {
+    if (k.startsWith("FUZZ_NODE_")) env[k.slice("FUZZ_NODE_".length)] = v;
+  }
+  const node = await startNode({ env });
   const started = Date.now();
   const deadline = started + SECONDS_MAX * 1000;
   let sent = 0;
