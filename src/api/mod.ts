@@ -5,6 +5,7 @@
  *
  * @module
  */
+export { type ConnectionGuard, guardConnections } from "./connections.ts";
 export { internalHandler } from "./internal.ts";
 export { problemResponse } from "./problem.ts";
 export { publicHandler } from "./public.ts";

@@ -53,6 +53,10 @@ export interface Config {
   readonly apiPort: number;
   /** Internal port: metrics, status, proxy targets. */
   readonly internalPort: number;
+  /** Close a public connection with no byte moving either way for this long; 0 = never. */
+  readonly idleTimeoutMs: number;
+  /** Most public connections open at once (with `idleTimeoutMs` > 0); more get a 503. */
+  readonly connectionsMax: number;
   /** TLS certificate file (PEM) for the public port; TLS is on when both cert and key are set. */
   readonly tlsCertFile: string | null;
   /** TLS private key file (PEM). */
@@ -340,6 +344,8 @@ export function loadConfig(env: Env): Config {
     listenHost,
     apiPort: port(env, "API_PORT", 8190),
     internalPort: port(env, "INTERNAL_PORT", 8191),
+    idleTimeoutMs: int(env, "IDLE_TIMEOUT_MS", 60_000, 0, 3_600_000),
+    connectionsMax: int(env, "CONNECTIONS_MAX", 4096, 1, 1_000_000),
     tlsCertFile,
     tlsKeyFile,
     clusterSecret,
@@ -415,6 +421,14 @@ export function loadConfig(env: Env): Config {
     throw new ConfigError(
       "LIST_SCAN_MAX",
       `must be at least LIST_LIMIT_MAX (${config.listLimitMax}), got ${config.listScanMax}`,
+    );
+  }
+  // The guard sees bytes, not requests: a request waiting for `wait_ms` or for the log is idle.
+  const busyMs = Math.max(config.waitMsMax, config.logWriteTimeoutMs);
+  if (config.idleTimeoutMs !== 0 && config.idleTimeoutMs <= busyMs) {
+    throw new ConfigError(
+      "IDLE_TIMEOUT_MS",
+      `must be 0 (never) or longer than WAIT_MS_MAX and LOG_WRITE_TIMEOUT_MS (${busyMs}), got ${config.idleTimeoutMs}`,
     );
   }
   if (config.apiPort !== 0 && config.apiPort === config.internalPort) {

@@ -192,3 +192,19 @@ Deno.test("loadConfig() reads Kafka TLS and SASL settings and names the missing 
   );
   throws(() => loadConfig({ KAFKA_TLS: "yes" }), /KAFKA_TLS must be 1, 0, true or false/);
 });
+
+Deno.test("loadConfig() closes idle connections after 60 s by default and refuses a timeout shorter than a request may wait", () => {
+  equal(loadConfig({}).idleTimeoutMs, 60_000);
+  equal(loadConfig({ IDLE_TIMEOUT_MS: "0" }).idleTimeoutMs, 0);
+  equal(
+    loadConfig({ IDLE_TIMEOUT_MS: "500", WAIT_MS_MAX: "100", LOG_WRITE_TIMEOUT_MS: "100" })
+      .idleTimeoutMs,
+    500,
+  );
+  rejects({ IDLE_TIMEOUT_MS: "10000" }, "IDLE_TIMEOUT_MS", /longer than WAIT_MS_MAX/);
+  rejects(
+    { IDLE_TIMEOUT_MS: "5000", WAIT_MS_MAX: "100", LOG_WRITE_TIMEOUT_MS: "5000" },
+    "IDLE_TIMEOUT_MS",
+    /5000/,
+  );
+});
