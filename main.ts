@@ -5,7 +5,7 @@
  * @module
  */
 import process from "node:process";
-import { internalHandler, publicHandler } from "./src/api/mod.ts";
+import { IdleSweeper, internalHandler, publicHandler, sweepIntervalMs } from "./src/api/mod.ts";
 import { type Config, ConfigError, loadConfig } from "./src/config/mod.ts";
 import { buildApp } from "./src/app.ts";
 import { joinHostPort } from "./src/cluster/mod.ts";
@@ -118,6 +118,19 @@ async function main(): Promise<void> {
         onListen: ({ port, hostname }) => log("info", "internal_listening", { hostname, port }),
       }, internalHandler(node, gossip)),
   );
+  // Deno.serve never closes an idle connection itself: see src/api/idle_sweeper.ts.
+  const sweeper = IdleSweeper.open({
+    port: api.addr.port,
+    idleTimeoutMs: config.idleTimeoutMs,
+    connectionsMax: config.connectionsMax,
+    metrics: node.metrics,
+  });
+  if (sweeper === null) {
+    log("warn", "idle_sweep_unavailable", {
+      message:
+        "not Linux or no FFI: idle connections are not closed and CONNECTIONS_MAX is not kept",
+    });
+  }
   if (gossip !== null) {
     node.attachPeers({
       announceLeaving: () => gossip.announceLeaving(),
@@ -143,6 +156,7 @@ async function main(): Promise<void> {
     : backups.run(node, background.signal).catch((error) => {
       log("error", "backup_loop_failed", { error: errorMessage(error) });
     });
+  const sweepingIdle = sweeper?.run(sweepIntervalMs(config.idleTimeoutMs), background.signal);
   const sweeping = (async () => {
     const everyMs = Math.min(60_000, Math.max(1000, config.unownedRetainSec * 500));
     while (!background.signal.aborted) {
@@ -181,7 +195,7 @@ async function main(): Promise<void> {
       await node.handOff();
       await api.shutdown();
       background.abort();
-      await Promise.all([backingUp, sweeping]);
+      await Promise.all([backingUp, sweeping, sweepingIdle]);
       await node.stop();
       dataDir.release();
       gossipStop.abort();

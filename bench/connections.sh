@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Cost of the connection guard (IDLE_TIMEOUT_MS > 0, src/api/connections.ts) against Deno.serve
-# on the port directly (IDLE_TIMEOUT_MS=0), in the same run: get throughput with wrk (one fixed
-# key, keep-alive, ROUNDS alternating rounds), then memory and file descriptors per idle
-# keep-alive connection (IDLE_CONNS connections, loopback only). Prints Markdown on stdout.
+# Cost of closing idle connections (IDLE_TIMEOUT_MS=60000, the default: src/api/idle_sweeper.ts
+# sweeps every 5 s) against a node without idle timeout (IDLE_TIMEOUT_MS=0), in the same run: get
+# throughput with wrk (keep-alive, ROUNDS alternating rounds), then memory and file descriptors
+# per idle keep-alive connection (IDLE_CONNS connections, loopback only; CONNECTIONS_MAX raised so
+# none is cut). Prints Markdown on stdout.
 #
 # Knobs: ROUNDS=3 DURATION=10 CONNS=32 IDLE_CONNS=5000
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -20,9 +21,9 @@ seed() {
   curl -sf -o /dev/null -X POST "$url/records/put" -d "${body%,}]}" || die "seeding $url failed"
 }
 
-IDLE_TIMEOUT_MS=60000 start_node guarded 28290 28291
+CONNECTIONS_MAX=100000 IDLE_TIMEOUT_MS=60000 start_node sweeping 28290 28291
 GUARDED_PID=$NODE_PID
-IDLE_TIMEOUT_MS=0 start_node direct 28292 28293
+CONNECTIONS_MAX=100000 IDLE_TIMEOUT_MS=0 start_node untimed 28292 28293
 DIRECT_PID=$NODE_PID
 seed http://127.0.0.1:28290
 seed http://127.0.0.1:28292
@@ -34,8 +35,8 @@ run_wrk() {
 log "warm-up"
 run_wrk 28290 >/dev/null
 run_wrk 28292 >/dev/null
-echo "| round | guarded req/s (IDLE_TIMEOUT_MS=60000) | direct req/s (IDLE_TIMEOUT_MS=0) |"
-echo "| ----- | ------------------------------------- | -------------------------------- |"
+echo "| round | IDLE_TIMEOUT_MS=60000 req/s | IDLE_TIMEOUT_MS=0 req/s |"
+echo "| ----- | --------------------------- | ----------------------- |"
 for round in $(seq 1 "$ROUNDS"); do
   g=$(run_wrk 28290)
   d=$(run_wrk 28292)
@@ -47,6 +48,6 @@ echo
 echo "Idle keep-alive connections ($IDLE_CONNS each, after one GET /healthz):"
 echo
 echo '```'
-echo "guarded: $(deno run --allow-all bench/idle_conns.ts 28290 "$GUARDED_PID" "$IDLE_CONNS")"
-echo "direct:  $(deno run --allow-all bench/idle_conns.ts 28292 "$DIRECT_PID" "$IDLE_CONNS")"
+echo "IDLE_TIMEOUT_MS=60000: $(deno run --allow-all bench/idle_conns.ts 28290 "$GUARDED_PID" "$IDLE_CONNS")"
+echo "IDLE_TIMEOUT_MS=0:     $(deno run --allow-all bench/idle_conns.ts 28292 "$DIRECT_PID" "$IDLE_CONNS")"
 echo '```'

@@ -5,7 +5,7 @@
  *
  * @module
  */
-export { type ConnectionGuard, guardConnections } from "./connections.ts";
+export { IdleSweeper, sweepIntervalMs, type SweepResult } from "./idle_sweeper.ts";
 export { internalHandler } from "./internal.ts";
 export { problemResponse } from "./problem.ts";
 export { publicHandler } from "./public.ts";

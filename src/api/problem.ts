@@ -25,25 +25,6 @@ export function badRequest(
   return new OperationalError(code, 400, detail, details);
 }
 
-/**
- * A complete HTTP/1.1 problem response with `connection: close`, as bytes: for the connection
- * guard, which answers before any HTTP server has seen the connection.
- */
-export function rawProblemResponse(error: OperationalError): Uint8Array {
-  const body = JSON.stringify({
-    type: `https://firescroll.dev/problems/${error.code}`,
-    title: TITLES[error.status] ?? "Error",
-    status: error.status,
-    code: error.code,
-    detail: error.message,
-  });
-  return new TextEncoder().encode(
-    `HTTP/1.1 ${error.status} ${TITLES[error.status] ?? "Error"}\r\n` +
-      `content-type: application/problem+json\r\ncontent-length: ${body.length}\r\n` +
-      `connection: close\r\n\r\n${body}`,
-  );
-}
-
 /** A problem+json response for `error`; unexpected errors are 500 `internal_error` and logged. */
 export function problemResponse(error: unknown, headers: HeadersInit = {}): Response {
   let problem: Problem;

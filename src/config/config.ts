@@ -55,7 +55,7 @@ export interface Config {
   readonly internalPort: number;
   /** Close a public connection with no byte moving either way for this long; 0 = never. */
   readonly idleTimeoutMs: number;
-  /** Most public connections open at once (with `idleTimeoutMs` > 0); more get a 503. */
+  /** Most public connections kept open: above it the longest-idle ones are shut down. */
   readonly connectionsMax: number;
   /** TLS certificate file (PEM) for the public port; TLS is on when both cert and key are set. */
   readonly tlsCertFile: string | null;
@@ -423,7 +423,7 @@ export function loadConfig(env: Env): Config {
       `must be at least LIST_LIMIT_MAX (${config.listLimitMax}), got ${config.listScanMax}`,
     );
   }
-  // The guard sees bytes, not requests: a request waiting for `wait_ms` or for the log is idle.
+  // The idle sweep sees bytes, not requests: a request waiting for `wait_ms` or the log is idle.
   const busyMs = Math.max(config.waitMsMax, config.logWriteTimeoutMs);
   if (config.idleTimeoutMs !== 0 && config.idleTimeoutMs <= busyMs) {
     throw new ConfigError(

@@ -37,6 +37,10 @@ export interface Metrics {
   readonly registry: Registry;
   /** `firescroll_api_request_duration_seconds{route,status}`: public API request duration. */
   readonly requestDuration: HistogramFamily;
+  /** `firescroll_api_connections`: public connections open at the last idle sweep. */
+  readonly apiConnections: GaugeFamily;
+  /** `firescroll_api_connections_closed_total{reason}`: connections shut down (idle, over_limit). */
+  readonly apiConnectionsClosed: CounterFamily;
   /** `firescroll_apply_lag_seconds`: apply time minus the message's log timestamp. */
   readonly applyLag: HistogramFamily;
   /** `firescroll_apply_offset{partition}`: last applied log offset. */
@@ -93,6 +97,15 @@ export function createMetrics(): Metrics {
       "Public API request duration by route and status.",
       LATENCY_BUCKETS_S,
       ["route", "status"],
+    ),
+    apiConnections: registry.gauge(
+      "firescroll_api_connections",
+      "Public API connections open at the last idle sweep.",
+    ),
+    apiConnectionsClosed: registry.counter(
+      "firescroll_api_connections_closed_total",
+      "Public API connections shut down by the node: idle (IDLE_TIMEOUT_MS), over_limit (CONNECTIONS_MAX).",
+      ["reason"],
     ),
     applyLag: registry.histogram(
       "firescroll_apply_lag_seconds",

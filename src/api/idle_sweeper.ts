@@ -1,0 +1,171 @@
+/**
+ * Closes idle public connections (`IDLE_TIMEOUT_MS`) and, above `CONNECTIONS_MAX`, the longest-idle
+ * ones, without touching the request path.
+ *
+ * Deno 2.9's `Deno.serve` has no idle timeout (an idle keep-alive connection, a half-sent header
+ * and a silent connection are all kept forever) and does not expose its connections. A proxy that
+ * owns the port and pipes to `Deno.serve` can time them out, but it copied every byte through
+ * JavaScript twice and cost ~40 % of get throughput (bench/RESULTS.md, 2026-12-02). Instead, a
+ * sweep every few seconds asks the kernel: for each of this process's file descriptors that is a
+ * TCP socket whose local port is the public port and that is connected, `TCP_INFO` tells how many
+ * milliseconds ago data was last sent and received on it. A socket idle longer than the timeout is
+ * `shutdown()`: the HTTP server then reads end-of-stream and drops the connection itself (its file
+ * descriptor is never closed behind its back, so it cannot be reused under it).
+ *
+ * Linux only (`/proc/self/fd`, `TCP_INFO`, libc through FFI). Elsewhere, or without FFI permission,
+ * {@linkcode IdleSweeper.open} returns null and the caller logs that idle connections stay open.
+ */
+import type { Metrics } from "../metrics/mod.ts";
+import { sleep } from "../util/mod.ts";
+
+const IPPROTO_TCP = 6;
+const TCP_INFO = 11;
+const SHUT_RDWR = 2;
+const AF_INET = 2;
+const AF_INET6 = 10;
+/** `tcpi_state` values (include/net/tcp_states.h) of sockets a client is connected to. */
+const TCP_ESTABLISHED = 1;
+const TCP_CLOSE_WAIT = 8;
+/** Offsets in `struct tcp_info` (include/uapi/linux/tcp.h), stable since Linux 2.6. */
+const TCPI_LAST_DATA_SENT = 44;
+const TCPI_LAST_DATA_RECV = 52;
+const TCP_INFO_BYTES = 104;
+const SOCKADDR_BYTES = 128;
+/** Most sockets one sweep looks at: far above any `CONNECTIONS_MAX` a process can hold. */
+const SWEEP_FDS_MAX = 1_048_576;
+
+const SYMBOLS = {
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
+} as const;
+
+type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+/** What one sweep saw and did. */
+export interface SweepResult {
+  /** Connected sockets of the port before the sweep closed any. */
+  readonly open: number;
+  /** Shut down because idle for at least the timeout. */
+  readonly idle: number;
+  /** Shut down because more than `connectionsMax` were open (longest idle first). */
+  readonly overLimit: number;
+}
+
+/** How to sweep. */
+export interface IdleSweeperOptions {
+  /** The public port: only sockets accepted on it are touched. */
+  readonly port: number;
+  /** Idle time after which a connection is shut down; 0 = never. */
+  readonly idleTimeoutMs: number;
+  /** Most connections kept; above it the longest idle go first (never one active within 1 s). */
+  readonly connectionsMax: number;
+  readonly metrics: Metrics;
+}
+
+/** Connections idle at least this long may be closed to get back under `connectionsMax`. */
+const OVER_LIMIT_IDLE_MS_MIN = 1000;
+
+/** Finds and shuts down idle connections of one listening port. */
+export class IdleSweeper {
+  private readonly sockaddr = new Uint8Array(SOCKADDR_BYTES);
+  private readonly sockaddrLength = new Uint32Array(1);
+  private readonly info = new Uint8Array(TCP_INFO_BYTES);
+  private readonly infoView = new DataView(this.info.buffer);
+  private readonly infoLength = new Uint32Array(1);
+
+  private constructor(
+    private readonly library: Deno.DynamicLibrary<typeof SYMBOLS>,
+    private readonly options: IdleSweeperOptions,
+  ) {}
+
+  /** A sweeper, or null where the kernel interfaces it needs are missing (not Linux, no FFI). */
+  static open(options: IdleSweeperOptions): IdleSweeper | null {
+    if (Deno.build.os !== "linux") return null;
+    try {
+      Deno.statSync("/proc/self/fd");
+      return new IdleSweeper(Deno.dlopen("libc.so.6", SYMBOLS), options);
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * One sweep. Synchronous on purpose: while it runs no file descriptor of this thread's HTTP
+   * server can be closed and reused, so the socket checked is the socket shut down.
+   */
+  sweep(): SweepResult {
+    const libc = this.library.symbols;
+    const { idleTimeoutMs, connectionsMax } = this.options;
+    const connections: { fd: number; idleMs: number }[] = [];
+    let idle = 0;
+    let seen = 0;
+    for (const entry of Deno.readDirSync("/proc/self/fd")) {
+      if (++seen > SWEEP_FDS_MAX) break;
+      const fd = Number(entry.name);
+      const idleMs = this.connectionIdleMs(libc, fd);
+      if (idleMs === null) continue;
+      if (idleTimeoutMs > 0 && idleMs >= idleTimeoutMs) {
+        if (libc.shutdown(fd, SHUT_RDWR) === 0) idle++;
+        continue;
+      }
+      connections.push({ fd, idleMs });
+    }
+    let overLimit = 0;
+    const excess = connections.length - connectionsMax;
+    if (excess > 0) {
+      connections.sort((a, b) => b.idleMs - a.idleMs);
+      for (const { fd, idleMs } of connections) {
+        if (overLimit >= excess || idleMs < OVER_LIMIT_IDLE_MS_MIN) break;
+        if (libc.shutdown(fd, SHUT_RDWR) === 0) overLimit++;
+      }
+    }
+    const { metrics } = this.options;
+    const open = connections.length + idle;
+    metrics.apiConnections.labels().set(open - idle - overLimit);
+    if (idle > 0) metrics.apiConnectionsClosed.labels("idle").inc(idle);
+    if (overLimit > 0) metrics.apiConnectionsClosed.labels("over_limit").inc(overLimit);
+    return { open, idle, overLimit };
+  }
+
+  /** Milliseconds since data last moved on `fd`, if it is a connection accepted on the port. */
+  private connectionIdleMs(libc: Libc, fd: number): number | null {
+    this.sockaddrLength[0] = SOCKADDR_BYTES;
+    if (libc.getsockname(fd, this.sockaddr, new Uint8Array(this.sockaddrLength.buffer)) !== 0) {
+      return null; // not a socket
+    }
+    const family = this.sockaddr[0]! | (this.sockaddr[1]! << 8);
+    if (family !== AF_INET && family !== AF_INET6) return null;
+    const port = (this.sockaddr[2]! << 8) | this.sockaddr[3]!;
+    if (port !== this.options.port) return null;
+    this.infoLength[0] = TCP_INFO_BYTES;
+    const infoLength = new Uint8Array(this.infoLength.buffer);
+    if (libc.getsockopt(fd, IPPROTO_TCP, TCP_INFO, this.info, infoLength) !== 0) return null;
+    // The listening socket has the same local port; only connected ones are clients.
+    const state = this.info[0];
+    if (state !== TCP_ESTABLISHED && state !== TCP_CLOSE_WAIT) return null;
+    return Math.min(
+      this.infoView.getUint32(TCPI_LAST_DATA_SENT, true),
+      this.infoView.getUint32(TCPI_LAST_DATA_RECV, true),
+    );
+  }
+
+  /** Sweeps every `everyMs` until `signal` aborts. */
+  async run(everyMs: number, signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      await sleep(everyMs, signal);
+      if (!signal.aborted) this.sweep();
+    }
+  }
+
+  /** Releases libc. */
+  close(): void {
+    this.library.close();
+  }
+}
+
+/** How often to sweep for a timeout: an idle connection lives at most timeout + this. */
+export function sweepIntervalMs(idleTimeoutMs: number): number {
+  if (idleTimeoutMs === 0) return 5000;
+  return Math.max(100, Math.min(5000, Math.floor(idleTimeoutMs / 4)));
+}
