@@ -5,6 +5,7 @@
  * The applied offset and the chain are written in the same transaction as the records they
  * describe, so after any crash the file says exactly which log prefix it reflects.
  */
+import { createHash } from "node:crypto";
 import { open, type RootDatabase, type Transaction } from "lmdb";
 import { decodeSk, encodeRecordKey, keyWithSk, pkPrefix, writeRecordKey } from "../keys/mod.ts";
 import { assert } from "../util/assert.ts";
@@ -15,6 +16,52 @@ export const STORE_FORMAT = 1;
 
 /** The hash chain before any message: 32 zero bytes. */
 export const CHAIN_ZERO = "0".repeat(64);
+
+/** The content digest of an empty store: 32 zero bytes. */
+export const DIGEST_ZERO = "0".repeat(64);
+
+/**
+ * sha256 of one record's `key ‖ value`. The content digest is the XOR of these over all records:
+ * order-free, so a put removes the old record's hash and adds the new one in O(1), and replicas
+ * holding the same records have the same digest however they got there.
+ */
+export function recordHash(key: Uint8Array, value: Uint8Array): Uint8Array {
+  return createHash("sha256").update(key).update(value).digest();
+}
+
+/** XORs `hash` into `digest` in place (adding and removing a record are the same operation). */
+export function xorInto(digest: Uint8Array, hash: Uint8Array): void {
+  for (let i = 0; i < 32; i++) digest[i]! ^= hash[i]!;
+}
+
+/** Hex of bytes. */
+export function toHex(bytes: Uint8Array): string {
+  let out = "";
+  for (const b of bytes) out += b.toString(16).padStart(2, "0");
+  return out;
+}
+
+function fromHex(hex: string): Uint8Array {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+/**
+ * Checksum over the meta values, stored as meta `check`: a flipped byte inside the meta (an offset
+ * or chain that still parses) is caught at open and by the verifier.
+ */
+export function metaCheck(
+  partition: number,
+  namespace: string,
+  format: number,
+  offset: number,
+  chain: string,
+  digest: string,
+): string {
+  const text = JSON.stringify([partition, namespace, format, offset, chain, digest]);
+  return createHash("sha256").update(text).digest("hex");
+}
 
 /** What a partition file says about itself. */
 export interface StoreMeta {
@@ -93,6 +140,16 @@ export interface StoreOptions {
   readonly mapBytes: number;
 }
 
+/** Raised when a partition file's meta contradicts itself: the file is damaged. */
+export class StoreCorruptError extends Error {
+  /** Stable code. */
+  readonly code = "store_corrupt";
+  constructor(message: string) {
+    super(message);
+    this.name = "StoreCorruptError";
+  }
+}
+
 /** Raised when a file on disk belongs to another partition or namespace. */
 export class StoreMismatchError extends Error {
   /** Stable code. */
@@ -155,7 +212,7 @@ const LMDB_HEADER_BYTES = LMDB_PAGE_BYTES_AT + 4;
  * lmdb-js crashes the whole process (SIGSEGV in its open error path) instead of throwing when
  * LMDB refuses a file, so a file from elsewhere (a snapshot) is checked by hand before opening.
  */
-function lmdbHeaderProblem(path: string): string | null {
+export function lmdbHeaderProblem(path: string): string | null {
   const file = Deno.openSync(path, { read: true });
   try {
     const size = file.statSync().size;
@@ -200,6 +257,9 @@ export class PartitionStore {
   private readonly records;
   private readonly meta;
   private position: AppliedPosition;
+  /** Content digest (XOR of {@linkcode recordHash} over all records), as committed. */
+  private digestBytes: Uint8Array;
+  private readonly namespace: string;
   private closed = false;
   private writing = false;
   /** Snapshot copies in flight: `close()` waits for them. */
@@ -214,6 +274,7 @@ export class PartitionStore {
 
   private constructor(options: StoreOptions) {
     this.partition = options.partition;
+    this.namespace = options.namespace;
     this.path = storePath(options.dir, options.partition);
     Deno.mkdirSync(options.dir, { recursive: true });
     this.env = open({ path: this.path, maxDbs: 4, mapSize: options.mapBytes });
@@ -232,6 +293,8 @@ export class PartitionStore {
         this.meta.putSync("format", STORE_FORMAT);
         this.meta.putSync("offset", -1);
         this.meta.putSync("chain", CHAIN_ZERO);
+        this.meta.putSync("digest", DIGEST_ZERO);
+        this.meta.putSync("check", this.checkOf(-1, CHAIN_ZERO, DIGEST_ZERO));
       });
     } else if (partition !== options.partition || namespace !== options.namespace) {
       const found = `partition ${partition} of namespace ${namespace}`;
@@ -255,6 +318,42 @@ export class PartitionStore {
     );
     assert(typeof chain === "string" && /^[0-9a-f]{64}$/.test(chain), "meta chain is corrupt");
     this.position = { offset, chain };
+    const digest = this.meta.get("digest");
+    if (digest === undefined) {
+      // A file written before digests existed: compute it once, from every record.
+      this.digestBytes = this.computeDigest();
+      this.meta.transactionSync(() => {
+        this.meta.putSync("digest", this.digest);
+        this.meta.putSync("check", this.checkOf(offset, chain, this.digest));
+      });
+    } else {
+      if (typeof digest !== "string" || !/^[0-9a-f]{64}$/.test(digest)) {
+        this.env.close();
+        throw new StoreCorruptError(`Cannot open ${this.path}: its meta digest is malformed`);
+      }
+      if (this.meta.get("check") !== this.checkOf(offset, chain, digest)) {
+        this.env.close();
+        throw new StoreCorruptError(`Cannot open ${this.path}: its meta checksum does not match`);
+      }
+      this.digestBytes = fromHex(digest);
+    }
+  }
+
+  private checkOf(offset: number, chain: string, digest: string): string {
+    return metaCheck(this.partition, this.namespace, STORE_FORMAT, offset, chain, digest);
+  }
+
+  private computeDigest(): Uint8Array {
+    const digest = new Uint8Array(32);
+    for (const { key, value } of this.records.getRange({})) {
+      xorInto(digest, recordHash(key, value));
+    }
+    return digest;
+  }
+
+  /** Content digest of the committed records, hex (equal on replicas with equal records). */
+  get digest(): string {
+    return toHex(this.digestBytes);
   }
 
   /** Opens (creating if needed) the store of one partition. */
@@ -362,19 +461,27 @@ export class PartitionStore {
     this.writing = true;
     const records = this.records;
     const meta = this.meta;
+    // Updated as the transaction writes; adopted only once it commits.
+    const digest = this.digestBytes.slice();
     const tx: StoreTx = {
       get: (pk, sk) => {
         const value = records.getBinaryFast(encodeRecordKey(pk, sk));
         return value === undefined ? null : decodeRecordValue(pk, sk, value);
       },
       put: (pk, sk, dataJson, version, createdAt, updatedAt) => {
-        records.putSync(
-          encodeRecordKey(pk, sk),
-          encodeRecordValue(dataJson, version, createdAt, updatedAt),
-        );
+        const key = encodeRecordKey(pk, sk);
+        const old = records.getBinaryFast(key);
+        if (old !== undefined) xorInto(digest, recordHash(key, old));
+        const value = encodeRecordValue(dataJson, version, createdAt, updatedAt);
+        xorInto(digest, recordHash(key, value));
+        records.putSync(key, value);
       },
       delete: (pk, sk) => {
-        records.removeSync(encodeRecordKey(pk, sk));
+        const key = encodeRecordKey(pk, sk);
+        const old = records.getBinaryFast(key);
+        if (old === undefined) return;
+        xorInto(digest, recordHash(key, old));
+        records.removeSync(key);
       },
     };
     try {
@@ -384,13 +491,17 @@ export class PartitionStore {
         const next = body(tx);
         if (next === null) return null;
         assert(next.offset > this.position.offset, `p${this.partition} offset must move forward`);
+        const hex = toHex(digest);
         meta.putSync("offset", next.offset);
         meta.putSync("chain", next.chain);
+        meta.putSync("digest", hex);
+        meta.putSync("check", this.checkOf(next.offset, next.chain, hex));
         return next;
       });
       if (reached !== null) {
         this.renewSnapshot();
         this.position = reached;
+        this.digestBytes = digest;
       }
       return this.position;
     } finally {
