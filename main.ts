@@ -9,7 +9,7 @@ import { internalHandler, publicHandler } from "./src/api/mod.ts";
 import { type Config, ConfigError, loadConfig } from "./src/config/mod.ts";
 import { buildApp } from "./src/app.ts";
 import { joinHostPort } from "./src/cluster/mod.ts";
-import { errorMessage, log, sleep } from "./src/util/mod.ts";
+import { errorMessage, log, OperationalError, sleep } from "./src/util/mod.ts";
 
 /**
  * kafkajs schedules a timer with a negative delay on every connection (harmless: it is clamped to
@@ -70,7 +70,9 @@ async function main(): Promise<void> {
     // The log first (topics, partition-count guard): a node that cannot start never listens.
     await node.open();
   } catch (error) {
-    log("error", "start_failed", { error: errorMessage(error) });
+    // One line with the cause and, for a damaged embedded log, the file and how to recover.
+    const details = error instanceof OperationalError ? { code: error.code, ...error.details } : {};
+    log("error", "start_failed", { error: errorMessage(error), ...details });
     Deno.exit(1);
   }
   const tls = tlsOptions(config);
