@@ -26,7 +26,12 @@ export const DIGEST_ZERO = "0".repeat(64);
  * holding the same records have the same digest however they got there.
  */
 export function recordHash(key: Uint8Array, value: Uint8Array): Uint8Array {
-  return createHash("sha256").update(key).update(value).digest();
+  // lmdb-js's fast reads return a view of one large shared buffer whose `length` it narrows but
+  // whose `byteLength` it does not: hash exactly `length` bytes.
+  return createHash("sha256")
+    .update(new Uint8Array(key.buffer, key.byteOffset, key.length))
+    .update(new Uint8Array(value.buffer, value.byteOffset, value.length))
+    .digest();
 }
 
 /** XORs `hash` into `digest` in place (adding and removing a record are the same operation). */
