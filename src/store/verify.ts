@@ -66,6 +66,12 @@ function partitionProblem(env: Env): string | null {
     keyEncoding: "binary",
     encoding: "binary",
   });
+  // A read-only open does not create named DBs: a missing one is `undefined`.
+  if ((meta as unknown) === undefined) {
+    // Created but never initialised (a crash inside the first open): nothing to lose.
+    return records === undefined ? null : "it has records but no meta";
+  }
+  if ((records as unknown) === undefined) return "it has a meta but no records";
   const partition = meta.get("partition");
   const namespace = meta.get("namespace");
   const format = meta.get("format");
@@ -128,7 +134,11 @@ function logProblem(env: Env): string | null {
     keyEncoding: "binary",
     encoding: "binary",
   });
-  const partitions = meta.get("partitions");
+  // A read-only open does not create named DBs: a missing one is `undefined`.
+  if ((entries as unknown) === undefined) {
+    return (meta as unknown) === undefined ? null : "it has a meta but no entries";
+  }
+  const partitions = (meta as unknown) === undefined ? undefined : meta.get("partitions");
   if (partitions !== undefined && (typeof partitions !== "number" || partitions < 1)) {
     return "its meta is malformed";
   }
