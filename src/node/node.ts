@@ -163,8 +163,10 @@ export class Node implements PartitionConsumer {
     const result = await this.verify("log", file);
     if (result === null || result.ok) return;
     this.metrics.storeCorruptFiles.labels("log").inc();
+    // Moving only the log aside would leave partition files ahead of a new log that restarts at
+    // offset 0, which would then skip new writes: the folder goes back or aside as a whole.
     const recovery =
-      `it is the only copy of this node's mutations: restore the folder ${this.storeDir} from a backup (or start with S3_RESTORE=1 on an empty folder to restore the partitions from S3), or move the folder aside to start empty`;
+      `it is the only copy of this node's mutations: stop, then restore the whole folder ${this.storeDir} from a backup of the volume, or move the whole folder aside to start empty (see docs/operations.md, "A damaged embedded log")`;
     throw new OperationalError(
       "embedded_log_corrupt",
       500,

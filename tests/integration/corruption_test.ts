@@ -221,7 +221,7 @@ Deno.test({
         assert.match(String(errors[0]!.error), /log\.mdb is damaged/);
         assert.match(
           String(errors[0]!.recovery),
-          /restore .* from a backup.*move the folder aside/,
+          /restore the whole folder .* or move the whole folder aside/,
         );
         const stderr = second.logs.all.filter((l) => l.startsWith("stderr:"));
         assert.deepEqual(stderr, [], "no stack trace, no crash report");
