@@ -32,7 +32,7 @@ function openIn(dir: string): PartitionStore {
 
 /** The digest recomputed from what a list of every pk returns, independently of the store's. */
 function recomputed(store: PartitionStore, pks: readonly string[]): string {
-  const digest = new Uint8Array(32);
+  const digest = new Uint8Array(16);
   for (const pk of pks) {
     const page = store.list({
       pk,
@@ -190,4 +190,38 @@ Deno.test("a store whose meta values do not match their checksum refuses to open
     await raw.close();
     throws(() => openIn(dir), StoreCorruptError);
   });
+});
+
+Deno.test("the record hash changes when any single bit of the key or value changes", () => {
+  const key = new TextEncoder().encode("\u0000\u0003pk1sort-key");
+  const value = new Uint8Array(300).map((_, i) => (i * 7) & 0xff);
+  const base = toHex(recordHash(key, value));
+  equal(toHex(recordHash(key, value)), base, "deterministic");
+  const seen = new Set([base]);
+  for (let i = 0; i < key.length + value.length; i++) {
+    for (let bit = 0; bit < 8; bit++) {
+      const k = key.slice();
+      const v = value.slice();
+      if (i < k.length) k[i]! ^= 1 << bit;
+      else v[i - k.length]! ^= 1 << bit;
+      seen.add(toHex(recordHash(k, v)));
+    }
+  }
+  equal(seen.size, 1 + 8 * (key.length + value.length), "every flip gives another hash");
+});
+
+Deno.test("the record hash keeps the key/value split apart and reads only `length` bytes", () => {
+  const te = new TextEncoder();
+  notEqual(
+    toHex(recordHash(te.encode("ab"), te.encode("c"))),
+    toHex(recordHash(te.encode("a"), te.encode("bc"))),
+  );
+  const big = new Uint8Array(100_000).fill(9);
+  const part = big.subarray(10, 20);
+  equal(toHex(recordHash(part, part)), toHex(recordHash(part.slice(), part.slice())));
+  // Larger than the scratch buffer: still hashed whole.
+  const huge = new Uint8Array(200_000).fill(1);
+  const other = huge.slice();
+  other[199_999] = 2;
+  notEqual(toHex(recordHash(te.encode("k"), huge)), toHex(recordHash(te.encode("k"), other)));
 });

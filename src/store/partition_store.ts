@@ -10,6 +10,7 @@ import { open, type RootDatabase, type Transaction } from "lmdb";
 import { decodeSk, encodeRecordKey, keyWithSk, pkPrefix, writeRecordKey } from "../keys/mod.ts";
 import { assert } from "../util/assert.ts";
 import { decodeRecordValue, encodeRecordValue, type StoredRecord } from "./record_codec.ts";
+import { RECORD_HASH_BYTES, recordHash } from "./record_hash.ts";
 
 /** Version of the file layout, stored in `meta`. */
 export const STORE_FORMAT = 1;
@@ -17,26 +18,22 @@ export const STORE_FORMAT = 1;
 /** The hash chain before any message: 32 zero bytes. */
 export const CHAIN_ZERO = "0".repeat(64);
 
-/** The content digest of an empty store: 32 zero bytes. */
-export const DIGEST_ZERO = "0".repeat(64);
+/** The content digest of an empty store: 16 zero bytes, hex. */
+export const DIGEST_ZERO = "0".repeat(2 * RECORD_HASH_BYTES);
+
+/** A well-formed digest: hex of {@linkcode RECORD_HASH_BYTES} bytes. */
+export const DIGEST_PATTERN = new RegExp(`^[0-9a-f]{${2 * RECORD_HASH_BYTES}}$`);
 
 /**
- * sha256 of one record's `key ‖ value`. The content digest is the XOR of these over all records:
- * order-free, so a put removes the old record's hash and adds the new one in O(1), and replicas
- * holding the same records have the same digest however they got there.
+ * The content digest is the XOR of {@linkcode recordHash} over all records: order-free, so a put
+ * removes the old record's hash and adds the new one in O(1), and replicas holding the same
+ * records have the same digest however they got there.
  */
-export function recordHash(key: Uint8Array, value: Uint8Array): Uint8Array {
-  // lmdb-js's fast reads return a view of one large shared buffer whose `length` it narrows but
-  // whose `byteLength` it does not: hash exactly `length` bytes.
-  return createHash("sha256")
-    .update(new Uint8Array(key.buffer, key.byteOffset, key.length))
-    .update(new Uint8Array(value.buffer, value.byteOffset, value.length))
-    .digest();
-}
+export { recordHash };
 
 /** XORs `hash` into `digest` in place (adding and removing a record are the same operation). */
 export function xorInto(digest: Uint8Array, hash: Uint8Array): void {
-  for (let i = 0; i < 32; i++) digest[i]! ^= hash[i]!;
+  for (let i = 0; i < RECORD_HASH_BYTES; i++) digest[i]! ^= hash[i]!;
 }
 
 /** Hex of bytes. */
@@ -332,7 +329,7 @@ export class PartitionStore {
         this.meta.putSync("check", this.checkOf(offset, chain, this.digest));
       });
     } else {
-      if (typeof digest !== "string" || !/^[0-9a-f]{64}$/.test(digest)) {
+      if (typeof digest !== "string" || !DIGEST_PATTERN.test(digest)) {
         this.env.close();
         throw new StoreCorruptError(`Cannot open ${this.path}: its meta digest is malformed`);
       }
@@ -349,7 +346,7 @@ export class PartitionStore {
   }
 
   private computeDigest(): Uint8Array {
-    const digest = new Uint8Array(32);
+    const digest = new Uint8Array(RECORD_HASH_BYTES);
     for (const { key, value } of this.records.getRange({})) {
       xorInto(digest, recordHash(key, value));
     }

@@ -14,6 +14,7 @@
 import { open } from "lmdb";
 import {
   compareBytes,
+  DIGEST_PATTERN,
   lmdbHeaderProblem,
   metaCheck,
   recordHash,
@@ -22,6 +23,7 @@ import {
   xorInto,
 } from "./partition_store.ts";
 import { RECORD_FORMAT } from "./record_codec.ts";
+import { RECORD_HASH_BYTES } from "./record_hash.ts";
 
 /** What kind of file a verifier walks. */
 export type VerifyKind = "partition" | "log";
@@ -90,14 +92,14 @@ function partitionProblem(env: Env): string | null {
     return "its meta is missing or malformed";
   }
   if (digest !== undefined) {
-    if (typeof digest !== "string" || !/^[0-9a-f]{64}$/.test(digest)) {
+    if (typeof digest !== "string" || !DIGEST_PATTERN.test(digest)) {
       return "its meta digest is malformed";
     }
     if (meta.get("check") !== metaCheck(partition, namespace, format, offset, chain, digest)) {
       return "its meta checksum does not match its meta values";
     }
   }
-  const computed = new Uint8Array(32);
+  const computed = new Uint8Array(RECORD_HASH_BYTES);
   let previous: Uint8Array | null = null;
   let count = 0;
   for (const { key, value } of records.getRange({})) {
