@@ -3,7 +3,8 @@ import type { Mutation } from "../apply/mod.ts";
 import { buildNode } from "../app.ts";
 import { type Config, loadConfig } from "../config/mod.ts";
 import { createMetrics } from "../metrics/mod.ts";
-import { CHAIN_ZERO, PartitionStore } from "../store/mod.ts";
+import { open as lmdbOpen } from "lmdb";
+import { CHAIN_ZERO, PartitionStore, writeCleanStop } from "../store/mod.ts";
 import type { Node, PartitionStatus } from "./node.ts";
 import type { FetchedSnapshot, SnapshotSource } from "./ports.ts";
 
@@ -370,4 +371,74 @@ Deno.test("sweepUnowned() with no retention deletes at the second sweep", async 
     await node.sweepUnowned(5);
     ok(!(await exists(`${node.storeDir}/p2.mdb`)));
   }, { UNOWNED_RETAIN_SEC: "0" });
+});
+
+/** The moved-aside copies of partition `p` in `dir` (their lock files moved with them). */
+async function movedAside(dir: string, p: number): Promise<string[]> {
+  const names = await storeFiles(dir);
+  const files = names.filter((n) => new RegExp(`^p${p}\\.mdb\\.corrupt-\\d+$`).test(n));
+  for (const f of files) ok(names.includes(`${f}-lock`), `${f}-lock moved with it`);
+  return files;
+}
+
+Deno.test("after an unclean stop assigned() verifies each file, moves a damaged one aside and keeps the good ones", async () => {
+  await withNode(null, async (node) => {
+    await leaveFile(node.storeDir, 0, 4);
+    await leaveFile(node.storeDir, 1, 2);
+    const p1 = `${node.storeDir}/p1.mdb`;
+    const bytes = await Deno.readFile(p1);
+    bytes[24]! ^= 0xff; // the LMDB magic: lmdb-js would crash this process opening it
+    await Deno.writeFile(p1, bytes);
+    // No clean-stop record in the folder: the previous stop was not clean.
+    await node.assigned([0, 1, 2], new Map([[0, 5], [1, 0], [2, 0]]));
+    const status = node.status();
+    equal(status["0"]!.offset, 4, "the good file is kept");
+    equal(status["1"]!.offset, -1, "the damaged one is replaced by an empty file");
+    equal((await movedAside(node.storeDir, 1)).length, 1);
+    equal(node.metrics.storeCorruptFiles.labels("partition").value, 1);
+  });
+});
+
+Deno.test("assigned() moves a file that a clean stop vouched for but that fails to open aside", async () => {
+  await withNode(null, async (node) => {
+    await leaveFile(node.storeDir, 0, 4);
+    const raw = lmdbOpen({ path: `${node.storeDir}/p0.mdb`, maxDbs: 4, mapSize: MAP_BYTES });
+    await raw.openDB<unknown, string>({ name: "meta", encoding: "json" }).put("offset", 40);
+    await raw.close();
+    // Recorded after the damage, so only the failed open can reveal it.
+    await writeCleanStop(node.storeDir);
+    await node.open();
+    await node.assigned([0, 1, 2], new Map([[0, 0], [1, 0], [2, 0]]));
+    equal(node.status()["0"]!.offset, -1);
+    equal((await movedAside(node.storeDir, 0)).length, 1);
+    equal(node.metrics.storeCorruptFiles.labels("partition").value, 1);
+  });
+});
+
+Deno.test("stop() leaves a clean-stop record that the next open() takes", async () => {
+  const root = await Deno.makeTempDir({ prefix: "firescroll_node_test_" });
+  try {
+    await withNode(
+      null,
+      async (node) => {
+        await node.open();
+        await node.assigned([0, 1, 2], new Map([[0, 0], [1, 0], [2, 0]]));
+      },
+      {},
+      root,
+    );
+    const dir = `${root}/${NS}`;
+    ok(await exists(`${dir}/clean-stop.json`));
+    await withNode(
+      null,
+      async (node) => {
+        await node.open();
+        ok(!(await exists(`${dir}/clean-stop.json`)), "taken at start: a crash now leaves none");
+      },
+      {},
+      root,
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });

@@ -280,64 +280,75 @@ export class PartitionStore {
     this.path = storePath(options.dir, options.partition);
     Deno.mkdirSync(options.dir, { recursive: true });
     this.env = open({ path: this.path, maxDbs: 4, mapSize: options.mapBytes });
-    this.records = this.env.openDB<Uint8Array, Uint8Array>({
-      name: "records",
-      keyEncoding: "binary",
-      encoding: "binary",
-    });
-    this.meta = this.env.openDB<unknown, string>({ name: "meta", encoding: "json" });
-    const partition = this.meta.get("partition");
-    const namespace = this.meta.get("namespace");
-    if (partition === undefined) {
-      this.meta.transactionSync(() => {
-        this.meta.putSync("partition", options.partition);
-        this.meta.putSync("namespace", options.namespace);
-        this.meta.putSync("format", STORE_FORMAT);
-        this.meta.putSync("offset", -1);
-        this.meta.putSync("chain", CHAIN_ZERO);
-        this.meta.putSync("digest", DIGEST_ZERO);
-        this.meta.putSync("check", this.checkOf(-1, CHAIN_ZERO, DIGEST_ZERO));
+    // Whatever makes the open fail (a mismatch, damaged meta) must not leave the file mapped:
+    // the caller may move it aside and open a new one at the same path.
+    try {
+      this.records = this.env.openDB<Uint8Array, Uint8Array>({
+        name: "records",
+        keyEncoding: "binary",
+        encoding: "binary",
       });
-    } else if (partition !== options.partition || namespace !== options.namespace) {
-      const found = `partition ${partition} of namespace ${namespace}`;
-      this.env.close();
-      throw new StoreMismatchError(
-        `Cannot open ${this.path}: it holds ${found}, expected partition ${options.partition} of namespace ${options.namespace}`,
-      );
-    }
-    const format = this.meta.get("format");
-    if (format !== STORE_FORMAT) {
-      this.env.close();
-      throw new StoreMismatchError(
-        `Cannot open ${this.path}: format ${format}, expected ${STORE_FORMAT}`,
-      );
-    }
-    const offset = this.meta.get("offset");
-    const chain = this.meta.get("chain");
-    assert(
-      typeof offset === "number" && Number.isSafeInteger(offset) && offset >= -1,
-      "meta offset is corrupt",
-    );
-    assert(typeof chain === "string" && /^[0-9a-f]{64}$/.test(chain), "meta chain is corrupt");
-    this.position = { offset, chain };
-    const digest = this.meta.get("digest");
-    if (digest === undefined) {
-      // A file written before digests existed: compute it once, from every record.
-      this.digestBytes = this.computeDigest();
-      this.meta.transactionSync(() => {
-        this.meta.putSync("digest", this.digest);
-        this.meta.putSync("check", this.checkOf(offset, chain, this.digest));
-      });
-    } else {
-      if (typeof digest !== "string" || !DIGEST_PATTERN.test(digest)) {
+      this.meta = this.env.openDB<unknown, string>({ name: "meta", encoding: "json" });
+      const partition = this.meta.get("partition");
+      const namespace = this.meta.get("namespace");
+      if (partition === undefined) {
+        this.meta.transactionSync(() => {
+          this.meta.putSync("partition", options.partition);
+          this.meta.putSync("namespace", options.namespace);
+          this.meta.putSync("format", STORE_FORMAT);
+          this.meta.putSync("offset", -1);
+          this.meta.putSync("chain", CHAIN_ZERO);
+          this.meta.putSync("digest", DIGEST_ZERO);
+          this.meta.putSync("check", this.checkOf(-1, CHAIN_ZERO, DIGEST_ZERO));
+        });
+      } else if (partition !== options.partition || namespace !== options.namespace) {
+        const found = `partition ${partition} of namespace ${namespace}`;
         this.env.close();
-        throw new StoreCorruptError(`Cannot open ${this.path}: its meta digest is malformed`);
+        throw new StoreMismatchError(
+          `Cannot open ${this.path}: it holds ${found}, expected partition ${options.partition} of namespace ${options.namespace}`,
+        );
       }
-      if (this.meta.get("check") !== this.checkOf(offset, chain, digest)) {
+      const format = this.meta.get("format");
+      if (format !== STORE_FORMAT) {
         this.env.close();
-        throw new StoreCorruptError(`Cannot open ${this.path}: its meta checksum does not match`);
+        throw new StoreMismatchError(
+          `Cannot open ${this.path}: format ${format}, expected ${STORE_FORMAT}`,
+        );
       }
-      this.digestBytes = fromHex(digest);
+      const offset = this.meta.get("offset");
+      const chain = this.meta.get("chain");
+      assert(
+        typeof offset === "number" && Number.isSafeInteger(offset) && offset >= -1,
+        "meta offset is corrupt",
+      );
+      assert(typeof chain === "string" && /^[0-9a-f]{64}$/.test(chain), "meta chain is corrupt");
+      this.position = { offset, chain };
+      const digest = this.meta.get("digest");
+      if (digest === undefined) {
+        // A file written before digests existed: compute it once, from every record.
+        this.digestBytes = this.computeDigest();
+        this.meta.transactionSync(() => {
+          this.meta.putSync("digest", this.digest);
+          this.meta.putSync("check", this.checkOf(offset, chain, this.digest));
+        });
+      } else {
+        if (typeof digest !== "string" || !DIGEST_PATTERN.test(digest)) {
+          this.env.close();
+          throw new StoreCorruptError(`Cannot open ${this.path}: its meta digest is malformed`);
+        }
+        if (this.meta.get("check") !== this.checkOf(offset, chain, digest)) {
+          this.env.close();
+          throw new StoreCorruptError(`Cannot open ${this.path}: its meta checksum does not match`);
+        }
+        this.digestBytes = fromHex(digest);
+      }
+    } catch (error) {
+      try {
+        this.env.close();
+      } catch {
+        // Already closed by the check that threw.
+      }
+      throw error;
     }
   }
 
