@@ -153,13 +153,21 @@ export class Node implements PartitionConsumer {
   async open(): Promise<void> {
     await Deno.mkdir(this.storeDir, { recursive: true });
     this.cleanStop = await takeCleanStop(this.storeDir);
-    if (this.config.log === "embedded") await this.verifyEmbeddedLog();
-    await this.log.start();
+    const embedded = this.config.log === "embedded";
+    if (embedded) await this.verifyEmbeddedLog(false);
+    try {
+      await this.log.start();
+    } catch (error) {
+      // An open that throws on a file a clean stop vouched for: damage, or another fault?
+      if (embedded && !(error instanceof OperationalError)) await this.verifyEmbeddedLog(true);
+      throw error;
+    }
   }
 
-  private async verifyEmbeddedLog(): Promise<void> {
+  private async verifyEmbeddedLog(always: boolean): Promise<void> {
     const file = `${this.storeDir}/log.mdb`;
-    if (!needsVerify(this.cleanStop, "log.mdb", await stampOf(file))) return;
+    const stamp = await stampOf(file);
+    if (stamp === null || (!always && !needsVerify(this.cleanStop, "log.mdb", stamp))) return;
     const result = await this.verify("log", file);
     if (result === null || result.ok) return;
     this.metrics.storeCorruptFiles.labels("log").inc();

@@ -4,6 +4,7 @@ import { buildNode } from "../app.ts";
 import { type Config, loadConfig } from "../config/mod.ts";
 import { createMetrics } from "../metrics/mod.ts";
 import { open as lmdbOpen } from "lmdb";
+import { OperationalError } from "../util/errors.ts";
 import { CHAIN_ZERO, PartitionStore, writeCleanStop } from "../store/mod.ts";
 import type { Node, PartitionStatus } from "./node.ts";
 import type { FetchedSnapshot, SnapshotSource } from "./ports.ts";
@@ -438,6 +439,28 @@ Deno.test("stop() leaves a clean-stop record that the next open() takes", async 
       {},
       root,
     );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("open() stops with embedded_log_corrupt when the embedded log fails to open even after a clean stop", async () => {
+  const root = await Deno.makeTempDir({ prefix: "firescroll_node_test_" });
+  try {
+    await withNode(null, (node) => node.open(), {}, root);
+    const dir = `${root}/${NS}`;
+    // A meta value that no longer parses: the open throws instead of crashing.
+    const raw = lmdbOpen({ path: `${dir}/log.mdb`, maxDbs: 2, mapSize: MAP_BYTES });
+    await raw.openDB<Uint8Array, string>({ name: "meta", encoding: "binary" })
+      .put("partitions", new TextEncoder().encode("{{"));
+    await raw.close();
+    await writeCleanStop(dir); // vouches for the damaged file: only the failed open reveals it
+    const node = buildNode(configIn(root), createMetrics(), null);
+    const error = await node.open().then(() => null, (e) => e);
+    ok(error instanceof OperationalError, String(error));
+    equal(error.code, "embedded_log_corrupt");
+    equal(error.details.file, `${dir}/log.mdb`);
+    equal(node.metrics.storeCorruptFiles.labels("log").value, 1);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
