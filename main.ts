@@ -9,7 +9,8 @@ import { internalHandler, publicHandler } from "./src/api/mod.ts";
 import { type Config, ConfigError, loadConfig } from "./src/config/mod.ts";
 import { buildApp } from "./src/app.ts";
 import { joinHostPort } from "./src/cluster/mod.ts";
-import { errorMessage, log, OperationalError, sleep } from "./src/util/mod.ts";
+import { lockDataDir } from "./src/node/mod.ts";
+import { bindOrThrow, errorMessage, log, sleep, StartError } from "./src/util/mod.ts";
 
 /**
  * kafkajs schedules a timer with a negative delay on every connection (harmless: it is clamped to
@@ -39,15 +40,39 @@ function loadOrExit(): Config {
 
 function tlsOptions(config: Config): { cert: string; key: string } | Record<never, never> {
   if (config.tlsCertFile === null || config.tlsKeyFile === null) return {};
-  return {
-    cert: Deno.readTextFileSync(config.tlsCertFile),
-    key: Deno.readTextFileSync(config.tlsKeyFile),
+  const read = (variable: string, path: string) => {
+    try {
+      return Deno.readTextFileSync(path);
+    } catch (error) {
+      const message = `Cannot read ${variable}: ${errorMessage(error)}`;
+      throw new StartError("tls_file_unreadable", message, { variable, path });
+    }
   };
+  return {
+    cert: read("TLS_CERT_FILE", config.tlsCertFile),
+    key: read("TLS_KEY_FILE", config.tlsKeyFile),
+  };
+}
+
+/** Ends a start that cannot go on with one JSON line naming the cause, never a stack trace. */
+function startFailed(error: unknown): never {
+  if (error instanceof StartError) {
+    log("error", error.event, { ...error.fields, error: error.message });
+  } else {
+    // Not an expected failure: a bug, so the stack goes along, inside the one line.
+    log("error", "start_failed", {
+      error: errorMessage(error),
+      ...(error instanceof Error ? { stack: error.stack } : {}),
+    });
+  }
+  Deno.exit(1);
 }
 
 async function main(): Promise<void> {
   quietTimeoutWarnings();
   const config = loadOrExit();
+  // Before anything is opened: a second process on one folder would hand out offsets twice.
+  const dataDir = lockDataDir(config.dbPath);
   const { clusterSecret: _, apiTokensRead, apiTokensWrite, ...shown } = config;
   log("info", "starting", {
     ...shown,
@@ -70,24 +95,31 @@ async function main(): Promise<void> {
     // The log first (topics, partition-count guard): a node that cannot start never listens.
     await node.open();
   } catch (error) {
-    // One line with the cause and, for a damaged embedded log, the file and how to recover.
-    const details = error instanceof OperationalError ? { code: error.code, ...error.details } : {};
-    log("error", "start_failed", { error: errorMessage(error), ...details });
+    // A damaged embedded log: one line naming the file and how to recover.
+    if (error instanceof StartError) startFailed(error);
+    log("error", "start_failed", { error: errorMessage(error) });
     Deno.exit(1);
   }
   const tls = tlsOptions(config);
-  const api = Deno.serve({
-    hostname: config.listenHost,
-    port: config.apiPort,
-    ...tls,
-    onListen: ({ port, hostname }) =>
-      log("info", "api_listening", { hostname, port, tls: "cert" in tls }),
-  }, publicHandler(node, router));
-  const internal = Deno.serve({
-    hostname: config.listenHost,
-    port: config.internalPort,
-    onListen: ({ port, hostname }) => log("info", "internal_listening", { hostname, port }),
-  }, internalHandler(node, gossip));
+  const api = bindOrThrow("api", config.listenHost, config.apiPort, () =>
+    Deno.serve({
+      hostname: config.listenHost,
+      port: config.apiPort,
+      ...tls,
+      onListen: ({ port, hostname }) =>
+        log("info", "api_listening", { hostname, port, tls: "cert" in tls }),
+    }, publicHandler(node, router)));
+  const internal = bindOrThrow(
+    "internal",
+    config.listenHost,
+    config.internalPort,
+    () =>
+      Deno.serve({
+        hostname: config.listenHost,
+        port: config.internalPort,
+        onListen: ({ port, hostname }) => log("info", "internal_listening", { hostname, port }),
+      }, internalHandler(node, gossip)),
+  );
   if (gossip !== null) {
     node.attachPeers({
       announceLeaving: () => gossip.announceLeaving(),
@@ -101,6 +133,7 @@ async function main(): Promise<void> {
     () => node.servingPartitions(),
     gossipStop.signal,
   ).catch((error) => {
+    if (error instanceof StartError) startFailed(error);
     log("error", "gossip_failed", { error: errorMessage(error) });
     Deno.exit(1);
   });
@@ -152,6 +185,7 @@ async function main(): Promise<void> {
       background.abort();
       await Promise.all([backingUp, sweeping]);
       await node.stop();
+      dataDir.release();
       gossipStop.abort();
       await gossiping;
       await internal.shutdown();
@@ -167,4 +201,4 @@ async function main(): Promise<void> {
   Deno.addSignalListener("SIGTERM", () => void stop("SIGTERM"));
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) await main().catch(startFailed);

@@ -1,6 +1,7 @@
 /** Reading request bodies as a bounded stream: an oversized body is refused, never buffered. */
 import { utf8Length } from "../keys/mod.ts";
 import { OperationalError } from "../util/errors.ts";
+import { JsonRefusedError, parseJsonExact } from "../util/json.ts";
 import { badRequest } from "./problem.ts";
 
 function tooLarge(limit: number): OperationalError {
@@ -22,8 +23,16 @@ function incomplete(): OperationalError {
   );
 }
 
-/** Reads the body (at most `limit` bytes) and parses it as JSON. */
-export async function readJson(request: Request, limit: number): Promise<unknown> {
+/**
+ * Reads the body (at most `limit` bytes) and parses it as JSON. With `exact` (write routes) every
+ * number keeps its token (`data` is stored as sent, DESIGN §3), a member name given twice in one
+ * object and nesting deeper than `JSON_DEPTH_MAX` are refused.
+ */
+export async function readJson(
+  request: Request,
+  limit: number,
+  exact = false,
+): Promise<unknown> {
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) {
     await request.body?.cancel();
@@ -54,8 +63,11 @@ export async function readJson(request: Request, limit: number): Promise<unknown
     }
   }
   try {
-    return JSON.parse(text);
+    return exact ? parseJsonExact(text, { refuseDuplicates: true }) : JSON.parse(text);
   } catch (error) {
+    if (error instanceof JsonRefusedError) {
+      throw badRequest("invalid_json", `Cannot use body: it ${error.message}`);
+    }
     if (/^\s*$/.test(text)) throw badRequest("invalid_json", "Cannot parse body: it is empty");
     throw badRequest("invalid_json", `Cannot parse body: ${(error as Error).message}`);
   }

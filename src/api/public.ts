@@ -43,13 +43,13 @@ async function route(
     case "put":
     case "delete": {
       authorize(request, config, "write");
-      const body = await readJson(request, config.bodyBytesMax);
+      const body = await readJson(request, config.bodyBytesMax, true);
       const offsets = await node.write(parseWrite(body, name, config, node.conditions));
       return json(JSON.stringify({ offsets }));
     }
     case "batch": {
       authorize(request, config, "write");
-      const body = await readJson(request, config.bodyBytesMax);
+      const body = await readJson(request, config.bodyBytesMax, true);
       const offsets = await node.write(parseBatch(body, config, node.conditions));
       return json(JSON.stringify({ offsets }));
     }

@@ -58,7 +58,11 @@ function checkCondition(
     conditions.compile(expression);
   } catch (error) {
     if (error instanceof ConditionError) {
-      throw badRequest("invalid_condition", `Cannot use ${where}.if: ${error.message}`);
+      throw badRequest(
+        "invalid_condition",
+        `Cannot use ${where}.if: ${error.message}`,
+        { ...error.details },
+      );
     }
     throw error;
   }
@@ -67,7 +71,7 @@ function checkCondition(
 
 function checkData(data: unknown, where: string, config: Config): void {
   if (data === undefined) throw badRequest("missing_data", `Cannot use ${where}: data is required`);
-  // Bodies are parsed JSON, so this is the stored text's size.
+  // Write bodies are parsed by parseJsonExact: this is the size of the text that will be stored.
   const bytes = utf8Length(JSON.stringify(data));
   if (bytes > config.dataBytesMax) {
     throw new OperationalError(

@@ -93,6 +93,8 @@ function written(
   return {
     pk: op.pk,
     sk: op.sk,
+    // decodeMutation kept each number as JSON.rawJSON(token) where a double would change it:
+    // this writes the tokens as the client sent them (DESIGN §3).
     dataJson: JSON.stringify(op.data),
     version: offset,
     createdAt: current === null ? ts : current.createdAt,

@@ -437,3 +437,21 @@ Deno.test("applyBatch() updates the offset gauge and the lag histogram", async (
     equal(text.includes("firescroll_apply_lag_seconds_count 2\n"), true);
   });
 });
+
+Deno.test("applyBatch() stores data with every number token as the message carries it", async () => {
+  await withFixture(async ({ store, apply }) => {
+    const huge = "9".repeat(400);
+    const dataText =
+      `{"a":1e400,"b":[1e-400,9007199254740993,-0,1E5,0.1e-7,1.50,${huge}],"s":"-0"}`;
+    const value = encoder.encode(
+      `{"v":1,"atomic":false,"ops":[{"op":"put","pk":"p","sk":"s","data":${dataText}},` +
+        `{"op":"put","pk":"p","sk":"t","data":1e400,"if":"data == null"}]}`,
+    );
+    await apply([at(0, value)]);
+    equal(store.get("p", "s")?.dataJson, dataText);
+    equal(store.get("p", "t")?.dataJson, "1e400");
+    // Conditions see doubles: 1.50 is 1.5 and 1E5 is 100000.
+    await apply([at(1, message([put("p", "s", 2, "data.b[5] == 1.5 && data.b[3] == 100000")]))]);
+    equal(store.get("p", "s")?.dataJson, "2");
+  });
+});

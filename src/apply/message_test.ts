@@ -1,6 +1,7 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { decodeMutation, encodeMutation, MESSAGE_CONDITION_CHARS_MAX } from "./message.ts";
 import type { Decoded, Mutation } from "./message.ts";
+import { JSON_DEPTH_MAX } from "../util/json.ts";
 
 const encoder = new TextEncoder();
 
@@ -129,4 +130,30 @@ Deno.test("decodeMutation() rejects a condition that is not a string", () => {
   );
   // A string that is not a valid condition still decodes: it is judged (false) at apply time.
   ok(decodeMutation(message([{ op: "delete", pk: "p", sk: "s", if: "((" }])).ok);
+});
+
+Deno.test("decodeMutation() keeps every number token of data, so encodeMutation() writes it back", () => {
+  const huge = "1" + "0".repeat(399);
+  const dataText =
+    `[1e400,1e-400,9007199254740993,-0,1E5,0.1e-7,1.50,${huge},{"x":-${huge}},"1e400"]`;
+  const text = `{"v":1,"atomic":true,"ops":[{"op":"put","pk":"p","sk":"s","data":${dataText}},` +
+    `{"op":"put","pk":"p","sk":"t","data":-0}]}`;
+  const decoded = decodeMutation(encoder.encode(text));
+  ok(decoded.ok);
+  equal(new TextDecoder().decode(encodeMutation(decoded.mutation)), text);
+  const op = decoded.mutation.ops[0]!;
+  ok(op.op === "put");
+  equal(JSON.stringify(op.data), dataText);
+});
+
+Deno.test("decodeMutation() reads data nested past JSON_DEPTH_MAX as plain JSON, like older code", () => {
+  const deep = "[".repeat(JSON_DEPTH_MAX + 1) + "1.50" + "]".repeat(JSON_DEPTH_MAX + 1);
+  const decoded = decodeMutation(
+    encoder.encode(`{"v":1,"atomic":false,"ops":[{"op":"put","pk":"p","sk":"s","data":${deep}}]}`),
+  );
+  ok(decoded.ok);
+  equal(
+    JSON.stringify(decoded.mutation.ops[0]),
+    `{"op":"put","pk":"p","sk":"s","data":${deep.replace("1.50", "1.5")}}`,
+  );
 });

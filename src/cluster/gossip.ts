@@ -6,6 +6,7 @@
 import type { Metrics } from "../metrics/mod.ts";
 import { errorMessage, log } from "../util/log.ts";
 import { sleep } from "../util/sleep.ts";
+import { bindOrThrow } from "../util/start_error.ts";
 import { Membership } from "./membership.ts";
 import { decodeBitmap, decodeState, encodeBitmap, encodeState, type NodeState } from "./message.ts";
 
@@ -83,11 +84,13 @@ export class Gossip {
   async run(addr: string, serving: () => Iterable<number>, signal: AbortSignal): Promise<void> {
     this.addr = addr;
     this.servingNow = serving;
-    const socket = Deno.listenDatagram({
-      transport: "udp",
-      hostname: this.options.bindHost,
-      port: this.options.port,
-    });
+    const { bindHost, port } = this.options;
+    const socket = bindOrThrow(
+      "gossip",
+      bindHost,
+      port,
+      () => Deno.listenDatagram({ transport: "udp", hostname: bindHost, port }),
+    );
     this.socket = socket;
     log("info", "gossip_listening", {
       hostname: this.options.bindHost,

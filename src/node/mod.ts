@@ -14,3 +14,4 @@ export type {
   PartitionConsumer,
   SnapshotSource,
 } from "./ports.ts";
+export { DataDirLock, LOCK_FILE_NAME, lockDataDir } from "./data_dir.ts";

@@ -31,6 +31,7 @@ import {
 } from "../store/mod.ts";
 import { assert } from "../util/assert.ts";
 import { OperationalError } from "../util/errors.ts";
+import { StartError } from "../util/start_error.ts";
 import { errorMessage, log } from "../util/log.ts";
 import { Waiters } from "./waiters.ts";
 
@@ -175,9 +176,8 @@ export class Node implements PartitionConsumer {
     // offset 0, which would then skip new writes: the folder goes back or aside as a whole.
     const recovery =
       `it is the only copy of this node's mutations: stop, then restore the whole folder ${this.storeDir} from a backup of the volume, or move the whole folder aside to start empty (see docs/operations.md, "A damaged embedded log")`;
-    throw new OperationalError(
+    throw new StartError(
       "embedded_log_corrupt",
-      500,
       `Cannot start: the embedded log ${file} is damaged (${result.reason}); ${recovery}`,
       { file, reason: result.reason, recovery },
     );

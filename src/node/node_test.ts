@@ -4,7 +4,7 @@ import { buildNode } from "../app.ts";
 import { type Config, loadConfig } from "../config/mod.ts";
 import { createMetrics } from "../metrics/mod.ts";
 import { open as lmdbOpen } from "lmdb";
-import { OperationalError } from "../util/errors.ts";
+import { StartError } from "../util/start_error.ts";
 import { CHAIN_ZERO, PartitionStore, writeCleanStop } from "../store/mod.ts";
 import type { Node, PartitionStatus } from "./node.ts";
 import type { FetchedSnapshot, SnapshotSource } from "./ports.ts";
@@ -457,9 +457,9 @@ Deno.test("open() stops with embedded_log_corrupt when the embedded log fails to
     await writeCleanStop(dir); // vouches for the damaged file: only the failed open reveals it
     const node = buildNode(configIn(root), createMetrics(), null);
     const error = await node.open().then(() => null, (e) => e);
-    ok(error instanceof OperationalError, String(error));
-    equal(error.code, "embedded_log_corrupt");
-    equal(error.details.file, `${dir}/log.mdb`);
+    ok(error instanceof StartError, String(error));
+    equal(error.event, "embedded_log_corrupt");
+    equal(error.fields.file, `${dir}/log.mdb`);
     equal(node.metrics.storeCorruptFiles.labels("log").value, 1);
   } finally {
     await Deno.remove(root, { recursive: true });

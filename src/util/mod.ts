@@ -1,11 +1,21 @@
 /**
  * Small shared helpers with no dependencies: assertions, operational errors, structured logging,
- * abortable sleep.
+ * abortable sleep, JSON parsing that keeps number tokens exact.
  *
  * @module
  */
 export { assert, AssertionError } from "./assert.ts";
 export { OperationalError } from "./errors.ts";
+export {
+  duplicateName,
+  isRawJson,
+  JSON_DEPTH_MAX,
+  JsonRefusedError,
+  parseJsonExact,
+  scanJson,
+} from "./json.ts";
+export type { ExactOptions, JsonShape } from "./json.ts";
 export { errorMessage, log, setLogLevel } from "./log.ts";
 export type { Level } from "./log.ts";
 export { sleep } from "./sleep.ts";
+export { bindOrThrow, type Listener, StartError } from "./start_error.ts";

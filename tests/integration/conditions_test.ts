@@ -2,7 +2,7 @@
  * Conditions (`if`) end to end: judged by the node when it applies a write, and as list filters.
  */
 import assert from "node:assert/strict";
-import { stepper, type TestNode, withNode } from "./_node.ts";
+import { assertProblem, partitionStatus, stepper, type TestNode, withNode } from "./_node.ts";
 
 type Rec = { pk: string; sk: string; data: unknown; version: number };
 
@@ -179,6 +179,99 @@ Deno.test("conditions decide at apply time whether each write takes effect", asy
         [19, 18, 17, 16, 15],
       );
       assert.equal(reverse.json.next, null);
+    });
+  });
+});
+
+Deno.test("a condition the node cannot use is 400 invalid_condition on every route, and writes nothing", async (t) => {
+  await withNode({ env: { PARTITIONS: "4" } }, async (node) => {
+    const step = stepper(t, node);
+    const before = await partitionStatus(node);
+    const huge = "9".repeat(400);
+    // The first three were 500 internal_error (the validator walked a missing ternary branch).
+    const conditions = [
+      "true ? :",
+      "'a' ? :",
+      "pk ? : true",
+      "foo.bar == 1",
+      `data.n == ${huge}`,
+      "(".repeat(65) + "true" + ")".repeat(65),
+      "data.a[.b[.c == 1] == []] == []",
+    ];
+    const bodies = (condition: string): [string, unknown][] => [
+      ["/records/put", { records: [{ pk: "a", sk: "b", data: 1, if: condition }] }],
+      ["/records/delete", { records: [{ pk: "a", sk: "b", if: condition }] }],
+      ["/records/batch", { ops: [{ op: "delete", pk: "a", sk: "b", if: condition }] }],
+      ["/records/batch", {
+        ops: [{ op: "put", pk: "a", sk: "b", data: 1 }, {
+          op: "put",
+          pk: "a",
+          sk: "c",
+          data: 2,
+          if: condition,
+        }],
+      }],
+      ["/records/list", { pk: "a", if: condition }],
+    ];
+    for (const condition of conditions) {
+      await step(
+        `${JSON.stringify(condition.slice(0, 40))} is refused on put, delete, batch and list`,
+        async () => {
+          for (const [path, body] of bodies(condition)) {
+            const result = await node.post(path, body);
+            assertProblem(result, 400, "invalid_condition");
+            assert.match(
+              result.json.detail,
+              /^Cannot use (records|ops)\[\d\]\.if: |^Cannot use body\.if: /,
+              path,
+            );
+          }
+        },
+      );
+    }
+
+    await step("an unknown identifier is named in the problem with the allowed ones", async () => {
+      const result = await node.post("/records/put", {
+        records: [{ pk: "a", sk: "b", data: 1, if: "foo.bar == 1" }],
+      });
+      assertProblem(result, 400, "invalid_condition");
+      assert.equal(result.json.identifier, "foo");
+      assert.deepEqual(result.json.allowed, [
+        "pk",
+        "sk",
+        "data",
+        "_created_at",
+        "_updated_at",
+        "_version",
+        "null",
+      ]);
+      assert.match(result.json.detail, /unknown identifier 'foo'/);
+    });
+
+    await step("nothing was written and nothing failed with 500", async () => {
+      assert.deepEqual(await partitionStatus(node), before);
+      const metrics = (await node.internal("/metrics")).text;
+      assert.doesNotMatch(metrics, /^firescroll_log_appends_total [1-9]/m);
+      assert.doesNotMatch(metrics, /status="500"/);
+      assert.ok(
+        !node.logs.all.some((l) => l.includes('"event":"internal_error"')),
+        node.logs.tail(),
+      );
+    });
+
+    await step("the same routes still take a usable condition", async () => {
+      const put = await node.post("/records/put", {
+        records: [{ pk: "a", sk: "b", data: { items: [{ x: 1 }] }, if: "pk == null" }],
+      });
+      assert.equal(put.status, 200, put.text);
+      const list = await node.post("/records/list", {
+        pk: "a",
+        if: "data.items[.x == 1] != [] && data['items'][0].x == 1",
+        after: put.json.offsets,
+        wait_ms: 3000,
+      });
+      assert.equal(list.status, 200, list.text);
+      assert.deepEqual(list.json.records.map((r: Rec) => r.sk), ["b"]);
     });
   });
 });

@@ -215,8 +215,7 @@ Deno.test({
         assert.equal(code, 1, second.logs.tail());
         const errors = second.logs.events().filter((e) => e.level === "error");
         assert.equal(errors.length, 1, second.logs.tail());
-        assert.equal(errors[0]!.event, "start_failed");
-        assert.equal(errors[0]!.code, "embedded_log_corrupt");
+        assert.equal(errors[0]!.event, "embedded_log_corrupt");
         assert.equal(errors[0]!.file, logFile);
         assert.match(String(errors[0]!.error), /log\.mdb is damaged/);
         assert.match(
