@@ -95,6 +95,8 @@ async function main(): Promise<void> {
     // The log first (topics, partition-count guard): a node that cannot start never listens.
     await node.open();
   } catch (error) {
+    // A damaged embedded log: one line naming the file and how to recover.
+    if (error instanceof StartError) startFailed(error);
     log("error", "start_failed", { error: errorMessage(error) });
     Deno.exit(1);
   }

@@ -115,6 +115,10 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** Largest LMDB map per partition, bytes. */
   readonly lmdbMapBytes: number;
+  /** Time bound of one file verification child (a child still running after it: damaged). */
+  readonly verifyTimeoutMs: number;
+  /** Verification children running at once. */
+  readonly verifyConcurrency: number;
   /** LMDB map size of the embedded log, which keeps every message (it is never truncated). */
   readonly embeddedLogMapBytes: number;
   /** Write partition snapshots to S3 every `backupIntervalSec` (`BACKUP=1`). */
@@ -381,6 +385,8 @@ export function loadConfig(env: Env): Config {
     ),
     shutdownTimeoutMs,
     lmdbMapBytes: int(env, "LMDB_MAP_BYTES", 1 * GiB, 16 * MiB, 1024 * GiB),
+    verifyTimeoutMs: int(env, "VERIFY_TIMEOUT_MS", 300_000, 1000, 3_600_000),
+    verifyConcurrency: int(env, "VERIFY_CONCURRENCY", 2, 1, 64),
     embeddedLogMapBytes: int(env, "EMBEDDED_LOG_MAP_BYTES", 64 * GiB, 16 * MiB, 1024 * GiB),
     backup,
     s3Restore,

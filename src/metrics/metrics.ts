@@ -81,6 +81,8 @@ export interface Metrics {
   readonly backupBytes: CounterFamily;
   /** `firescroll_backup_restores_total{source,result}`: snapshot restores (s3, peer) by result. */
   readonly restores: CounterFamily;
+  /** `firescroll_store_corrupt_files_total{kind}`: LMDB files that failed verification. */
+  readonly storeCorruptFiles: CounterFamily;
   /** `firescroll_node_partition_blocked_total`: partitions the log could not feed. */
   readonly partitionsBlocked: CounterFamily;
   /** `firescroll_node_partitions{state}`: partitions owned / serving. */
@@ -196,6 +198,11 @@ export function createMetrics(): Metrics {
       "firescroll_backup_restores_total",
       "Snapshot restores by source (s3, peer) and result (ok, rejected, failed, unavailable).",
       ["source", "result"],
+    ),
+    storeCorruptFiles: registry.counter(
+      "firescroll_store_corrupt_files_total",
+      "LMDB files that failed verification at start, by kind (partition, log); partition files are moved aside and rebuilt.",
+      ["kind"],
     ),
     partitionsBlocked: registry.counter(
       "firescroll_node_partition_blocked_total",

@@ -14,9 +14,24 @@ import {
 import type { Config } from "../config/mod.ts";
 import type { AppendRequest, MutationLog, PartitionConsumer, SnapshotSource } from "./ports.ts";
 import type { Metrics } from "../metrics/mod.ts";
-import { type AppliedPosition, PartitionStore } from "../store/mod.ts";
+import {
+  type AppliedPosition,
+  boundedAll,
+  type CleanStop,
+  needsVerify,
+  PartitionStore,
+  stampOf,
+  StoreMismatchError,
+  type StoreOptions,
+  takeCleanStop,
+  VerifierUnavailableError,
+  verifyInChild,
+  type VerifyResult,
+  writeCleanStop,
+} from "../store/mod.ts";
 import { assert } from "../util/assert.ts";
 import { OperationalError } from "../util/errors.ts";
+import { StartError } from "../util/start_error.ts";
 import { errorMessage, log } from "../util/log.ts";
 import { Waiters } from "./waiters.ts";
 
@@ -46,6 +61,8 @@ export interface PartitionStatus {
   readonly state: PartitionState;
   readonly offset: number;
   readonly chain: string;
+  /** Content digest of the partition's records (equal on replicas with equal records). */
+  readonly digest: string;
   readonly records: number;
   /** Why the partition cannot catch up, when it cannot. */
   readonly blocked?: string;
@@ -102,6 +119,10 @@ export class Node implements PartitionConsumer {
   private readonly opening = new Set<number>();
   /** The node's clock (injected): retirement and unowned-file ages. */
   private readonly now: () => number;
+  /** The clean-stop record found at start (null: the previous stop was not clean). */
+  private cleanStop: CleanStop | null = null;
+  /** Partitions whose file this process verified or opened: never verified again here. */
+  private readonly trusted = new Set<number>();
 
   constructor(deps: NodeDeps) {
     this.config = deps.config;
@@ -125,9 +146,116 @@ export class Node implements PartitionConsumer {
     this.consume();
   }
 
-  /** Starts the log (connect, create topics, check the partition count); no consuming yet. */
+  /**
+   * Starts the log (connect, create topics, check the partition count); no consuming yet. First
+   * takes the clean-stop record (see `store/clean_stop.ts`) and, after an unclean stop, verifies
+   * the embedded log in a child process: a damaged log stops the start with one clear error.
+   */
   async open(): Promise<void> {
-    await this.log.start();
+    await Deno.mkdir(this.storeDir, { recursive: true });
+    this.cleanStop = await takeCleanStop(this.storeDir);
+    const embedded = this.config.log === "embedded";
+    if (embedded) await this.verifyEmbeddedLog(false);
+    try {
+      await this.log.start();
+    } catch (error) {
+      // An open that throws on a file a clean stop vouched for: damage, or another fault?
+      if (embedded && !(error instanceof OperationalError)) await this.verifyEmbeddedLog(true);
+      throw error;
+    }
+  }
+
+  private async verifyEmbeddedLog(always: boolean): Promise<void> {
+    const file = `${this.storeDir}/log.mdb`;
+    const stamp = await stampOf(file);
+    if (stamp === null || (!always && !needsVerify(this.cleanStop, "log.mdb", stamp))) return;
+    const result = await this.verify("log", file);
+    if (result === null || result.ok) return;
+    this.metrics.storeCorruptFiles.labels("log").inc();
+    // Moving only the log aside would leave partition files ahead of a new log that restarts at
+    // offset 0, which would then skip new writes: the folder goes back or aside as a whole.
+    const recovery =
+      `it is the only copy of this node's mutations: stop, then restore the whole folder ${this.storeDir} from a backup of the volume, or move the whole folder aside to start empty (see docs/operations.md, "A damaged embedded log")`;
+    throw new StartError(
+      "embedded_log_corrupt",
+      `Cannot start: the embedded log ${file} is damaged (${result.reason}); ${recovery}`,
+      { file, reason: result.reason, recovery },
+    );
+  }
+
+  /**
+   * Runs the verifier child on `file`. Null when the verifier itself cannot run (logged): the
+   * file is then opened as before, rather than condemning every file for an environment fault.
+   */
+  private async verify(kind: "partition" | "log", file: string): Promise<VerifyResult | null> {
+    try {
+      return await verifyInChild(kind, file, this.config.verifyTimeoutMs);
+    } catch (error) {
+      if (!(error instanceof VerifierUnavailableError)) throw error;
+      log("error", "verify_unavailable", { file, error: error.message });
+      return null;
+    }
+  }
+
+  /**
+   * Verifies, before anything maps them, the files of `partitions` that need it (unclean stop,
+   * changed since the clean stop), a bounded number of children at a time; damaged files are
+   * moved aside so the partition is rebuilt like a new one.
+   */
+  private async verifyPartitionFiles(partitions: readonly number[]): Promise<void> {
+    const pending: number[] = [];
+    for (const p of partitions) {
+      if (this.trusted.has(p) || this.retiring.has(p)) continue;
+      const name = `p${p}.mdb`;
+      if (needsVerify(this.cleanStop, name, await stampOf(`${this.storeDir}/${name}`))) {
+        pending.push(p);
+      } else {
+        this.trusted.add(p);
+      }
+    }
+    if (pending.length === 0) return;
+    const started = Date.now();
+    let damaged = 0;
+    await boundedAll(pending, this.config.verifyConcurrency, async (p) => {
+      const file = `${this.storeDir}/p${p}.mdb`;
+      const result = await this.verify("partition", file);
+      if (result !== null && !result.ok) {
+        damaged++;
+        await this.moveAside(p, file, result.reason ?? "unknown");
+      }
+    });
+    log("info", "partition_files_verified", {
+      files: pending.length,
+      damaged,
+      ms: Date.now() - started,
+    });
+  }
+
+  /** Moves a damaged partition file (and its lock file) aside, counted and logged once. */
+  private async moveAside(partition: number, file: string, reason: string): Promise<void> {
+    const aside = `${file}.corrupt-${this.now()}`;
+    await Deno.rename(file, aside);
+    await Deno.rename(`${file}-lock`, `${aside}-lock`).catch(() => {});
+    this.metrics.storeCorruptFiles.labels("partition").inc();
+    log("error", "partition_file_corrupt", { partition, file, moved_to: aside, reason });
+  }
+
+  /**
+   * Opens a partition's file; when the open fails (a damaged meta), verifies it in a child and,
+   * when damaged, moves it aside and opens a new, empty file instead.
+   */
+  private async openVerified(options: StoreOptions): Promise<PartitionStore> {
+    try {
+      return PartitionStore.open(options);
+    } catch (error) {
+      // Another namespace's or partition's file is a setup mistake, not damage: never moved.
+      if (error instanceof StoreMismatchError) throw error;
+      const file = `${options.dir}/p${options.partition}.mdb`;
+      const result = await this.verify("partition", file);
+      if (result === null || result.ok) throw error;
+      await this.moveAside(options.partition, file, result.reason ?? errorMessage(error));
+      return PartitionStore.open(options);
+    }
   }
 
   /** Starts the consume loop: partitions get assigned, restored, caught up and served. */
@@ -326,6 +454,7 @@ export class Node implements PartitionConsumer {
         state: owned.state,
         offset,
         chain,
+        digest: owned.store.digest,
         records: owned.store.count(),
       };
       out[String(p)] = owned.blockedReason === null
@@ -345,6 +474,7 @@ export class Node implements PartitionConsumer {
     const starts = new Map<number, number>();
     this.assigning++;
     try {
+      await this.verifyPartitionFiles(partitions);
       await this.assignEach(partitions, endOffsets, startOffsets, starts);
     } finally {
       this.assigning--;
@@ -411,7 +541,8 @@ export class Node implements PartitionConsumer {
       partition,
       mapBytes: this.config.lmdbMapBytes,
     };
-    const store = PartitionStore.open(options);
+    const store = await this.openVerified(options);
+    this.trusted.add(partition);
     if (this.snapshots === null) return store;
     const local = store.applied.offset;
     const snapshot = await this.snapshots.fetch(partition, local, logStart, logEnd, this.storeDir);
@@ -506,5 +637,7 @@ export class Node implements PartitionConsumer {
     }
     if (this.retireLoop !== null) await this.retireLoop;
     await this.log.close();
+    // Last: every file is closed, so the record vouches for all of them at the next start.
+    await writeCleanStop(this.storeDir);
   }
 }

@@ -3,8 +3,10 @@ import type { Mutation } from "../apply/mod.ts";
 import { buildNode } from "../app.ts";
 import { type Config, loadConfig } from "../config/mod.ts";
 import { createMetrics } from "../metrics/mod.ts";
-import { CHAIN_ZERO, PartitionStore } from "../store/mod.ts";
-import type { Node } from "./node.ts";
+import { open as lmdbOpen } from "lmdb";
+import { StartError } from "../util/start_error.ts";
+import { CHAIN_ZERO, PartitionStore, writeCleanStop } from "../store/mod.ts";
+import type { Node, PartitionStatus } from "./node.ts";
 import type { FetchedSnapshot, SnapshotSource } from "./ports.ts";
 
 const NS = "default";
@@ -23,6 +25,18 @@ function configIn(dir: string, env: Record<string, string> = {}): Config {
 
 function openStore(dir: string, partition: number): PartitionStore {
   return PartitionStore.open({ dir, namespace: NS, partition, mapBytes: MAP_BYTES });
+}
+
+/** The status without the content digests (checked by the store's own tests). */
+function withoutDigests(
+  status: Record<string, PartitionStatus>,
+): Record<string, Omit<PartitionStatus, "digest">> {
+  const out: Record<string, Omit<PartitionStatus, "digest">> = {};
+  for (const [p, { digest, ...rest }] of Object.entries(status)) {
+    ok(/^[0-9a-f]{32}$/.test(digest), `p${p} digest ${digest}`);
+    out[p] = rest;
+  }
+  return out;
 }
 
 function chainOf(offset: number): string {
@@ -133,7 +147,7 @@ Deno.test("assigned() swaps a restored snapshot in for the local file and serves
           logEnd: 7,
           dir: storeDir,
         }]);
-        deepEqual(node.status(), {
+        deepEqual(withoutDigests(node.status()), {
           "0": { state: "serving", offset: 6, chain: chainOf(6), records: 7 },
         });
         equal(node.servingStore(0)?.get("pk", "k6")?.dataJson, JSON.stringify({ offset: 6 }));
@@ -163,7 +177,7 @@ Deno.test("assigned() keeps the local file when no snapshot is further along", a
       [0, -1, 0, 0],
       [1, 4, 0, 9],
     ]);
-    deepEqual(node.status(), {
+    deepEqual(withoutDigests(node.status()), {
       "0": { state: "serving", offset: -1, chain: CHAIN_ZERO, records: 0 },
       "1": { state: "catching_up", offset: 4, chain: chainOf(4), records: 5 },
     });
@@ -226,7 +240,7 @@ Deno.test("assigned() does not block a partition whose snapshot reaches the log 
       async (node) => {
         const starts = await node.assigned([0], new Map([[0, 20]]), new Map([[0, 10]]));
         deepEqual([...starts], [[0, 10]]);
-        deepEqual(node.status()["0"], {
+        deepEqual(withoutDigests(node.status())["0"], {
           state: "catching_up",
           offset: 9,
           chain: chainOf(9),
@@ -358,4 +372,96 @@ Deno.test("sweepUnowned() with no retention deletes at the second sweep", async 
     await node.sweepUnowned(5);
     ok(!(await exists(`${node.storeDir}/p2.mdb`)));
   }, { UNOWNED_RETAIN_SEC: "0" });
+});
+
+/** The moved-aside copies of partition `p` in `dir` (their lock files moved with them). */
+async function movedAside(dir: string, p: number): Promise<string[]> {
+  const names = await storeFiles(dir);
+  const files = names.filter((n) => new RegExp(`^p${p}\\.mdb\\.corrupt-\\d+$`).test(n));
+  for (const f of files) ok(names.includes(`${f}-lock`), `${f}-lock moved with it`);
+  return files;
+}
+
+Deno.test("after an unclean stop assigned() verifies each file, moves a damaged one aside and keeps the good ones", async () => {
+  await withNode(null, async (node) => {
+    await leaveFile(node.storeDir, 0, 4);
+    await leaveFile(node.storeDir, 1, 2);
+    const p1 = `${node.storeDir}/p1.mdb`;
+    const bytes = await Deno.readFile(p1);
+    bytes[24]! ^= 0xff; // the LMDB magic: lmdb-js would crash this process opening it
+    await Deno.writeFile(p1, bytes);
+    // No clean-stop record in the folder: the previous stop was not clean.
+    await node.assigned([0, 1, 2], new Map([[0, 5], [1, 0], [2, 0]]));
+    const status = node.status();
+    equal(status["0"]!.offset, 4, "the good file is kept");
+    equal(status["1"]!.offset, -1, "the damaged one is replaced by an empty file");
+    equal((await movedAside(node.storeDir, 1)).length, 1);
+    equal(node.metrics.storeCorruptFiles.labels("partition").value, 1);
+  });
+});
+
+Deno.test("assigned() moves a file that a clean stop vouched for but that fails to open aside", async () => {
+  await withNode(null, async (node) => {
+    await leaveFile(node.storeDir, 0, 4);
+    const raw = lmdbOpen({ path: `${node.storeDir}/p0.mdb`, maxDbs: 4, mapSize: MAP_BYTES });
+    await raw.openDB<unknown, string>({ name: "meta", encoding: "json" }).put("offset", 40);
+    await raw.close();
+    // Recorded after the damage, so only the failed open can reveal it.
+    await writeCleanStop(node.storeDir);
+    await node.open();
+    await node.assigned([0, 1, 2], new Map([[0, 0], [1, 0], [2, 0]]));
+    equal(node.status()["0"]!.offset, -1);
+    equal((await movedAside(node.storeDir, 0)).length, 1);
+    equal(node.metrics.storeCorruptFiles.labels("partition").value, 1);
+  });
+});
+
+Deno.test("stop() leaves a clean-stop record that the next open() takes", async () => {
+  const root = await Deno.makeTempDir({ prefix: "firescroll_node_test_" });
+  try {
+    await withNode(
+      null,
+      async (node) => {
+        await node.open();
+        await node.assigned([0, 1, 2], new Map([[0, 0], [1, 0], [2, 0]]));
+      },
+      {},
+      root,
+    );
+    const dir = `${root}/${NS}`;
+    ok(await exists(`${dir}/clean-stop.json`));
+    await withNode(
+      null,
+      async (node) => {
+        await node.open();
+        ok(!(await exists(`${dir}/clean-stop.json`)), "taken at start: a crash now leaves none");
+      },
+      {},
+      root,
+    );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("open() stops with embedded_log_corrupt when the embedded log fails to open even after a clean stop", async () => {
+  const root = await Deno.makeTempDir({ prefix: "firescroll_node_test_" });
+  try {
+    await withNode(null, (node) => node.open(), {}, root);
+    const dir = `${root}/${NS}`;
+    // A meta value that no longer parses: the open throws instead of crashing.
+    const raw = lmdbOpen({ path: `${dir}/log.mdb`, maxDbs: 2, mapSize: MAP_BYTES });
+    await raw.openDB<Uint8Array, string>({ name: "meta", encoding: "binary" })
+      .put("partitions", new TextEncoder().encode("{{"));
+    await raw.close();
+    await writeCleanStop(dir); // vouches for the damaged file: only the failed open reveals it
+    const node = buildNode(configIn(root), createMetrics(), null);
+    const error = await node.open().then(() => null, (e) => e);
+    ok(error instanceof StartError, String(error));
+    equal(error.event, "embedded_log_corrupt");
+    equal(error.fields.file, `${dir}/log.mdb`);
+    equal(node.metrics.storeCorruptFiles.labels("log").value, 1);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });

@@ -7,11 +7,31 @@
 export {
   CHAIN_ZERO,
   compareBytes,
+  DIGEST_ZERO,
   PartitionStore,
   STORE_FORMAT,
+  StoreCorruptError,
   StoreMismatchError,
   storePath,
 } from "./partition_store.ts";
+export {
+  CLEAN_STOP_FILE,
+  type CleanStop,
+  type FileStamp,
+  needsVerify,
+  parseCleanStop,
+  stampOf,
+  takeCleanStop,
+  writeCleanStop,
+} from "./clean_stop.ts";
+export {
+  boundedAll,
+  VerifierUnavailableError,
+  verifyHere,
+  verifyInChild,
+  type VerifyKind,
+  type VerifyResult,
+} from "./verify.ts";
 export type {
   AppliedPosition,
   ListPage,

@@ -5,16 +5,65 @@
  * The applied offset and the chain are written in the same transaction as the records they
  * describe, so after any crash the file says exactly which log prefix it reflects.
  */
+import { createHash } from "node:crypto";
 import { open, type RootDatabase, type Transaction } from "lmdb";
 import { decodeSk, encodeRecordKey, keyWithSk, pkPrefix, writeRecordKey } from "../keys/mod.ts";
 import { assert } from "../util/assert.ts";
 import { decodeRecordValue, encodeRecordValue, type StoredRecord } from "./record_codec.ts";
+import { RECORD_HASH_BYTES, recordHash } from "./record_hash.ts";
 
 /** Version of the file layout, stored in `meta`. */
 export const STORE_FORMAT = 1;
 
 /** The hash chain before any message: 32 zero bytes. */
 export const CHAIN_ZERO = "0".repeat(64);
+
+/** The content digest of an empty store: 16 zero bytes, hex. */
+export const DIGEST_ZERO = "0".repeat(2 * RECORD_HASH_BYTES);
+
+/** A well-formed digest: hex of {@linkcode RECORD_HASH_BYTES} bytes. */
+export const DIGEST_PATTERN = new RegExp(`^[0-9a-f]{${2 * RECORD_HASH_BYTES}}$`);
+
+/**
+ * The content digest is the XOR of {@linkcode recordHash} over all records: order-free, so a put
+ * removes the old record's hash and adds the new one in O(1), and replicas holding the same
+ * records have the same digest however they got there.
+ */
+export { recordHash };
+
+/** XORs `hash` into `digest` in place (adding and removing a record are the same operation). */
+export function xorInto(digest: Uint8Array, hash: Uint8Array): void {
+  for (let i = 0; i < RECORD_HASH_BYTES; i++) digest[i]! ^= hash[i]!;
+}
+
+/** Hex of bytes. */
+export function toHex(bytes: Uint8Array): string {
+  let out = "";
+  for (const b of bytes) out += b.toString(16).padStart(2, "0");
+  return out;
+}
+
+function fromHex(hex: string): Uint8Array {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+/**
+ * Checksum over the meta values, stored as meta `check`: a flipped byte inside the meta (an offset
+ * or chain that still parses) is caught at open and by the verifier.
+ */
+export function metaCheck(
+  partition: number,
+  namespace: string,
+  format: number,
+  offset: number,
+  chain: string,
+  digest: string,
+): string {
+  const text = JSON.stringify([partition, namespace, format, offset, chain, digest]);
+  return createHash("sha256").update(text).digest("hex");
+}
 
 /** What a partition file says about itself. */
 export interface StoreMeta {
@@ -93,6 +142,16 @@ export interface StoreOptions {
   readonly mapBytes: number;
 }
 
+/** Raised when a partition file's meta contradicts itself: the file is damaged. */
+export class StoreCorruptError extends Error {
+  /** Stable code. */
+  readonly code = "store_corrupt";
+  constructor(message: string) {
+    super(message);
+    this.name = "StoreCorruptError";
+  }
+}
+
 /** Raised when a file on disk belongs to another partition or namespace. */
 export class StoreMismatchError extends Error {
   /** Stable code. */
@@ -155,7 +214,7 @@ const LMDB_HEADER_BYTES = LMDB_PAGE_BYTES_AT + 4;
  * lmdb-js crashes the whole process (SIGSEGV in its open error path) instead of throwing when
  * LMDB refuses a file, so a file from elsewhere (a snapshot) is checked by hand before opening.
  */
-function lmdbHeaderProblem(path: string): string | null {
+export function lmdbHeaderProblem(path: string): string | null {
   const file = Deno.openSync(path, { read: true });
   try {
     const size = file.statSync().size;
@@ -200,6 +259,9 @@ export class PartitionStore {
   private readonly records;
   private readonly meta;
   private position: AppliedPosition;
+  /** Content digest (XOR of {@linkcode recordHash} over all records), as committed. */
+  private digestBytes: Uint8Array;
+  private readonly namespace: string;
   private closed = false;
   private writing = false;
   /** Snapshot copies in flight: `close()` waits for them. */
@@ -214,47 +276,97 @@ export class PartitionStore {
 
   private constructor(options: StoreOptions) {
     this.partition = options.partition;
+    this.namespace = options.namespace;
     this.path = storePath(options.dir, options.partition);
     Deno.mkdirSync(options.dir, { recursive: true });
     this.env = open({ path: this.path, maxDbs: 4, mapSize: options.mapBytes });
-    this.records = this.env.openDB<Uint8Array, Uint8Array>({
-      name: "records",
-      keyEncoding: "binary",
-      encoding: "binary",
-    });
-    this.meta = this.env.openDB<unknown, string>({ name: "meta", encoding: "json" });
-    const partition = this.meta.get("partition");
-    const namespace = this.meta.get("namespace");
-    if (partition === undefined) {
-      this.meta.transactionSync(() => {
-        this.meta.putSync("partition", options.partition);
-        this.meta.putSync("namespace", options.namespace);
-        this.meta.putSync("format", STORE_FORMAT);
-        this.meta.putSync("offset", -1);
-        this.meta.putSync("chain", CHAIN_ZERO);
+    // Whatever makes the open fail (a mismatch, damaged meta) must not leave the file mapped:
+    // the caller may move it aside and open a new one at the same path.
+    try {
+      this.records = this.env.openDB<Uint8Array, Uint8Array>({
+        name: "records",
+        keyEncoding: "binary",
+        encoding: "binary",
       });
-    } else if (partition !== options.partition || namespace !== options.namespace) {
-      const found = `partition ${partition} of namespace ${namespace}`;
-      this.env.close();
-      throw new StoreMismatchError(
-        `Cannot open ${this.path}: it holds ${found}, expected partition ${options.partition} of namespace ${options.namespace}`,
+      this.meta = this.env.openDB<unknown, string>({ name: "meta", encoding: "json" });
+      const partition = this.meta.get("partition");
+      const namespace = this.meta.get("namespace");
+      if (partition === undefined) {
+        this.meta.transactionSync(() => {
+          this.meta.putSync("partition", options.partition);
+          this.meta.putSync("namespace", options.namespace);
+          this.meta.putSync("format", STORE_FORMAT);
+          this.meta.putSync("offset", -1);
+          this.meta.putSync("chain", CHAIN_ZERO);
+          this.meta.putSync("digest", DIGEST_ZERO);
+          this.meta.putSync("check", this.checkOf(-1, CHAIN_ZERO, DIGEST_ZERO));
+        });
+      } else if (partition !== options.partition || namespace !== options.namespace) {
+        const found = `partition ${partition} of namespace ${namespace}`;
+        this.env.close();
+        throw new StoreMismatchError(
+          `Cannot open ${this.path}: it holds ${found}, expected partition ${options.partition} of namespace ${options.namespace}`,
+        );
+      }
+      const format = this.meta.get("format");
+      if (format !== STORE_FORMAT) {
+        this.env.close();
+        throw new StoreMismatchError(
+          `Cannot open ${this.path}: format ${format}, expected ${STORE_FORMAT}`,
+        );
+      }
+      const offset = this.meta.get("offset");
+      const chain = this.meta.get("chain");
+      assert(
+        typeof offset === "number" && Number.isSafeInteger(offset) && offset >= -1,
+        "meta offset is corrupt",
       );
+      assert(typeof chain === "string" && /^[0-9a-f]{64}$/.test(chain), "meta chain is corrupt");
+      this.position = { offset, chain };
+      const digest = this.meta.get("digest");
+      if (digest === undefined) {
+        // A file written before digests existed: compute it once, from every record.
+        this.digestBytes = this.computeDigest();
+        this.meta.transactionSync(() => {
+          this.meta.putSync("digest", this.digest);
+          this.meta.putSync("check", this.checkOf(offset, chain, this.digest));
+        });
+      } else {
+        if (typeof digest !== "string" || !DIGEST_PATTERN.test(digest)) {
+          this.env.close();
+          throw new StoreCorruptError(`Cannot open ${this.path}: its meta digest is malformed`);
+        }
+        if (this.meta.get("check") !== this.checkOf(offset, chain, digest)) {
+          this.env.close();
+          throw new StoreCorruptError(`Cannot open ${this.path}: its meta checksum does not match`);
+        }
+        this.digestBytes = fromHex(digest);
+      }
+    } catch (error) {
+      try {
+        this.env.close();
+      } catch {
+        // Already closed by the check that threw.
+      }
+      throw error;
     }
-    const format = this.meta.get("format");
-    if (format !== STORE_FORMAT) {
-      this.env.close();
-      throw new StoreMismatchError(
-        `Cannot open ${this.path}: format ${format}, expected ${STORE_FORMAT}`,
-      );
+  }
+
+  private checkOf(offset: number, chain: string, digest: string): string {
+    return metaCheck(this.partition, this.namespace, STORE_FORMAT, offset, chain, digest);
+  }
+
+  private computeDigest(): Uint8Array {
+    const digest = new Uint8Array(RECORD_HASH_BYTES);
+    for (const { key, value } of this.records.getRange({})) {
+      xorInto(digest, recordHash(key, value));
     }
-    const offset = this.meta.get("offset");
-    const chain = this.meta.get("chain");
-    assert(
-      typeof offset === "number" && Number.isSafeInteger(offset) && offset >= -1,
-      "meta offset is corrupt",
-    );
-    assert(typeof chain === "string" && /^[0-9a-f]{64}$/.test(chain), "meta chain is corrupt");
-    this.position = { offset, chain };
+    return digest;
+  }
+
+  /** Content digest of the committed records, hex (equal on replicas with equal records). */
+  get digest(): string {
+    return toHex(this.digestBytes);
   }
 
   /** Opens (creating if needed) the store of one partition. */
@@ -362,19 +474,27 @@ export class PartitionStore {
     this.writing = true;
     const records = this.records;
     const meta = this.meta;
+    // Updated as the transaction writes; adopted only once it commits.
+    const digest = this.digestBytes.slice();
     const tx: StoreTx = {
       get: (pk, sk) => {
         const value = records.getBinaryFast(encodeRecordKey(pk, sk));
         return value === undefined ? null : decodeRecordValue(pk, sk, value);
       },
       put: (pk, sk, dataJson, version, createdAt, updatedAt) => {
-        records.putSync(
-          encodeRecordKey(pk, sk),
-          encodeRecordValue(dataJson, version, createdAt, updatedAt),
-        );
+        const key = encodeRecordKey(pk, sk);
+        const old = records.getBinaryFast(key);
+        if (old !== undefined) xorInto(digest, recordHash(key, old));
+        const value = encodeRecordValue(dataJson, version, createdAt, updatedAt);
+        xorInto(digest, recordHash(key, value));
+        records.putSync(key, value);
       },
       delete: (pk, sk) => {
-        records.removeSync(encodeRecordKey(pk, sk));
+        const key = encodeRecordKey(pk, sk);
+        const old = records.getBinaryFast(key);
+        if (old === undefined) return;
+        xorInto(digest, recordHash(key, old));
+        records.removeSync(key);
       },
     };
     try {
@@ -384,13 +504,17 @@ export class PartitionStore {
         const next = body(tx);
         if (next === null) return null;
         assert(next.offset > this.position.offset, `p${this.partition} offset must move forward`);
+        const hex = toHex(digest);
         meta.putSync("offset", next.offset);
         meta.putSync("chain", next.chain);
+        meta.putSync("digest", hex);
+        meta.putSync("check", this.checkOf(next.offset, next.chain, hex));
         return next;
       });
       if (reached !== null) {
         this.renewSnapshot();
         this.position = reached;
+        this.digestBytes = digest;
       }
       return this.position;
     } finally {
