@@ -7,8 +7,7 @@
 #   bash bench/fuzz_memory.sh                      # 10 minutes, random seed
 #   FUZZ_SECONDS=60 EVERY_S=5 bash bench/fuzz_memory.sh
 #
-# The known failures of issue 9 (the empty-ternary 500, numbers changed by JSON.parse) would end
-# the run at once on a tree without their fixes: set FUZZ_SKIP_EMPTY_TERNARY=1 and
+# On a tree without the fixes of issue 9, the byte-exact numbers check ends the run at once: set
 # FUZZ_NUMBERS_CHECK=0 there to measure memory anyway.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

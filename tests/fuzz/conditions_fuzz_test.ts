@@ -11,8 +11,12 @@ import { ConditionCache, ConditionError } from "../../src/apply/mod.ts";
 import type { StoredRecord } from "../../src/store/mod.ts";
 import { randomCondition, seededRandom } from "./_conditions.ts";
 
-const SEED = Number(Deno.env.get("FUZZ_SEED") ?? 0xc0_4d17);
-const CASES = Number(Deno.env.get("FUZZ_CASES") ?? 20_000);
+/** `deno task fuzz` sets FUZZ_LONG=1: a random seed (printed in the test name) and more cases. */
+const LONG = Deno.env.get("FUZZ_LONG") === "1";
+const SEED = Number(
+  Deno.env.get("FUZZ_SEED") ?? (LONG ? Math.floor(Math.random() * 2 ** 31) : 0xc0_4d17),
+);
+const CASES = Number(Deno.env.get("FUZZ_CASES") ?? (LONG ? 300_000 : 20_000));
 
 const RECORDS: (StoredRecord | null)[] = [
   null,

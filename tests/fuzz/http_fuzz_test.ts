@@ -19,13 +19,12 @@
  * - `FUZZ_MEMORY_EVERY_S=N`: sample the node's RssAnon/RssFile every N s and print a table.
  * - `FUZZ_NODE_<NAME>=value`: sets `<NAME>` for the node (e.g. `FUZZ_NODE_CONDITION_CACHE_MAX`).
  * - `FUZZ_NUMBERS_CHECK=0`: skip the byte-exact numbers read-back (development only).
- * - `FUZZ_SKIP_EMPTY_TERNARY=1`: never send an `if` with an empty ternary branch (`? :`), the
- *   known 500 of issue 9 defect 1, to look past it on a tree without its fix.
  *
  * Reproduce a failure: `FUZZ_SEED=<seed> deno test --allow-all tests/fuzz/http_fuzz_test.ts`
  * (the same seed and budget send the same requests; with 4 workers the interleaving may differ).
  */
 import { readResult, startNode, type TestNode } from "../integration/_node.ts";
+import { type Random, randomCondition as grammarCondition, seededRandom } from "./_conditions.ts";
 
 // deno-lint-ignore no-console
 const print = (line: string) => console.log(line);
@@ -46,7 +45,6 @@ const SECONDS_MAX = Number(Deno.env.get("FUZZ_SECONDS") ?? (LONG ? 120 : 20));
 const PROGRESS = (Deno.env.get("FUZZ_PROGRESS") ?? (LONG ? "1" : "0")) === "1";
 const MEMORY_EVERY_S = Number(Deno.env.get("FUZZ_MEMORY_EVERY_S") ?? 0);
 const NUMBERS_CHECK = Deno.env.get("FUZZ_NUMBERS_CHECK") !== "0";
-const SKIP_EMPTY_TERNARY = Deno.env.get("FUZZ_SKIP_EMPTY_TERNARY") === "1";
 const WORKERS = 4;
 /** Bound on requests sent while shrinking a failing request. */
 const SHRINK_TRIES_MAX = 400;
@@ -65,16 +63,13 @@ const LIMITS = {
 
 /** A seeded PRNG (mulberry32) with the helpers the generators need. */
 class Rng {
-  private a: number;
+  /** The underlying generator, for the shared condition grammar. */
+  readonly random: Random;
   constructor(seed: number) {
-    this.a = seed >>> 0;
+    this.random = seededRandom(seed);
   }
   next(): number {
-    this.a = (this.a + 0x6d2b79f5) >>> 0;
-    let t = this.a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.random();
   }
   int(n: number): number {
     return Math.floor(this.next() * n);
@@ -207,155 +202,32 @@ function rawSpan(text: string, path: readonly (string | number)[]): string | nul
 
 // --- Generators ------------------------------------------------------------------------------
 
-const IDENTIFIERS = [
-  "pk",
-  "sk",
-  "data",
-  "data.a",
-  "data.a.b",
-  "data.n",
-  "data['a']",
-  "data[0]",
-  "_version",
-  "_created_at",
-  "_updated_at",
-  "foo",
-  "foo.bar",
-  "true",
-  "false",
-  "null",
-  "undefined",
-  "this",
-  "constructor",
-  "__proto__",
-];
-const LITERALS = [
-  "1",
-  "0",
-  "-1",
-  "1.5",
-  "1e400",
-  "9007199254740993",
-  "'s'",
-  '"s"',
-  "''",
-  "'é😀'",
-  "[]",
-  "[1,2]",
-  "{}",
-  "{a:1}",
-];
-const OPERATORS = [
-  "==",
-  "!=",
-  "<",
-  ">",
-  "<=",
-  ">=",
-  "&&",
-  "||",
-  "!",
-  "+",
-  "-",
-  "*",
-  "/",
-  "//",
-  "%",
-  "^",
-  "in",
-  "?",
-  ":",
-  "|",
-  ".",
-  ",",
-  "(",
-  ")",
-  "[",
-  "]",
-  "{",
-  "}",
-  "'",
-  '"',
-  "=",
-  "&",
-];
-
 /**
- * A random `if` expression: grammar-shaped ones that should pass, token soup that mostly should
- * not, deep nesting and sizes near CONDITION_BYTES_MAX. One function, so that a fuller grammar
- * generator can replace it.
+ * A random `if` expression: the condition-grammar generator shared with the unit fuzz test
+ * (well-formed trees, cut and spliced ones, token soup, deep nesting), plus what only matters on
+ * the wire: sizes at CONDITION_BYTES_MAX, NUL and lone surrogates, and the known reproductions.
  */
 function randomCondition(rng: Rng): string {
-  const roll = rng.int(10);
-  let text: string;
-  if (roll < 4) {
-    text = grammarCondition(rng, 3);
-  } else if (roll < 8) {
-    const parts: string[] = [];
-    const n = 1 + rng.int(12);
-    for (let i = 0; i < n; i++) {
-      const kind = rng.int(3);
-      parts.push(
-        kind === 0 ? rng.pick(IDENTIFIERS) : kind === 1 ? rng.pick(LITERALS) : rng.pick(OPERATORS),
-      );
-    }
-    text = parts.join(rng.chance(0.7) ? " " : "");
-  } else if (roll < 9) {
-    const n = 1 + rng.int(600);
-    text = rng.pick([
-      () => "(".repeat(n) + "true" + ")".repeat(n),
-      () => "!".repeat(n) + "true",
-      () => "[".repeat(n) + "]".repeat(n) + " == 1",
-      () => "data" + ".a".repeat(n) + " == 1",
-      () => "true" + " && true".repeat(n),
-      () => "(".repeat(n) + "true",
-      () => "true ? ".repeat(n) + "true" + " : false".repeat(n),
-    ])();
-  } else {
-    text = rng.pick([
-      "",
-      " ",
-      "\u0000",
-      "\ud800",
-      "pk == '\ud800'",
-      "'" + "x".repeat(LIMITS.CONDITION_BYTES_MAX - 2) + "'",
-      "pk == '" + "é".repeat(LIMITS.CONDITION_BYTES_MAX / 2) + "'",
-      "pk == '" + "x".repeat(LIMITS.CONDITION_BYTES_MAX) + "'",
-      "true ? :",
-      "'a' ? :",
-      "pk ? : true",
-      "pk|upper == 'A'",
-      "data.a|length > 1",
-      "max(1, 2) == 2",
-      "pk.length == 1",
-      "data[pk] == 1",
-      "1 ? 2 : 3",
-    ]);
-  }
-  if (SKIP_EMPTY_TERNARY && /\?\s*:/.test(text)) return "true";
-  return text;
-}
-
-function grammarCondition(rng: Rng, depth: number): string {
-  const roll = depth <= 0 ? 0 : rng.int(6);
-  switch (roll) {
-    case 0:
-    case 1: {
-      const left = rng.chance(0.8) ? rng.pick(IDENTIFIERS) : rng.pick(LITERALS);
-      const op = rng.pick(["==", "!=", "<", ">", "<=", ">=", "in"]);
-      return `${left} ${op} ${rng.chance(0.7) ? rng.pick(LITERALS) : rng.pick(IDENTIFIERS)}`;
-    }
-    case 2:
-      return `${grammarCondition(rng, depth - 1)} && ${grammarCondition(rng, depth - 1)}`;
-    case 3:
-      return `${grammarCondition(rng, depth - 1)} || ${grammarCondition(rng, depth - 1)}`;
-    case 4:
-      return `!(${grammarCondition(rng, depth - 1)})`;
-    default:
-      return `${grammarCondition(rng, depth - 1)} ? ${grammarCondition(rng, depth - 1)} : ${
-        grammarCondition(rng, depth - 1)
-      }`;
-  }
+  if (rng.chance(0.85)) return grammarCondition(rng.random, LIMITS.CONDITION_BYTES_MAX + 8);
+  return rng.pick([
+    "",
+    " ",
+    "\u0000",
+    "\ud800",
+    "pk == '\ud800'",
+    "'" + "x".repeat(LIMITS.CONDITION_BYTES_MAX - 2) + "'",
+    "pk == '" + "é".repeat(LIMITS.CONDITION_BYTES_MAX / 2) + "'",
+    "pk == '" + "x".repeat(LIMITS.CONDITION_BYTES_MAX) + "'",
+    "true ? :",
+    "'a' ? :",
+    "pk ? : true",
+    "foo.bar == 1",
+    "data.n < 1" + "0".repeat(400),
+    "pk|upper == 'A'",
+    "max(1, 2) == 2",
+    "data[pk] == 1",
+    "1 ? 2 : 3",
+  ]);
 }
 
 const PKS = ["a", "b", "é😀", "k\u0000"];
