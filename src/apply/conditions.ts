@@ -322,8 +322,17 @@ interface Entry {
 export class ConditionCache {
   private readonly jexl = new JexlClass();
   private readonly cache = new Map<string, Entry>();
+  /** UTF-16 length of every cached expression: a compiled one costs ~20 heap bytes per unit. */
+  private chars = 0;
 
-  constructor(private readonly entriesMax: number) {}
+  /**
+   * At most `entriesMax` compiled conditions and `charsMax` UTF-16 units of expression text (the
+   * second bounds memory when clients send many long conditions), oldest evicted first.
+   */
+  constructor(
+    private readonly entriesMax: number,
+    private readonly charsMax: number = Number.POSITIVE_INFINITY,
+  ) {}
 
   /**
    * Compiles (or fetches) `expression` for a new request; throws {@linkcode ConditionError}
@@ -343,11 +352,17 @@ export class ConditionCache {
     let entry = this.cache.get(expression);
     if (entry === undefined) {
       entry = {};
-      // Evict the oldest entry: bounded memory whatever clients send.
-      if (this.cache.size >= this.entriesMax) {
-        this.cache.delete(this.cache.keys().next().value!);
+      // Evict the oldest entries: bounded memory whatever clients send.
+      while (
+        this.cache.size > 0 &&
+        (this.cache.size >= this.entriesMax || this.chars + expression.length > this.charsMax)
+      ) {
+        const oldest = this.cache.keys().next().value!;
+        this.cache.delete(oldest);
+        this.chars -= oldest.length;
       }
       this.cache.set(expression, entry);
+      this.chars += expression.length;
     }
     return entry;
   }

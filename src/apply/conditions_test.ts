@@ -420,3 +420,19 @@ Deno.test("ConditionCache.evaluate() pins JavaScript comparisons with null and m
     equal(cache.evaluate(expression, null), verdict, expression);
   }
 });
+
+Deno.test("ConditionCache keeps at most charsMax of expression text, evicting the oldest", () => {
+  const cache = new ConditionCache(1000, 64);
+  const long = (n: number) => `pk == '${"x".repeat(n)}'`;
+  cache.compile(long(20)); // 28 chars
+  cache.compile(long(21)); // 29 chars: 57 in all
+  const stats = () => (cache as unknown as { cache: Map<string, unknown>; chars: number });
+  equal(stats().cache.size, 2);
+  cache.compile(long(22)); // 30 more would make 87: the oldest goes
+  equal(stats().cache.size, 2);
+  equal(stats().chars, 29 + 30);
+  ok(!stats().cache.has(long(20)));
+  // One expression longer than the bound is still compiled (alone in the cache).
+  cache.compile(long(100));
+  equal(stats().cache.size, 1);
+});

@@ -103,6 +103,8 @@ export interface Config {
   readonly waitMsMax: number;
   /** Compiled conditions kept in the cache. */
   readonly conditionCacheMax: number;
+  /** Most expression text (UTF-16 units) the compiled-condition cache keeps. */
+  readonly conditionCacheCharsMax: number;
   /** Most log messages applied in one LMDB write transaction. */
   readonly applyBatchMax: number;
   /** Most appends waiting for the embedded log's next group commit (503 `log_overloaded` above). */
@@ -373,6 +375,7 @@ export function loadConfig(env: Env): Config {
     listScanMax: int(env, "LIST_SCAN_MAX", 10_000, 1, 10_000_000),
     waitMsMax: int(env, "WAIT_MS_MAX", 10_000, 0, 300_000),
     conditionCacheMax: int(env, "CONDITION_CACHE_MAX", 10_000, 1, 1_000_000),
+    conditionCacheCharsMax: int(env, "CONDITION_CACHE_CHARS_MAX", 1_048_576, 1024, 1_073_741_824),
     applyBatchMax: int(env, "APPLY_BATCH_MAX", 2000, 1, 100_000),
     logQueueMax: int(env, "LOG_QUEUE_MAX", 10_000, 1, 1_000_000),
     waitersMax: int(env, "WAITERS_MAX", 10_000, 1, 1_000_000),
@@ -427,6 +430,12 @@ export function loadConfig(env: Env): Config {
     throw new ConfigError(
       "LIST_SCAN_MAX",
       `must be at least LIST_LIMIT_MAX (${config.listLimitMax}), got ${config.listScanMax}`,
+    );
+  }
+  if (config.conditionCacheCharsMax < config.conditionBytesMax) {
+    throw new ConfigError(
+      "CONDITION_CACHE_CHARS_MAX",
+      `must be at least CONDITION_BYTES_MAX (${config.conditionBytesMax}), got ${config.conditionCacheCharsMax}`,
     );
   }
   // The idle sweep sees bytes, not requests: a request waiting for `wait_ms` or the log is idle.

@@ -128,7 +128,10 @@ export class Node implements PartitionConsumer {
     this.config = deps.config;
     this.log = deps.log;
     this.metrics = deps.metrics;
-    this.conditions = new ConditionCache(deps.config.conditionCacheMax);
+    this.conditions = new ConditionCache(
+      deps.config.conditionCacheMax,
+      deps.config.conditionCacheCharsMax,
+    );
     this.waiters = new Waiters(deps.config.waitersMax);
     this.applyContext = { conditions: this.conditions, metrics: deps.metrics, now: deps.now };
     this.snapshots = deps.snapshots ?? null;
