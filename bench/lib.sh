@@ -348,3 +348,28 @@ start_retries_note() {
   printf 'Node starts retried after `start_failed` (see the helper `start_listening` in bench/lib.sh): %s.' \
     "$(printf '%s; ' "${START_RETRIES[@]}" | sed 's/; $//')"
 }
+
+# --- disk accounting (write.sh, kafka.sh) -----------------------------------------------------
+
+# disk_device DIR: the block device holding DIR as /proc/diskstats names it (vda, nvme0n1p2,
+# dm-0), or nothing when it is not a block device (tmpfs, overlay without one).
+disk_device() {
+  local source name
+  source=$(findmnt -n -o SOURCE -T "$1" 2>/dev/null | head -n 1) || return 0
+  [[ "$source" == /dev/* ]] || return 0
+  name=$(basename "$(readlink -f "$source")")
+  if awk -v d="$name" '$3 == d {found = 1} END {exit !found}' /proc/diskstats; then echo "$name"; fi
+}
+
+# disk_sample DEVICE: "writes_completed bytes_written flushes_completed" of DEVICE, cumulative
+# (flushes are 0 on kernels before 5.5); "0 0 0" when DEVICE is empty.
+disk_sample() {
+  if [[ -z "$1" ]]; then
+    echo "0 0 0"
+    return
+  fi
+  awk -v d="$1" '$3 == d {printf "%d %.0f %d\n", $8, $10 * 512, (NF > 18 ? $19 : 0)}' /proc/diskstats
+}
+
+# proc_write_bytes PID: bytes PID caused to be written to storage so far (/proc/PID/io).
+proc_write_bytes() { awk '/^write_bytes:/ {print $2}' "/proc/$1/io" 2>/dev/null || echo 0; }

@@ -20,10 +20,14 @@
  *     [--url http://127.0.0.1:8190] [--metrics-url http://127.0.0.1:8191/metrics]
  *     [--concurrency 1,16,64] [--records-per-request 1,100] [--duration-s 10]
  *     [--partitions 16] [--pid <node pid, for its CPU use>] [--json FILE]
- *     [--catch-up-timeout-s 30]
+ *     [--catch-up-timeout-s 30] [--disk-device vda]
  * Env fallbacks: WRITE_URL, WRITE_METRICS_URL, WRITE_CONCURRENCY, WRITE_RECORDS_PER_REQUEST,
- * WRITE_DURATION_S, PARTITIONS, WRITE_NODE_PID, WRITE_CATCH_UP_TIMEOUT_S. Prints a Markdown
- * table on stdout. (`--allow-all` because Deno asks for it to read `/proc/<pid>/stat`.)
+ * WRITE_DURATION_S, PARTITIONS, WRITE_NODE_PID, WRITE_CATCH_UP_TIMEOUT_S, WRITE_DISK_DEVICE.
+ * With `--disk-device` (the block device holding the node's DB_PATH, as /proc/diskstats names
+ * it) each run also reports that device's flush requests/s, write requests/s and bytes written
+ * per acknowledged record — the whole device, so other processes on it count too — and, with
+ * `--pid`, the bytes the node itself wrote per record (/proc/<pid>/io) and its CPU µs per put.
+ * Prints a Markdown table on stdout. (`--allow-all` because Deno asks for it to read `/proc/<pid>/stat`.)
  *
  * @module
  */
@@ -42,6 +46,8 @@ interface Options {
   readonly pid: number | null;
   readonly json: string | null;
   readonly catchUpTimeoutS: number;
+  /** Block device (as named in /proc/diskstats) holding the node's DB_PATH, or null. */
+  readonly diskDevice: string | null;
 }
 
 function ints(name: string, env: string, fallback: string, max: number): number[] {
@@ -71,6 +77,7 @@ function options(): Options {
     pid: pid === undefined || pid === "" ? null : Number(pid),
     json: flag("json") ?? null,
     catchUpTimeoutS: ints("catch-up-timeout-s", "WRITE_CATCH_UP_TIMEOUT_S", "30", 3600)[0]!,
+    diskDevice: flag("disk-device") ?? Deno.env.get("WRITE_DISK_DEVICE") ?? null,
   };
 }
 
@@ -113,6 +120,48 @@ async function procCpuSeconds(pid: number, mainThread = false): Promise<number> 
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** Cumulative counters of one block device from /proc/diskstats. */
+export interface DiskCounters {
+  /** Write requests completed. */
+  readonly writes: number;
+  /** Bytes written (sectors × 512). */
+  readonly bytes: number;
+  /** Flush requests completed (fsync/fdatasync reaching the device; 0 on kernels before 5.5). */
+  readonly flushes: number;
+}
+
+/** The counters of `device` in the text of /proc/diskstats, or null when it is not listed. */
+export function diskCounters(diskstats: string, device: string): DiskCounters | null {
+  for (const line of diskstats.split("\n")) {
+    const f = line.trim().split(/\s+/);
+    if (f[2] !== device) continue;
+    // Major, minor, name; reads (4 fields); writes completed, merged, sectors, ms; 3 I/O
+    // fields; discards (4 fields, kernel 4.18+); flush requests completed, ms (kernel 5.5+).
+    return {
+      writes: Number(f[7]),
+      bytes: Number(f[9]) * 512,
+      flushes: f.length > 18 ? Number(f[18]) : 0,
+    };
+  }
+  return null;
+}
+
+async function readDisk(device: string | null): Promise<DiskCounters | null> {
+  if (device === null) return null;
+  return diskCounters(await Deno.readTextFile("/proc/diskstats"), device);
+}
+
+/** Bytes a process caused to be written to storage (`write_bytes` of /proc/<pid>/io). */
+async function procWriteBytes(pid: number | null): Promise<number | null> {
+  if (pid === null) return null;
+  try {
+    const m = /^write_bytes: (\d+)$/m.exec(await Deno.readTextFile(`/proc/${pid}/io`));
+    return m === null ? null : Number(m[1]);
+  } catch {
+    return null;
+  }
+}
+
 function clientCpuSeconds(): number {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1e6;
@@ -150,6 +199,14 @@ export interface RunResult {
   /** CPU of the node's main (JS) thread alone. */
   readonly nodeJsCpuPct: number | null;
   readonly clientCpuPct: number;
+  /** Node CPU (all threads) per acknowledged put, µs. */
+  readonly nodeCpuUsPerPut: number | null;
+  /** Of the device holding DB_PATH, during the run (whole device: every process on it). */
+  readonly diskFlushesPerS: number | null;
+  readonly diskWritesPerS: number | null;
+  readonly diskBytesPerRecord: number | null;
+  /** Bytes the node process itself wrote to storage per acknowledged record (/proc/PID/io). */
+  readonly nodeBytesPerRecord: number | null;
 }
 
 class Latencies {
@@ -200,6 +257,8 @@ async function runOnce(o: Options, rpr: number, concurrency: number): Promise<Ru
   const nodeCpu0 = o.pid === null ? 0 : await procCpuSeconds(o.pid);
   const nodeJs0 = o.pid === null ? 0 : await procCpuSeconds(o.pid, true);
   const clientCpu0 = clientCpuSeconds();
+  const disk0 = await readDisk(o.diskDevice);
+  const io0 = await procWriteBytes(o.pid);
   const latencies = new Latencies();
   const errors: Record<string, number> = {};
   const maxOffsets = new Map<number, number>();
@@ -260,6 +319,8 @@ async function runOnce(o: Options, rpr: number, concurrency: number): Promise<Ru
   const clientCpu1 = clientCpuSeconds();
   const nodeCpu1 = o.pid === null ? 0 : await procCpuSeconds(o.pid);
   const nodeJs1 = o.pid === null ? 0 : await procCpuSeconds(o.pid, true);
+  const disk1 = await readDisk(o.diskDevice);
+  const io1 = await procWriteBytes(o.pid);
   const after = await counters(o.metricsUrl);
   const caughtUp = await waitApplied(o, maxOffsets, probe);
   const caughtUpAt = performance.now();
@@ -287,6 +348,21 @@ async function runOnce(o: Options, rpr: number, concurrency: number): Promise<Ru
     nodeCpuPct: o.pid === null ? null : (100 * (nodeCpu1 - nodeCpu0)) / seconds,
     nodeJsCpuPct: o.pid === null ? null : (100 * (nodeJs1 - nodeJs0)) / seconds,
     clientCpuPct: (100 * (clientCpu1 - clientCpu0)) / seconds,
+    nodeCpuUsPerPut: o.pid === null || requests === 0
+      ? null
+      : ((nodeCpu1 - nodeCpu0) * 1e6) / requests,
+    diskFlushesPerS: disk0 === null || disk1 === null
+      ? null
+      : (disk1.flushes - disk0.flushes) / seconds,
+    diskWritesPerS: disk0 === null || disk1 === null
+      ? null
+      : (disk1.writes - disk0.writes) / seconds,
+    diskBytesPerRecord: disk0 === null || disk1 === null || records === 0
+      ? null
+      : (disk1.bytes - disk0.bytes) / records,
+    nodeBytesPerRecord: io0 === null || io1 === null || records === 0
+      ? null
+      : (io1 - io0) / records,
   };
 }
 
@@ -299,8 +375,8 @@ function f(n: number | null, digits = 2): string {
 /** The Markdown table of a set of runs. */
 export function table(results: readonly RunResult[]): string {
   const lines = [
-    "| records/request | writers | requests | records/s acked | requests/s | p50 ms | p99 ms | max ms | errors | log appends | group commits | appends/commit | mean commit ms | apply catch-up ms | unapplied msgs | node CPU % | node JS thread % | client CPU % |",
-    "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    "| records/request | writers | requests | records/s acked | requests/s | p50 ms | p99 ms | max ms | errors | log appends | group commits | appends/commit | mean commit ms | apply catch-up ms | unapplied msgs | node CPU % | node JS thread % | client CPU % | node CPU µs/put | disk flushes/s | disk writes/s | disk bytes/record | node bytes written/record |",
+    "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
   ];
   for (const r of results) {
     const errors = Object.entries(r.errors).map(([k, v]) => `${v}×${k}`).join(" ") || "0";
@@ -315,7 +391,9 @@ export function table(results: readonly RunResult[]): string {
         r.catchUpMs === null ? "**timeout**" : f(r.catchUpMs, 0)
       } | ${r.unapplied} | ${f(r.nodeCpuPct, 0)} | ${f(r.nodeJsCpuPct, 0)} | ${
         f(r.clientCpuPct, 0)
-      } |`,
+      } | ${f(r.nodeCpuUsPerPut, 0)} | ${f(r.diskFlushesPerS, 0)} | ${f(r.diskWritesPerS, 0)} | ${
+        f(r.diskBytesPerRecord, 0)
+      } | ${f(r.nodeBytesPerRecord, 0)} |`,
     );
   }
   return lines.join("\n");
