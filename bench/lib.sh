@@ -304,7 +304,9 @@ event_ms() {
 # metric_value URL NAME: the value of the first sample of NAME (with its labels, if any, as
 # written) in the Prometheus text at URL; 0 when absent.
 metric_value() {
-  curl -s --max-time 5 "$1" | awk -v n="$2" '$1 == n {print $2; found = 1; exit} END {if (!found) print 0}'
+  # awk reads to the end: exiting at the match would fail curl with a write error (exit 23),
+  # which pipefail turns into a failed benchmark.
+  curl -s --max-time 5 "$1" | awk -v n="$2" '!found && $1 == n {print $2; found = 1} END {if (!found) print 0}'
 }
 
 # loadavg: the 1/5/15-minute load averages.
