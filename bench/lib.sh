@@ -188,6 +188,10 @@ RUN_ID="bench_$(date -u +%Y%m%d%H%M%S)_$$"
 ensure_kafka() {
   if bash scripts/kafka.sh status >/dev/null 2>&1; then
     log "kafka already runs on $KAFKA_ADDR: using it, leaving it running"
+  elif (exec 3<>"/dev/tcp/${KAFKA_ADDR%:*}/${KAFKA_ADDR##*:}") 2>/dev/null; then
+    # Another checkout's broker (a git worktree has its own .cache/kafka-run): starting a second
+    # one on the same port would fail.
+    log "a broker (not this checkout's) listens on $KAFKA_ADDR: using it, leaving it running"
   else
     log "starting kafka (scripts/kafka.sh start)"
     bash scripts/kafka.sh start >&2 || die "cannot start kafka"
