@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Kafka benchmark: FireScroll nodes on the real test broker (scripts/kafka.sh, 127.0.0.1:19092;
-# started if it is not running, and then stopped at the end). Three parts, each on fresh
+# started if it is not running, and then stopped at the end). Four parts, each on fresh
 # namespaces of this run (their topics are deleted at the end unless KEEP_DATA=1):
 #
 #   a. writes, side by side, for each mode of KAFKA_PIN_MODES ("1 0": pinned first; pinned =
@@ -26,7 +26,7 @@
 #      GROWTH_RECORDS records each (100-record puts, one partition and one log message each,
 #      bench/backlog.ts, BACKLOG_CONCURRENCY in flight) → per-round records/s, node CPU per record,
 #      disk flushes/s and bytes per record: no slowdown as the data grows. GROWTH_ROUNDS=0 skips
-#      it; GROWTH_RECORDS=1000000 is the full check (≈ 3 minutes more).
+#      it; GROWTH_RECORDS=1000000 is the full check (≈ 3 minutes more). The default run takes ≈ 4.5 minutes.
 #
 # Prints a Markdown block for bench/RESULTS.md on stdout; progress on stderr.
 #
