@@ -63,13 +63,30 @@ export interface KafkaLogOptions {
   readonly now: () => number;
 }
 
-/** Produce requests in flight at once (the idempotent producer allows at most 5). */
-const SENDS_MAX = 4;
 /** Most messages in one produce request. */
 const SEND_MESSAGES_MAX = 5000;
+/**
+ * How often the consumer commits the offsets it applied to Kafka. They serve monitoring only
+ * (LMDB holds where a partition resumes), so they are committed rarely and off the fetch path.
+ */
+const COMMIT_INTERVAL_MS = 5000;
+/** Bound on the last offset commit at shutdown. */
+const FINAL_COMMIT_TIMEOUT_MS = 2000;
+/**
+ * How long the broker may hold a fetch that finds nothing new. Data answers a fetch at once
+ * (`minBytes` 1), so this costs no latency; it only bounds how often an idle consumer asks, and
+ * how late a partition resumed or sought between fetches is fetched for the first time.
+ */
+const FETCH_MAX_WAIT_MS = 250;
 
 interface PendingAppend {
   readonly messages: readonly AppendRequest[];
+  /** Value bytes of `messages`. */
+  readonly bytes: number;
+  /** When the caller gets 503 `log_unavailable` if Kafka has not answered (ms, `Date.now()`). */
+  readonly deadline: number;
+  /** Settled: answered by Kafka or timed out (a later outcome is then ignored). */
+  done: boolean;
   readonly resolve: (offsets: number[]) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -119,8 +136,17 @@ export class KafkaLog implements MutationLog {
   private consumer: Consumer | null = null;
   /** Messages queued or being produced (bounded by `queueMax`). */
   private inFlight = 0;
-  private readonly pending: PendingAppend[] = [];
-  private sending = 0;
+  /** Appends waiting for the next produce request. */
+  private pending: PendingAppend[] = [];
+  /** Whether a produce request is in flight. */
+  private sending = false;
+  /**
+   * Appends not yet settled, in arrival order (so in deadline order), from `waitingHead` on: the
+   * one timer of {@linkcode sweep} serves all of them instead of a timer per append.
+   */
+  private waiting: PendingAppend[] = [];
+  private waitingHead = 0;
+  private sweepTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private readonly options: KafkaLogOptions) {
     this.topics = topicNames(options.namespace);
@@ -309,10 +335,11 @@ export class KafkaLog implements MutationLog {
   }
 
   /**
-   * Queues the messages for the next produce request and resolves to their offsets. Up to
-   * {@linkcode SENDS_MAX} produce requests are in flight; appends that arrive meanwhile travel
-   * together in the next one (the Kafka counterpart of the embedded log's group commit), so many
-   * concurrent small writes cost few round trips to the broker.
+   * Queues the messages for the next produce request and resolves to their offsets. One produce
+   * request is in flight at a time, and it takes everything queued when the previous one returns
+   * (the Kafka counterpart of the embedded log's group commit): kafkajs's idempotent producer
+   * holds a per-broker lock for a request's whole round trip, so a second request in flight
+   * would only wait, sealed small, behind the first.
    */
   append(messages: readonly AppendRequest[]): Promise<number[]> {
     assert(this.producer !== null, "kafka log is not started");
@@ -326,53 +353,131 @@ export class KafkaLog implements MutationLog {
       );
     }
     this.inFlight += messages.length;
+    let bytes = 0;
+    for (const m of messages) bytes += m.value.byteLength;
+    const deadline = Date.now() + this.options.writeTimeoutMs;
     const sent = new Promise<number[]>((resolve, reject) => {
-      this.pending.push({ messages, resolve, reject });
+      const entry: PendingAppend = {
+        messages,
+        bytes,
+        deadline,
+        done: false,
+        resolve: (offsets) => {
+          if (entry.done) return;
+          entry.done = true;
+          resolve(offsets);
+        },
+        reject: (error) => {
+          if (entry.done) return;
+          entry.done = true;
+          reject(error);
+        },
+      };
+      this.pending.push(entry);
+      this.waiting.push(entry);
     });
+    if (this.sweepTimer === null) this.armSweep();
     this.pump();
-    // A timed-out write keeps going in the background and may still land: the client got a 503
-    // and must treat the write as unknown (conditions make retries safe).
-    sent.catch(() => {});
-    return withTimeout(sent, this.options.writeTimeoutMs, "writing to Kafka");
+    return sent;
   }
 
-  /** Starts produce requests for queued appends while fewer than SENDS_MAX are in flight. */
-  private pump(): void {
-    while (this.sending < SENDS_MAX && this.pending.length > 0) {
-      // Bounded in messages and bytes: a partition's record batch must stay under the broker's
-      // message.max.bytes, which MESSAGE_BYTES_MAX already keeps each single message under.
-      let count = 0;
-      let bytes = 0;
-      let take = 0;
-      while (take < this.pending.length && count < SEND_MESSAGES_MAX) {
-        const size = this.pending[take]!.messages.reduce((n, m) => n + m.value.length, 0);
-        if (take > 0 && bytes + size > this.options.sendBytesMax) break;
-        count += this.pending[take]!.messages.length;
-        bytes += size;
-        take++;
+  /**
+   * Fails the appends past their deadline with 503 `log_unavailable`. A timed-out write keeps
+   * going in the background and may still land: the client must treat it as unknown
+   * (conditions make retries safe).
+   */
+  private sweep(): void {
+    this.sweepTimer = null;
+    const now = Date.now();
+    const waiting = this.waiting;
+    let head = this.waitingHead;
+    while (head < waiting.length && (waiting[head]!.done || waiting[head]!.deadline <= now)) {
+      const entry = waiting[head++]!;
+      if (!entry.done) {
+        entry.reject(
+          unavailable(
+            `Cannot finish writing to Kafka: no answer within ${this.options.writeTimeoutMs} ms`,
+          ),
+        );
       }
-      const batch = this.pending.splice(0, take);
-      this.sending++;
-      this.send(batch).finally(() => {
-        this.sending--;
-        for (const p of batch) this.inFlight -= p.messages.length;
-        this.pump();
-      });
     }
+    this.waitingHead = head;
+    this.armSweep();
+  }
+
+  /** Drops settled appends from the front of `waiting` and arms the timer for the oldest left. */
+  private armSweep(): void {
+    const waiting = this.waiting;
+    let head = this.waitingHead;
+    while (head < waiting.length && waiting[head]!.done) head++;
+    if (head === waiting.length) {
+      this.waiting = [];
+      this.waitingHead = 0;
+      return;
+    }
+    if (head > 1024 && head * 2 > waiting.length) {
+      this.waiting = waiting.slice(head);
+      head = 0;
+    }
+    this.waitingHead = head;
+    const delay = Math.max(0, this.waiting[head]!.deadline - Date.now());
+    this.sweepTimer = setTimeout(() => this.sweep(), delay);
+  }
+
+  /** Starts a produce request for the queued appends unless one is in flight. */
+  private pump(): void {
+    if (this.sending || this.pending.length === 0) return;
+    // Bounded in messages and bytes: a partition's record batch must stay under the broker's
+    // message.max.bytes, which MESSAGE_BYTES_MAX already keeps each single message under.
+    const pending = this.pending;
+    let count = 0;
+    let bytes = 0;
+    let take = 0;
+    while (take < pending.length) {
+      const next = pending[take]!;
+      if (
+        take > 0 && (count + next.messages.length > SEND_MESSAGES_MAX ||
+          bytes + next.bytes > this.options.sendBytesMax)
+      ) break;
+      count += next.messages.length;
+      bytes += next.bytes;
+      take++;
+    }
+    let batch: PendingAppend[];
+    if (take === pending.length) {
+      batch = pending;
+      this.pending = [];
+    } else {
+      batch = pending.splice(0, take);
+    }
+    this.sending = true;
+    this.send(batch, count).finally(() => {
+      this.sending = false;
+      this.inFlight -= count;
+      this.pump();
+      // Answered appends leave the front of `waiting` now rather than at the next deadline.
+      if (this.sweepTimer !== null && this.waiting[this.waitingHead]?.done === true) {
+        clearTimeout(this.sweepTimer);
+        this.armSweep();
+      }
+    });
   }
 
   /** One produce request for several appends; each gets its messages' offsets. */
-  private async send(batch: readonly PendingAppend[]): Promise<void> {
+  private async send(batch: readonly PendingAppend[], count: number): Promise<void> {
     const timestamp = String(this.options.now());
-    const messages = [];
+    const messages = new Array<
+      { partition: number; key: string; value: Buffer; timestamp: string }
+    >(count);
+    let i = 0;
     for (const pending of batch) {
       for (const m of pending.messages) {
-        messages.push({
+        messages[i++] = {
           partition: m.partition,
           key: m.key,
           value: Buffer.from(m.value.buffer, m.value.byteOffset, m.value.byteLength),
           timestamp,
-        });
+        };
       }
     }
     let metadata;
@@ -400,7 +505,7 @@ export class KafkaLog implements MutationLog {
       });
       pending.resolve(offsets);
     }
-    this.options.metrics.logAppends.labels().inc(messages.length);
+    this.options.metrics.logAppends.labels().inc(count);
     this.options.metrics.logCommits.labels().inc();
   }
 
@@ -414,7 +519,8 @@ export class KafkaLog implements MutationLog {
       heartbeatInterval: Math.max(500, Math.floor(this.options.sessionTimeoutMs / 5)),
       rebalanceTimeout: Math.max(10_000, this.options.sessionTimeoutMs * 2),
       allowAutoTopicCreation: false,
-      maxWaitTimeInMs: 100,
+      minBytes: 1,
+      maxWaitTimeInMs: FETCH_MAX_WAIT_MS,
       retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: 1_000_000 },
     });
     this.consumer = consumer;
@@ -492,20 +598,55 @@ export class KafkaLog implements MutationLog {
       await this.deliverBatch(partitionConsumer, batch, next, expected, resolveOffset, heartbeat);
     };
 
+    /** The next offset last committed to Kafka per partition. */
+    const committed = new Map<number, number>();
+    let committing: Promise<void> | null = null;
+    /**
+     * Commits what was applied since the last commit (partitions this node still holds). Never
+     * on the fetch path: kafkajs's auto-commit waits for the commit before the next fetch, and
+     * commits once per partition on each seek.
+     */
+    const commitApplied = (): Promise<void> => {
+      if (committing !== null) return committing;
+      const offsets: { topic: string; partition: number; offset: string }[] = [];
+      for (const [partition, offset] of expected) {
+        if (committed.get(partition) !== offset) {
+          offsets.push({ topic, partition, offset: String(offset) });
+        }
+      }
+      if (offsets.length === 0) return Promise.resolve();
+      committing = consumer.commitOffsets(offsets).then(() => {
+        for (const o of offsets) committed.set(o.partition, Number(o.offset));
+      }, (error) => {
+        // Monitoring only: the next round tries again.
+        log("warn", "kafka_commit_failed", { error: errorMessage(error) });
+      }).finally(() => {
+        committing = null;
+      });
+      return committing;
+    };
+
     const done = (async () => {
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: true });
       await consumer.run({
-        autoCommit: true,
-        autoCommitInterval: 1000,
+        autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: Math.min(this.options.partitions, 8),
         eachBatch,
       });
+      const commitTimer = setInterval(() => void commitApplied(), COMMIT_INTERVAL_MS);
       await new Promise<void>((resolve) => {
         if (signal.aborted) resolve();
         else signal.addEventListener("abort", () => resolve(), { once: true });
       });
+      clearInterval(commitTimer);
+      let finalTimer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        commitApplied(),
+        new Promise<void>((resolve) => finalTimer = setTimeout(resolve, FINAL_COMMIT_TIMEOUT_MS)),
+      ]);
+      clearTimeout(finalTimer);
       await consumer.disconnect();
       await changes.catch(() => {});
       await partitionConsumer.revoked([...expected.keys()]);
@@ -570,6 +711,12 @@ export class KafkaLog implements MutationLog {
 
   async close(): Promise<void> {
     await this.producer?.disconnect().catch(() => {});
+    if (this.sweepTimer !== null) clearTimeout(this.sweepTimer);
+    this.sweepTimer = null;
+    const closed = unavailable("Cannot finish writing to Kafka: the log is closing");
+    for (let i = this.waitingHead; i < this.waiting.length; i++) this.waiting[i]!.reject(closed);
+    this.waiting = [];
+    this.waitingHead = 0;
     await this.admin?.disconnect().catch(() => {});
     this.producer = null;
     this.admin = null;
