@@ -210,8 +210,8 @@ Deno.test("EmbeddedLog group-commits concurrent appends into few transactions", 
 Deno.test("EmbeddedLog.append() refuses with log_overloaded when its queue is full", async () => {
   await withLog(async ({ open }) => {
     const log = await open({ queueMax: 5 });
-    // The first append starts a commit at once; the next five wait for the following one.
-    const accepted = Array.from({ length: 6 }, (_, i) => log.append([msg(i % 4, `m${i}`)]));
+    // Appends wait for the commit at the end of this event-loop turn: five fill the queue.
+    const accepted = Array.from({ length: 5 }, (_, i) => log.append([msg(i % 4, `m${i}`)]));
     const overloaded = log.append([msg(0, "one too many")]);
     await rejects(overloaded, (error: unknown) => {
       ok(error instanceof OperationalError);
@@ -219,7 +219,7 @@ Deno.test("EmbeddedLog.append() refuses with log_overloaded when its queue is fu
       equal(error.status, 503);
       return true;
     });
-    equal((await Promise.all(accepted)).length, 6);
+    equal((await Promise.all(accepted)).length, 5);
     // A single append larger than the queue can never fit.
     await rejects(
       log.append([msg(0, "a"), msg(1, "b"), msg(2, "c"), msg(3, "d"), msg(0, "e"), msg(1, "f")]),
