@@ -207,6 +207,32 @@ Deno.test("EmbeddedLog group-commits concurrent appends into few transactions", 
   });
 });
 
+Deno.test("EmbeddedLog commits none of a batch whose transaction throws midway, and offsets stay dense", async () => {
+  await withLog(async ({ open, metrics }) => {
+    const log = await open();
+    // Queued in the same event-loop turn, so both go into one commit; the second throws while
+    // being written (a value too large to allocate), after the first was put.
+    const good = log.append([msg(0, "before the throw")]);
+    const bad = log.append([{
+      partition: 1,
+      key: "bad",
+      value: { length: 2 ** 40 } as Uint8Array,
+    }]);
+    for (const failed of [good, bad]) {
+      await rejects(failed, (error: unknown) => {
+        ok(error instanceof OperationalError);
+        equal(error.code, "log_unavailable");
+        return true;
+      });
+    }
+    equal(log.read(0, 0, 10).length, 0);
+    equal(metrics.logCommits.labels().value, 0);
+    // The failed commit's offsets are handed out again: nothing was written at them.
+    deepEqual(await log.append([msg(0, "after"), msg(1, "after")]), [0, 0]);
+    deepEqual(log.read(0, 0, 10).map((r) => decoder.decode(r.value)), ["after"]);
+  });
+});
+
 Deno.test("EmbeddedLog.append() refuses with log_overloaded when its queue is full", async () => {
   await withLog(async ({ open }) => {
     const log = await open({ queueMax: 5 });
