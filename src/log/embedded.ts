@@ -6,6 +6,7 @@
  * one, and every append in a commit is acknowledged by the same fsync.
  */
 import { open, type RootDatabase } from "lmdb";
+import { setImmediate } from "node:timers";
 import type { LogRecord } from "../apply/mod.ts";
 import type { Metrics } from "../metrics/mod.ts";
 import { assert } from "../util/assert.ts";
@@ -75,7 +76,9 @@ export class EmbeddedLog implements MutationLog {
   private readonly committedEnds: number[];
   private queue: Pending[] = [];
   private queued = 0;
-  private committing = false;
+  /** A commit is scheduled for the end of this event-loop turn. */
+  private scheduled = false;
+  private readonly commitNow = () => this.commit();
   private appended: () => void = () => {};
   private appendedSignal: Promise<void> = Promise.resolve();
 
@@ -160,61 +163,67 @@ export class EmbeddedLog implements MutationLog {
     return new Promise((resolve, reject) => {
       this.queue.push({ messages, resolve, reject });
       this.queued += messages.length;
-      if (!this.committing) this.commit();
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(this.commitNow);
+      }
     });
   }
 
-  /** Commits everything queued in one transaction, then again while more arrived meanwhile. */
-  private async commit(): Promise<void> {
-    const entries = this.entries!;
-    this.committing = true;
-    while (this.queue.length > 0) {
-      const batch = this.queue;
-      this.queue = [];
-      this.queued = 0;
-      const timestamp = this.options.now();
-      const offsets: number[][] = [];
-      const started = performance.now();
-      const before = this.endOffsets.slice();
-      let count = 0;
-      try {
-        // A child transaction: a throw mid-batch (map full) must not commit the entries before it.
-        await this.env!.childTransaction(() => {
-          for (const pending of batch) {
-            const assigned: number[] = [];
-            for (const m of pending.messages) {
-              const offset = this.endOffsets[m.partition]!;
-              this.endOffsets[m.partition] = offset + 1;
-              const value = new Uint8Array(TIMESTAMP_BYTES + m.value.length);
-              new DataView(value.buffer).setFloat64(0, timestamp, false);
-              value.set(m.value, TIMESTAMP_BYTES);
-              entries.putSync(entryKey(m.partition, offset), value);
-              assigned.push(offset);
-              count++;
-            }
-            offsets.push(assigned);
+  /**
+   * Commits everything queued in one synchronous, fsync'd transaction. It runs once per event-loop
+   * turn (setImmediate), after that turn's I/O callbacks queued their appends: an fdatasync of a
+   * small append is ~0.2 ms, cheaper than the two hops through the JS thread an async transaction
+   * on lmdb-js's write thread costs, and the appends arriving meanwhile wait for the next turn.
+   */
+  private commit(): void {
+    this.scheduled = false;
+    if (this.queue.length === 0 || this.entries === null) return;
+    const entries = this.entries;
+    const batch = this.queue;
+    this.queue = [];
+    this.queued = 0;
+    const timestamp = this.options.now();
+    const offsets: number[][] = [];
+    const started = performance.now();
+    const before = this.endOffsets.slice();
+    let count = 0;
+    try {
+      // lmdb-js aborts a synchronous transaction whose body throws (map full): the entries before
+      // the throw are not committed. The commit fdatasyncs (no overlappingSync, no noSync).
+      this.env!.transactionSync(() => {
+        for (const pending of batch) {
+          const assigned: number[] = [];
+          for (const m of pending.messages) {
+            const offset = this.endOffsets[m.partition]!;
+            this.endOffsets[m.partition] = offset + 1;
+            const value = new Uint8Array(TIMESTAMP_BYTES + m.value.length);
+            new DataView(value.buffer).setFloat64(0, timestamp, false);
+            value.set(m.value, TIMESTAMP_BYTES);
+            entries.putSync(entryKey(m.partition, offset), value);
+            assigned.push(offset);
+            count++;
           }
-        });
-      } catch (error) {
-        this.endOffsets.splice(0, this.endOffsets.length, ...before);
-        log("error", "embedded_log_commit_failed", { error: String(error) });
-        const failure = new OperationalError(
-          "log_unavailable",
-          503,
-          "Cannot append: the embedded log failed to commit",
-        );
-        for (const pending of batch) pending.reject(failure);
-        this.wake();
-        continue;
-      }
-      this.committedEnds.splice(0, this.committedEnds.length, ...this.endOffsets);
-      this.options.metrics.logCommits.labels().inc();
-      this.options.metrics.logAppends.labels().inc(count);
-      this.options.metrics.logCommitDuration.labels().observe((performance.now() - started) / 1000);
-      for (let i = 0; i < batch.length; i++) batch[i]!.resolve(offsets[i]!);
+          offsets.push(assigned);
+        }
+      });
+    } catch (error) {
+      this.endOffsets.splice(0, this.endOffsets.length, ...before);
+      log("error", "embedded_log_commit_failed", { error: String(error) });
+      const failure = new OperationalError(
+        "log_unavailable",
+        503,
+        "Cannot append: the embedded log failed to commit",
+      );
+      for (const pending of batch) pending.reject(failure);
       this.wake();
+      return;
     }
-    this.committing = false;
+    this.committedEnds.splice(0, this.committedEnds.length, ...this.endOffsets);
+    this.options.metrics.logCommits.labels().inc();
+    this.options.metrics.logAppends.labels().inc(count);
+    this.options.metrics.logCommitDuration.labels().observe((performance.now() - started) / 1000);
+    for (let i = 0; i < batch.length; i++) batch[i]!.resolve(offsets[i]!);
     this.wake();
   }
 
@@ -278,8 +287,8 @@ export class EmbeddedLog implements MutationLog {
   }
 
   async close(): Promise<void> {
-    // Let queued appends finish: they may already be acknowledged to nobody, but they are durable.
-    while (this.committing) await this.appendedSignal;
+    // Commit what is queued: its writers may be gone, but what a log took in is made durable.
+    this.commit();
     if (this.env !== null) await this.env.close();
     this.env = null;
     this.entries = null;

@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { open, type RootDatabase, type Transaction } from "lmdb";
 import { decodeSk, encodeRecordKey, keyWithSk, pkPrefix, writeRecordKey } from "../keys/mod.ts";
 import { assert } from "../util/assert.ts";
+import { log } from "../util/log.ts";
 import { decodeRecordValue, encodeRecordValue, type StoredRecord } from "./record_codec.ts";
 import { RECORD_HASH_BYTES, recordHash } from "./record_hash.ts";
 
@@ -164,6 +165,11 @@ export class StoreMismatchError extends Error {
 
 type ReadTxn = Transaction;
 
+/** lmdb-js's `sync(callback)`: `mdb_env_sync(force)` on a worker thread; not in its types. */
+interface EnvSync {
+  sync(callback: (error?: unknown) => void): void;
+}
+
 /** lmdb-js accepts a transaction here; its type declarations omit the parameter. */
 interface FastReads {
   getBinaryFast(key: Uint8Array, options: { transaction: ReadTxn }): Uint8Array | undefined;
@@ -246,12 +252,28 @@ export function lmdbHeaderProblem(path: string): string | null {
   }
 }
 
+/**
+ * How often a store that committed since its last flush is flushed to disk, ms. Commits are not
+ * synced (see {@linkcode PartitionStore}); this bounds how much of the log an OS crash makes a
+ * restart re-apply.
+ */
+export const STORE_SYNC_INTERVAL_MS = 1000;
+
 /** Path of a partition's file. */
 export function storePath(dir: string, partition: number): string {
   return `${dir}/p${partition}.mdb`;
 }
 
-/** One partition's LMDB database. */
+/**
+ * One partition's LMDB database.
+ *
+ * Commits are not synced (LMDB `noSync`): the log is the durable record and apply is idempotent by
+ * offset, so a commit lost in an OS crash is applied again from the log. A timer flushes a store
+ * that committed every {@linkcode STORE_SYNC_INTERVAL_MS}, and `close()` flushes before the clean
+ * stop is recorded. After an OS crash the file may be torn (meta pointing at pages that never
+ * reached the disk): no clean-stop record vouches for it then, so the start verifies it and
+ * rebuilds it when damaged (verify.ts). docs/architecture.md weighs this against `noMetaSync`.
+ */
 export class PartitionStore {
   readonly partition: number;
   readonly path: string;
@@ -273,13 +295,24 @@ export class PartitionStore {
    * process writes this file, so renewing after our own commits is exactly as fresh.
    */
   private readTxn: ReadTxn | null = null;
+  /** Committed since the last flush started. */
+  private dirty = false;
+  private syncTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The flush in flight, if any: `close()` waits for it. */
+  private syncing: Promise<void> | null = null;
 
   private constructor(options: StoreOptions) {
     this.partition = options.partition;
     this.namespace = options.namespace;
     this.path = storePath(options.dir, options.partition);
     Deno.mkdirSync(options.dir, { recursive: true });
-    this.env = open({ path: this.path, maxDbs: 4, mapSize: options.mapBytes });
+    this.env = open({
+      path: this.path,
+      maxDbs: 4,
+      mapSize: options.mapBytes,
+      noSync: true,
+      overlappingSync: false,
+    });
     // Whatever makes the open fail (a mismatch, damaged meta) must not leave the file mapped:
     // the caller may move it aside and open a new one at the same path.
     try {
@@ -467,7 +500,16 @@ export class PartitionStore {
    * and returns the position the transaction reaches, or null to write nothing; the new offset
    * and chain are stored in the same transaction. Resolves once committed and visible to readers.
    */
-  async write(body: (tx: StoreTx) => AppliedPosition | null): Promise<AppliedPosition> {
+  write(body: (tx: StoreTx) => AppliedPosition | null): Promise<AppliedPosition> {
+    // Synchronous inside; a throw (an assertion included) is a rejection, as callers await it.
+    try {
+      return Promise.resolve(this.writeSync(body));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private writeSync(body: (tx: StoreTx) => AppliedPosition | null): AppliedPosition {
     assert(!this.closed, `store p${this.partition} is closed`);
     // Each transaction checks the offset against the last committed one, so they must not overlap.
     assert(!this.writing, `store p${this.partition} already has a write in flight`);
@@ -498,9 +540,10 @@ export class PartitionStore {
       },
     };
     try {
-      // A child transaction, because lmdb-js commits a plain `transaction` whose callback threw
-      // with the writes made before the throw: records without their offset and chain.
-      const reached = await this.env.childTransaction(() => {
+      // A synchronous transaction: commits are not synced, so it costs no disk wait, and it saves
+      // the trip through lmdb-js's write thread an async one takes. lmdb-js aborts it when the
+      // body throws, so records never commit without their offset and chain.
+      const reached = this.env.transactionSync(() => {
         const next = body(tx);
         if (next === null) return null;
         assert(next.offset > this.position.offset, `p${this.partition} offset must move forward`);
@@ -515,11 +558,38 @@ export class PartitionStore {
         this.renewSnapshot();
         this.position = reached;
         this.digestBytes = digest;
+        this.dirty = true;
+        this.syncTimer ??= setTimeout(() => this.flush(), STORE_SYNC_INTERVAL_MS);
       }
       return this.position;
     } finally {
       this.writing = false;
     }
+  }
+
+  /** Starts flushing the file to disk (on lmdb-js's worker thread), unless one is in flight. */
+  private flush(): void {
+    this.syncTimer = null;
+    if (this.syncing !== null || this.closed) return;
+    this.dirty = false;
+    this.syncing = this.sync()
+      .catch((error) => {
+        // The next commit schedules another flush; until one succeeds the log still holds it all.
+        this.dirty = true;
+        log("error", "store_sync_failed", { partition: this.partition, error: String(error) });
+      })
+      .finally(() => {
+        this.syncing = null;
+        if (this.dirty && !this.closed) {
+          this.syncTimer ??= setTimeout(() => this.flush(), STORE_SYNC_INTERVAL_MS);
+        }
+      });
+  }
+
+  private sync(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      (this.env as unknown as EnvSync).sync((error) => error ? reject(error) : resolve());
+    });
   }
 
   /**
@@ -570,8 +640,14 @@ export class PartitionStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.syncTimer !== null) clearTimeout(this.syncTimer);
+    this.syncTimer = null;
     if (this.copying !== null) await this.copying.catch(() => {});
+    if (this.syncing !== null) await this.syncing;
     this.renewSnapshot();
+    // LMDB does not flush a noSync file at close: the clean-stop record written after this
+    // vouches that the file is whole on disk, not only in the page cache.
+    await this.sync();
     await this.env.close();
   }
 }

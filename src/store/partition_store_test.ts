@@ -227,12 +227,18 @@ Deno.test("PartitionStore.write() rolls back everything when the transaction bod
   });
 });
 
-Deno.test("PartitionStore.write() refuses overlapping transactions", async () => {
+Deno.test("PartitionStore.write() refuses a write started inside another, which still commits", async () => {
   await withStore(async (store) => {
-    const first = putAll(store, 0, [["p", "a"]]);
-    await rejects(putAll(store, 1, [["p", "b"]]), /already has a write in flight/);
-    await first;
+    let inner: Promise<unknown> | null = null;
+    await store.write((tx) => {
+      tx.put("p", "a", "1", 0, 1, 1);
+      inner = putAll(store, 1, [["p", "b"]]);
+      return { offset: 0, chain: chainOf(0) };
+    });
+    await rejects(inner!, /already has a write in flight/);
+    equal(store.get("p", "a")?.version, 0);
     equal(store.get("p", "b"), null);
+    deepEqual(store.applied, { offset: 0, chain: chainOf(0) });
   });
 });
 
