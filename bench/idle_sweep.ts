@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-console
 /**
  * Cost of one idle sweep (src/api/idle_sweeper.ts) against the number of open connections: a
  * Deno.serve on loopback in this process, COUNT keep-alive client connections to it (also in this
