@@ -138,10 +138,32 @@ async function rawSender(
   const topic = topicNames(namespace).mutations;
   const admin = kafka.admin();
   await admin.connect();
-  await admin.createTopics({
-    topics: [{ topic, numPartitions: partitions }],
-    waitForLeaders: true,
-  });
+  // A broker that has just started may still answer metadata requests with "does not host this
+  // topic-partition": retry the creation, bounded.
+  for (let attempt = 1;; attempt++) {
+    try {
+      await admin.createTopics({
+        topics: [{ topic, numPartitions: partitions }],
+        waitForLeaders: true,
+      });
+      break;
+    } catch (error) {
+      if (attempt >= 30) throw error;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  // Right after a broker starts, createTopics can return before every broker-side metadata
+  // cache knows the partitions ("does not host this topic-partition"): wait, bounded.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const ready = await admin.fetchTopicMetadata({ topics: [topic] }).then(
+      (m) => m.topics[0]?.partitions.filter((p) => p.leader >= 0).length === partitions,
+      () => false,
+    );
+    if (ready) break;
+    if (Date.now() > deadline) throw new Error(`topic ${topic} has no leaders after 30 s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
   await admin.disconnect();
   const producer: Producer = kafka.producer({
     idempotent: true,
