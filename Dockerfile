@@ -19,6 +19,10 @@ COPY package.json package-lock.json ./
 # from the lock file. --omit=dev keeps the test-only packages out; --ignore-scripts because lmdb's
 # install script only looks for the prebuilt binary that the optional package already ships.
 RUN npm install --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error
+# The committed dependency patches (patches/README.md): kafkajs's encoder without per-varint
+# allocations. Exits 1 if a patch no longer applies to the installed version.
+COPY patches ./patches
+RUN node patches/apply.mjs
 
 # --- runtime ---------------------------------------------------------------------------------
 # Pinned to the Deno that scripts/bootstrap.sh installs for development and CI (tests/deploy_test.ts

@@ -21,4 +21,6 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
   npm install --no-audit --no-fund --loglevel=error >&2
   cp package-lock.json "$stamp"
 fi
+# The committed dependency patches (patches/, idempotent; exits 1 if one no longer applies).
+node patches/apply.mjs >&2
 echo "$root/.tools/node_modules/.bin"

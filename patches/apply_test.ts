@@ -1,0 +1,111 @@
+import { deepEqual, equal, ok, throws } from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { applyHunks, parsePatch, patchAll, patchTarget } from "./apply.mjs";
+
+const here = new URL(".", import.meta.url).pathname;
+const root = new URL("..", import.meta.url).pathname;
+const require = createRequire(import.meta.url);
+
+interface KafkaEncoder {
+  writeVarInt(value: number): KafkaEncoder;
+  writeVarLong(value: unknown): KafkaEncoder;
+  readonly buffer: Uint8Array;
+}
+const Encoder = require("../node_modules/kafkajs/src/protocol/encoder.js") as {
+  new (size?: number): KafkaEncoder;
+};
+const Decoder = require("../node_modules/kafkajs/src/protocol/decoder.js") as {
+  new (buffer: Uint8Array): { readVarLong(): { toString(): string }; readVarInt(): number };
+};
+const Long = require("../node_modules/kafkajs/src/utils/long.js") as {
+  fromString(text: string): unknown;
+};
+
+/** Kafka's zig-zag varint of a signed value, from the protocol's definition (BigInt). */
+function referenceVarint(value: bigint, bits: 32n | 64n): number[] {
+  const mask = (1n << bits) - 1n;
+  let zigzag = ((value << 1n) ^ (value >> (bits - 1n))) & mask;
+  const out: number[] = [];
+  while (zigzag >= 0x80n) {
+    out.push(Number((zigzag & 0x7fn) | 0x80n));
+    zigzag >>= 7n;
+  }
+  out.push(Number(zigzag));
+  return out;
+}
+
+/** Signed values at every varint length boundary, and some in between. */
+function edgeValues(bits: 32n | 64n): bigint[] {
+  const values = new Set<bigint>([0n, 1n, -1n, 63n, -64n, 64n, -65n]);
+  for (let shift = 6n; shift < bits - 1n; shift += 7n) {
+    for (const delta of [-1n, 0n, 1n]) {
+      values.add((1n << shift) + delta);
+      values.add(-(1n << shift) + delta);
+    }
+  }
+  values.add((1n << (bits - 1n)) - 1n);
+  values.add(-(1n << (bits - 1n)));
+  let seed = 0x2545f491;
+  for (let i = 0; i < 500; i++) {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    const v = BigInt(seed) - 0x8000_0000n;
+    values.add(bits === 32n ? v : v * 0x1_0000_0001n);
+  }
+  return [...values];
+}
+
+Deno.test("the installed kafkajs carries every committed patch", () => {
+  const results = patchAll(root, here, "check");
+  ok(results.length >= 2, "kafkajs+2.2.4.patch touches the encoder and the decoder");
+  for (const r of results) equal(r.applied, 0, `${r.file} is patched`);
+});
+
+Deno.test("the patched kafkajs encoder writes varints byte for byte as the protocol defines", () => {
+  for (const value of edgeValues(32n)) {
+    const bytes = [...new Encoder().writeVarInt(Number(value)).buffer];
+    deepEqual(bytes, referenceVarint(value, 32n), `varint ${value}`);
+    equal(new Decoder(new Uint8Array(bytes)).readVarInt(), Number(value), `read back ${value}`);
+  }
+  for (const value of edgeValues(64n)) {
+    const bytes = [...new Encoder().writeVarLong(Long.fromString(String(value))).buffer];
+    deepEqual(bytes, referenceVarint(value, 64n), `varlong ${value}`);
+    equal(new Decoder(new Uint8Array(bytes)).readVarLong().toString(), String(value));
+    if (value >= -(2n ** 53n) && value <= 2n ** 53n) {
+      const fromNumber = [...new Encoder().writeVarLong(Number(value)).buffer];
+      deepEqual(fromNumber, bytes, `varlong ${value} given as a number`);
+    }
+  }
+  // Many writes into one encoder: the buffer grows past its first 512 bytes.
+  const encoder = new Encoder();
+  const expected: number[] = [];
+  for (const value of edgeValues(32n)) {
+    encoder.writeVarInt(Number(value));
+    expected.push(...referenceVarint(value, 32n));
+  }
+  ok(expected.length > 512);
+  deepEqual([...encoder.buffer], expected);
+});
+
+Deno.test("patches apply once, are recognised when applied, and refuse text they do not fit", () => {
+  const patch = parsePatch(readFileSync(`${here}/kafkajs+2.2.4.patch`, "utf8"));
+  deepEqual(patch.map((f) => f.path), [
+    "node_modules/kafkajs/src/protocol/decoder.js",
+    "node_modules/kafkajs/src/protocol/encoder.js",
+  ]);
+  for (const file of patch) {
+    const patched = readFileSync(`${root}/${file.path}`, "utf8");
+    // The original, recovered by applying the hunks backwards.
+    const reversed = file.hunks.map((h) => ({ oldText: h.newText, newText: h.oldText }));
+    const original = applyHunks(patched, reversed);
+    equal(original.applied, file.hunks.length);
+    const once = applyHunks(original.content, file.hunks);
+    equal(once.applied, file.hunks.length);
+    equal(once.content, patched);
+    const twice = applyHunks(once.content, file.hunks);
+    deepEqual([twice.applied, twice.already, twice.content], [0, file.hunks.length, patched]);
+    throws(() => applyHunks("something else entirely", file.hunks), /does not apply/);
+  }
+  deepEqual(patchTarget("kafkajs+2.2.4.patch"), ["kafkajs", "2.2.4"]);
+  deepEqual(patchTarget("@scope+name+1.0.0.patch"), ["@scope/name", "1.0.0"]);
+});
