@@ -11,7 +11,9 @@
  *
  * Around each run the node's internal `/metrics` are read: `firescroll_log_appends_total` ÷
  * `firescroll_log_commits_total` is the number of log messages sharing one group commit (one
- * fsync), and the commit duration histogram gives the mean commit time. After each run the client
+ * fsync), the commit duration histogram gives the mean commit time, and
+ * `firescroll_apply_messages_total` ÷ `firescroll_apply_transactions_total` the log messages each
+ * partition transaction of apply took in (until caught up). After each run the client
  * waits (with `after` + `wait_ms` on `/records/get`) until the node has applied everything it
  * acknowledged, reports that catch-up time, and only then starts the next run.
  *
@@ -87,6 +89,7 @@ interface NodeCounters {
   readonly commits: number;
   readonly commitSeconds: number;
   readonly applied: number;
+  readonly applyTransactions: number;
 }
 
 /** The value of an unlabelled sample `name` in Prometheus text, 0 when absent. */
@@ -104,6 +107,7 @@ async function counters(url: string): Promise<NodeCounters> {
     commits: sample(text, "firescroll_log_commits_total"),
     commitSeconds: sample(text, "firescroll_log_commit_duration_seconds_sum"),
     applied: sample(text, "firescroll_apply_messages_total"),
+    applyTransactions: sample(text, "firescroll_apply_transactions_total"),
   };
 }
 
@@ -188,6 +192,8 @@ export interface RunResult {
   readonly appends: number;
   readonly commits: number;
   readonly commitMeanMs: number;
+  /** Log messages per apply transaction (all partitions), from the start until caught up. */
+  readonly applyMessagesPerTransaction: number;
   /** Null when the node did not apply every acknowledged offset within the timeout. */
   readonly catchUpMs: number | null;
   /**
@@ -343,6 +349,8 @@ async function runOnce(o: Options, rpr: number, concurrency: number): Promise<Ru
     commitMeanMs: commits === 0
       ? NaN
       : (after.commitSeconds - before.commitSeconds) * 1000 / commits,
+    applyMessagesPerTransaction: (settled.applied - before.applied) /
+      (settled.applyTransactions - before.applyTransactions),
     catchUpMs: caughtUp ? caughtUpAt - ended : null,
     unapplied: settled.appends - settled.applied,
     nodeCpuPct: o.pid === null ? null : (100 * (nodeCpu1 - nodeCpu0)) / seconds,
@@ -375,8 +383,8 @@ function f(n: number | null, digits = 2): string {
 /** The Markdown table of a set of runs. */
 export function table(results: readonly RunResult[]): string {
   const lines = [
-    "| records/request | writers | requests | records/s acked | requests/s | p50 ms | p99 ms | max ms | errors | log appends | group commits | appends/commit | mean commit ms | apply catch-up ms | unapplied msgs | node CPU % | node JS thread % | client CPU % | node CPU µs/put | disk flushes/s | disk writes/s | disk bytes/record | node bytes written/record |",
-    "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    "| records/request | writers | requests | records/s acked | requests/s | p50 ms | p99 ms | max ms | errors | log appends | group commits | appends/commit | mean commit ms | apply msgs/txn | apply catch-up ms | unapplied msgs | node CPU % | node JS thread % | client CPU % | node CPU µs/put | disk flushes/s | disk writes/s | disk bytes/record | node bytes written/record |",
+    "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
   ];
   for (const r of results) {
     const errors = Object.entries(r.errors).map(([k, v]) => `${v}×${k}`).join(" ") || "0";
@@ -387,7 +395,7 @@ export function table(results: readonly RunResult[]): string {
         f(r.max)
       } | ${errors} | ${int.format(r.appends)} | ${int.format(r.commits)} | ${
         f(r.commits === 0 ? NaN : r.appends / r.commits, 1)
-      } | ${f(r.commitMeanMs)} | ${
+      } | ${f(r.commitMeanMs)} | ${f(r.applyMessagesPerTransaction, 1)} | ${
         r.catchUpMs === null ? "**timeout**" : f(r.catchUpMs, 0)
       } | ${r.unapplied} | ${f(r.nodeCpuPct, 0)} | ${f(r.nodeJsCpuPct, 0)} | ${
         f(r.clientCpuPct, 0)

@@ -183,6 +183,7 @@ export async function applyBatch(
   const m = ctx.metrics;
   if (applied > 0) {
     m.appliedMessages.labels().inc(applied);
+    m.applyTransactions.labels().inc();
     m.appliedOffset.labels(String(partition)).set(position.offset);
   }
   if (poisoned > 0) m.poisonMessages.labels().inc(poisoned);

@@ -320,11 +320,13 @@ Deno.test("applyBatch() is idempotent by offset: re-delivery changes nothing", a
     const first = await apply(batch);
     const snapshot = contents(store, ["p"]);
     equal(metrics.appliedMessages.labels().value, 3);
+    equal(metrics.applyTransactions.labels().value, 1, "one transaction for the batch");
     deepEqual(await apply(batch), first);
     deepEqual(await apply(batch.slice(1)), first);
     deepEqual(contents(store, ["p"]), snapshot);
     deepEqual(store.applied, first);
     equal(metrics.appliedMessages.labels().value, 3);
+    equal(metrics.applyTransactions.labels().value, 1, "re-delivery commits nothing");
     equal(counter(metrics.conditionFalse), 0);
     // A batch overlapping the applied prefix applies only its new tail, once.
     const more = [...batch, at(3, message([put("p", "a", 3, "_version == 1")]))];
@@ -333,6 +335,7 @@ Deno.test("applyBatch() is idempotent by offset: re-delivery changes nothing", a
     equal(second.chain, nextChain(first.chain, 3, more[3]!.value));
     equal(data(store, "p", "a"), 3);
     equal(metrics.appliedMessages.labels().value, 4);
+    equal(metrics.applyTransactions.labels().value, 2);
   });
 });
 

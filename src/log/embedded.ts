@@ -38,13 +38,22 @@ interface Pending {
 
 const TIMESTAMP_BYTES = 8;
 
-function entryKey(partition: number, offset: number): Uint8Array {
-  const key = new Uint8Array(12);
-  const view = new DataView(key.buffer);
+function entryKey(partition: number, offset: number, key = new Uint8Array(12)): Uint8Array {
+  const view = new DataView(key.buffer, key.byteOffset, 12);
   view.setUint32(0, partition, false);
-  view.setBigUint64(4, BigInt(offset), false);
+  // u64 big endian without BigInt: offsets are safe integers.
+  view.setUint32(4, Math.floor(offset / 0x1_0000_0000), false);
+  view.setUint32(8, offset >>> 0, false);
   return key;
 }
+
+/**
+ * The commit's key and value buffers: `putSync` copies both before it returns, and lmdb-js resolves
+ * the address of a value's buffer once per buffer, so reusing one costs less than a new array per
+ * entry.
+ */
+const COMMIT_KEY = new Uint8Array(12);
+let commitValue = new Uint8Array(64 * 1024);
 
 /** A key above every entry of `partition` and below every entry of the next one. */
 function partitionEndKey(partition: number): Uint8Array {
@@ -58,7 +67,8 @@ function entryPartition(key: Uint8Array): number {
 }
 
 function entryOffset(key: Uint8Array): number {
-  return Number(new DataView(key.buffer, key.byteOffset, key.length).getBigUint64(4, false));
+  const view = new DataView(key.buffer, key.byteOffset, key.length);
+  return view.getUint32(4, false) * 0x1_0000_0000 + view.getUint32(8, false);
 }
 
 /** The embedded implementation of {@linkcode MutationLog}. */
@@ -197,10 +207,16 @@ export class EmbeddedLog implements MutationLog {
           for (const m of pending.messages) {
             const offset = this.endOffsets[m.partition]!;
             this.endOffsets[m.partition] = offset + 1;
-            const value = new Uint8Array(TIMESTAMP_BYTES + m.value.length);
-            new DataView(value.buffer).setFloat64(0, timestamp, false);
-            value.set(m.value, TIMESTAMP_BYTES);
-            entries.putSync(entryKey(m.partition, offset), value);
+            const length = TIMESTAMP_BYTES + m.value.length;
+            if (length > commitValue.length) {
+              commitValue = new Uint8Array(Math.max(length, 2 * commitValue.length));
+            }
+            new DataView(commitValue.buffer).setFloat64(0, timestamp, false);
+            commitValue.set(m.value, TIMESTAMP_BYTES);
+            entries.putSync(
+              entryKey(m.partition, offset, COMMIT_KEY),
+              commitValue.subarray(0, length),
+            );
             assigned.push(offset);
             count++;
           }

@@ -49,6 +49,8 @@ export interface Metrics {
   readonly consumerLag: GaugeFamily;
   /** `firescroll_apply_messages_total`: log messages applied (poison included). */
   readonly appliedMessages: CounterFamily;
+  /** `firescroll_apply_transactions_total`: partition transactions that applied messages. */
+  readonly applyTransactions: CounterFamily;
   /** `firescroll_apply_condition_false_total`: operations skipped because `if` was false. */
   readonly conditionFalse: CounterFamily;
   /** `firescroll_apply_condition_errors_total`: `if` evaluations that failed (counted as false). */
@@ -127,6 +129,10 @@ export function createMetrics(): Metrics {
     appliedMessages: registry.counter(
       "firescroll_apply_messages_total",
       "Log messages applied, poison messages included.",
+    ),
+    applyTransactions: registry.counter(
+      "firescroll_apply_transactions_total",
+      "Partition store transactions that applied log messages (messages per transaction = apply batching).",
     ),
     conditionFalse: registry.counter(
       "firescroll_apply_condition_false_total",

@@ -7,10 +7,15 @@
  */
 import { createHash } from "node:crypto";
 import { open, type RootDatabase, type Transaction } from "lmdb";
-import { decodeSk, encodeRecordKey, keyWithSk, pkPrefix, writeRecordKey } from "../keys/mod.ts";
+import { decodeSk, keyWithSk, pkPrefix, writeRecordKey } from "../keys/mod.ts";
 import { assert } from "../util/assert.ts";
 import { log } from "../util/log.ts";
-import { decodeRecordValue, encodeRecordValue, type StoredRecord } from "./record_codec.ts";
+import {
+  decodeRecordValue,
+  recordValueRoom,
+  type StoredRecord,
+  writeRecordValue,
+} from "./record_codec.ts";
 import { RECORD_HASH_BYTES, recordHash } from "./record_hash.ts";
 
 /** Version of the file layout, stored in `meta`. */
@@ -177,6 +182,20 @@ interface FastReads {
 
 /** Room for any valid key written as UTF-8 (3 bytes per UTF-16 unit at worst). */
 const KEY_SCRATCH = new Uint8Array(2 + 3 * (512 + 1024));
+/**
+ * The write transaction's key and value buffers: lmdb-js copies keys and values before `getBinaryFast`
+ * and `putSync` return, so one buffer of each serves every write (allocating two arrays per record
+ * was a measurable share of apply).
+ */
+const WRITE_KEY_SCRATCH = new Uint8Array(KEY_SCRATCH.length);
+let writeValueScratch = new Uint8Array(64 * 1024);
+
+/** `[pk, sk]`'s key in `scratch` (or a new array for an oversized key), valid until the next call. */
+function keyIn(scratch: Uint8Array, pk: string, sk: string): Uint8Array {
+  const room = 2 + 3 * (pk.length + sk.length);
+  const buffer = room <= scratch.length ? scratch : new Uint8Array(room);
+  return buffer.subarray(0, writeRecordKey(buffer, pk, sk));
+}
 const FF = new Uint8Array([0xff]);
 const ZERO = new Uint8Array([0x00]);
 
@@ -425,11 +444,8 @@ export class PartitionStore {
   /** One record, or null. */
   get(pk: string, sk: string): StoredRecord | null {
     // lmdb-js copies the key before the lookup returns, so one scratch buffer serves every get.
-    const room = 2 + 3 * (pk.length + sk.length);
-    const buffer = room <= KEY_SCRATCH.length ? KEY_SCRATCH : new Uint8Array(room);
-    const length = writeRecordKey(buffer, pk, sk);
     const value = (this.records as unknown as FastReads).getBinaryFast(
-      buffer.subarray(0, length),
+      keyIn(KEY_SCRATCH, pk, sk),
       { transaction: this.snapshot() },
     );
     return value === undefined ? null : decodeRecordValue(pk, sk, value);
@@ -520,19 +536,26 @@ export class PartitionStore {
     const digest = this.digestBytes.slice();
     const tx: StoreTx = {
       get: (pk, sk) => {
-        const value = records.getBinaryFast(encodeRecordKey(pk, sk));
+        const value = records.getBinaryFast(keyIn(WRITE_KEY_SCRATCH, pk, sk));
         return value === undefined ? null : decodeRecordValue(pk, sk, value);
       },
       put: (pk, sk, dataJson, version, createdAt, updatedAt) => {
-        const key = encodeRecordKey(pk, sk);
+        const key = keyIn(WRITE_KEY_SCRATCH, pk, sk);
         const old = records.getBinaryFast(key);
         if (old !== undefined) xorInto(digest, recordHash(key, old));
-        const value = encodeRecordValue(dataJson, version, createdAt, updatedAt);
+        const room = recordValueRoom(dataJson);
+        if (room > writeValueScratch.length) {
+          writeValueScratch = new Uint8Array(Math.max(room, 2 * writeValueScratch.length));
+        }
+        const value = writeValueScratch.subarray(
+          0,
+          writeRecordValue(writeValueScratch, dataJson, version, createdAt, updatedAt),
+        );
         xorInto(digest, recordHash(key, value));
         records.putSync(key, value);
       },
       delete: (pk, sk) => {
-        const key = encodeRecordKey(pk, sk);
+        const key = keyIn(WRITE_KEY_SCRATCH, pk, sk);
         const old = records.getBinaryFast(key);
         if (old === undefined) return;
         xorInto(digest, recordHash(key, old));

@@ -38,16 +38,42 @@ export function encodeRecordValue(
   createdAt: number,
   updatedAt: number,
 ): Uint8Array {
-  assert(Number.isSafeInteger(version) && version >= 0, "record version must be an offset");
   const json = encoder.encode(dataJson);
   const out = new Uint8Array(HEADER_BYTES + json.length);
-  const view = new DataView(out.buffer);
+  writeHeader(out, version, createdAt, updatedAt);
+  out.set(json, HEADER_BYTES);
+  return out;
+}
+
+/** Bytes {@linkcode writeRecordValue} may need for `dataJson` (3 per UTF-16 unit at worst). */
+export function recordValueRoom(dataJson: string): number {
+  return HEADER_BYTES + 3 * dataJson.length;
+}
+
+/**
+ * Writes the value {@linkcode encodeRecordValue} returns into `out` (at least
+ * {@linkcode recordValueRoom} bytes) and returns its length: the apply path's allocation-free
+ * form.
+ */
+export function writeRecordValue(
+  out: Uint8Array,
+  dataJson: string,
+  version: number,
+  createdAt: number,
+  updatedAt: number,
+): number {
+  writeHeader(out, version, createdAt, updatedAt);
+  const { written } = encoder.encodeInto(dataJson, out.subarray(HEADER_BYTES));
+  return HEADER_BYTES + written;
+}
+
+function writeHeader(out: Uint8Array, version: number, createdAt: number, updatedAt: number) {
+  assert(Number.isSafeInteger(version) && version >= 0, "record version must be an offset");
+  const view = new DataView(out.buffer, out.byteOffset, HEADER_BYTES);
   out[0] = RECORD_FORMAT;
   view.setFloat64(1, version, true);
   view.setFloat64(9, createdAt, true);
   view.setFloat64(17, updatedAt, true);
-  out.set(json, HEADER_BYTES);
-  return out;
 }
 
 /** Decodes a record value read from LMDB; asserts the layout, since a bad one means corruption. */
