@@ -232,6 +232,8 @@ if ((GROWTH_ROUNDS > 0)); then
 fi
 
 LOAD_END=$(loadavg)
+
+PROBE_END=$(cpu_probe)
 elapsed=$((SECONDS - started_s))
 
 # --- report ---------------------------------------------------------------------------------
@@ -241,7 +243,8 @@ cmd() { printf '%q ' "$@" | sed -e "s|$TMP|\$TMP|g" -e 's/ $//' -e 's/--pid [0-9
 echo "### Kafka: acknowledged writes (raw kafkajs, KafkaLog.append, node; pinned and unpinned), propagation, catch-up, growth ($(m date))"
 echo
 echo "Machine: $(m nproc) vCPU $(m cpu), $(m mem), Linux $(m kernel); $(m deno). Commit $(m commit)" \
-  "($(m src_files_changed) uncommitted changes in src/ and main.ts). Broker: Apache Kafka 3.9" \
+  "($(m src_files_changed) uncommitted changes in src/ and main.ts). CPU probe" \
+  "(\`bench/cpu_probe.ts\`, ms, lower is faster): $(m cpu_probe_ms) at start, $PROBE_END at the end. Broker: Apache Kafka 3.9" \
   "(KRaft, one broker, \`scripts/kafka.sh\`) on $KAFKA_ADDR, on the same machine as the nodes and" \
   "the clients. PARTITIONS=$PARTITIONS; nodes on 127.0.0.1, DB_PATH on $(m tmp_fs) (device" \
   "${DISK:-unknown}; the broker's data may share it), fresh" \

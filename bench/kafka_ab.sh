@@ -62,7 +62,9 @@ ab_node() {
 # side ROUND LABEL TREE: one measurement; appends a JSON line to $TMP/ab.jsonl.
 side() {
   local round=$1 label=$2 tree=$3 ns="${RUN_ID}_ab${1}${2}"
-  log "round $round, $label ($tree): namespace $ns"
+  local probe
+  probe=$(cpu_probe)
+  log "round $round, $label ($tree): namespace $ns, CPU probe $probe ms"
   ab_node "$tree" "a$round$label" "$PB" "$((PB + 1))" "$ns" g1
   local a_pid=$NODE_PID
   # shellcheck disable=SC2046
@@ -81,7 +83,7 @@ side() {
   stop_node "$b_pid"
   stop_node "$a_pid"
   jq -c --arg side "$label" --argjson round "$round" --slurpfile p "$TMP/p$round$label.json" \
-    '.[0] | {side: $side, round: $round, records_s: (.records / .seconds), p50_ms: .p50,
+    --arg probe "$probe" '.[0] | {side: $side, round: $round, cpu_probe_ms: $probe, records_s: (.records / .seconds), p50_ms: .p50,
       p99_ms: .p99, errors: .errors, appends_per_commit: (.appends / .commits),
       node_cpu_us_per_put: (.nodeCpuPct * 10000 * .seconds / .records),
       prop: ($p[0].propagation_ms | {p50, p99, max})}' \

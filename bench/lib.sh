@@ -155,7 +155,11 @@ measure() {
     }'
 }
 
-# machine_json: nproc, CPU model, kernel, tool versions, commit, load, filesystem of TMP.
+# cpu_probe: bench/cpu_probe.ts on CPU $SERVER_CPU (ms, lower is faster; "?" when it fails).
+cpu_probe() { taskset -c "${SERVER_CPU:-1}" deno run bench/cpu_probe.ts 2>/dev/null || echo "?"; }
+
+# machine_json: nproc, CPU model, kernel, tool versions, commit, load, filesystem of TMP, and the
+# CPU probe at the start.
 machine_json() {
   local cpu commit dirty
   cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
@@ -168,10 +172,10 @@ machine_json() {
     --arg dirty "$dirty" --arg load "$(cut -d' ' -f1-3 /proc/loadavg)" \
     --arg fs "$(df -T "$TMP" | awk 'NR == 2 {print $2}')" \
     --arg mem "$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)" \
-    --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg pin "${PIN:-0}" \
+    --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg pin "${PIN:-0}" --arg probe "$(cpu_probe)" \
     '{date: $date, nproc: $nproc, cpu: $cpu, mem: $mem, kernel: $kernel, deno: $deno, v8: $v8,
       wrk: $wrk, h2load: $h2load, commit: $commit, src_files_changed: $dirty,
-      loadavg_at_start: $load, tmp_fs: $fs, pinned: $pin}'
+      loadavg_at_start: $load, tmp_fs: $fs, pinned: $pin, cpu_probe_ms: $probe}'
 }
 
 # --- Kafka, S3 and multi-node helpers (bench/kafka.sh, bench/cluster.sh, bench/backup.sh) -------

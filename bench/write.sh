@@ -47,12 +47,14 @@ for PIN in $WRITE_PIN_MODES; do
   stop_node "$NODE_PID"
 done
 LOAD_END=$(loadavg)
+PROBE_END=$(cpu_probe)
 
 m() { jq -r ".$1" "$TMP/machine.json"; }
 echo "### Write: acknowledged puts, embedded log, pinned and unpinned ($(m date))"
 echo
 echo "Machine: $(m nproc) vCPU $(m cpu), $(m mem), Linux $(m kernel); $(m deno). Commit $(m commit)" \
-  "($(m src_files_changed) uncommitted changes in src/ and main.ts). Load average at start:" \
+  "($(m src_files_changed) uncommitted changes in src/ and main.ts). CPU probe" \
+  "(\`bench/cpu_probe.ts\`, ms, lower is faster): $(m cpu_probe_ms) at start, $PROBE_END at the end. Load average at start:" \
   "$LOAD_START, at the end: $LOAD_END. A fresh node per mode: embedded log (fsync per group" \
   "commit), $PARTITIONS partitions, DB_PATH on $(m tmp_fs) (device ${DISK:-unknown})," \
   "LISTEN_HOST=127.0.0.1. Pinned: the node alone on CPU ${SERVER_CPU:-1}, the client on CPU" \
