@@ -209,8 +209,25 @@ export class KafkaLog implements MutationLog {
     }
   }
 
+  /**
+   * Counts `client`'s answered requests by API in `firescroll_kafka_requests_total`: what a start,
+   * a write or a fetch cycle costs in round trips, which is what a far region pays for.
+   */
+  private countRequests(client: string, emitter: Admin | Producer | Consumer): void {
+    const family = this.options.metrics.kafkaRequests;
+    const counted = emitter as unknown as {
+      events: { REQUEST: string };
+      on(event: string, listener: (event: { payload: { apiName: string } }) => void): unknown;
+    };
+    counted.on(
+      counted.events.REQUEST,
+      (event) => family.labels(client, event.payload.apiName).inc(),
+    );
+  }
+
   private async startOnce(): Promise<void> {
     const admin = this.kafka.admin({ retry: { retries: 10 } });
+    this.countRequests("admin", admin);
     await admin.connect();
     this.admin = admin;
     await this.ensureTopics(admin);
@@ -224,6 +241,7 @@ export class KafkaLog implements MutationLog {
       // request is bounded by LOG_WRITE_TIMEOUT_MS and the number of sends by LOG_QUEUE_MAX.
       retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: Number.MAX_SAFE_INTEGER },
     });
+    this.countRequests("producer", producer);
     await producer.connect();
     this.producer = producer;
     await this.checkPartitionCount(admin, producer);
@@ -299,6 +317,7 @@ export class KafkaLog implements MutationLog {
     const reader = this.kafka.consumer({
       groupId: `firescroll_${this.options.namespace}_guard_${this.options.instanceId}`,
     });
+    this.countRequests("guard", reader);
     try {
       await reader.connect();
       await reader.subscribe({ topic: this.topics.partitions, fromBeginning: true });
@@ -524,6 +543,7 @@ export class KafkaLog implements MutationLog {
       retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: 1_000_000 },
     });
     this.consumer = consumer;
+    this.countRequests("consumer", consumer);
     /** Partitions this node has opened, and the next offset each must read. */
     const expected = new Map<number, number>();
     let joinedOnce = false;

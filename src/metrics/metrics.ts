@@ -63,6 +63,8 @@ export interface Metrics {
   readonly logCommits: CounterFamily;
   /** `firescroll_log_commit_duration_seconds`: embedded log commit (write + fsync) duration. */
   readonly logCommitDuration: HistogramFamily;
+  /** `firescroll_kafka_requests_total{client,api}`: requests sent to Kafka brokers and answered. */
+  readonly kafkaRequests: CounterFamily;
   /** `firescroll_cluster_gossip_members{state}`: region members by health (alive, leaving, suspect). */
   readonly gossipMembers: GaugeFamily;
   /** `firescroll_cluster_gossip_dropped_total{reason}`: datagrams dropped (bad signature, stale…). */
@@ -153,6 +155,11 @@ export function createMetrics(): Metrics {
     logCommits: registry.counter(
       "firescroll_log_commits_total",
       "Group commits: embedded log transactions, or Kafka produce requests.",
+    ),
+    kafkaRequests: registry.counter(
+      "firescroll_kafka_requests_total",
+      "Requests to Kafka brokers that got an answer, by client (admin, producer, consumer, guard) and API (Produce, Fetch, Metadata, ...).",
+      ["client", "api"],
     ),
     logCommitDuration: registry.histogram(
       "firescroll_log_commit_duration_seconds",
