@@ -313,43 +313,81 @@ export class KafkaLog implements MutationLog {
   private async readRecordedPartitions(admin: Admin): Promise<number | null> {
     const [offsets] = await admin.fetchTopicOffsets(this.topics.partitions);
     if (offsets === undefined || Number(offsets.high) <= Number(offsets.low)) return null;
-    // A throwaway consumer without a group reads offset `low` of partition 0.
-    const reader = this.kafka.consumer({
-      groupId: `firescroll_${this.options.namespace}_guard_${this.options.instanceId}`,
-    });
-    this.countRequests("guard", reader);
+    const low = Number(offsets.low);
+    const value = await withTimeout(
+      this.fetchRecord(this.topics.partitions, low),
+      30_000,
+      "reading the partitions topic",
+    );
+    const text = value === null ? "" : new TextDecoder().decode(value);
+    let parsed: unknown;
     try {
-      await reader.connect();
-      await reader.subscribe({ topic: this.topics.partitions, fromBeginning: true });
-      const first = new Promise<string>((resolve) => {
-        reader.run({
-          eachMessage: ({ message }) => {
-            resolve(message.value?.toString() ?? "");
-            return Promise.resolve();
-          },
-        });
+      parsed = JSON.parse(text);
+    } catch {
+      parsed = null;
+    }
+    const n = (parsed as { partitions?: unknown } | null)?.partitions;
+    if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1) {
+      throw mismatch(
+        `Cannot start: the record at offset ${low} of ${this.topics.partitions} is not {"partitions":N}: ${
+          text.slice(0, 200)
+        }`,
+      );
+    }
+    return n;
+  }
+
+  /**
+   * The value of the first record at or after `offset` in partition 0 of `topic`, or null when the
+   * broker returns none. One Fetch on a bare connection: kafkajs has no consumer without a group,
+   * and a throw-away group cost 14 requests (join, sync, offsets, leave, delete) at every start,
+   * each a round trip to a far broker. The connection comes from kafkajs 2.2.4's cluster factory, a
+   * private member of `Kafka` (pinned with the patch in patches/; the guard's integration tests
+   * fail if it moves).
+   */
+  private async fetchRecord(topic: string, offset: number): Promise<Uint8Array | null> {
+    const factory = clusterFactory(this.kafka);
+    const requests = this.options.metrics.kafkaRequests;
+    const cluster = factory({
+      metadataMaxAge: 300_000,
+      allowAutoTopicCreation: false,
+      // Only `emit` is called on it: count the requests like those of the other clients.
+      instrumentationEmitter: {
+        emit: (name: string, payload: { apiName?: string }) => {
+          if (name === "network.request" && payload.apiName !== undefined) {
+            requests.labels("guard", payload.apiName).inc();
+          }
+        },
+      },
+    });
+    try {
+      await cluster.connect();
+      await cluster.addTargetTopic(topic);
+      const leader = cluster.findTopicPartitionMetadata(topic).find((p) => p.partitionId === 0)
+        ?.leader;
+      if (leader === undefined) throw unavailable(`Cannot find the leader of ${topic}/0`);
+      const broker = await cluster.findBroker({ nodeId: String(leader) });
+      const response = await broker.fetch({
+        replicaId: -1,
+        isolationLevel: 1,
+        maxWaitTime: 0,
+        minBytes: 1,
+        maxBytes: 1_048_576,
+        topics: [{
+          topic,
+          partitions: [{ partition: 0, fetchOffset: String(offset), maxBytes: 1_048_576 }],
+        }],
       });
-      const text = await withTimeout(first, 30_000, "reading the partitions topic");
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = null;
+      const partition = response.responses[0]?.partitions.find((p) => p.partition === 0);
+      if (partition === undefined) return null;
+      if (partition.errorCode !== 0) {
+        throw unavailable(`Cannot read ${topic}/0: Kafka error ${partition.errorCode}`);
       }
-      const n = (parsed as { partitions?: unknown } | null)?.partitions;
-      if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1) {
-        throw mismatch(
-          `Cannot start: the first record of ${this.topics.partitions} is not {"partitions":N}: ${
-            text.slice(0, 200)
-          }`,
-        );
-      }
-      return n;
+      // A fetch returns whole record batches: skip records before `offset`.
+      const record = partition.messages.find((m) => Number(m.offset) >= offset);
+      return record?.value ?? null;
     } finally {
-      await reader.disconnect().catch(() => {});
-      await admin.deleteGroups([
-        `firescroll_${this.options.namespace}_guard_${this.options.instanceId}`,
-      ]).catch(() => {});
+      await cluster.disconnect().catch(() => {});
     }
   }
 
@@ -752,4 +790,51 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
     );
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The parts of kafkajs 2.2.4's internal `Cluster` that `fetchRecord` uses. */
+interface BareCluster {
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+  addTargetTopic(topic: string): Promise<void>;
+  findTopicPartitionMetadata(topic: string): { partitionId: number; leader: number }[];
+  findBroker(query: { nodeId: string }): Promise<{
+    fetch(request: {
+      replicaId: number;
+      isolationLevel: number;
+      maxWaitTime: number;
+      minBytes: number;
+      maxBytes: number;
+      topics: {
+        topic: string;
+        partitions: { partition: number; fetchOffset: string; maxBytes: number }[];
+      }[];
+    }): Promise<{
+      responses: {
+        partitions: {
+          partition: number;
+          errorCode: number;
+          messages: { offset: string; value: Uint8Array | null }[];
+        }[];
+      }[];
+    }>;
+  }>;
+}
+
+type ClusterFactory = (options: {
+  metadataMaxAge: number;
+  allowAutoTopicCreation: boolean;
+  instrumentationEmitter: { emit(name: string, payload: { apiName?: string }): void };
+}) => BareCluster;
+
+/** kafkajs's per-client cluster factory (`Symbol('private:Kafka:createCluster')` on `Kafka`). */
+function clusterFactory(kafka: Kafka): ClusterFactory {
+  const key = Object.getOwnPropertySymbols(kafka).find((symbol) =>
+    symbol.description === "private:Kafka:createCluster"
+  );
+  const factory = key === undefined
+    ? undefined
+    : (kafka as unknown as Record<symbol, unknown>)[key];
+  assert(typeof factory === "function", "kafkajs has its private cluster factory (2.2.4)");
+  return factory as ClusterFactory;
 }

@@ -16,7 +16,8 @@ async function kafkaRequests(node: TestNode): Promise<Map<string, number>> {
 }
 
 Deno.test({
-  name: "firescroll_kafka_requests_total counts a start's requests, and one write is one Produce",
+  name:
+    "firescroll_kafka_requests_total counts a start's requests (the guard reads with one Fetch), and one write is one Produce",
   ...needsKafka,
   fn: async () => {
     const node = await startKafkaNode(freshNamespace("requests"), "g1");
@@ -28,6 +29,11 @@ Deno.test({
       assert.ok((started.get("admin/Metadata") ?? 0) >= 1, seen);
       assert.ok((started.get("producer/InitProducerId") ?? 0) >= 1, seen);
       assert.ok((started.get("consumer/JoinGroup") ?? 0) >= 1, seen);
+      // The partition-count record is read with one Fetch on a bare connection, not through a
+      // consumer group of its own (which cost 14 requests, each a round trip to a far broker).
+      assert.ok((started.get("guard/Fetch") ?? 0) >= 1, seen);
+      assert.equal(started.get("guard/JoinGroup"), undefined, seen);
+      assert.equal(started.get("admin/DeleteGroups"), undefined, seen);
       const produced = started.get("producer/Produce") ?? 0;
       assert.ok(produced >= 1, `the partition-count record: ${seen}`);
 
