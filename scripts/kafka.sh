@@ -12,7 +12,12 @@
 # Env: KAFKA_PORT (19092), KAFKA_CONTROLLER_PORT (19093), KAFKA_SASL_PORT (19094, SASL/PLAIN),
 #      KAFKA_DIR (state dir, default <repo>/.cache/kafka-run),
 #      KAFKA_VERSION (3.9.2), KAFKA_START_TIMEOUT (90), KAFKA_STOP_TIMEOUT (30),
-#      KAFKA_HEAP_OPTS ("-Xms256m -Xmx768m"), JAVA_HOME (optional).
+#      KAFKA_HEAP_OPTS ("-Xms256m -Xmx768m"), JAVA_HOME (optional),
+#      KAFKA_EXTRA_LISTENERS ("NAME:PORT:ADVERTISED_PORT,...", none by default): more PLAINTEXT
+#      listeners on 127.0.0.1, each advertised at its own port. bench/geo.sh gives every simulated
+#      region one, advertised at that region's latency proxy, so that a region's clients reach
+#      the broker only through its proxy (Kafka hands clients the advertised address of the
+#      listener they connected to).
 #
 # Kafka is only ever fetched from Maven Central through `mvn`; the resolved
 # classpath is cached in .cache/kafka/<version>/ so later starts skip Maven.
@@ -35,6 +40,22 @@ KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 KAFKA_STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
 HOST=127.0.0.1
+KAFKA_EXTRA_LISTENERS="${KAFKA_EXTRA_LISTENERS:-}"
+EXTRA_LISTEN=""
+EXTRA_ADVERTISED=""
+EXTRA_PROTOCOLS=""
+EXTRA_PORTS=()
+if [[ -n "$KAFKA_EXTRA_LISTENERS" ]]; then
+  IFS=, read -r -a _extra <<<"$KAFKA_EXTRA_LISTENERS"
+  for _l in "${_extra[@]}"; do
+    [[ "$_l" =~ ^([A-Z][A-Z0-9_]*):([0-9]+):([0-9]+)$ ]] ||
+      { echo "kafka.sh: KAFKA_EXTRA_LISTENERS entry '$_l' is not NAME:PORT:ADVERTISED_PORT" >&2; exit 1; }
+    EXTRA_LISTEN+=",${BASH_REMATCH[1]}://$HOST:${BASH_REMATCH[2]}"
+    EXTRA_ADVERTISED+=",${BASH_REMATCH[1]}://$HOST:${BASH_REMATCH[3]}"
+    EXTRA_PROTOCOLS+=",${BASH_REMATCH[1]}:PLAINTEXT"
+    EXTRA_PORTS+=("${BASH_REMATCH[2]}")
+  done
+fi
 
 # Versions of the log4j 1.x binding Kafka 3.9 expects at runtime (the
 # kafka_2.13 pom ships slf4j-api only; the binary tarball adds these).
@@ -145,11 +166,11 @@ write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://$HOST:$KAFKA_SASL_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,SASL_PLAINTEXT://$HOST:$KAFKA_SASL_PORT
+listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT,SASL_PLAINTEXT://$HOST:$KAFKA_SASL_PORT$EXTRA_LISTEN
+advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT,SASL_PLAINTEXT://$HOST:$KAFKA_SASL_PORT$EXTRA_ADVERTISED
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT$EXTRA_PROTOCOLS
 sasl.enabled.mechanisms=PLAIN
 listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_firescroll="firescroll-secret";
 log.dirs=$DATA_DIR
@@ -218,7 +239,7 @@ cmd_start() {
     return 0
   fi
   local p
-  for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_SASL_PORT"; do
+  for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_SASL_PORT" "${EXTRA_PORTS[@]}"; do
     port_open "$HOST" "$p" && die "port $HOST:$p is already in use by another process"
   done
 

@@ -225,12 +225,15 @@ export class KafkaLog implements MutationLog {
     );
   }
 
+  /**
+   * One start attempt. The three connections (admin, producer, the guard's bare one) open in
+   * parallel: none needs the topics to exist, and a far broker costs a round trip for every
+   * request made one after another.
+   */
   private async startOnce(): Promise<void> {
     const admin = this.kafka.admin({ retry: { retries: 10 } });
     this.countRequests("admin", admin);
-    await admin.connect();
     this.admin = admin;
-    await this.ensureTopics(admin);
     const producer = this.kafka.producer({
       idempotent: true,
       maxInFlightRequests: 5,
@@ -242,9 +245,19 @@ export class KafkaLog implements MutationLog {
       retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: Number.MAX_SAFE_INTEGER },
     });
     this.countRequests("producer", producer);
-    await producer.connect();
+    // Set before it connects, so that a failed attempt's clean-up disconnects it too.
     this.producer = producer;
-    await this.checkPartitionCount(admin, producer);
+    const guard = this.guardCluster();
+    const connected = Promise.all([producer.connect(), guard.connect()]);
+    connected.catch(() => {}); // awaited below; a failure of the admin first must not leave it unhandled
+    try {
+      await admin.connect();
+      await this.ensureTopics(admin);
+      await connected;
+      await this.checkPartitionCount(admin, producer, guard);
+    } finally {
+      await guard.disconnect().catch(() => {});
+    }
   }
 
   private async ensureTopics(admin: Admin): Promise<void> {
@@ -287,8 +300,12 @@ export class KafkaLog implements MutationLog {
   }
 
   /** First record of the partitions topic wins; a node with another count refuses to start. */
-  private async checkPartitionCount(admin: Admin, producer: Producer): Promise<void> {
-    let recorded = await this.readRecordedPartitions(admin);
+  private async checkPartitionCount(
+    admin: Admin,
+    producer: Producer,
+    guard: BareCluster,
+  ): Promise<void> {
+    let recorded = await this.readRecordedPartitions(admin, guard);
     if (recorded === null) {
       await producer.send({
         topic: this.topics.partitions,
@@ -299,7 +316,7 @@ export class KafkaLog implements MutationLog {
           value: JSON.stringify({ partitions: this.options.partitions }),
         }],
       });
-      recorded = await this.readRecordedPartitions(admin);
+      recorded = await this.readRecordedPartitions(admin, guard);
     }
     assert(recorded !== null, "the partitions topic is empty after a successful write");
     if (recorded !== this.options.partitions) {
@@ -309,17 +326,31 @@ export class KafkaLog implements MutationLog {
     }
   }
 
-  /** The `partitions` of the first record of the partitions topic, or null when it is empty. */
-  private async readRecordedPartitions(admin: Admin): Promise<number | null> {
-    const [offsets] = await admin.fetchTopicOffsets(this.topics.partitions);
-    if (offsets === undefined || Number(offsets.high) <= Number(offsets.low)) return null;
-    const low = Number(offsets.low);
-    const value = await withTimeout(
-      this.fetchRecord(this.topics.partitions, low),
+  /**
+   * The `partitions` of the first record of the partitions topic, or null when it is empty. The
+   * topic keeps everything (retention -1), so the first record is at offset 0; only when someone
+   * gave the topic a retention does the broker answer "out of range", and the log start is asked.
+   */
+  private async readRecordedPartitions(admin: Admin, guard: BareCluster): Promise<number | null> {
+    const topic = this.topics.partitions;
+    let at = 0;
+    let read = await withTimeout(
+      this.fetchRecord(guard, topic, at),
       30_000,
       "reading the partitions topic",
     );
-    const text = value === null ? "" : new TextDecoder().decode(value);
+    if (read === "out_of_range") {
+      const [offsets] = await admin.fetchTopicOffsets(topic);
+      at = Number(offsets?.low ?? 0);
+      read = await withTimeout(
+        this.fetchRecord(guard, topic, at),
+        30_000,
+        "reading the partitions topic",
+      );
+      if (read === "out_of_range") throw unavailable(`Cannot read ${topic}/0 at offset ${at}`);
+    }
+    if (read === null) return null;
+    const text = new TextDecoder().decode(read);
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -329,7 +360,7 @@ export class KafkaLog implements MutationLog {
     const n = (parsed as { partitions?: unknown } | null)?.partitions;
     if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1) {
       throw mismatch(
-        `Cannot start: the record at offset ${low} of ${this.topics.partitions} is not {"partitions":N}: ${
+        `Cannot start: the first record of ${topic} (offset ${at}) is not {"partitions":N}: ${
           text.slice(0, 200)
         }`,
       );
@@ -338,17 +369,15 @@ export class KafkaLog implements MutationLog {
   }
 
   /**
-   * The value of the first record at or after `offset` in partition 0 of `topic`, or null when the
-   * broker returns none. One Fetch on a bare connection: kafkajs has no consumer without a group,
-   * and a throw-away group cost 14 requests (join, sync, offsets, leave, delete) at every start,
-   * each a round trip to a far broker. The connection comes from kafkajs 2.2.4's cluster factory, a
+   * A bare connection to the brokers for the guard's reads: kafkajs has no consumer without a
+   * group, and a throw-away group cost 14 requests (join, sync, offsets, leave, delete) at every
+   * start, each a round trip to a far broker. It comes from kafkajs 2.2.4's cluster factory, a
    * private member of `Kafka` (pinned with the patch in patches/; the guard's integration tests
-   * fail if it moves).
+   * fail if it moves). Its requests count as client "guard".
    */
-  private async fetchRecord(topic: string, offset: number): Promise<Uint8Array | null> {
-    const factory = clusterFactory(this.kafka);
+  private guardCluster(): BareCluster {
     const requests = this.options.metrics.kafkaRequests;
-    const cluster = factory({
+    return clusterFactory(this.kafka)({
       metadataMaxAge: 300_000,
       allowAutoTopicCreation: false,
       // Only `emit` is called on it: count the requests like those of the other clients.
@@ -360,35 +389,48 @@ export class KafkaLog implements MutationLog {
         },
       },
     });
-    try {
-      await cluster.connect();
-      await cluster.addTargetTopic(topic);
-      const leader = cluster.findTopicPartitionMetadata(topic).find((p) => p.partitionId === 0)
-        ?.leader;
-      if (leader === undefined) throw unavailable(`Cannot find the leader of ${topic}/0`);
-      const broker = await cluster.findBroker({ nodeId: String(leader) });
-      const response = await broker.fetch({
-        replicaId: -1,
-        isolationLevel: 1,
-        maxWaitTime: 0,
-        minBytes: 1,
-        maxBytes: 1_048_576,
-        topics: [{
-          topic,
-          partitions: [{ partition: 0, fetchOffset: String(offset), maxBytes: 1_048_576 }],
-        }],
-      });
-      const partition = response.responses[0]?.partitions.find((p) => p.partition === 0);
-      if (partition === undefined) return null;
-      if (partition.errorCode !== 0) {
-        throw unavailable(`Cannot read ${topic}/0: Kafka error ${partition.errorCode}`);
+  }
+
+  /**
+   * The value of the first record at or after `offset` in partition 0 of `topic` (one Fetch), null
+   * when there is none, or "out_of_range" when the partition no longer starts that low.
+   */
+  private async fetchRecord(
+    cluster: BareCluster,
+    topic: string,
+    offset: number,
+  ): Promise<Uint8Array | null | "out_of_range"> {
+    await cluster.addTargetTopic(topic);
+    const leader = cluster.findTopicPartitionMetadata(topic).find((p) => p.partitionId === 0)
+      ?.leader;
+    if (leader === undefined) throw unavailable(`Cannot find the leader of ${topic}/0`);
+    const broker = await cluster.findBroker({ nodeId: String(leader) });
+    const response = await broker.fetch({
+      replicaId: -1,
+      isolationLevel: 1,
+      maxWaitTime: 0,
+      minBytes: 1,
+      maxBytes: 1_048_576,
+      topics: [{
+        topic,
+        partitions: [{ partition: 0, fetchOffset: String(offset), maxBytes: 1_048_576 }],
+      }],
+    }).catch((error: unknown) => {
+      if ((error as { type?: string })?.type === "OFFSET_OUT_OF_RANGE") {
+        return "out_of_range" as const;
       }
-      // A fetch returns whole record batches: skip records before `offset`.
-      const record = partition.messages.find((m) => Number(m.offset) >= offset);
-      return record?.value ?? null;
-    } finally {
-      await cluster.disconnect().catch(() => {});
+      throw error;
+    });
+    if (response === "out_of_range") return response;
+    const partition = response.responses[0]?.partitions.find((p) => p.partition === 0);
+    if (partition === undefined) return null;
+    if (partition.errorCode === OFFSET_OUT_OF_RANGE) return "out_of_range";
+    if (partition.errorCode !== 0) {
+      throw unavailable(`Cannot read ${topic}/0: Kafka error ${partition.errorCode}`);
     }
+    // A fetch returns whole record batches: skip records before `offset`.
+    const record = partition.messages.find((m) => Number(m.offset) >= offset);
+    return record?.value ?? null;
   }
 
   /**
@@ -792,7 +834,10 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** The parts of kafkajs 2.2.4's internal `Cluster` that `fetchRecord` uses. */
+/** Kafka's error code for a fetch below the log start (or past its end). */
+const OFFSET_OUT_OF_RANGE = 1;
+
+/** The parts of kafkajs 2.2.4's internal `Cluster` the guard uses. */
 interface BareCluster {
   connect(): Promise<void>;
   disconnect(): Promise<void>;
