@@ -57,7 +57,7 @@ function edgeValues(bits: 32n | 64n): bigint[] {
 
 Deno.test("the installed kafkajs carries every committed patch", () => {
   const results = patchAll(root, here, "check");
-  ok(results.length >= 2, "kafkajs+2.2.4.patch touches the encoder and the decoder");
+  ok(results.length >= 3, "kafkajs+2.2.4.patch: the encoder, the decoder, the request queue");
   for (const r of results) equal(r.applied, 0, `${r.file} is patched`);
 });
 
@@ -92,6 +92,7 @@ Deno.test("patches apply once, are recognised when applied, and refuse text they
   deepEqual(patch.map((f) => f.path), [
     "node_modules/kafkajs/src/protocol/decoder.js",
     "node_modules/kafkajs/src/protocol/encoder.js",
+    "node_modules/kafkajs/src/network/requestQueue/index.js",
   ]);
   for (const file of patch) {
     const patched = readFileSync(`${root}/${file.path}`, "utf8");
@@ -108,4 +109,41 @@ Deno.test("patches apply once, are recognised when applied, and refuse text they
   }
   deepEqual(patchTarget("kafkajs+2.2.4.patch"), ["kafkajs", "2.2.4"]);
   deepEqual(patchTarget("@scope+name+1.0.0.patch"), ["@scope/name", "1.0.0"]);
+});
+
+Deno.test("the patched kafkajs request queue schedules no check while nothing is pending", () => {
+  const RequestQueue = require("../node_modules/kafkajs/src/network/requestQueue/index.js") as {
+    new (options: Record<string, unknown>): {
+      pending: unknown[];
+      throttledUntil: number;
+      throttleCheckTimeoutId: unknown;
+      checkPendingRequests(): void;
+      destroy(): void;
+    };
+  };
+  const noop = () => {};
+  const logger = { debug: noop, info: noop, warn: noop, error: noop };
+  const queue = new RequestQueue({
+    instrumentationEmitter: null,
+    maxInFlightRequests: 1,
+    requestTimeout: 30_000,
+    enforceRequestTimeout: false,
+    clientId: "test",
+    broker: "127.0.0.1:1",
+    logger,
+    isConnected: () => true,
+  });
+  try {
+    // Unpatched, this armed a timer with a negative delay that re-armed itself forever: a 1 ms
+    // loop per connection on an idle client.
+    queue.checkPendingRequests();
+    equal(queue.throttleCheckTimeoutId, null, "nothing pending: no timer");
+    // Throttled with something pending: a check is still scheduled for the end of the throttle.
+    queue.throttledUntil = Date.now() + 60_000;
+    queue.pending.push({});
+    queue.checkPendingRequests();
+    ok(queue.throttleCheckTimeoutId !== null, "pending while throttled: a timer");
+  } finally {
+    queue.destroy();
+  }
 });
