@@ -133,6 +133,11 @@ export class KafkaLog implements MutationLog {
   private readonly topics: { mutations: string; partitions: string };
   private admin: Admin | null = null;
   private producer: Producer | null = null;
+  /**
+   * A bare connection (no group) for the guard's reads and the assignment's offsets: each costs
+   * one round trip on it, where the admin client's helpers make two or three in a row.
+   */
+  private reader: BareCluster | null = null;
   private consumer: Consumer | null = null;
   /** Messages queued or being produced (bounded by `queueMax`). */
   private inFlight = 0;
@@ -226,7 +231,7 @@ export class KafkaLog implements MutationLog {
   }
 
   /**
-   * One start attempt. The three connections (admin, producer, the guard's bare one) open in
+   * One start attempt. The three connections (admin, producer, the bare reader) open in
    * parallel: none needs the topics to exist, and a far broker costs a round trip for every
    * request made one after another.
    */
@@ -247,16 +252,22 @@ export class KafkaLog implements MutationLog {
     this.countRequests("producer", producer);
     // Set before it connects, so that a failed attempt's clean-up disconnects it too.
     this.producer = producer;
-    const guard = this.guardCluster();
-    const connected = Promise.all([producer.connect(), guard.connect()]);
+    const reader = this.createReader();
+    this.reader = reader;
+    // Both topics' metadata in the reader's first Metadata request.
+    const topics = [this.topics.partitions, this.topics.mutations];
+    const connected = Promise.all([producer.connect(), reader.connect()]);
     connected.catch(() => {}); // awaited below; a failure of the admin first must not leave it unhandled
     try {
       await admin.connect();
       await this.ensureTopics(admin);
       await connected;
-      await this.checkPartitionCount(admin, producer, guard);
-    } finally {
-      await guard.disconnect().catch(() => {});
+      await reader.addMultipleTargetTopics(topics);
+      await this.checkPartitionCount(admin, producer, reader);
+    } catch (error) {
+      await reader.disconnect().catch(() => {});
+      this.reader = null;
+      throw error;
     }
   }
 
@@ -369,13 +380,13 @@ export class KafkaLog implements MutationLog {
   }
 
   /**
-   * A bare connection to the brokers for the guard's reads: kafkajs has no consumer without a
-   * group, and a throw-away group cost 14 requests (join, sync, offsets, leave, delete) at every
-   * start, each a round trip to a far broker. It comes from kafkajs 2.2.4's cluster factory, a
-   * private member of `Kafka` (pinned with the patch in patches/; the guard's integration tests
-   * fail if it moves). Its requests count as client "guard".
+   * A bare connection to the brokers, for the guard's reads and the assignment's offsets: kafkajs
+   * has no consumer without a group, and a throw-away group cost 14 requests (join, sync, offsets,
+   * leave, delete) at every start, each a round trip to a far broker. It comes from kafkajs
+   * 2.2.4's cluster factory, a private member of `Kafka` (pinned with the patch in patches/; the
+   * guard's integration tests fail if it moves). Its requests count as client "reader".
    */
-  private guardCluster(): BareCluster {
+  private createReader(): BareCluster {
     const requests = this.options.metrics.kafkaRequests;
     return clusterFactory(this.kafka)({
       metadataMaxAge: 300_000,
@@ -384,7 +395,7 @@ export class KafkaLog implements MutationLog {
       instrumentationEmitter: {
         emit: (name: string, payload: { apiName?: string }) => {
           if (name === "network.request" && payload.apiName !== undefined) {
-            requests.labels("guard", payload.apiName).inc();
+            requests.labels("reader", payload.apiName).inc();
           }
         },
       },
@@ -431,6 +442,41 @@ export class KafkaLog implements MutationLog {
     // A fetch returns whole record batches: skip records before `offset`.
     const record = partition.messages.find((m) => Number(m.offset) >= offset);
     return record?.value ?? null;
+  }
+
+  /**
+   * Each partition's first and next offset (`low`, `high`) of `topic`: one round trip on the
+   * reader (both ListOffsets requests in flight together), or the admin client's two or three
+   * when the reader is gone or fails (a leader moved: its metadata refreshes on the next call).
+   */
+  private async topicOffsets(
+    admin: Admin,
+    topic: string,
+  ): Promise<{ partition: number; high: string; low: string }[]> {
+    const reader = this.reader;
+    if (reader !== null) {
+      try {
+        await reader.addTargetTopic(topic);
+        const partitions = reader.findTopicPartitionMetadata(topic).map((p) => ({
+          partition: p.partitionId,
+        }));
+        const [high, low] = await Promise.all([
+          reader.fetchTopicsOffset([{ topic, partitions, fromBeginning: false }]),
+          reader.fetchTopicsOffset([{ topic, partitions, fromBeginning: true }]),
+        ]);
+        const lows = new Map(low[0]?.partitions.map((p) => [p.partition, p.offset]));
+        const out = (high[0]?.partitions ?? []).map((p) => ({
+          partition: p.partition,
+          high: p.offset,
+          low: lows.get(p.partition) ?? "",
+        }));
+        if (out.length === partitions.length && out.every((o) => o.low !== "")) return out;
+      } catch (error) {
+        await reader.refreshMetadata().catch(() => {});
+        log("warn", "kafka_reader_offsets_failed", { topic, error: errorMessage(error) });
+      }
+    }
+    return await admin.fetchTopicOffsets(topic);
   }
 
   /**
@@ -647,7 +693,7 @@ export class KafkaLog implements MutationLog {
         if (added.length > 0 || expected.size === 0) {
           const ends = new Map<number, number>();
           const lows = new Map<number, number>();
-          for (const o of await admin.fetchTopicOffsets(topic)) {
+          for (const o of await this.topicOffsets(admin, topic)) {
             ends.set(o.partition, Number(o.high));
             lows.set(o.partition, Number(o.low));
           }
@@ -818,8 +864,10 @@ export class KafkaLog implements MutationLog {
     this.waiting = [];
     this.waitingHead = 0;
     await this.admin?.disconnect().catch(() => {});
+    await this.reader?.disconnect().catch(() => {});
     this.producer = null;
     this.admin = null;
+    this.reader = null;
   }
 }
 
@@ -837,11 +885,16 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
 /** Kafka's error code for a fetch below the log start (or past its end). */
 const OFFSET_OUT_OF_RANGE = 1;
 
-/** The parts of kafkajs 2.2.4's internal `Cluster` the guard uses. */
+/** The parts of kafkajs 2.2.4's internal `Cluster` the reader uses. */
 interface BareCluster {
   connect(): Promise<void>;
   disconnect(): Promise<void>;
   addTargetTopic(topic: string): Promise<void>;
+  addMultipleTargetTopics(topics: string[]): Promise<void>;
+  refreshMetadata(): Promise<void>;
+  fetchTopicsOffset(
+    topics: { topic: string; partitions: { partition: number }[]; fromBeginning: boolean }[],
+  ): Promise<{ topic: string; partitions: { partition: number; offset: string }[] }[]>;
   findTopicPartitionMetadata(topic: string): { partitionId: number; leader: number }[];
   findBroker(query: { nodeId: string }): Promise<{
     fetch(request: {

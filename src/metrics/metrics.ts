@@ -158,7 +158,7 @@ export function createMetrics(): Metrics {
     ),
     kafkaRequests: registry.counter(
       "firescroll_kafka_requests_total",
-      "Requests to Kafka brokers that got an answer, by client (admin, producer, consumer, guard) and API (Produce, Fetch, Metadata, ...).",
+      "Requests to Kafka brokers that got an answer, by client (admin, producer, consumer, reader: the bare connection of the partition-count guard and the assignment offsets) and API (Produce, Fetch, Metadata, ...).",
       ["client", "api"],
     ),
     logCommitDuration: registry.histogram(

@@ -31,8 +31,8 @@ Deno.test({
       assert.ok((started.get("consumer/JoinGroup") ?? 0) >= 1, seen);
       // The partition-count record is read with one Fetch on a bare connection, not through a
       // consumer group of its own (which cost 14 requests, each a round trip to a far broker).
-      assert.ok((started.get("guard/Fetch") ?? 0) >= 1, seen);
-      assert.equal(started.get("guard/JoinGroup"), undefined, seen);
+      assert.ok((started.get("reader/Fetch") ?? 0) >= 1, seen);
+      assert.equal(started.get("reader/JoinGroup"), undefined, seen);
       assert.equal(started.get("admin/DeleteGroups"), undefined, seen);
       const produced = started.get("producer/Produce") ?? 0;
       assert.ok(produced >= 1, `the partition-count record: ${seen}`);
