@@ -104,20 +104,9 @@ side() {
   start_far "$3" "$2-local" "$db"
 }
 
-for round in $(seq 1 "$ROUNDS"); do
-  if [[ -z "${BASE_TREE:-}" ]]; then
-    side "$round" new "$ROOT"
-  elif ((round % 2 == 1)); then
-    side "$round" new "$ROOT"
-    side "$round" base "$BASE_TREE"
-  else
-    side "$round" base "$BASE_TREE"
-    side "$round" new "$ROOT"
-  fi
-done
+ab_rounds "$ROUNDS" side "${BASE_TREE:-}"
 
-jq -rs --argjson rtt "$RTT_MS" --argjson rounds "$ROUNDS" '
-  def med: sort | if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+jq -rs --argjson rtt "$RTT_MS" --argjson rounds "$ROUNDS" "$JQ_MED"'
   "| start, RTT \($rtt) ms (medians of \($rounds) runs each) | ready after ms | ÷ RTT | Kafka requests |",
   "|---|--:|--:|--:|",
   (group_by(.start)[] | "| \(.[0].start) | \(map(.ready_ms) | med | round) | \((map(.ready_ms) | med) / $rtt * 10 | round / 10) | \(if .[0].kafka_requests == null then "–" else (map(.kafka_requests) | med) end) |")

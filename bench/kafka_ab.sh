@@ -90,19 +90,9 @@ side() {
     "$TMP/w$round$label.json" | tee -a "$TMP/ab.jsonl"
 }
 
-for round in $(seq 1 "$ROUNDS"); do
-  if ((round % 2 == 1)); then
-    side "$round" new "$ROOT"
-    side "$round" base "$BASE_TREE"
-  else
-    side "$round" base "$BASE_TREE"
-    side "$round" new "$ROOT"
-  fi
-done
+ab_rounds "$ROUNDS" side "$BASE_TREE"
 
-jq -rs '
-  def med: sort | if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
-    else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+jq -rs "$JQ_MED"'
   def r(x): (x * 100 | round) / 100;
   def stats(s): [.[] | select(.side == s)] | {
     records_s: (map(.records_s) | med), p50: (map(.p50_ms) | med), p99: (map(.p99_ms) | med),

@@ -155,6 +155,30 @@ measure() {
     }'
 }
 
+# ab_rounds ROUNDS SIDE [BASE_TREE]: the A/B scripts' rounds. Each round runs
+# `SIDE ROUND new $ROOT` and `SIDE ROUND base BASE_TREE`, the order alternating (A B, B A, ...) so
+# that drift of a shared machine favours neither; without BASE_TREE only the new side runs.
+ab_rounds() {
+  local rounds=$1 side=$2 base=${3:-} round
+  for round in $(seq 1 "$rounds"); do
+    if [[ -z "$base" ]]; then
+      "$side" "$round" new "$ROOT"
+    elif ((round % 2 == 1)); then
+      "$side" "$round" new "$ROOT"
+      "$side" "$round" base "$base"
+    else
+      "$side" "$round" base "$base"
+      "$side" "$round" new "$ROOT"
+    fi
+  done
+}
+
+# JQ_MED: a jq definition the A/B reports start their programs with: `med`, the median of an
+# array of numbers (nulls ignored; null when none is left).
+JQ_MED='def med: map(select(. != null)) | sort |
+  if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
+  else (.[length / 2 - 1] + .[length / 2]) / 2 end;'
+
 # cpu_probe: bench/cpu_probe.ts on CPU $SERVER_CPU (ms, lower is faster; "?" when it fails).
 cpu_probe() { taskset -c "${SERVER_CPU:-1}" deno run bench/cpu_probe.ts 2>/dev/null || echo "?"; }
 

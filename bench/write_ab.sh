@@ -73,20 +73,9 @@ side() {
     "$TMP/w$round$label.json" | tee -a "$TMP/ab.jsonl"
 }
 
-for round in $(seq 1 "$ROUNDS"); do
-  if ((round % 2 == 1)); then
-    side "$round" new "$ROOT"
-    side "$round" base "$BASE_TREE"
-  else
-    side "$round" base "$BASE_TREE"
-    side "$round" new "$ROOT"
-  fi
-done
+ab_rounds "$ROUNDS" side "$BASE_TREE"
 
-jq -rs '
-  def med: map(select(. != null)) | sort |
-    if length == 0 then null elif length % 2 == 1 then .[length / 2 | floor]
-    else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+jq -rs "$JQ_MED"'
   def r(x): if x == null then "–" else (x * 100 | round) / 100 end;
   def stats: {records_s: (map(.records_s) | med), p50: (map(.p50_ms) | med),
     p99: (map(.p99_ms) | med), cpu: (map(.node_cpu_us_per_put) | med),

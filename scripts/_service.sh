@@ -36,3 +36,20 @@ take_lock() {
   exec 9>"$1.lock"
   flock -w 120 9 || { echo "timed out waiting for lock $1.lock" >&2; exit 1; }
 }
+
+# go_install PACKAGE@VERSION BUILT DEST: builds a Go command with `go install` (GOTOOLCHAIN=local:
+# never fetch another Go) into a temp dir, then moves the binary named BUILT to DEST, so that an
+# interrupted build never leaves a half-written binary that a later `-x DEST` check would trust.
+go_install() {
+  local package=$1 built=$2 dest=$3 tmp
+  command -v go >/dev/null || { echo "go not found (needed once to build $package)" >&2; return 1; }
+  tmp="$dest.tmp.$$"
+  mkdir -p "$tmp"
+  if ! GOBIN="$tmp" GOTOOLCHAIN=local go install "$package" >"$tmp/install.log" 2>&1; then
+    tail -n 40 "$tmp/install.log" >&2
+    echo "go install of $package failed (log: $tmp/install.log)" >&2
+    return 1
+  fi
+  mv -f "$tmp/$built" "$dest"
+  rm -rf "$tmp"
+}

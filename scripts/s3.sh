@@ -58,21 +58,10 @@ die() { log "$*"; exit 1; }
 
 ensure_binary() {
   [[ -x "$BIN" ]] && return 0
-  command -v go >/dev/null || die "go not found (needed once to build versitygw)"
   log "building $VERSITYGW_MODULE@$VERSITYGW_VERSION with go install (first run only, ~1-2 min)..."
-  # Build into a temp dir and move into place, so an interrupted build never
-  # leaves a half-written binary that the -x check above would trust.
-  # GOTOOLCHAIN=local: never try to fetch another Go toolchain.
-  local tmp="$BIN_DIR.tmp.$$"
-  mkdir -p "$tmp"
-  if ! GOBIN="$tmp" GOTOOLCHAIN=local go install \
-      "$VERSITYGW_MODULE/cmd/versitygw@$VERSITYGW_VERSION" >"$tmp/install.log" 2>&1; then
-    tail -n 40 "$tmp/install.log" >&2
-    die "go install of versitygw failed (log: $tmp/install.log)"
-  fi
   mkdir -p "$BIN_DIR"
-  mv -f "$tmp/versitygw" "$BIN"
-  rm -rf "$tmp"
+  go_install "$VERSITYGW_MODULE/cmd/versitygw@$VERSITYGW_VERSION" versitygw "$BIN" ||
+    die "cannot build versitygw"
 }
 
 # --- process helpers ---------------------------------------------------------

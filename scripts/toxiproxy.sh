@@ -38,18 +38,10 @@ die() {
 
 ensure_binary() {
   [[ -x "$BIN" ]] && return 0
-  command -v go >/dev/null || die "go not found (needed once to build toxiproxy)"
   log "building $TOXIPROXY_MODULE@$TOXIPROXY_VERSION with go install (first run only, ~10-60 s)..."
-  local tmp="$BIN_DIR.tmp.$$"
-  mkdir -p "$tmp"
-  if ! GOBIN="$tmp" GOTOOLCHAIN=local go install \
-    "$TOXIPROXY_MODULE/cmd/server@$TOXIPROXY_VERSION" >"$tmp/install.log" 2>&1; then
-    tail -n 40 "$tmp/install.log" >&2
-    die "go install of toxiproxy failed (log: $tmp/install.log)"
-  fi
   mkdir -p "$BIN_DIR"
-  mv -f "$tmp/server" "$BIN"
-  rm -rf "$tmp"
+  go_install "$TOXIPROXY_MODULE/cmd/server@$TOXIPROXY_VERSION" server "$BIN" ||
+    die "cannot build toxiproxy"
 }
 
 running_pid() { service_pid "$PID_FILE" "toxiproxy-server -host $HOST -port $TOXIPROXY_PORT"; }
