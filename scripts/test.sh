@@ -21,10 +21,21 @@ trap cleanup EXIT
 
 # Services are started only when the suite has tests that need them and no external one is given.
 if [ -z "${KAFKA_SEEDS:-}" ] && [ -n "$(ls tests/integration/kafka_*_test.ts 2>/dev/null)" ]; then
+  # A far region for tests/integration/kafka_geo_test.ts: a listener advertised at a toxiproxy
+  # port that adds FAR_RTT_MS to every round trip, so that a node seeded there reaches the broker
+  # only through the proxy. Exported: a test that restarts the broker keeps the listener.
+  far_listener="${KAFKA_FAR_PORT:-19096}"
+  far_proxy="${KAFKA_FAR_PROXY_PORT:-19097}"
+  export KAFKA_EXTRA_LISTENERS="FAR:$far_listener:$far_proxy"
   bash scripts/kafka.sh start
   started+=(kafka)
   export FIRESCROLL_TEST_KAFKA="127.0.0.1:${KAFKA_PORT:-19092}" FIRESCROLL_TEST_KAFKA_OWNED=1
   export FIRESCROLL_TEST_KAFKA_SASL="127.0.0.1:${KAFKA_SASL_PORT:-19094}"
+  bash scripts/toxiproxy.sh start
+  started+=(toxiproxy)
+  bash scripts/toxiproxy.sh proxy far "127.0.0.1:$far_proxy" "127.0.0.1:$far_listener" \
+    "${FAR_RTT_MS:-100}"
+  export FIRESCROLL_TEST_KAFKA_FAR="127.0.0.1:$far_proxy" FIRESCROLL_TEST_FAR_RTT_MS="${FAR_RTT_MS:-100}"
 elif [ -n "${KAFKA_SEEDS:-}" ]; then
   export FIRESCROLL_TEST_KAFKA="$KAFKA_SEEDS"
 fi
