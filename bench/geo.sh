@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# A simulated deployment of regions at different distances from the broker. The broker is its own
+# (scripts/kafka.sh with KAFKA_DIR=$TMP/kafka). Each far region gets a listener advertised at a
+# toxiproxy port that adds its RTT (scripts/toxiproxy.sh), so its node reaches the broker only
+# through that proxy. A writer node sits next to the broker (RTT 0). One node per region; for each:
+#
+#   - time to serve: process start → /readyz 200, on an empty disk, while the writer's backlog of
+#     BACKLOG one-record messages waits in the log;
+#   - idle CPU: % of a core over IDLE_S seconds with nothing written;
+#   - propagation: bench/propagation.ts writes PROP_COUNT new keys to the writer at PROP_RATE/s
+#     (open loop, after PROP_WARMUP) and reads each on the region's node with `after` → ack →
+#     visible p50/p99/max, and their ratio to the region's RTT;
+#   - writer ack latency during that run (the writer is the same for every region).
+#
+# Prints one JSON line per region and a Markdown table.
+#
+# Knobs (env): RTTS="0 50 100 200" (ms, one region each; 0 = no proxy) BACKLOG=20000
+#   PROP_COUNT=1000 PROP_RATE=200 PROP_WARMUP=100 IDLE_S=10 PARTITIONS=16
+#   GEO_KAFKA_PORT=19192 (+1 controller, +3 SASL, +9+i region i's listener)
+#   GEO_PROXY_PORT=19301 (+i region i's proxy) GEO_NODE_PORT=28380 (writer +0/+1, region i
+#   +10(i+1)/+10(i+1)+1, all on 127.0.0.1)
+# Usage: RTTS="0 100 200" bash bench/geo.sh > geo.md
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+read -r -a RTT_LIST <<<"${RTTS:-0 50 100 200}"
+BACKLOG=${BACKLOG:-20000}
+PROP_COUNT=${PROP_COUNT:-1000}
+PROP_RATE=${PROP_RATE:-200}
+PROP_WARMUP=${PROP_WARMUP:-100}
+IDLE_S=${IDLE_S:-10}
+export PARTITIONS=${PARTITIONS:-16}
+GK=${GEO_KAFKA_PORT:-19192}
+PP=${GEO_PROXY_PORT:-19301}
+NP=${GEO_NODE_PORT:-28380}
+HOST=127.0.0.1
+
+need deno curl jq go java
+
+listeners=()
+for i in "${!RTT_LIST[@]}"; do
+  ((RTT_LIST[i] > 0)) && listeners+=("R$i:$((GK + 9 + i)):$((PP + i))")
+done
+geo_kafka() {
+  KAFKA_DIR="$TMP/kafka" KAFKA_PORT=$GK KAFKA_CONTROLLER_PORT=$((GK + 1)) \
+    KAFKA_SASL_PORT=$((GK + 3)) KAFKA_EXTRA_LISTENERS="$(IFS=,; echo "${listeners[*]}")" \
+    bash scripts/kafka.sh "$@"
+}
+log "starting a broker of this run on $HOST:$GK with ${#listeners[@]} region listener(s)"
+geo_kafka start >&2 || die "cannot start the broker"
+CLEANUP_HOOKS+=("geo_kafka stop --wipe >&2")
+if ! bash scripts/toxiproxy.sh status; then
+  bash scripts/toxiproxy.sh start >&2 || die "cannot start toxiproxy"
+  CLEANUP_HOOKS+=("bash scripts/toxiproxy.sh stop >&2")
+fi
+seeds=()
+for i in "${!RTT_LIST[@]}"; do
+  if ((RTT_LIST[i] > 0)); then
+    bash scripts/toxiproxy.sh proxy "geo_r$i" "$HOST:$((PP + i))" "$HOST:$((GK + 9 + i))" \
+      "${RTT_LIST[i]}" || die "cannot create the proxy of region $i"
+    CLEANUP_HOOKS+=("bash scripts/toxiproxy.sh delete geo_r$i")
+    seeds+=("$HOST:$((PP + i))")
+  else
+    seeds+=("$HOST:$GK")
+  fi
+done
+
+NS="${RUN_ID}_geo"
+log "writer node (next to the broker) writes a backlog of $BACKLOG messages to $NS"
+spawn_node writer "$HOST" "$NP" "$((NP + 1))" KAFKA_SEEDS="$HOST:$GK" NAMESPACE="$NS" \
+  REPLICA_GROUP=writer INSTANCE_ID=writer PARTITIONS="$PARTITIONS"
+WRITER_PID=$NODE_PID
+wait_http_200 "http://$HOST:$NP/readyz" 120
+deno run --allow-net=127.0.0.1 --allow-env bench/backlog.ts --url "http://$HOST:$NP" \
+  --records "$BACKLOG" --records-per-message 1 --messages-per-request 16 \
+  --partitions "$PARTITIONS" --concurrency 16 --timeout-s 300 >/dev/null ||
+  die "backlog writer failed"
+
+# Start every region's node at once, as a deploy would, and time each to /readyz.
+region_pids=()
+for i in "${!RTT_LIST[@]}"; do
+  api=$((NP + 10 * (i + 1)))
+  spawn_node "r$i" "$HOST" "$api" "$((api + 1))" KAFKA_SEEDS="${seeds[i]}" NAMESPACE="$NS" \
+    REPLICA_GROUP="r$i" INSTANCE_ID="r$i" PARTITIONS="$PARTITIONS"
+  region_pids+=("$NODE_PID")
+  echo "$NODE_T0_MS" >"$TMP/r$i.t0"
+done
+for i in "${!RTT_LIST[@]}"; do
+  api=$((NP + 10 * (i + 1)))
+  wait_http_200 "http://$HOST:$api/readyz" 300
+  echo "$(($(date +%s%3N) - $(cat "$TMP/r$i.t0")))" >"$TMP/r$i.ready"
+done
+# The regions were polled one after another: a later one may have been ready before it was asked.
+log "all regions serve; measuring idle CPU for $IDLE_S s"
+for i in "${!RTT_LIST[@]}"; do proc_ticks "${region_pids[i]}" >"$TMP/r$i.c0"; done
+sleep "$IDLE_S"
+for i in "${!RTT_LIST[@]}"; do proc_ticks "${region_pids[i]}" >"$TMP/r$i.c1"; done
+
+for i in "${!RTT_LIST[@]}"; do
+  api=$((NP + 10 * (i + 1)))
+  log "region $i (RTT ${RTT_LIST[i]} ms): propagation, $PROP_COUNT writes at $PROP_RATE/s"
+  timeout $(((PROP_COUNT + PROP_WARMUP) / PROP_RATE + 120)) deno run --allow-net=127.0.0.1 \
+    bench/propagation.ts --write-url "http://$HOST:$NP" --read-url "http://$HOST:$api" \
+    --count "$PROP_COUNT" --rate "$PROP_RATE" --warmup "$PROP_WARMUP" >"$TMP/p$i.json" ||
+    die "propagation.ts failed for region $i"
+  idle=$(awk -v a="$(cat "$TMP/r$i.c0")" -v b="$(cat "$TMP/r$i.c1")" -v hz="$CLK_TCK" \
+    -v s="$IDLE_S" 'BEGIN {printf "%.2f", 100 * (b - a) / hz / s}')
+  jq -c --argjson region "$i" --argjson rtt "${RTT_LIST[i]}" \
+    --argjson ready "$(cat "$TMP/r$i.ready")" --argjson idle "$idle" \
+    '{region: $region, rtt_ms: $rtt, ready_ms: $ready, idle_cpu_pct: $idle,
+      propagation_ms: (.propagation_ms | {p50, p99, max}), writer_ack_ms: (.ack_ms | {p50, p99})}' \
+    "$TMP/p$i.json" | tee -a "$TMP/geo.jsonl"
+done
+
+for pid in "${region_pids[@]}"; do stop_node "$pid"; done
+stop_node "$WRITER_PID"
+
+echo
+echo "| region RTT ms | ready after ms (empty disk, $BACKLOG-message backlog) | idle CPU % of a core | ack → visible p50 / p99 / max ms | p50 ÷ RTT | p99 ÷ RTT | writer ack p50 / p99 ms |"
+echo "|--:|--:|--:|--:|--:|--:|--:|"
+jq -r 'def ratio(x): if .rtt_ms == 0 then "–" else (x / .rtt_ms * 100 | round / 100) end;
+  "| \(.rtt_ms) | \(.ready_ms) | \(.idle_cpu_pct) | \(.propagation_ms.p50) / \(.propagation_ms.p99) / \(.propagation_ms.max) | \(ratio(.propagation_ms.p50)) | \(ratio(.propagation_ms.p99)) | \(.writer_ack_ms.p50) / \(.writer_ack_ms.p99) |"' \
+  "$TMP/geo.jsonl"
