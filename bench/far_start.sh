@@ -36,22 +36,8 @@ fi
 
 need deno curl jq go java
 
-geo_kafka() {
-  KAFKA_DIR="$TMP/kafka" KAFKA_PORT=$GK KAFKA_CONTROLLER_PORT=$((GK + 1)) \
-    KAFKA_SASL_PORT=$((GK + 3)) KAFKA_EXTRA_LISTENERS="REGION:$((GK + 9)):$PROXY_PORT" \
-    bash scripts/kafka.sh "$@"
-}
-
-log "starting a broker of this run on $HOST:$GK (region listener $((GK + 9)), advertised at $PROXY_PORT)"
-geo_kafka start >&2 || die "cannot start the broker"
-CLEANUP_HOOKS+=("geo_kafka stop --wipe >&2")
-if ! bash scripts/toxiproxy.sh status; then
-  bash scripts/toxiproxy.sh start >&2 || die "cannot start toxiproxy"
-  CLEANUP_HOOKS+=("bash scripts/toxiproxy.sh stop >&2")
-fi
-bash scripts/toxiproxy.sh proxy far_region "$HOST:$PROXY_PORT" "$HOST:$((GK + 9))" "$RTT_MS" ||
-  die "cannot create the proxy"
-CLEANUP_HOOKS+=("bash scripts/toxiproxy.sh delete far_region")
+geo_broker_start "$GK" "REGION:$((GK + 9)):$PROXY_PORT"
+region_proxy far_region "$HOST:$PROXY_PORT" "$HOST:$((GK + 9))" "$RTT_MS"
 
 NS="${RUN_ID}_far"
 log "near node writes $RECORDS records to namespace $NS"
@@ -59,10 +45,7 @@ spawn_node near "$HOST" "$((PB + 10))" "$((PB + 11))" KAFKA_SEEDS="$HOST:$GK" NA
   REPLICA_GROUP=near INSTANCE_ID=near PARTITIONS="$PARTITIONS"
 near_pid=$NODE_PID
 wait_http_200 "http://$HOST:$((PB + 10))/readyz" 120
-deno run --allow-net=127.0.0.1 --allow-env bench/backlog.ts --url "http://$HOST:$((PB + 10))" \
-  --records "$RECORDS" --records-per-message 1 --messages-per-request 16 \
-  --partitions "$PARTITIONS" --concurrency 16 --timeout-s 300 >/dev/null ||
-  die "backlog writer failed"
+write_backlog "http://$HOST:$((PB + 10))" "$RECORDS"
 stop_node "$near_pid"
 
 # start_far TREE LABEL DB: one far start; appends a JSON line to $TMP/far.jsonl.

@@ -41,24 +41,11 @@ listeners=()
 for i in "${!RTT_LIST[@]}"; do
   ((RTT_LIST[i] > 0)) && listeners+=("R$i:$((GK + 9 + i)):$((PP + i))")
 done
-geo_kafka() {
-  KAFKA_DIR="$TMP/kafka" KAFKA_PORT=$GK KAFKA_CONTROLLER_PORT=$((GK + 1)) \
-    KAFKA_SASL_PORT=$((GK + 3)) KAFKA_EXTRA_LISTENERS="$(IFS=,; echo "${listeners[*]}")" \
-    bash scripts/kafka.sh "$@"
-}
-log "starting a broker of this run on $HOST:$GK with ${#listeners[@]} region listener(s)"
-geo_kafka start >&2 || die "cannot start the broker"
-CLEANUP_HOOKS+=("geo_kafka stop --wipe >&2")
-if ! bash scripts/toxiproxy.sh status; then
-  bash scripts/toxiproxy.sh start >&2 || die "cannot start toxiproxy"
-  CLEANUP_HOOKS+=("bash scripts/toxiproxy.sh stop >&2")
-fi
+geo_broker_start "$GK" "$(IFS=,; echo "${listeners[*]}")"
 seeds=()
 for i in "${!RTT_LIST[@]}"; do
   if ((RTT_LIST[i] > 0)); then
-    bash scripts/toxiproxy.sh proxy "geo_r$i" "$HOST:$((PP + i))" "$HOST:$((GK + 9 + i))" \
-      "${RTT_LIST[i]}" || die "cannot create the proxy of region $i"
-    CLEANUP_HOOKS+=("bash scripts/toxiproxy.sh delete geo_r$i")
+    region_proxy "geo_r$i" "$HOST:$((PP + i))" "$HOST:$((GK + 9 + i))" "${RTT_LIST[i]}"
     seeds+=("$HOST:$((PP + i))")
   else
     seeds+=("$HOST:$GK")
@@ -71,10 +58,7 @@ spawn_node writer "$HOST" "$NP" "$((NP + 1))" KAFKA_SEEDS="$HOST:$GK" NAMESPACE=
   REPLICA_GROUP=writer INSTANCE_ID=writer PARTITIONS="$PARTITIONS"
 WRITER_PID=$NODE_PID
 wait_http_200 "http://$HOST:$NP/readyz" 120
-deno run --allow-net=127.0.0.1 --allow-env bench/backlog.ts --url "http://$HOST:$NP" \
-  --records "$BACKLOG" --records-per-message 1 --messages-per-request 16 \
-  --partitions "$PARTITIONS" --concurrency 16 --timeout-s 300 >/dev/null ||
-  die "backlog writer failed"
+write_backlog "http://$HOST:$NP" "$BACKLOG"
 
 # Start every region's node at once, as a deploy would, and time each to /readyz.
 region_pids=()

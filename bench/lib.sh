@@ -155,6 +155,43 @@ measure() {
     }'
 }
 
+# --- simulated regions (far_start.sh, geo.sh) ------------------------------------------------
+
+# geo_broker_start PORT LISTENERS: a broker of this run's own (KAFKA_DIR=$TMP/kafka, ports PORT,
+# +1 controller, +3 SASL) with the extra listeners LISTENERS ("NAME:PORT:ADVERTISED,...", see
+# scripts/kafka.sh); stopped and wiped at exit.
+geo_broker_start() {
+  GEO_BROKER_PORT=$1
+  GEO_LISTENERS=$2
+  log "starting a broker of this run on 127.0.0.1:$1 (listeners: ${2:-none})"
+  geo_kafka start >&2 || die "cannot start the broker"
+  CLEANUP_HOOKS+=("geo_kafka stop --wipe >&2")
+}
+geo_kafka() {
+  KAFKA_DIR="$TMP/kafka" KAFKA_PORT=$GEO_BROKER_PORT KAFKA_CONTROLLER_PORT=$((GEO_BROKER_PORT + 1)) \
+    KAFKA_SASL_PORT=$((GEO_BROKER_PORT + 3)) KAFKA_EXTRA_LISTENERS="$GEO_LISTENERS" \
+    bash scripts/kafka.sh "$@"
+}
+
+# region_proxy NAME LISTEN UPSTREAM RTT_MS: a toxiproxy proxy adding RTT_MS per round trip (the
+# server is started if it does not run, and stopped at exit then); deleted at exit.
+region_proxy() {
+  if ! bash scripts/toxiproxy.sh status; then
+    bash scripts/toxiproxy.sh start >&2 || die "cannot start toxiproxy"
+    CLEANUP_HOOKS+=("bash scripts/toxiproxy.sh stop >&2")
+  fi
+  bash scripts/toxiproxy.sh proxy "$@" || die "cannot create the proxy $1"
+  CLEANUP_HOOKS+=("bash scripts/toxiproxy.sh delete $1")
+}
+
+# write_backlog URL MESSAGES: MESSAGES one-record messages through URL's /records/put
+# (bench/backlog.ts, 16 messages per request, 16 requests in flight).
+write_backlog() {
+  deno run --allow-net=127.0.0.1 --allow-env bench/backlog.ts --url "$1" --records "$2" \
+    --records-per-message 1 --messages-per-request 16 --partitions "$PARTITIONS" \
+    --concurrency 16 --timeout-s 300 >/dev/null || die "backlog writer failed"
+}
+
 # ab_rounds ROUNDS SIDE [BASE_TREE]: the A/B scripts' rounds. Each round runs
 # `SIDE ROUND new $ROOT` and `SIDE ROUND base BASE_TREE`, the order alternating (A B, B A, ...) so
 # that drift of a shared machine favours neither; without BASE_TREE only the new side runs.

@@ -314,9 +314,9 @@ export class KafkaLog implements MutationLog {
   private async checkPartitionCount(
     admin: Admin,
     producer: Producer,
-    guard: BareCluster,
+    reader: BareCluster,
   ): Promise<void> {
-    let recorded = await this.readRecordedPartitions(admin, guard);
+    let recorded = await this.readRecordedPartitions(admin, reader);
     if (recorded === null) {
       await producer.send({
         topic: this.topics.partitions,
@@ -327,7 +327,7 @@ export class KafkaLog implements MutationLog {
           value: JSON.stringify({ partitions: this.options.partitions }),
         }],
       });
-      recorded = await this.readRecordedPartitions(admin, guard);
+      recorded = await this.readRecordedPartitions(admin, reader);
     }
     assert(recorded !== null, "the partitions topic is empty after a successful write");
     if (recorded !== this.options.partitions) {
@@ -342,22 +342,16 @@ export class KafkaLog implements MutationLog {
    * topic keeps everything (retention -1), so the first record is at offset 0; only when someone
    * gave the topic a retention does the broker answer "out of range", and the log start is asked.
    */
-  private async readRecordedPartitions(admin: Admin, guard: BareCluster): Promise<number | null> {
+  private async readRecordedPartitions(admin: Admin, reader: BareCluster): Promise<number | null> {
     const topic = this.topics.partitions;
+    const readAt = (offset: number) =>
+      withTimeout(this.fetchRecord(reader, topic, offset), 30_000, "reading the partitions topic");
     let at = 0;
-    let read = await withTimeout(
-      this.fetchRecord(guard, topic, at),
-      30_000,
-      "reading the partitions topic",
-    );
+    let read = await readAt(at);
     if (read === "out_of_range") {
       const [offsets] = await admin.fetchTopicOffsets(topic);
       at = Number(offsets?.low ?? 0);
-      read = await withTimeout(
-        this.fetchRecord(guard, topic, at),
-        30_000,
-        "reading the partitions topic",
-      );
+      read = await readAt(at);
       if (read === "out_of_range") throw unavailable(`Cannot read ${topic}/0 at offset ${at}`);
     }
     if (read === null) return null;
