@@ -10,12 +10,14 @@
 #   - propagation: bench/propagation.ts writes PROP_COUNT new keys to the writer at PROP_RATE/s
 #     (open loop, after PROP_WARMUP) and reads each on the region's node with `after` → ack →
 #     visible p50/p99/max, and their ratio to the region's RTT;
-#   - writer ack latency during that run (the writer is the same for every region).
+#   - writer ack latency during that run (the writer is the same for every region);
+#   - JoinGroup requests at the end: 2 is one healthy join, more mean an eviction or a rebalance.
 #
 # Prints one JSON line per region and a Markdown table.
 #
 # Knobs (env): RTTS="0 50 100 200" (ms, one region each; 0 = no proxy) BACKLOG=20000
 #   PROP_COUNT=1000 PROP_RATE=200 PROP_WARMUP=100 IDLE_S=10 PARTITIONS=16
+#   REGION_ENV="KEY=VALUE ..." (more settings for the region nodes, e.g. KAFKA_SESSION_TIMEOUT_MS)
 #   GEO_KAFKA_PORT=19192 (+1 controller, +3 SASL, +9+i region i's listener)
 #   GEO_PROXY_PORT=19301 (+i region i's proxy) GEO_NODE_PORT=28380 (writer +0/+1, region i
 #   +10(i+1)/+10(i+1)+1, all on 127.0.0.1)
@@ -24,6 +26,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 read -r -a RTT_LIST <<<"${RTTS:-0 50 100 200}"
+read -r -a REGION_ENV_LIST <<<"${REGION_ENV:-}"
 BACKLOG=${BACKLOG:-20000}
 PROP_COUNT=${PROP_COUNT:-1000}
 PROP_RATE=${PROP_RATE:-200}
@@ -65,7 +68,7 @@ region_pids=()
 for i in "${!RTT_LIST[@]}"; do
   api=$((NP + 10 * (i + 1)))
   spawn_node "r$i" "$HOST" "$api" "$((api + 1))" KAFKA_SEEDS="${seeds[i]}" NAMESPACE="$NS" \
-    REPLICA_GROUP="r$i" INSTANCE_ID="r$i" PARTITIONS="$PARTITIONS"
+    REPLICA_GROUP="r$i" INSTANCE_ID="r$i" PARTITIONS="$PARTITIONS" "${REGION_ENV_LIST[@]}"
   region_pids+=("$NODE_PID")
   echo "$NODE_T0_MS" >"$TMP/r$i.t0"
 done
@@ -87,11 +90,16 @@ for i in "${!RTT_LIST[@]}"; do
     bench/propagation.ts --write-url "http://$HOST:$NP" --read-url "http://$HOST:$api" \
     --count "$PROP_COUNT" --rate "$PROP_RATE" --warmup "$PROP_WARMUP" >"$TMP/p$i.json" ||
     die "propagation.ts failed for region $i"
+  # JoinGroup requests so far: 2 for the one join of a healthy start (the first is answered
+  # MEMBER_ID_REQUIRED); more mean the node was evicted from its group, or the group rebalanced.
+  joins=$(curl -fsS "http://$HOST:$((api + 1))/metrics" | awk '
+    /^firescroll_kafka_requests_total\{client="consumer",api="JoinGroup"\}/ {n = $2}
+    END {print n + 0}')
   idle=$(awk -v a="$(cat "$TMP/r$i.c0")" -v b="$(cat "$TMP/r$i.c1")" -v hz="$CLK_TCK" \
     -v s="$IDLE_S" 'BEGIN {printf "%.2f", 100 * (b - a) / hz / s}')
   jq -c --argjson region "$i" --argjson rtt "${RTT_LIST[i]}" \
-    --argjson ready "$(cat "$TMP/r$i.ready")" --argjson idle "$idle" \
-    '{region: $region, rtt_ms: $rtt, ready_ms: $ready, idle_cpu_pct: $idle,
+    --argjson ready "$(cat "$TMP/r$i.ready")" --argjson idle "$idle" --argjson joins "$joins" \
+    '{region: $region, rtt_ms: $rtt, ready_ms: $ready, idle_cpu_pct: $idle, join_requests: $joins,
       propagation_ms: (.propagation_ms | {p50, p99, max}), writer_ack_ms: (.ack_ms | {p50, p99})}' \
     "$TMP/p$i.json" | tee -a "$TMP/geo.jsonl"
 done
@@ -100,8 +108,8 @@ for pid in "${region_pids[@]}"; do stop_node "$pid"; done
 stop_node "$WRITER_PID"
 
 echo
-echo "| region RTT ms | ready after ms (empty disk, $BACKLOG-message backlog) | idle CPU % of a core | ack → visible p50 / p99 / max ms | p50 ÷ RTT | p99 ÷ RTT | writer ack p50 / p99 ms |"
-echo "|--:|--:|--:|--:|--:|--:|--:|"
+echo "| region RTT ms | ready after ms (empty disk, $BACKLOG-message backlog) | idle CPU % of a core | ack → visible p50 / p99 / max ms | p50 ÷ RTT | p99 ÷ RTT | writer ack p50 / p99 ms | JoinGroup requests |"
+echo "|--:|--:|--:|--:|--:|--:|--:|--:|"
 jq -r 'def ratio(x): if .rtt_ms == 0 then "–" else (x / .rtt_ms * 100 | round / 100) end;
-  "| \(.rtt_ms) | \(.ready_ms) | \(.idle_cpu_pct) | \(.propagation_ms.p50) / \(.propagation_ms.p99) / \(.propagation_ms.max) | \(ratio(.propagation_ms.p50)) | \(ratio(.propagation_ms.p99)) | \(.writer_ack_ms.p50) / \(.writer_ack_ms.p99) |"' \
+  "| \(.rtt_ms) | \(.ready_ms) | \(.idle_cpu_pct) | \(.propagation_ms.p50) / \(.propagation_ms.p99) / \(.propagation_ms.max) | \(ratio(.propagation_ms.p50)) | \(ratio(.propagation_ms.p99)) | \(.writer_ack_ms.p50) / \(.writer_ack_ms.p99) | \(.join_requests) |"' \
   "$TMP/geo.jsonl"

@@ -1,6 +1,7 @@
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { setImmediate } from "node:timers";
 import { applyHunks, parsePatch, patchAll, patchTarget } from "./apply.mjs";
 
 const here = new URL(".", import.meta.url).pathname;
@@ -93,6 +94,9 @@ Deno.test("patches apply once, are recognised when applied, and refuse text they
     "node_modules/kafkajs/src/protocol/decoder.js",
     "node_modules/kafkajs/src/protocol/encoder.js",
     "node_modules/kafkajs/src/network/requestQueue/index.js",
+    "node_modules/kafkajs/src/consumer/runner.js",
+    "node_modules/kafkajs/src/consumer/consumerGroup.js",
+    "node_modules/kafkajs/src/protocol/requests/fetch/v4/decodeMessages.js",
   ]);
   for (const file of patch) {
     const patched = readFileSync(`${root}/${file.path}`, "utf8");
@@ -146,4 +150,138 @@ Deno.test("the patched kafkajs request queue schedules no check while nothing is
   } finally {
     queue.destroy();
   }
+});
+
+Deno.test("the patched kafkajs runner never waits for a heartbeat and re-joins on its failure", async () => {
+  const Runner = require("../node_modules/kafkajs/src/consumer/runner.js") as {
+    new (options: Record<string, unknown>): {
+      running: boolean;
+      heartbeatTimer: unknown;
+      heartbeat(): Promise<void>;
+      startHeartbeatTimer(): void;
+      stop(): Promise<void>;
+    };
+  };
+  const noop = () => {};
+  const logger: Record<string, unknown> = { debug: noop, info: noop, warn: noop, error: noop };
+  logger.namespace = () => logger;
+  let sent = 0;
+  let answer: (error?: Error) => void = noop;
+  const group = {
+    generationId: 1,
+    heartbeat: () => {
+      sent++;
+      return new Promise<void>((resolve, reject) => {
+        answer = (error) => error === undefined ? resolve() : reject(error);
+      });
+    },
+    getNodeIds: () => [],
+  };
+  const runner = new Runner({
+    logger,
+    consumerGroup: group,
+    instrumentationEmitter: { emit: noop },
+    concurrency: 1,
+    eachBatch: noop,
+    heartbeatInterval: 60_000,
+    onCrash: noop,
+    autoCommit: false,
+  });
+  // Unpatched, the fetch loop waited here for the coordinator's answer: one round trip each time.
+  let returned = false;
+  await Promise.race([
+    runner.heartbeat().then(() => returned = true),
+    new Promise((resolve) => setTimeout(resolve, 50)),
+  ]);
+  ok(returned, "heartbeat() returns before the coordinator answers");
+  equal(sent, 1);
+  const rebalancing = Object.assign(new Error("rebalancing"), { type: "REBALANCE_IN_PROGRESS" });
+  answer(rebalancing);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  // The failure reaches the fetch loop on its next call, which re-joins the group.
+  await runner.heartbeat().then(() => ok(false, "the failure is thrown"), (error) => {
+    equal(error, rebalancing);
+  });
+  // A failure from an older generation (the group was re-joined meanwhile) is dropped.
+  await runner.heartbeat();
+  answer(rebalancing);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  group.generationId = 2;
+  await runner.heartbeat();
+  equal(sent, 3);
+  // The timer sends heartbeats while the fetch loop is busy elsewhere; stop() clears it.
+  runner.running = true;
+  runner.startHeartbeatTimer();
+  ok(runner.heartbeatTimer !== null && runner.heartbeatTimer !== undefined);
+  await runner.stop();
+  equal(runner.heartbeatTimer, null);
+});
+
+Deno.test("the patched kafkajs consumer group ends an idle fetch's wait when a partition resumes", async () => {
+  const ConsumerGroup = require("../node_modules/kafkajs/src/consumer/consumerGroup.js") as {
+    prototype: {
+      fetch(nodeId: number): Promise<unknown[]>;
+      resume(topicPartitions: unknown[]): void;
+    };
+  };
+  const noop = () => {};
+  // Only what fetch() touches when every assigned partition is paused.
+  const group = Object.assign(Object.create(ConsumerGroup.prototype), {
+    logger: { debug: noop, info: noop, warn: noop, error: noop },
+    cluster: { refreshMetadataIfNecessary: () => Promise.resolve() },
+    checkForStaleAssignment: noop,
+    subscriptionState: { assigned: () => [], resume: noop },
+    filterPartitionsByNode: (_nodeId: number, topicPartitions: unknown[]) => topicPartitions,
+    seekOffsets: () => Promise.resolve(),
+    offsetManager: { committedOffsets: () => ({}) },
+    getActiveTopicPartitions: () => ({}),
+    maxWaitTime: 3000,
+  }) as typeof ConsumerGroup.prototype;
+  const started = Date.now();
+  const fetched = group.fetch(1);
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  // Unpatched, the fetch loop slept the whole maxWaitTime before it looked again.
+  group.resume([]);
+  deepEqual(await fetched, []);
+  ok(Date.now() - started < 1000, `the wait ended at resume (${Date.now() - started} ms)`);
+});
+
+Deno.test("the patched kafkajs fetch decoder gives the event loop turns and decodes every record", async () => {
+  const decodeMessages = require(
+    "../node_modules/kafkajs/src/protocol/requests/fetch/v4/decodeMessages.js",
+  ) as (decoder: unknown) => Promise<{ offset: string; value: Buffer }[]>;
+  const { RecordBatch } = require(
+    "../node_modules/kafkajs/src/protocol/recordBatch/v0/index.js",
+  ) as {
+    RecordBatch: (options: Record<string, unknown>) => Promise<{ buffer: Buffer }>;
+  };
+  const Record = require("../node_modules/kafkajs/src/protocol/recordBatch/record/v0/index.js") as (
+    options: Record<string, unknown>,
+  ) => unknown;
+  const batches = 200;
+  const perBatch = 10;
+  const parts: Buffer[] = [];
+  for (let b = 0; b < batches; b++) {
+    const records = Array.from(
+      { length: perBatch },
+      (_, i) => Record({ offsetDelta: i, key: null, value: Buffer.from(`v${b}.${i}`) }),
+    );
+    const batch = await RecordBatch({
+      firstOffset: Long.fromString(String(b * perBatch)),
+      lastOffsetDelta: perBatch - 1,
+      records,
+    });
+    parts.push(batch.buffer);
+  }
+  const messages = Buffer.concat(parts);
+  const size = Buffer.alloc(4);
+  size.writeInt32BE(messages.length);
+  let turned = false;
+  setImmediate(() => turned = true);
+  const records = await decodeMessages(new Decoder(Buffer.concat([size, messages])));
+  // Unpatched, a whole fetch response decoded in promise continuations alone: nothing else ran.
+  ok(turned, "an immediate ran while the response was decoded");
+  equal(records.length, batches * perBatch);
+  equal(records.at(-1)!.offset, String(batches * perBatch - 1));
+  equal(records.at(-1)!.value.toString(), `v${batches - 1}.${perBatch - 1}`);
 });

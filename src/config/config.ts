@@ -344,7 +344,7 @@ export function loadConfig(env: Env): Config {
     kafkaRetentionMs: raw(env, "KAFKA_RETENTION_MS") === undefined
       ? null
       : int(env, "KAFKA_RETENTION_MS", 0, -1, Number.MAX_SAFE_INTEGER),
-    kafkaSessionTimeoutMs: int(env, "KAFKA_SESSION_TIMEOUT_MS", 10_000, 6000, 300_000),
+    kafkaSessionTimeoutMs: int(env, "KAFKA_SESSION_TIMEOUT_MS", 30_000, 6000, 300_000),
     logWriteTimeoutMs: int(env, "LOG_WRITE_TIMEOUT_MS", 10_000, 100, 300_000),
     dbPath: raw(env, "DB_PATH") ?? "./data",
     listenHost,
@@ -376,7 +376,7 @@ export function loadConfig(env: Env): Config {
     waitMsMax: int(env, "WAIT_MS_MAX", 10_000, 0, 300_000),
     conditionCacheMax: int(env, "CONDITION_CACHE_MAX", 10_000, 1, 1_000_000),
     conditionCacheCharsMax: int(env, "CONDITION_CACHE_CHARS_MAX", 1_048_576, 1024, 1_073_741_824),
-    applyBatchMax: int(env, "APPLY_BATCH_MAX", 2000, 1, 100_000),
+    applyBatchMax: int(env, "APPLY_BATCH_MAX", 256, 1, 100_000),
     logQueueMax: int(env, "LOG_QUEUE_MAX", 10_000, 1, 1_000_000),
     waitersMax: int(env, "WAITERS_MAX", 10_000, 1, 1_000_000),
     handOffTimeoutMs: int(

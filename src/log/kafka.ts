@@ -24,6 +24,7 @@ import type { Metrics } from "../metrics/mod.ts";
 import { assert } from "../util/assert.ts";
 import { OperationalError } from "../util/errors.ts";
 import { errorMessage, log } from "../util/log.ts";
+import { setImmediate } from "node:timers";
 import type { AppendRequest, MutationLog, PartitionConsumer } from "../node/mod.ts";
 
 /** Settings of the Kafka log. */
@@ -78,6 +79,14 @@ const FINAL_COMMIT_TIMEOUT_MS = 2000;
  * how late a partition resumed or sought between fetches is fetched for the first time.
  */
 const FETCH_MAX_WAIT_MS = 250;
+/**
+ * Catch-up gives the event loop a turn after this much apply without one (ms). Applying is
+ * synchronous and the fetch loop moves on through promise continuations alone, which never let a
+ * timer or a socket run: without a turn, heartbeats, the coordinator's answers and the HTTP
+ * requests waiting for this node sat out a whole fetch of backlog (5 s and an eviction from the
+ * group, on a starved machine).
+ */
+const APPLY_TURN_MS = 20;
 
 interface PendingAppend {
   readonly messages: readonly AppendRequest[];
@@ -152,6 +161,10 @@ export class KafkaLog implements MutationLog {
   private waiting: PendingAppend[] = [];
   private waitingHead = 0;
   private sweepTimer: ReturnType<typeof setTimeout> | null = null;
+  /** When the event loop last had a turn that apply gave it ({@linkcode APPLY_TURN_MS}). */
+  private lastTurn = 0;
+  /** The turn the partitions' apply loops wait for together, while one is pending. */
+  private turn: Promise<void> | null = null;
 
   constructor(private readonly options: KafkaLogOptions) {
     this.topics = topicNames(options.namespace);
@@ -655,7 +668,11 @@ export class KafkaLog implements MutationLog {
     const consumer = this.kafka.consumer({
       groupId: groupId(this.options.namespace, this.options.region, this.options.replicaGroup),
       sessionTimeout: this.options.sessionTimeoutMs,
-      heartbeatInterval: Math.max(500, Math.floor(this.options.sessionTimeoutMs / 5)),
+      // At most 3 s: a member learns of a rebalance at its next heartbeat, whatever the session.
+      heartbeatInterval: Math.max(
+        500,
+        Math.min(3000, Math.floor(this.options.sessionTimeoutMs / 5)),
+      ),
       rebalanceTimeout: Math.max(10_000, this.options.sessionTimeoutMs * 2),
       allowAutoTopicCreation: false,
       minBytes: 1,
@@ -817,6 +834,7 @@ export class KafkaLog implements MutationLog {
         expected.set(partition, position);
         resolveOffset(message.offset);
         await heartbeat();
+        await this.turnWhenBusy();
         chunk = [];
       }
     }
@@ -825,6 +843,27 @@ export class KafkaLog implements MutationLog {
     await partitionConsumer.deliver(partition, chunk, end, Number(batch.highWatermark));
     expected.set(partition, end);
     resolveOffset(batch.lastOffset());
+    await this.turnWhenBusy();
+  }
+
+  /**
+   * Lets timers and sockets run (a `setImmediate`, ~15 µs; `setTimeout(0)` is clamped to 4 ms
+   * once nested) when apply has held the event loop for {@linkcode APPLY_TURN_MS}. The
+   * partitions' apply loops (up to 8 at once) share one turn and one clock: each waiting on a
+   * turn of its own would let all of them run on, one after another, in the same phase of the
+   * loop.
+   */
+  private turnWhenBusy(): Promise<void> | void {
+    if (this.turn !== null) return this.turn;
+    if (performance.now() - this.lastTurn < APPLY_TURN_MS) return;
+    this.turn = new Promise<void>((resolve) =>
+      setImmediate(() => {
+        this.turn = null;
+        this.lastTurn = performance.now();
+        resolve();
+      })
+    );
+    return this.turn;
   }
 
   /** The mutations topic's `retention.ms` (-1 = forever), or null when it cannot be read. */
