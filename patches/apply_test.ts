@@ -95,8 +95,9 @@ Deno.test("patches apply once, are recognised when applied, and refuse text they
     "node_modules/kafkajs/src/protocol/encoder.js",
     "node_modules/kafkajs/src/network/requestQueue/index.js",
     "node_modules/kafkajs/src/consumer/runner.js",
-    "node_modules/kafkajs/src/consumer/consumerGroup.js",
     "node_modules/kafkajs/src/protocol/requests/fetch/v4/decodeMessages.js",
+    "node_modules/kafkajs/src/consumer/consumerGroup.js",
+    "node_modules/kafkajs/src/consumer/offsetManager/index.js",
   ]);
   for (const file of patch) {
     const patched = readFileSync(`${root}/${file.path}`, "utf8");

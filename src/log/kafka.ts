@@ -75,10 +75,12 @@ const COMMIT_INTERVAL_MS = 5000;
 const FINAL_COMMIT_TIMEOUT_MS = 2000;
 /**
  * How long the broker may hold a fetch that finds nothing new. Data answers a fetch at once
- * (`minBytes` 1), so this costs no latency; it only bounds how often an idle consumer asks, and
- * how late a partition resumed or sought between fetches is fetched for the first time.
+ * (`minBytes` 1), so this costs no latency; it bounds how often an idle consumer asks (the bulk of
+ * an idle node's CPU: 250 ms cost 0.5–0.7 % of a core) and how late a partition resumed while a
+ * fetch is held is first fetched (a rebalance that adds partitions to a consuming node; at start,
+ * with nothing held, a resume starts the fetch at once).
  */
-const FETCH_MAX_WAIT_MS = 250;
+const FETCH_MAX_WAIT_MS = 500;
 /**
  * Catch-up gives the event loop a turn after this much apply without one (ms). Applying is
  * synchronous and the fetch loop moves on through promise continuations alone, which never let a
@@ -269,21 +271,76 @@ export class KafkaLog implements MutationLog {
     this.reader = reader;
     // Both topics' metadata in the reader's first Metadata request.
     const topics = [this.topics.partitions, this.topics.mutations];
-    const connected = Promise.all([producer.connect(), reader.connect()]);
-    connected.catch(() => {}); // awaited below; a failure of the admin first must not leave it unhandled
+    // The consumer connects now too, and subscribes (a Metadata request) once the topic surely
+    // exists, alongside the guard's read; it joins its group only in run(), after the guard.
+    const consumer = this.createConsumer();
+    this.consumer = consumer;
+    // The admin client is needed only to create topics, and the producer (three round trips to
+    // connect) only to write the guard's record into a new namespace: neither holds up the rest.
+    const adminConnected = admin.connect();
+    const producerConnected = producer.connect();
+    adminConnected.catch(() => {}); // awaited below; an earlier failure must not leave it unhandled
+    producerConnected.catch(() => {});
     try {
-      await admin.connect();
-      await this.ensureTopics(admin);
-      await connected;
-      await reader.addMultipleTargetTopics(topics);
-      await this.checkPartitionCount(admin, producer, reader);
+      await Promise.all([reader.connect(), consumer.connect()]);
+      // Both topics' metadata in one request on the reader. Only a namespace's first start (a
+      // topic missing) asks the admin client, which spends four Metadata requests in a row.
+      if (!await this.readTopicMetadata(reader, topics)) {
+        await adminConnected;
+        await this.ensureTopics(admin);
+        await reader.addMultipleTargetTopics(topics);
+      }
+      const live = reader.findTopicPartitionMetadata(this.topics.mutations).length;
+      if (live !== this.options.partitions) {
+        throw mismatch(
+          `Cannot start: topic ${this.topics.mutations} has ${live} partitions but PARTITIONS=${this.options.partitions}`,
+        );
+      }
+      const subscribed = consumer.subscribe({ topic: this.topics.mutations, fromBeginning: true });
+      subscribed.catch(() => {}); // awaited below, after the guard
+      await this.checkPartitionCount(producerConnected, reader);
+      await Promise.all([subscribed, adminConnected, producerConnected]);
     } catch (error) {
       await reader.disconnect().catch(() => {});
       this.reader = null;
+      await consumer.disconnect().catch(() => {});
+      this.consumer = null;
       throw error;
     }
   }
 
+  /** The replica group's consumer (not yet a member: run() joins). */
+  private createConsumer(): Consumer {
+    const consumer = this.kafka.consumer({
+      groupId: groupId(this.options.namespace, this.options.region, this.options.replicaGroup),
+      sessionTimeout: this.options.sessionTimeoutMs,
+      // At most 3 s: a member learns of a rebalance at its next heartbeat, whatever the session.
+      heartbeatInterval: Math.max(
+        500,
+        Math.min(3000, Math.floor(this.options.sessionTimeoutMs / 5)),
+      ),
+      rebalanceTimeout: Math.max(10_000, this.options.sessionTimeoutMs * 2),
+      allowAutoTopicCreation: false,
+      minBytes: 1,
+      maxWaitTimeInMs: FETCH_MAX_WAIT_MS,
+      retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: 1_000_000 },
+    });
+    this.countRequests("consumer", consumer);
+    return consumer;
+  }
+
+  /** Reads `topics`' metadata into the reader; false when one of them does not exist. */
+  private async readTopicMetadata(reader: BareCluster, topics: string[]): Promise<boolean> {
+    try {
+      await reader.addMultipleTargetTopics(topics);
+      return true;
+    } catch (error) {
+      if ((error as { type?: string })?.type === "UNKNOWN_TOPIC_OR_PARTITION") return false;
+      throw error;
+    }
+  }
+
+  /** Creates whichever of the namespace's topics is missing. */
   private async ensureTopics(admin: Admin): Promise<void> {
     const existing = new Set(await admin.listTopics());
     const topics = [];
@@ -314,23 +371,18 @@ export class KafkaLog implements MutationLog {
       await admin.createTopics({ topics, waitForLeaders: true });
       log("info", "kafka_topics_created", { topics: topics.map((t) => t.topic) });
     }
-    const metadata = await admin.fetchTopicMetadata({ topics: [this.topics.mutations] });
-    const live = metadata.topics[0]?.partitions.length ?? 0;
-    if (live !== this.options.partitions) {
-      throw mismatch(
-        `Cannot start: topic ${this.topics.mutations} has ${live} partitions but PARTITIONS=${this.options.partitions}`,
-      );
-    }
   }
 
   /** First record of the partitions topic wins; a node with another count refuses to start. */
   private async checkPartitionCount(
-    admin: Admin,
-    producer: Producer,
+    producerConnected: Promise<void>,
     reader: BareCluster,
   ): Promise<void> {
-    let recorded = await this.readRecordedPartitions(admin, reader);
+    let recorded = await this.readRecordedPartitions(reader);
     if (recorded === null) {
+      const producer = this.producer;
+      assert(producer !== null, "kafka log is not started");
+      await producerConnected;
       await producer.send({
         topic: this.topics.partitions,
         acks: -1,
@@ -340,7 +392,7 @@ export class KafkaLog implements MutationLog {
           value: JSON.stringify({ partitions: this.options.partitions }),
         }],
       });
-      recorded = await this.readRecordedPartitions(admin, reader);
+      recorded = await this.readRecordedPartitions(reader);
     }
     assert(recorded !== null, "the partitions topic is empty after a successful write");
     if (recorded !== this.options.partitions) {
@@ -355,15 +407,17 @@ export class KafkaLog implements MutationLog {
    * topic keeps everything (retention -1), so the first record is at offset 0; only when someone
    * gave the topic a retention does the broker answer "out of range", and the log start is asked.
    */
-  private async readRecordedPartitions(admin: Admin, reader: BareCluster): Promise<number | null> {
+  private async readRecordedPartitions(reader: BareCluster): Promise<number | null> {
     const topic = this.topics.partitions;
     const readAt = (offset: number) =>
       withTimeout(this.fetchRecord(reader, topic, offset), 30_000, "reading the partitions topic");
     let at = 0;
     let read = await readAt(at);
     if (read === "out_of_range") {
-      const [offsets] = await admin.fetchTopicOffsets(topic);
-      at = Number(offsets?.low ?? 0);
+      const [offsets] = await reader.fetchTopicsOffset([
+        { topic, partitions: [{ partition: 0 }], fromBeginning: true },
+      ]);
+      at = Number(offsets?.partitions[0]?.offset ?? 0);
       read = await readAt(at);
       if (read === "out_of_range") throw unavailable(`Cannot read ${topic}/0 at offset ${at}`);
     }
@@ -665,22 +719,15 @@ export class KafkaLog implements MutationLog {
     const admin = this.admin;
     assert(admin !== null, "kafka log is not started");
     const topic = this.topics.mutations;
-    const consumer = this.kafka.consumer({
-      groupId: groupId(this.options.namespace, this.options.region, this.options.replicaGroup),
-      sessionTimeout: this.options.sessionTimeoutMs,
-      // At most 3 s: a member learns of a rebalance at its next heartbeat, whatever the session.
-      heartbeatInterval: Math.max(
-        500,
-        Math.min(3000, Math.floor(this.options.sessionTimeoutMs / 5)),
-      ),
-      rebalanceTimeout: Math.max(10_000, this.options.sessionTimeoutMs * 2),
-      allowAutoTopicCreation: false,
-      minBytes: 1,
-      maxWaitTimeInMs: FETCH_MAX_WAIT_MS,
-      retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: 1_000_000 },
-    });
-    this.consumer = consumer;
-    this.countRequests("consumer", consumer);
+    const consumer = this.consumer;
+    assert(consumer !== null, "kafka log is not started");
+    /**
+     * The first assignment's offsets, asked for while the group is being joined: one round trip
+     * less before the first fetch. Ends read a moment before the assignment are as good a point
+     * to call caught up as ends read at it; later assignments ask afresh.
+     */
+    let early: Promise<{ partition: number; high: string; low: string }[] | null> | null = this
+      .topicOffsets(admin, topic).catch(() => null);
     /** Partitions this node has opened, and the next offset each must read. */
     const expected = new Map<number, number>();
     let joinedOnce = false;
@@ -704,7 +751,9 @@ export class KafkaLog implements MutationLog {
         if (added.length > 0 || expected.size === 0) {
           const ends = new Map<number, number>();
           const lows = new Map<number, number>();
-          for (const o of await this.topicOffsets(admin, topic)) {
+          const known = early === null ? null : await early;
+          early = null;
+          for (const o of known ?? await this.topicOffsets(admin, topic)) {
             ends.set(o.partition, Number(o.high));
             lows.set(o.partition, Number(o.low));
           }
@@ -784,8 +833,6 @@ export class KafkaLog implements MutationLog {
     };
 
     const done = (async () => {
-      await consumer.connect();
-      await consumer.subscribe({ topic, fromBeginning: true });
       await consumer.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
@@ -898,9 +945,12 @@ export class KafkaLog implements MutationLog {
     this.waitingHead = 0;
     await this.admin?.disconnect().catch(() => {});
     await this.reader?.disconnect().catch(() => {});
+    // Connected at start even when run() never came (run() disconnects it when it ends).
+    await this.consumer?.disconnect().catch(() => {});
     this.producer = null;
     this.admin = null;
     this.reader = null;
+    this.consumer = null;
   }
 }
 

@@ -20,7 +20,8 @@ Deno.test({
     "firescroll_kafka_requests_total counts a start's requests (the guard reads with one Fetch), and one write is one Produce",
   ...needsKafka,
   fn: async () => {
-    const node = await startKafkaNode(freshNamespace("requests"), "g1");
+    const namespace = freshNamespace("requests");
+    const node = await startKafkaNode(namespace, "g1");
     try {
       const started = await kafkaRequests(node);
       // A start: metadata, topics, the producer's id, the consumer group's join (each at least
@@ -50,6 +51,29 @@ Deno.test({
         (after.get("consumer/Fetch") ?? 0) > (started.get("consumer/Fetch") ?? 0),
         "the write came back through a fetch",
       );
+
+      // A start in a namespace that exists: the topics' metadata comes from the reader's one
+      // Metadata request (the admin client asks nothing), and the consumer reads from the offsets
+      // it seeks to without asking Kafka for committed or default offsets first.
+      const second = await startKafkaNode(namespace, "g2");
+      try {
+        const counts = await kafkaRequests(second);
+        const seen2 = JSON.stringify([...counts]);
+        assert.ok((counts.get("reader/Metadata") ?? 0) >= 1, seen2);
+        assert.equal(counts.get("admin/Metadata"), undefined, seen2);
+        assert.equal(counts.get("consumer/OffsetFetch"), undefined, seen2);
+        assert.equal(counts.get("consumer/ListOffsets"), undefined, seen2);
+        assert.equal(counts.get("producer/Produce"), undefined, seen2);
+        const read = await second.post("/records/get", {
+          records: [{ pk: "pk", sk: "sk" }],
+          after: written.json.offsets,
+          wait_ms: 10_000,
+        });
+        assert.equal(read.status, 200, read.text);
+        assert.deepEqual(read.json.records[0]?.data, { n: 1 });
+      } finally {
+        await second.cleanup();
+      }
     } finally {
       await node.cleanup();
     }
