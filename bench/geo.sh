@@ -18,6 +18,7 @@
 # Knobs (env): RTTS="0 50 100 200" (ms, one region each; 0 = no proxy) BACKLOG=20000
 #   PROP_COUNT=1000 PROP_RATE=200 PROP_WARMUP=100 IDLE_S=10 PARTITIONS=16
 #   REGION_ENV="KEY=VALUE ..." (more settings for the region nodes, e.g. KAFKA_SESSION_TIMEOUT_MS)
+#   ISOLATE=1 (broker, writer and load client on CPU 0; toxiproxy and region nodes on CPU 1)
 #   GEO_KAFKA_PORT=19192 (+1 controller, +3 SASL, +9+i region i's listener)
 #   GEO_PROXY_PORT=19301 (+i region i's proxy) GEO_NODE_PORT=28380 (writer +0/+1, region i
 #   +10(i+1)/+10(i+1)+1, all on 127.0.0.1)
@@ -55,11 +56,26 @@ for i in "${!RTT_LIST[@]}"; do
   fi
 done
 
+# ISOLATE=1: the broker, the writer and the load client on CPU 0, toxiproxy and the region nodes on
+# CPU 1 (taskset, every thread). What the regions then cost the writer is what they ask of the
+# broker, not the CPU they take from it: the issue's "writers never slowed by readers".
+isolate() {
+  [[ "${ISOLATE:-0}" == 1 ]] || return 0
+  taskset -a -p -c "$1" "$2" >/dev/null || die "cannot pin $2 to CPU $1"
+}
+isolate 0 "$(cat "$TMP/kafka/kafka.pid")"
+if [[ -f "$ROOT/.cache/toxiproxy-run/toxiproxy.pid" ]]; then
+  isolate 1 "$(cat "$ROOT/.cache/toxiproxy-run/toxiproxy.pid")"
+fi
+LOAD_PREFIX=""
+[[ "${ISOLATE:-0}" == 1 ]] && LOAD_PREFIX="taskset -c 0"
+
 NS="${RUN_ID}_geo"
 log "writer node (next to the broker) writes a backlog of $BACKLOG messages to $NS"
 spawn_node writer "$HOST" "$NP" "$((NP + 1))" KAFKA_SEEDS="$HOST:$GK" NAMESPACE="$NS" \
   REPLICA_GROUP=writer INSTANCE_ID=writer PARTITIONS="$PARTITIONS"
 WRITER_PID=$NODE_PID
+isolate 0 "$WRITER_PID"
 wait_http_200 "http://$HOST:$NP/readyz" 120
 write_backlog "http://$HOST:$NP" "$BACKLOG"
 
@@ -70,6 +86,7 @@ for i in "${!RTT_LIST[@]}"; do
   spawn_node "r$i" "$HOST" "$api" "$((api + 1))" KAFKA_SEEDS="${seeds[i]}" NAMESPACE="$NS" \
     REPLICA_GROUP="r$i" INSTANCE_ID="r$i" PARTITIONS="$PARTITIONS" "${REGION_ENV_LIST[@]}"
   region_pids+=("$NODE_PID")
+  isolate 1 "$NODE_PID"
   echo "$NODE_T0_MS" >"$TMP/r$i.t0"
 done
 for i in "${!RTT_LIST[@]}"; do
@@ -86,7 +103,8 @@ for i in "${!RTT_LIST[@]}"; do proc_ticks "${region_pids[i]}" >"$TMP/r$i.c1"; do
 for i in "${!RTT_LIST[@]}"; do
   api=$((NP + 10 * (i + 1)))
   log "region $i (RTT ${RTT_LIST[i]} ms): propagation, $PROP_COUNT writes at $PROP_RATE/s"
-  timeout $(((PROP_COUNT + PROP_WARMUP) / PROP_RATE + 120)) deno run --allow-net=127.0.0.1 \
+  # shellcheck disable=SC2086
+  timeout $(((PROP_COUNT + PROP_WARMUP) / PROP_RATE + 120)) $LOAD_PREFIX deno run --allow-net=127.0.0.1 \
     bench/propagation.ts --write-url "http://$HOST:$NP" --read-url "http://$HOST:$api" \
     --count "$PROP_COUNT" --rate "$PROP_RATE" --warmup "$PROP_WARMUP" >"$TMP/p$i.json" ||
     die "propagation.ts failed for region $i"
