@@ -163,8 +163,10 @@ export class KafkaLog implements MutationLog {
   private waiting: PendingAppend[] = [];
   private waitingHead = 0;
   private sweepTimer: ReturnType<typeof setTimeout> | null = null;
-  /** When the event loop last had a turn that apply gave it ({@linkcode APPLY_TURN_MS}). */
-  private lastTurn = 0;
+  /** When the current stretch of apply without an event-loop turn began (`performance.now()`). */
+  private stretchStart = 0;
+  /** An immediate is armed that ends the current stretch when the event loop next turns. */
+  private watching = false;
   /** The turn the partitions' apply loops wait for together, while one is pending. */
   private turn: Promise<void> | null = null;
 
@@ -269,7 +271,6 @@ export class KafkaLog implements MutationLog {
     this.producer = producer;
     const reader = this.createReader();
     this.reader = reader;
-    // Both topics' metadata in the reader's first Metadata request.
     const topics = [this.topics.partitions, this.topics.mutations];
     // The consumer connects now too, and subscribes (a Metadata request) once the topic surely
     // exists, alongside the guard's read; it joins its group only in run(), after the guard.
@@ -895,18 +896,26 @@ export class KafkaLog implements MutationLog {
 
   /**
    * Lets timers and sockets run (a `setImmediate`, ~15 µs; `setTimeout(0)` is clamped to 4 ms
-   * once nested) when apply has held the event loop for {@linkcode APPLY_TURN_MS}. The
-   * partitions' apply loops (up to 8 at once) share one turn and one clock: each waiting on a
-   * turn of its own would let all of them run on, one after another, in the same phase of the
-   * loop.
+   * once nested) when apply has held the event loop for {@linkcode APPLY_TURN_MS}. The first call
+   * since the loop last turned only starts the clock, so a fetch cycle of steady-state writes
+   * goes on to its next fetch without a pause. The partitions' apply loops (up to 8 at once)
+   * share one turn and one clock: each waiting on a turn of its own would let all of them run
+   * on, one after another, in the same phase of the loop.
    */
   private turnWhenBusy(): Promise<void> | void {
     if (this.turn !== null) return this.turn;
-    if (performance.now() - this.lastTurn < APPLY_TURN_MS) return;
+    if (!this.watching) {
+      this.watching = true;
+      this.stretchStart = performance.now();
+      setImmediate(() => {
+        this.watching = false;
+      });
+      return;
+    }
+    if (performance.now() - this.stretchStart < APPLY_TURN_MS) return;
     this.turn = new Promise<void>((resolve) =>
       setImmediate(() => {
         this.turn = null;
-        this.lastTurn = performance.now();
         resolve();
       })
     );
