@@ -430,8 +430,8 @@ Deno.test("fly.toml's health check asks GET /readyz, a route of the public API",
 
   // The route is real: a node built from this very config answers it (not ready yet: 503),
   // while an unknown path is a 404.
-  const { node, router } = buildApp(config);
-  const handler = publicHandler(node, router);
+  const { node, reader } = buildApp(config);
+  const handler = publicHandler(node, reader);
   const response = await handler(new Request(`http://machine${check.path}`));
   ok([200, 503].includes(response.status), `${check.path} answered ${response.status}`);
   match(await response.text(), /"status"/);

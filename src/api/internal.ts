@@ -1,8 +1,8 @@
 /**
  * The internal port: `/metrics` (Prometheus text), `/internal/status`, and the proxy targets
  * `/internal/records/{get,list}`. Never published; `/internal/*` requires the cluster secret as a
- * bearer token when `CLUSTER_SECRET` is set. Proxy targets answer from local files only: a
- * proxied read never hops again.
+ * bearer token when `CLUSTER_SECRET` is set. Proxy targets answer from local files only
+ * (`Reader.localGet` / `localList`): a proxied read never hops again.
  */
 import { createSnapshot } from "../backup/mod.ts";
 import {
@@ -12,13 +12,12 @@ import {
   INTERNAL_SNAPSHOT_PATH,
   MANIFEST_HEADER,
 } from "../cluster/mod.ts";
-import type { Node } from "../node/mod.ts";
+import { type Node, Reader } from "../node/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { bearer, safeEqual } from "./auth.ts";
 import { readJson } from "./body.ts";
 import { problemResponse } from "./problem.ts";
 import { pathOf } from "./public.ts";
-import { localGetLines, localList } from "./read.ts";
 import { parseGet, parseList } from "./requests.ts";
 
 function checkSecret(request: Request, secret: string | null): void {
@@ -62,7 +61,7 @@ function status(node: Node, gossip: Gossip | null): unknown {
       addr: member.addr,
       state: health,
       serving: [...member.serving].sort((a, b) => a - b),
-      seen_ms_ago: Date.now() - member.seenAt,
+      seen_ms_ago: node.now() - member.seenAt,
     })),
     partitions: node.status(),
   };
@@ -90,59 +89,78 @@ async function streamThenDelete(path: string): Promise<ReadableStream<Uint8Array
   });
 }
 
-/** One peer snapshot at a time: each is a full compacted copy of a partition on local disk. */
-let snapshotting = false;
+/**
+ * Streams fresh compacted copies of served partitions to region peers (peer bootstrap), one at a
+ * time: each is a full copy of a partition on local disk.
+ */
+class SnapshotSender {
+  private busy = false;
 
-/** Streams a fresh compacted copy of a served partition to a region peer (peer bootstrap). */
-async function snapshot(node: Node, path: string): Promise<Response> {
-  const partition = Number(path.slice(INTERNAL_SNAPSHOT_PATH.length));
-  if (
-    !/^\d+$/.test(path.slice(INTERNAL_SNAPSHOT_PATH.length)) || partition >= node.config.partitions
-  ) {
-    throw new OperationalError("not_found", 404, `Cannot route ${path}: no such partition`);
-  }
-  const store = node.servingStore(partition);
-  if (store === null) {
-    throw new OperationalError(
-      "partition_unavailable",
-      503,
-      `Cannot snapshot partition ${partition}: not served here`,
-      { partition },
-    );
-  }
-  if (snapshotting) {
-    throw new OperationalError(
-      "snapshot_busy",
-      503,
-      "Cannot snapshot: another snapshot is being sent",
-    );
-  }
-  snapshotting = true;
-  const file = `${node.storeDir}/.peer-p${partition}-${Date.now()}.mdb`;
-  try {
-    const manifest = await createSnapshot(
-      store,
-      file,
-      node.config.namespace,
-      node.config.instanceId,
-    );
-    const body = await streamThenDelete(file);
-    return new Response(body, {
-      headers: {
-        "content-type": "application/octet-stream",
-        "content-length": String(manifest.bytes),
-        [MANIFEST_HEADER]: JSON.stringify(manifest),
-      },
-    });
-  } catch (error) {
-    await Deno.remove(file).catch(() => {});
-    throw error;
-  } finally {
-    snapshotting = false;
+  constructor(private readonly node: Node) {}
+
+  async send(path: string): Promise<Response> {
+    const node = this.node;
+    const partition = Number(path.slice(INTERNAL_SNAPSHOT_PATH.length));
+    if (
+      !/^\d+$/.test(path.slice(INTERNAL_SNAPSHOT_PATH.length)) ||
+      partition >= node.config.partitions
+    ) {
+      throw new OperationalError("not_found", 404, `Cannot route ${path}: no such partition`);
+    }
+    const store = node.servingStore(partition);
+    if (store === null) {
+      throw new OperationalError(
+        "partition_unavailable",
+        503,
+        `Cannot snapshot partition ${partition}: not served here`,
+        { partition },
+      );
+    }
+    if (this.busy) {
+      throw new OperationalError(
+        "snapshot_busy",
+        503,
+        "Cannot snapshot: another snapshot is being sent",
+      );
+    }
+    this.busy = true;
+    const file = `${node.storeDir}/.peer-p${partition}-${node.now()}.mdb`;
+    try {
+      const manifest = await createSnapshot(
+        store,
+        file,
+        node.config.namespace,
+        node.config.instanceId,
+      );
+      const body = await streamThenDelete(file);
+      return new Response(body, {
+        headers: {
+          "content-type": "application/octet-stream",
+          "content-length": String(manifest.bytes),
+          [MANIFEST_HEADER]: JSON.stringify(manifest),
+        },
+      });
+    } catch (error) {
+      await Deno.remove(file).catch(() => {});
+      throw error;
+    } finally {
+      this.busy = false;
+    }
   }
 }
 
-async function route(node: Node, gossip: Gossip | null, request: Request): Promise<Response> {
+/** What the internal handler serves from. */
+interface Internal {
+  readonly node: Node;
+  readonly reader: Reader;
+  readonly gossip: Gossip | null;
+  readonly snapshots: SnapshotSender;
+}
+
+async function route(
+  { node, reader, gossip, snapshots }: Internal,
+  request: Request,
+): Promise<Response> {
   const path = pathOf(request.url);
   const config = node.config;
   if (path === INTERNAL_GET_PATH || path === INTERNAL_LIST_PATH) {
@@ -150,10 +168,11 @@ async function route(node: Node, gossip: Gossip | null, request: Request): Promi
     checkSecret(request, config.clusterSecret);
     const body = await readJson(request, config.bodyBytesMax);
     if (path === INTERNAL_GET_PATH) {
-      const lines = await localGetLines(node, parseGet(body, config));
+      const out = await reader.localGet(parseGet(body, config));
+      const lines = out.map((r) => r ?? "null").join("\n");
       return new Response(lines, { headers: { "content-type": "application/x-ndjson" } });
     }
-    const list = await localList(node, parseList(body, config, node.conditions));
+    const list = await reader.localList(parseList(body, config, node.conditions));
     return new Response(list, { headers: JSON_HEADERS });
   }
   if (request.method !== "GET" && request.method !== "HEAD") {
@@ -161,7 +180,7 @@ async function route(node: Node, gossip: Gossip | null, request: Request): Promi
   }
   if (path.startsWith(INTERNAL_SNAPSHOT_PATH)) {
     checkSecret(request, config.clusterSecret);
-    return await snapshot(node, path);
+    return await snapshots.send(path);
   }
   if (path === "/metrics") {
     return new Response(node.metrics.registry.render(), {
@@ -175,14 +194,25 @@ async function route(node: Node, gossip: Gossip | null, request: Request): Promi
   throw new OperationalError("not_found", 404, `Cannot route ${path}: no such endpoint`);
 }
 
-/** The internal handler of `node` (with its gossip agent in cluster mode). */
+/**
+ * The internal handler of `node` (with its gossip agent in cluster mode); proxy targets read
+ * through `reader`'s local half (null: a reader of the node's own partitions).
+ */
 export function internalHandler(
   node: Node,
   gossip: Gossip | null = null,
+  reader: Reader | null = null,
 ): (request: Request) => Promise<Response> {
+  const internal: Internal = {
+    node,
+    gossip,
+    reader: reader ??
+      new Reader(node, null, { listScanMax: node.config.listScanMax, now: node.now }),
+    snapshots: new SnapshotSender(node),
+  };
   return async (request) => {
     try {
-      return await route(node, gossip, request);
+      return await route(internal, request);
     } catch (error) {
       // RFC 9110: a 405 names the methods that are allowed.
       const allow = error instanceof OperationalError && error.status === 405

@@ -9,5 +9,5 @@ export { IdleSweeper, sweepIntervalMs, type SweepResult } from "./idle_sweeper.t
 export { internalHandler } from "./internal.ts";
 export { problemResponse } from "./problem.ts";
 export { publicHandler } from "./public.ts";
-export { recordJson } from "./read.ts";
+export { recordJson } from "../node/mod.ts";
 export type * from "./wire.ts";

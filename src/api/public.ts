@@ -1,14 +1,12 @@
 /**
  * The public API (DESIGN §3) as one `fetch(Request) → Response` function over a node.
  */
-import type { Router } from "../cluster/mod.ts";
 import type { Histogram } from "../metrics/mod.ts";
-import type { Node } from "../node/mod.ts";
+import { type GetKey, type Node, Reader } from "../node/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { authorize } from "./auth.ts";
 import { readJson } from "./body.ts";
 import { problemResponse } from "./problem.ts";
-import { routedGet, routedList } from "./read.ts";
 import { parseBatch, parseGet, parseList, parseWrite } from "./requests.ts";
 
 type Route = "put" | "delete" | "batch" | "get" | "list" | "healthz" | "readyz";
@@ -28,9 +26,27 @@ function json(text: string, status = 200): Response {
   return new Response(text, { status, headers: JSON_HEADERS });
 }
 
+/** The JSON of a get response: records found, in request order, and the keys missing. */
+function getResponse(keys: readonly GetKey[], out: readonly (string | null)[]): string {
+  let records = "";
+  let missing = "";
+  for (let i = 0; i < keys.length; i++) {
+    const record = out[i];
+    if (record === null || record === undefined) {
+      const key = keys[i]!;
+      missing += `${missing === "" ? "" : ","}{"pk":${JSON.stringify(key.pk)},"sk":${
+        JSON.stringify(key.sk)
+      }}`;
+    } else {
+      records += (records === "" ? "" : ",") + record;
+    }
+  }
+  return `{"records":[${records}],"missing":[${missing}]}`;
+}
+
 async function route(
   node: Node,
-  router: Router | null,
+  reader: Reader,
   name: Route,
   request: Request,
 ): Promise<Response> {
@@ -56,12 +72,13 @@ async function route(
     case "get": {
       authorize(request, config, "read");
       const body = await readJson(request, config.bodyBytesMax);
-      return json(await routedGet(node, router, parseGet(body, config)));
+      const get = parseGet(body, config);
+      return json(getResponse(get.keys, await reader.get(get, request.signal)));
     }
     case "list": {
       authorize(request, config, "read");
       const body = await readJson(request, config.bodyBytesMax);
-      return json(await routedList(node, router, parseList(body, config, node.conditions), body));
+      return json(await reader.list(parseList(body, config, node.conditions), body));
     }
   }
 }
@@ -79,13 +96,16 @@ function notFound(path: string): OperationalError {
 }
 
 /**
- * The public API handler of `node`. Reads of partitions the node does not serve go through
- * `router` (null: single node, such reads are 503 `partition_unavailable`).
+ * The public API handler of `node`: parses, authorizes and serializes; writes go to the node,
+ * reads to `reader` (null: a reader of the node's own partitions, as on a single node, where
+ * reads of other partitions are 503 `partition_unavailable`).
  */
 export function publicHandler(
   node: Node,
-  router: Router | null = null,
+  reader: Reader | null = null,
 ): (request: Request) => Promise<Response> {
+  const reads = reader ??
+    new Reader(node, null, { listScanMax: node.config.listScanMax, now: node.now });
   const duration = node.metrics.requestDuration;
   // Histogram children by "route status", looked up once each: no label work per request.
   const children = new Map<string, Histogram>();
@@ -119,7 +139,7 @@ export function publicHandler(
         throw new OperationalError("method_not_allowed", 405, `Cannot ${request.method} ${path}`);
       }
       if (name === undefined) throw notFound(path);
-      response = await route(node, router, name, request);
+      response = await route(node, reads, name, request);
     } catch (error) {
       const allow = POST_ROUTES[path] !== undefined ? "POST" : "GET, HEAD";
       response = problemResponse(

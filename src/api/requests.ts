@@ -5,8 +5,12 @@
 import { type ConditionCache, ConditionError, type Mutation, type Op } from "../apply/mod.ts";
 import type { Config } from "../config/mod.ts";
 import { keyProblem, partitionOf, utf8Length } from "../keys/mod.ts";
+import type { GetKey, GetRequest, ListRequest, ReadAfter } from "../node/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { badRequest } from "./problem.ts";
+
+/** The validated read requests are the reader's types (src/node/reader.ts). */
+export type { GetKey, GetRequest, ListRequest, ReadAfter };
 
 type Json = Record<string, unknown>;
 
@@ -199,14 +203,6 @@ export function parseBatch(
   return new Map([[partition!, { v: 1, atomic: true, ops }]]);
 }
 
-/** The consistency token of a read. */
-export interface ReadAfter {
-  /** partition → offset that must be applied before reading. */
-  readonly after: ReadonlyMap<number, number>;
-  /** How long to wait for it. */
-  readonly waitMs: number;
-}
-
 function parseAfter(object: Json, config: Config): ReadAfter {
   const after = new Map<number, number>();
   if (object.after !== undefined && object.after !== null) {
@@ -248,18 +244,6 @@ function parseAfter(object: Json, config: Config): ReadAfter {
   return { after, waitMs };
 }
 
-/** A key of a get, with its partition. */
-export interface GetKey {
-  readonly pk: string;
-  readonly sk: string;
-  readonly partition: number;
-}
-
-/** A validated `/records/get`. */
-export interface GetRequest extends ReadAfter {
-  readonly keys: readonly GetKey[];
-}
-
 const GET_BODY = new Set(["records", "Records", "after", "wait_ms"]);
 const GET_FIELDS = new Set(["pk", "sk"]);
 
@@ -278,19 +262,6 @@ export function parseGet(body: unknown, config: Config): GetRequest {
     keys[i] = { pk, sk: key.sk as string, partition: partitionOf(pk, config.partitions) };
   }
   return { keys, ...parseAfter(object, config) };
-}
-
-/** A validated `/records/list`. */
-export interface ListRequest extends ReadAfter {
-  readonly pk: string;
-  readonly partition: number;
-  readonly skPrefix: string;
-  readonly startAfter: string | null;
-  readonly endBefore: string | null;
-  readonly limit: number;
-  readonly reverse: boolean;
-  readonly filter: string | null;
-  readonly stopOnFilter: boolean;
 }
 
 const LIST_BODY = new Set([

@@ -19,7 +19,6 @@ export {
 } from "./message.ts";
 export type { DropReason, NodeState } from "./message.ts";
 export {
-  HOP_HEADER,
   INTERNAL_GET_PATH,
   INTERNAL_LIST_PATH,
   INTERNAL_SNAPSHOT_PATH,

@@ -5,7 +5,9 @@
  * again (hop limit 1), so a routing disagreement can cost a retry, never a loop.
  */
 import type { Metrics } from "../metrics/mod.ts";
+import type { PeerKey, PeerReads } from "../node/mod.ts";
 import { OperationalError } from "../util/errors.ts";
+import { sleep } from "../util/sleep.ts";
 import type { Member, Membership } from "./membership.ts";
 
 /** Internal route a peer serves a get on: body like `/records/get`, NDJSON answer. */
@@ -16,8 +18,6 @@ export const INTERNAL_LIST_PATH = "/internal/records/list";
 export const INTERNAL_SNAPSHOT_PATH = "/internal/snapshots/";
 /** Response header carrying the snapshot's manifest (JSON). */
 export const MANIFEST_HEADER = "x-firescroll-manifest";
-/** Header marking a proxied request; its target must answer locally. */
-export const HOP_HEADER = "x-firescroll-hop";
 
 /** Pause between rounds while a read with `wait_ms` follows a partition to its new owner. */
 const FOLLOW_MS = 50;
@@ -37,12 +37,8 @@ interface PeerQueue {
   }[];
 }
 
-/** A key to read, with the index of its answer. */
-export interface RoutedKey {
-  readonly pk: string;
-  readonly sk: string;
-  readonly partition: number;
-}
+/** A key to read through a peer, with its partition. */
+export type RoutedKey = PeerKey;
 
 /** Settings of the router. */
 export interface RouterOptions {
@@ -50,6 +46,8 @@ export interface RouterOptions {
   readonly timeoutMs: number;
   readonly metrics: Metrics;
   readonly random?: () => number;
+  /** The node's clock (default: the wall clock). */
+  readonly now?: () => number;
 }
 
 function unavailable(partition: number, detail: string): OperationalError {
@@ -74,8 +72,11 @@ function fromProblem(status: number, text: string): OperationalError | null {
 }
 
 /** Proxies reads to region peers chosen from the gossip membership. */
-export class Router {
+export class Router implements PeerReads {
   private readonly random: () => number;
+  private readonly now: () => number;
+  /** Ends the pauses of reads following a moving partition (at {@linkcode close}). */
+  private readonly closing = new AbortController();
   /** Shared internal get requests, per peer address. */
   private readonly queues = new Map<string, PeerQueue>();
 
@@ -84,6 +85,30 @@ export class Router {
     private readonly options: RouterOptions,
   ) {
     this.random = options.random ?? Math.random;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Ends every pause of a read following a moving partition (the node is stopping). */
+  close(): void {
+    this.closing.abort();
+  }
+
+  /**
+   * Runs `round` until it reports done or the read's `waitMs` runs out, pausing
+   * {@linkcode FOLLOW_MS} between rounds: a read with `wait_ms` follows a partition that is
+   * changing owners. The first round gets the client's wait as is; later rounds what is left.
+   */
+  private async follow(
+    waitMs: number,
+    round: (index: number, remainingMs: number) => Promise<boolean>,
+  ): Promise<void> {
+    const deadline = this.now() + waitMs;
+    for (let index = 0;; index++) {
+      const remainingMs = index === 0 ? waitMs : Math.max(0, deadline - this.now());
+      if (await round(index, remainingMs)) return;
+      if (this.now() + FOLLOW_MS > deadline || this.closing.signal.aborted) return;
+      await sleep(FOLLOW_MS, this.closing.signal);
+    }
   }
 
   private async post(member: Member, path: string, body: string, waitMs: number) {
@@ -93,7 +118,6 @@ export class Router {
       headers: {
         "content-type": "application/json",
         authorization: `Bearer ${this.options.secret}`,
-        [HOP_HEADER]: "1",
       },
       signal: AbortSignal.timeout(this.options.timeoutMs + waitMs),
     });
@@ -125,9 +149,8 @@ export class Router {
       if (list === undefined) byPartition.set(p, list = []);
       list.push(i);
     }
-    const deadline = Date.now() + waitMs;
     let pending = [...byPartition.keys()];
-    for (let round = 0; pending.length > 0; round++) {
+    await this.follow(waitMs, async (round, remainingMs) => {
       const candidates = new Map<number, Member[]>();
       for (const p of pending) candidates.set(p, this.membership.ownersOf(p, this.random));
       if (round === 0) {
@@ -137,9 +160,6 @@ export class Router {
           throw unavailable(orphan, "is not served by any node of this region");
         }
       }
-      // The first round passes the client's wait as is; later rounds (following a partition to
-      // its new owner) what is left of it.
-      const remainingMs = round === 0 ? waitMs : Math.max(0, deadline - Date.now());
       for (let attempt = 0; attempt < 2 && pending.length > 0; attempt++) {
         pending = await this.getAttempt(
           keys,
@@ -152,10 +172,8 @@ export class Router {
           results,
         );
       }
-      // A read with `wait_ms` follows a partition that is changing owners until its budget ends.
-      if (pending.length === 0 || Date.now() + FOLLOW_MS > deadline) break;
-      await new Promise((r) => setTimeout(r, FOLLOW_MS));
-    }
+      return pending.length === 0;
+    });
     if (pending.length > 0) {
       this.options.metrics.proxyRequests.labels("failed").inc(pending.length);
       throw unavailable(pending[0]!, "could not be read from any peer of this region");
@@ -221,24 +239,21 @@ export class Router {
 
   /** Proxies one list (`body` as the client sent it, validated) to a peer serving `partition`. */
   async list(partition: number, body: string, waitMs: number): Promise<string> {
-    const deadline = Date.now() + waitMs;
-    for (let round = 0;; round++) {
+    let answer: string | null = null;
+    await this.follow(waitMs, async (round, remainingMs) => {
       const owners = this.membership.ownersOf(partition, this.random);
       if (owners.length === 0 && round === 0 && waitMs === 0) {
         this.options.metrics.proxyRequests.labels("unavailable").inc();
         throw unavailable(partition, "is not served by any node of this region");
       }
-      // The first round passes the client's wait as is; later rounds (following a partition to
-      // its new owner) what is left of it.
-      const remainingMs = round === 0 ? waitMs : Math.max(0, deadline - Date.now());
       for (let attempt = 0; attempt < 2 && attempt < owners.length; attempt++) {
         if (attempt > 0) this.options.metrics.proxyRequests.labels("retried").inc();
-        const text = await this.attempt(owners[attempt]!, INTERNAL_LIST_PATH, body, remainingMs);
-        if (text !== null) return text;
+        answer = await this.attempt(owners[attempt]!, INTERNAL_LIST_PATH, body, remainingMs);
+        if (answer !== null) return true;
       }
-      if (Date.now() + FOLLOW_MS > deadline) break;
-      await new Promise((r) => setTimeout(r, FOLLOW_MS));
-    }
+      return false;
+    });
+    if (answer !== null) return answer;
     this.options.metrics.proxyRequests.labels("failed").inc();
     throw unavailable(partition, "could not be read from any peer of this region");
   }
@@ -258,7 +273,7 @@ export class Router {
     for (const member of owners.slice(0, 2)) {
       try {
         const response = await fetch(`http://${member.addr}${INTERNAL_SNAPSHOT_PATH}${partition}`, {
-          headers: { authorization: `Bearer ${this.options.secret}`, [HOP_HEADER]: "1" },
+          headers: { authorization: `Bearer ${this.options.secret}` },
           signal,
         });
         if (response.status !== 200 || response.body === null) {

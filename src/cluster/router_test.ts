@@ -3,13 +3,7 @@ import { createMetrics, type Metrics } from "../metrics/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { Membership } from "./membership.ts";
 import { encodeBitmap, type NodeState } from "./message.ts";
-import {
-  HOP_HEADER,
-  INTERNAL_GET_PATH,
-  INTERNAL_LIST_PATH,
-  type RoutedKey,
-  Router,
-} from "./router.ts";
+import { INTERNAL_GET_PATH, INTERNAL_LIST_PATH, type RoutedKey, Router } from "./router.ts";
 
 const SECRET = "router-test-secret-0123";
 const NOW_MS = 1_700_000_000_000;
@@ -191,7 +185,7 @@ Deno.test("get() asks each peer once for all its partitions and answers in key o
   }
 });
 
-Deno.test("get() and list() send the cluster secret and the hop header", async () => {
+Deno.test("get() and list() send the cluster secret", async () => {
   const a = startPeer((seen) =>
     seen.path === INTERNAL_GET_PATH ? getAnswer({})(seen) : new Response('{"records":[]}')
   );
@@ -202,7 +196,6 @@ Deno.test("get() and list() send the cluster secret and the hop header", async (
     deepEqual(a.requests.map((r) => r.path), [INTERNAL_GET_PATH, INTERNAL_LIST_PATH]);
     for (const { headers } of a.requests) {
       equal(headers.get("authorization"), `Bearer ${SECRET}`);
-      equal(headers.get(HOP_HEADER), "1");
       equal(headers.get("content-type"), "application/json");
     }
   } finally {

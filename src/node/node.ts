@@ -33,19 +33,14 @@ import { assert } from "../util/assert.ts";
 import { OperationalError } from "../util/errors.ts";
 import { StartError } from "../util/start_error.ts";
 import { errorMessage, log } from "../util/log.ts";
+import { sleep } from "../util/sleep.ts";
+import { type Partition, PartitionTable } from "./partition_state.ts";
 import { Waiters } from "./waiters.ts";
 
-/** Where a partition owned by this node stands. */
-export type PartitionState = "catching_up" | "serving";
-
-interface Owned {
-  readonly store: PartitionStore;
-  state: PartitionState;
-  /** Log end offset seen at assignment: serving once read this far. */
-  readonly catchUpTo: number;
-  /** Why the log cannot feed this partition, or null. */
-  blockedReason: string | null;
-}
+/** States whose file answers reads here. */
+const READABLE = new Set(["serving", "retiring"] as const);
+/** States of a partition this node owns (assigned by the log, file open). */
+const OWNED = new Set(["catching_up", "serving"] as const);
 
 function stoppingError(partition: number): OperationalError {
   return new OperationalError(
@@ -58,7 +53,7 @@ function stoppingError(partition: number): OperationalError {
 
 /** Per-partition view for `/internal/status`. */
 export interface PartitionStatus {
-  readonly state: PartitionState;
+  readonly state: "catching_up" | "serving";
   readonly offset: number;
   readonly chain: string;
   /** Content digest of the partition's records (equal on replicas with equal records). */
@@ -95,7 +90,8 @@ export class Node implements PartitionConsumer {
   readonly metrics: Metrics;
   /** The log this node writes to and consumes. */
   readonly log: MutationLog;
-  private readonly owned = new Map<number, Owned>();
+  /** Every partition's lifecycle state (the one place it is kept). */
+  private readonly table: PartitionTable;
   private readonly waiters: Waiters;
   private readonly applyContext: ApplyContext;
   private readonly stopping = new AbortController();
@@ -104,21 +100,15 @@ export class Node implements PartitionConsumer {
   private draining = false;
   /** The region's view, in cluster mode: revoked partitions stay readable until peers serve them. */
   private peers: HandOffPeers | null = null;
-  /** Revoked partitions still answering reads (no longer applied) until a peer serves them. */
-  private readonly retiring = new Map<number, Owned & { readonly since: number }>();
   private retireLoop: Promise<void> | null = null;
-  /** Assignments in progress (restores can take a while): not ready until they finish. */
-  private assigning = 0;
+  /** Aborted by {@linkcode stop}: ends the retire and hand-off waits. */
+  private readonly closing = new AbortController();
   /** The log has told this node its partitions at least once (possibly none). */
   private joined = false;
   /** Where partition files come from besides the log (S3, peers), when configured. */
   private readonly snapshots: SnapshotSource | null;
-  /** When each closed partition's file stopped being used (for `UNOWNED_RETAIN_SEC`). */
-  private readonly unownedSince = new Map<number, number>();
-  /** Partitions being opened (and maybe restored) right now. */
-  private readonly opening = new Set<number>();
-  /** The node's clock (injected): retirement and unowned-file ages. */
-  private readonly now: () => number;
+  /** The node's clock (injected): retirement and unowned-file ages, read deadlines. */
+  readonly now: () => number;
   /** The clean-stop record found at start (null: the previous stop was not clean). */
   private cleanStop: CleanStop | null = null;
   /** Partitions whose file this process verified or opened: never verified again here. */
@@ -136,17 +126,12 @@ export class Node implements PartitionConsumer {
     this.applyContext = { conditions: this.conditions, metrics: deps.metrics, now: deps.now };
     this.snapshots = deps.snapshots ?? null;
     this.now = deps.now;
+    this.table = new PartitionTable(deps.metrics, deps.now);
   }
 
   /** Folder of this namespace's partition files. */
   get storeDir(): string {
     return `${this.config.dbPath}/${this.config.namespace}`;
-  }
-
-  /** Starts the log and the consume loop; resolves once the log accepted the start. */
-  async start(): Promise<void> {
-    await this.open();
-    this.consume();
   }
 
   /**
@@ -208,7 +193,7 @@ export class Node implements PartitionConsumer {
   private async verifyPartitionFiles(partitions: readonly number[]): Promise<void> {
     const pending: number[] = [];
     for (const p of partitions) {
-      if (this.trusted.has(p) || this.retiring.has(p)) continue;
+      if (this.trusted.has(p) || this.table.stateOf(p) === "retiring") continue;
       const name = `p${p}.mdb`;
       if (needsVerify(this.cleanStop, name, await stampOf(`${this.storeDir}/${name}`))) {
         pending.push(p);
@@ -217,7 +202,7 @@ export class Node implements PartitionConsumer {
       }
     }
     if (pending.length === 0) return;
-    const started = Date.now();
+    const started = this.now();
     let damaged = 0;
     await boundedAll(pending, this.config.verifyConcurrency, async (p) => {
       const file = `${this.storeDir}/p${p}.mdb`;
@@ -230,7 +215,7 @@ export class Node implements PartitionConsumer {
     log("info", "partition_files_verified", {
       files: pending.length,
       damaged,
-      ms: Date.now() - started,
+      ms: this.now() - started,
     });
   }
 
@@ -273,24 +258,27 @@ export class Node implements PartitionConsumer {
 
   /** Whether every owned partition is serving (`/readyz`). */
   get ready(): boolean {
-    if (!this.joined || this.draining || this.assigning > 0) return false;
+    if (!this.joined || this.draining) return false;
+    const t = this.table;
+    // Opening and restoring count too: a restore can take a while.
+    if (t.count("opening") + t.count("restoring") + t.count("catching_up") > 0) return false;
     // A cluster node without partitions (more nodes than partitions) still answers by proxying.
-    if (this.owned.size === 0 && this.peers === null) return false;
-    for (const owned of this.owned.values()) if (owned.state !== "serving") return false;
-    return true;
+    return t.count("serving") > 0 || this.peers !== null;
   }
 
-  /** The store of a partition this node serves, or null. */
+  /** The store of a partition this node answers reads for (serving or retiring), or null. */
   servingStore(partition: number): PartitionStore | null {
-    const owned = this.owned.get(partition) ?? this.retiring.get(partition);
-    return owned !== undefined && owned.state === "serving" ? owned.store : null;
+    return this.table.storeIn(partition, READABLE);
   }
 
   /** Partitions this node owns and serves, with their stores (what backups copy). */
   ownedServingStores(): [number, PartitionStore][] {
-    const out: [number, PartitionStore][] = [];
-    for (const [p, owned] of this.owned) if (owned.state === "serving") out.push([p, owned.store]);
-    return out;
+    return this.table.inState("serving").map((e) => [e.partition, e.store!]);
+  }
+
+  /** The lifecycle state of `partition` on this node. */
+  stateOf(partition: number): Partition["state"] {
+    return this.table.stateOf(partition);
   }
 
   /**
@@ -300,34 +288,32 @@ export class Node implements PartitionConsumer {
   async sweepUnowned(now: number): Promise<void> {
     const retainMs = this.config.unownedRetainSec * 1000;
     for (let p = 0; p < this.config.partitions; p++) {
-      if (this.owned.has(p) || this.retiring.has(p) || this.opening.has(p)) continue;
+      if (this.table.stateOf(p) !== "closed") continue;
       const path = `${this.storeDir}/p${p}.mdb`;
       const exists = await Deno.stat(path).then(() => true, () => false);
-      if (!exists) continue;
-      const since = this.unownedSince.get(p);
-      if (since === undefined) {
-        this.unownedSince.set(p, now);
+      // The await above lets a concurrent assignment start opening the file: look again.
+      if (!exists || this.table.stateOf(p) !== "closed") continue;
+      const entry = this.table.get(p);
+      if (entry === undefined) {
+        this.table.adopt(p, now);
         continue;
       }
-      if (now - since < retainMs) continue;
+      if (now - entry.since < retainMs) continue;
       await Deno.remove(path).catch(() => {});
       await Deno.remove(`${path}-lock`).catch(() => {});
-      this.unownedSince.delete(p);
-      log("info", "partition_file_deleted", { partition: p, unowned_ms: now - since });
+      this.table.forget(p);
+      log("info", "partition_file_deleted", { partition: p, unowned_ms: now - entry.since });
     }
   }
 
   /** Whether `partition` is retiring here: revoked, still readable until a peer serves it. */
   isRetiring(partition: number): boolean {
-    return this.retiring.has(partition);
+    return this.table.stateOf(partition) === "retiring";
   }
 
   /** The partitions this node answers reads for (advertised in gossip). */
   servingPartitions(): number[] {
-    const out: number[] = [];
-    for (const [p, owned] of this.owned) if (owned.state === "serving") out.push(p);
-    for (const p of this.retiring.keys()) out.push(p);
-    return out;
+    return this.table.inState("serving", "retiring").map((e) => e.partition);
   }
 
   /**
@@ -347,20 +333,22 @@ export class Node implements PartitionConsumer {
   async handOff(): Promise<void> {
     const peers = this.peers;
     if (peers === null) return;
-    const started = Date.now();
+    const started = this.now();
     await peers.announceLeaving();
     this.stopping.abort();
     if (this.consuming !== null) await this.consuming.catch(() => {});
-    const handing = this.retiring.size;
+    const handing = this.table.count("retiring");
     // Wait while some live peer can still take partitions over; when the whole region stops at
     // once there is nobody to hand to, and waiting out the timeout would only delay the stop.
-    while (this.retiring.size > 0 && peers.anyAlivePeer()) {
-      await new Promise((r) => setTimeout(r, 100));
+    while (
+      this.table.count("retiring") > 0 && peers.anyAlivePeer() && !this.closing.signal.aborted
+    ) {
+      await sleep(100, this.closing.signal);
     }
     log("info", "hand_off_done", {
       partitions: handing,
-      unserved: [...this.retiring.keys()],
-      ms: Date.now() - started,
+      unserved: this.table.inState("retiring").map((e) => e.partition),
+      ms: this.now() - started,
     });
   }
 
@@ -368,25 +356,35 @@ export class Node implements PartitionConsumer {
   private retireWhenServed(): void {
     if (this.retireLoop !== null) return;
     this.retireLoop = (async () => {
-      while (this.retiring.size > 0) {
+      while (this.table.count("retiring") > 0 && !this.closing.signal.aborted) {
         const now = this.now();
-        for (const [partition, r] of [...this.retiring]) {
-          const served = this.peers?.servedElsewhere(partition) ?? true;
+        for (const r of this.table.inState("retiring")) {
+          const served = this.peers?.servedElsewhere(r.partition) ?? true;
           if (!served && now - r.since < this.config.handOffTimeoutMs) continue;
-          this.retiring.delete(partition);
-          await r.store.close();
-          this.unownedSince.set(partition, this.now());
-          log(served ? "info" : "warn", "partition_retired", {
-            partition,
-            offset: r.store.applied.offset,
+          await this.close(r, "closed", {
             served_elsewhere: served,
             ms: now - r.since,
-          });
+          }, served ? "info" : "warn");
         }
-        if (this.retiring.size > 0) await new Promise((r) => setTimeout(r, 100));
+        if (this.table.count("retiring") > 0) await sleep(100, this.closing.signal);
       }
       this.retireLoop = null;
     })();
+  }
+
+  /** Closes an open partition's file and moves it to `closed`, logged with `fields`. */
+  private async close(
+    entry: Partition,
+    to: "closed",
+    fields: Record<string, unknown> = {},
+    level: "info" | "warn" = "info",
+  ): Promise<void> {
+    const store = entry.store!;
+    await store.close();
+    this.table.transition(entry.partition, to, {
+      fields: { offset: store.applied.offset, ...fields },
+      level,
+    });
   }
 
   /**
@@ -418,12 +416,17 @@ export class Node implements PartitionConsumer {
    * `not_caught_up` otherwise.
    */
   waitForOffset(partition: number, offset: number, waitMs: number): Promise<void> {
-    const owned = this.owned.get(partition) ?? this.retiring.get(partition);
-    assert(owned !== undefined, "waitForOffset needs a partition read here");
-    if (owned.store.applied.offset >= offset) return Promise.resolve();
+    const entry = this.table.get(partition);
+    const state = entry?.state;
+    assert(
+      state === "catching_up" || state === "serving" || state === "retiring",
+      "waitForOffset needs a partition read here",
+    );
+    const applied = entry!.store!.applied.offset;
+    if (applied >= offset) return Promise.resolve();
     // A retiring partition no longer applies: the reader must go to its new owner.
     if (this.draining) return Promise.reject(stoppingError(partition));
-    if (this.retiring.has(partition)) {
+    if (state === "retiring") {
       return Promise.reject(
         new OperationalError(
           "partition_unavailable",
@@ -433,7 +436,7 @@ export class Node implements PartitionConsumer {
         ),
       );
     }
-    return this.waiters.wait(partition, offset, waitMs, owned.store.applied.offset);
+    return this.waiters.wait(partition, offset, waitMs, applied);
   }
 
   /**
@@ -443,26 +446,25 @@ export class Node implements PartitionConsumer {
    */
   drain(): void {
     this.draining = true;
-    for (const partition of this.owned.keys()) this.waiters.cancel(partition);
+    for (const e of this.table.inState(...OWNED)) this.waiters.cancel(e.partition);
   }
 
   /** Offsets, chains and counts of every owned partition. */
   status(): Record<string, PartitionStatus> {
     const out: Record<string, PartitionStatus> = {};
-    const sorted = [...this.owned.keys()].sort((a, b) => a - b);
-    for (const p of sorted) {
-      const owned = this.owned.get(p)!;
-      const { offset, chain } = owned.store.applied;
+    for (const e of this.table.inState(...OWNED)) {
+      const store = e.store!;
+      const { offset, chain } = store.applied;
       const status: PartitionStatus = {
-        state: owned.state,
+        state: e.state as PartitionStatus["state"],
         offset,
         chain,
-        digest: owned.store.digest,
-        records: owned.store.count(),
+        digest: store.digest,
+        records: store.count(),
       };
-      out[String(p)] = owned.blockedReason === null
+      out[String(e.partition)] = e.blockedReason === null
         ? status
-        : { ...status, blocked: owned.blockedReason };
+        : { ...status, blocked: e.blockedReason };
     }
     return out;
   }
@@ -475,57 +477,44 @@ export class Node implements PartitionConsumer {
     startOffsets: ReadonlyMap<number, number> = new Map(),
   ): Promise<ReadonlyMap<number, number>> {
     const starts = new Map<number, number>();
-    this.assigning++;
-    try {
-      await this.verifyPartitionFiles(partitions);
-      await this.assignEach(partitions, endOffsets, startOffsets, starts);
-    } finally {
-      this.assigning--;
+    // Every new partition is `opening` from here (not ready, not swept) until its file is open.
+    for (const p of partitions) {
+      const state = this.table.stateOf(p);
+      assert(state === "closed" || state === "retiring", `p${p} assigned twice`);
+      if (state === "closed") this.table.transition(p, "opening");
     }
-    this.joined = true;
-    this.updatePartitionGauges();
-    return starts;
-  }
-
-  private async assignEach(
-    partitions: readonly number[],
-    endOffsets: ReadonlyMap<number, number>,
-    startOffsets: ReadonlyMap<number, number>,
-    starts: Map<number, number>,
-  ): Promise<void> {
+    await this.verifyPartitionFiles(partitions);
     for (const partition of partitions) {
-      assert(!this.owned.has(partition), `p${partition} assigned twice`);
       const logStart = startOffsets.get(partition) ?? 0;
       const catchUpTo = endOffsets.get(partition) ?? 0;
       // Assigned back while still retiring: keep the open file (and reads) going.
-      const retired = this.retiring.get(partition);
-      this.retiring.delete(partition);
-      this.unownedSince.delete(partition);
-      this.opening.add(partition); // Not swept while a restore may be writing its file.
-      let store: PartitionStore;
-      try {
-        store = retired?.store ?? await this.openBest(partition, logStart, catchUpTo);
-      } finally {
-        this.opening.delete(partition);
+      let store = this.table.storeIn(partition, READABLE);
+      if (store === null) {
+        try {
+          store = await this.openBest(partition, logStart, catchUpTo);
+        } catch (error) {
+          this.table.transition(partition, "closed", { fields: { error: errorMessage(error) } });
+          throw error;
+        }
       }
-      const owned: Owned = { store, state: "catching_up", catchUpTo, blockedReason: null };
-      this.owned.set(partition, owned);
-      starts.set(partition, store.applied.offset + 1);
-      this.metrics.appliedOffset.labels(String(partition)).set(store.applied.offset);
-      log("info", "partition_assigned", {
-        partition,
-        offset: store.applied.offset,
-        catch_up_to: catchUpTo,
-        log_start: logStart,
+      const offset = store.applied.offset;
+      this.table.transition(partition, "catching_up", {
+        store,
+        catchUpTo,
+        fields: { offset, catch_up_to: catchUpTo, log_start: logStart },
       });
-      if (store.applied.offset + 1 < logStart) {
+      starts.set(partition, offset + 1);
+      this.metrics.appliedOffset.labels(String(partition)).set(offset);
+      if (offset + 1 < logStart) {
         this.blocked(
           partition,
-          `the log starts at offset ${logStart} but this partition's data ends at ${store.applied.offset}, and no snapshot reaches it (enable S3_RESTORE or peer bootstrap)`,
+          `the log starts at offset ${logStart} but this partition's data ends at ${offset}, and no snapshot reaches it (enable S3_RESTORE or peer bootstrap)`,
         );
       }
-      this.maybeServe(partition, owned, store.applied.offset + 1);
+      this.maybeServe(partition, offset + 1);
     }
+    this.joined = true;
+    return starts;
   }
 
   /**
@@ -548,7 +537,14 @@ export class Node implements PartitionConsumer {
     this.trusted.add(partition);
     if (this.snapshots === null) return store;
     const local = store.applied.offset;
-    const snapshot = await this.snapshots.fetch(partition, local, logStart, logEnd, this.storeDir);
+    this.table.transition(partition, "restoring", { fields: { offset: local } });
+    let snapshot;
+    try {
+      snapshot = await this.snapshots.fetch(partition, local, logStart, logEnd, this.storeDir);
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
     if (snapshot === null) return store;
     await store.close();
     await Deno.rename(snapshot.path, store.path);
@@ -566,22 +562,20 @@ export class Node implements PartitionConsumer {
 
   async revoked(partitions: readonly number[]): Promise<void> {
     for (const partition of partitions) {
-      const owned = this.owned.get(partition);
-      if (owned === undefined) continue;
-      this.owned.delete(partition);
+      const entry = this.table.get(partition);
+      if (entry === undefined || !OWNED.has(entry.state as "serving")) continue;
       this.waiters.cancel(partition);
-      if (this.peers !== null && owned.state === "serving") {
-        this.retiring.set(partition, { ...owned, since: this.now() });
+      if (this.peers !== null && entry.state === "serving") {
+        this.table.transition(partition, "retiring", {
+          fields: { offset: entry.store!.applied.offset },
+        });
         this.retireWhenServed();
         continue;
       }
       this.metrics.appliedOffset.remove(String(partition));
       this.metrics.consumerLag.remove(String(partition));
-      await owned.store.close();
-      this.unownedSince.set(partition, this.now());
-      log("info", "partition_revoked", { partition, offset: owned.store.applied.offset });
+      await this.close(entry, "closed");
     }
-    this.updatePartitionGauges();
   }
 
   async deliver(
@@ -590,55 +584,49 @@ export class Node implements PartitionConsumer {
     nextOffset: number,
     logEnd?: number,
   ): Promise<void> {
-    const owned = this.owned.get(partition);
-    assert(owned !== undefined, `p${partition} delivered but not owned`);
-    let position: AppliedPosition = owned.store.applied;
+    const store = this.table.storeIn(partition, OWNED);
+    assert(store !== null, `p${partition} delivered but not owned`);
     if (records.length > 0) {
-      position = await applyBatch(owned.store, records, this.applyContext);
+      const position = await applyBatch(store, records, this.applyContext);
       this.waiters.release(partition, position.offset);
     }
     if (logEnd !== undefined) {
       this.metrics.consumerLag.labels(String(partition)).set(Math.max(0, logEnd - nextOffset));
     }
-    this.maybeServe(partition, owned, nextOffset);
+    this.maybeServe(partition, nextOffset);
   }
 
   blocked(partition: number, reason: string): void {
-    const owned = this.owned.get(partition);
-    if (owned === undefined || owned.blockedReason === reason) return;
-    owned.blockedReason = reason;
+    if (!this.table.block(partition, reason)) return;
     this.metrics.partitionsBlocked.labels().inc();
-    log("error", "partition_blocked", { partition, reason, offset: owned.store.applied.offset });
+    const offset = this.table.get(partition)!.store!.applied.offset;
+    log("error", "partition_blocked", { partition, reason, offset });
   }
 
-  private maybeServe(partition: number, owned: Owned, readTo: number): void {
-    if (owned.state === "serving" || readTo < owned.catchUpTo || owned.blockedReason !== null) {
+  /** Moves a caught-up partition to `serving` once it has read to the log end seen at assignment. */
+  private maybeServe(partition: number, readTo: number): void {
+    const entry = this.table.get(partition)!;
+    if (
+      entry.state !== "catching_up" || readTo < entry.catchUpTo || entry.blockedReason !== null
+    ) {
       return;
     }
-    owned.state = "serving";
-    log("info", "partition_serving", { partition, offset: owned.store.applied.offset });
-    this.updatePartitionGauges();
-  }
-
-  private updatePartitionGauges(): void {
-    let serving = 0;
-    for (const owned of this.owned.values()) if (owned.state === "serving") serving++;
-    this.metrics.partitions.labels("owned").set(this.owned.size);
-    this.metrics.partitions.labels("serving").set(serving);
+    this.table.transition(partition, "serving", {
+      fields: { offset: entry.store!.applied.offset },
+    });
   }
 
   /** Stops consuming, closes every store and the log. */
   async stop(): Promise<void> {
     this.stopping.abort();
     if (this.consuming !== null) await this.consuming.catch(() => {});
-    await this.revoked([...this.owned.keys()]);
+    await this.revoked(this.table.inState(...OWNED).map((e) => e.partition));
     // Whatever still retires closes now: the process is going away.
-    for (const [partition, r] of [...this.retiring]) {
-      this.retiring.delete(partition);
-      await r.store.close();
-      log("info", "partition_revoked", { partition, offset: r.store.applied.offset });
-    }
+    this.closing.abort();
     if (this.retireLoop !== null) await this.retireLoop;
+    for (const r of this.table.inState("retiring")) {
+      await this.close(r, "closed", { stopping: true });
+    }
     await this.log.close();
     // Last: every file is closed, so the record vouches for all of them at the next start.
     await writeCleanStop(this.storeDir);

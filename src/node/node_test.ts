@@ -280,7 +280,8 @@ Deno.test("a node restored from a snapshot catches up from the embedded log to t
     await withNode(
       null,
       async (node) => {
-        await node.start();
+        await node.open();
+        node.consume();
         await until("ready", () => node.ready);
         for (let i = 0; i < 10; i++) {
           const offsets = await node.write(put(i));
@@ -302,7 +303,8 @@ Deno.test("a node restored from a snapshot catches up from the embedded log to t
     await withNode(
       source,
       async (node) => {
-        await node.start();
+        await node.open();
+        node.consume();
         await until("ready", () => node.ready);
         deepEqual(source.calls, [{
           partition: 0,

@@ -67,6 +67,34 @@ export interface MutationLog {
   close(): Promise<void>;
 }
 
+/** A key to read through a peer, with its partition. */
+export interface PeerKey {
+  readonly pk: string;
+  readonly sk: string;
+  readonly partition: number;
+}
+
+/**
+ * Reads of partitions this node does not serve, through a live peer of the region (one hop).
+ * Implemented by the cluster's router.
+ */
+export interface PeerReads {
+  /** Whether an alive (not leaving, not suspect) peer serves `partition`. */
+  servedByAlivePeer(partition: number): boolean;
+  /**
+   * One record JSON (or null) per key, in order, read from peers; follows a partition moving
+   * between peers within `waitMs`. Rejects with 503 `partition_unavailable` when no peer can
+   * answer, or with the peer's own problem (504 `not_caught_up`, 400).
+   */
+  get(
+    keys: readonly PeerKey[],
+    after: ReadonlyMap<number, number>,
+    waitMs: number,
+  ): Promise<(string | null)[]>;
+  /** A list page (JSON text) from a peer serving `partition`; `body` is the client's request. */
+  list(partition: number, body: string, waitMs: number): Promise<string>;
+}
+
 /** A verified snapshot file ready to replace a partition's file. */
 export interface FetchedSnapshot {
   /** Temporary path, on the same file system as the partition files. */

@@ -1,0 +1,247 @@
+/**
+ * The read side of a node: answers get and list for any partition, from the local LMDB files
+ * where this node serves the partition and through one region peer elsewhere (DESIGN §6, read
+ * routing). The HTTP layer only parses, authorizes and serializes; every routing decision —
+ * local, peer, or a retiring partition that must follow its new owner — is made here, on the
+ * injected clock, with waits that end when the client goes away.
+ *
+ * A `Reader` holds no state of its own beyond its inputs, so each serving loop can hold one.
+ *
+ * @module
+ */
+import type { ConditionCache } from "../apply/mod.ts";
+import type { PartitionStore, StoredRecord } from "../store/mod.ts";
+import { OperationalError } from "../util/errors.ts";
+import { sleep } from "../util/sleep.ts";
+import type { PeerReads } from "./ports.ts";
+
+/** The consistency token of a read. */
+export interface ReadAfter {
+  /** partition → offset that must be applied before reading. */
+  readonly after: ReadonlyMap<number, number>;
+  /** How long to wait for it. */
+  readonly waitMs: number;
+}
+
+/** A key of a get, with its partition. */
+export interface GetKey {
+  readonly pk: string;
+  readonly sk: string;
+  readonly partition: number;
+}
+
+/** A validated `/records/get`. */
+export interface GetRequest extends ReadAfter {
+  readonly keys: readonly GetKey[];
+}
+
+/** A validated `/records/list`. */
+export interface ListRequest extends ReadAfter {
+  readonly pk: string;
+  readonly partition: number;
+  readonly skPrefix: string;
+  readonly startAfter: string | null;
+  readonly endBefore: string | null;
+  readonly limit: number;
+  readonly reverse: boolean;
+  readonly filter: string | null;
+  readonly stopOnFilter: boolean;
+}
+
+/** What a reader needs from the node that holds the partition files. */
+export interface LocalPartitions {
+  /** The store of a partition answered here (serving or retiring), or null. */
+  servingStore(partition: number): PartitionStore | null;
+  /** Whether the partition is retiring here (revoked, no longer applied). */
+  isRetiring(partition: number): boolean;
+  /** Resolves once `partition` applied `offset`; 504 `not_caught_up` after `waitMs`. */
+  waitForOffset(partition: number, offset: number, waitMs: number): Promise<void>;
+  /** Compiled `filter` expressions. */
+  readonly conditions: ConditionCache;
+}
+
+/** Settings of a reader. */
+export interface ReaderOptions {
+  /** Most rows a list examines (`LIST_SCAN_MAX`). */
+  readonly listScanMax: number;
+  /** The node's clock. */
+  readonly now: () => number;
+}
+
+/** Pause between looks while a read waits for a moving partition's new owner. */
+const NEW_OWNER_POLL_MS = 25;
+
+/** The JSON text of a record; `data` is spliced in as stored, never re-serialized. */
+export function recordJson(r: StoredRecord): string {
+  return `{"pk":${JSON.stringify(r.pk)},"sk":${
+    JSON.stringify(r.sk)
+  },"data":${r.dataJson},"version":${r.version},"created_at":${r.createdAt},"updated_at":${r.updatedAt}}`;
+}
+
+function unavailable(partition: number): OperationalError {
+  return new OperationalError(
+    "partition_unavailable",
+    503,
+    `Cannot read: partition ${partition} is not served by this node`,
+    { partition },
+  );
+}
+
+const NEVER = new AbortController().signal;
+
+/** Answers reads for every partition: locally where served, else through `peers`. */
+export class Reader {
+  constructor(
+    private readonly local: LocalPartitions,
+    /** Region peers (cluster mode); null: reads of partitions not served here are 503. */
+    private readonly peers: PeerReads | null,
+    private readonly options: ReaderOptions,
+  ) {}
+
+  /**
+   * `/records/get` as the client sees it: one record JSON (or null when absent) per key, in
+   * request order. Local where served, proxied elsewhere; `signal` ends waits early.
+   */
+  async get(request: GetRequest, signal: AbortSignal = NEVER): Promise<(string | null)[]> {
+    const keys = request.keys;
+    if (request.after.size === 0 && keys.every((k) => this.readsLocally(k.partition, request))) {
+      // The common case: every key is local and nothing to wait for. No promises, one pass.
+      const out: (string | null)[] = new Array(keys.length);
+      this.readLocal(keys, keys.map((_, i) => i), out);
+      return out;
+    }
+    const local: number[] = [];
+    const remote: number[] = [];
+    const localPartitions = new Set<number>();
+    const moving = new Set<number>();
+    const peers = this.peers;
+    for (let i = 0; i < keys.length; i++) {
+      const p = keys[i]!.partition;
+      if (this.readsLocally(p, request)) {
+        local.push(i);
+        localPartitions.add(p);
+      } else if (peers === null) {
+        throw unavailable(p);
+      } else {
+        remote.push(i);
+        if (this.local.isRetiring(p)) moving.add(p);
+      }
+    }
+    const out: (string | null)[] = new Array(keys.length).fill(null);
+    const proxy = async () => {
+      if (remote.length === 0 || peers === null) return;
+      if (moving.size > 0) await this.awaitNewOwner(peers, moving, request.waitMs, signal);
+      const answers = await peers.get(remote.map((i) => keys[i]!), request.after, request.waitMs);
+      for (let j = 0; j < remote.length; j++) out[remote[j]!] = answers[j]!;
+    };
+    // Both halves run at once; Promise.all settles both, so neither rejection goes unhandled.
+    await Promise.all([proxy(), this.awaitAfter(request, localPartitions)]);
+    this.readLocal(keys, local, out);
+    return out;
+  }
+
+  /** `/records/list` as the client sees it: local if served, else proxied with the same body. */
+  list(request: ListRequest, body: unknown): Promise<string> {
+    if (this.peers === null || this.readsLocally(request.partition, request)) {
+      return this.localList(request);
+    }
+    return this.peers.list(request.partition, JSON.stringify(body), request.waitMs);
+  }
+
+  /**
+   * A get answered from local files only (a peer's proxy target: never proxied again, which
+   * is what makes the hop limit 1). 503 when a key's partition is not served here.
+   */
+  async localGet(request: GetRequest): Promise<(string | null)[]> {
+    const keys = request.keys;
+    const partitions = new Set<number>();
+    for (const key of keys) {
+      if (this.local.servingStore(key.partition) === null) throw unavailable(key.partition);
+      partitions.add(key.partition);
+    }
+    await this.awaitAfter(request, partitions);
+    const out: (string | null)[] = new Array(keys.length).fill(null);
+    this.readLocal(keys, keys.map((_, i) => i), out);
+    return out;
+  }
+
+  /** A list answered from the local file (JSON text); 503 when not served here. */
+  async localList(request: ListRequest): Promise<string> {
+    if (this.local.servingStore(request.partition) === null) throw unavailable(request.partition);
+    await this.awaitAfter(request, [request.partition]);
+    const store = this.local.servingStore(request.partition);
+    if (store === null) throw unavailable(request.partition);
+    const conditions = this.local.conditions;
+    const expression = request.filter;
+    const page = store.list({
+      pk: request.pk,
+      skPrefix: request.skPrefix,
+      startAfter: request.startAfter,
+      endBefore: request.endBefore,
+      limit: request.limit,
+      reverse: request.reverse,
+      filter: expression === null ? null : (r) => conditions.evaluate(expression, r) === "true",
+      stopOnFilter: request.stopOnFilter,
+      scanMax: Math.max(this.options.listScanMax, request.limit),
+    });
+    const records = page.records.map(recordJson).join(",");
+    return `{"records":[${records}],"next":${JSON.stringify(page.next)}}`;
+  }
+
+  /**
+   * Whether a read of `partition` is answered here: when this node serves it, except a retiring
+   * partition (revoked, no longer applied) that a peer already serves — the peer is fresher — or
+   * whose copy is older than the read's `after`: only the new owner will ever reach that offset.
+   */
+  private readsLocally(partition: number, read: ReadAfter): boolean {
+    const store = this.local.servingStore(partition);
+    if (store === null) return false;
+    if (this.peers === null || !this.local.isRetiring(partition)) return true;
+    if (this.peers.servedByAlivePeer(partition)) return false;
+    return store.applied.offset >= (read.after.get(partition) ?? -1);
+  }
+
+  /**
+   * Reads keys of locally served partitions into `out` (record JSON or null, by key index). Runs
+   * synchronously after the waits, so each partition is read from one LMDB snapshot.
+   */
+  private readLocal(keys: readonly GetKey[], indexes: readonly number[], out: (string | null)[]) {
+    for (const i of indexes) {
+      const key = keys[i]!;
+      const store = this.local.servingStore(key.partition);
+      if (store === null) throw unavailable(key.partition);
+      const record = store.get(key.pk, key.sk);
+      out[i] = record === null ? null : recordJson(record);
+    }
+  }
+
+  /** Waits for the `after` offsets of the given (local) partitions. */
+  private async awaitAfter(read: ReadAfter, partitions: Iterable<number>): Promise<void> {
+    if (read.after.size === 0) return;
+    const waits: Promise<void>[] = [];
+    for (const p of partitions) {
+      const offset = read.after.get(p);
+      if (offset !== undefined) waits.push(this.local.waitForOffset(p, offset, read.waitMs));
+    }
+    if (waits.length > 0) await Promise.all(waits);
+  }
+
+  /**
+   * A partition changing owners: waits (within `waitMs`) until a live peer serves it, so a read
+   * with `after` follows the partition to its new owner instead of failing at once.
+   */
+  private async awaitNewOwner(
+    peers: PeerReads,
+    partitions: ReadonlySet<number>,
+    waitMs: number,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const now = this.options.now;
+    const deadline = now() + waitMs;
+    for (const p of partitions) {
+      while (!peers.servedByAlivePeer(p) && now() < deadline && !signal.aborted) {
+        await sleep(NEW_OWNER_POLL_MS, signal);
+      }
+    }
+  }
+}
