@@ -30,11 +30,12 @@ export class MemoryObjectStore implements ObjectStore {
   /** Returns an error to throw for a call, or null to let it through. */
   failWith: (op: ObjectOp, key: string) => Error | null = () => null;
 
-  private enter(op: ObjectOp, key: string, signal: AbortSignal): void {
+  /** Records the call; rejects (never throws: S3's methods fail asynchronously) when it fails. */
+  private enter(op: ObjectOp, key: string, signal: AbortSignal): Promise<void> {
     this.calls.push({ op, key });
-    signal.throwIfAborted();
+    if (signal.aborted) return Promise.reject(signal.reason);
     const error = this.failWith(op, key);
-    if (error !== null) throw error;
+    return error === null ? Promise.resolve() : Promise.reject(error);
   }
 
   /** How many calls of `op` were made. */
@@ -48,40 +49,38 @@ export class MemoryObjectStore implements ObjectStore {
   }
 
   async putFile(key: string, path: string, signal: AbortSignal): Promise<void> {
-    this.enter("putFile", key, signal);
+    await this.enter("putFile", key, signal);
     this.objects.set(key, await Deno.readFile(path));
   }
 
-  putJson(key: string, value: unknown, signal: AbortSignal): Promise<void> {
-    this.enter("putJson", key, signal);
+  async putJson(key: string, value: unknown, signal: AbortSignal): Promise<void> {
+    await this.enter("putJson", key, signal);
     this.objects.set(key, encoder.encode(JSON.stringify(value)));
-    return Promise.resolve();
   }
 
-  getJson(key: string, signal: AbortSignal): Promise<unknown | null> {
-    this.enter("getJson", key, signal);
+  async getJson(key: string, signal: AbortSignal): Promise<unknown | null> {
+    await this.enter("getJson", key, signal);
     const bytes = this.objects.get(key);
-    return Promise.resolve(bytes === undefined ? null : JSON.parse(decoder.decode(bytes)));
+    return bytes === undefined ? null : JSON.parse(decoder.decode(bytes));
   }
 
   async getFile(key: string, path: string, signal: AbortSignal): Promise<boolean> {
-    this.enter("getFile", key, signal);
+    await this.enter("getFile", key, signal);
     const bytes = this.objects.get(key);
     if (bytes === undefined) return false;
     await Deno.writeFile(path, bytes);
     return true;
   }
 
-  list(prefix: string, signal: AbortSignal, max = 100_000): Promise<string[]> {
-    this.enter("list", prefix, signal);
+  async list(prefix: string, signal: AbortSignal, max = 100_000): Promise<string[]> {
+    await this.enter("list", prefix, signal);
     // S3 lists in UTF-8 byte order; for these ASCII keys that is string order.
-    return Promise.resolve(this.keys().filter((k) => k.startsWith(prefix)).slice(0, max));
+    return this.keys().filter((k) => k.startsWith(prefix)).slice(0, max);
   }
 
-  delete(keys: readonly string[], signal: AbortSignal): Promise<void> {
-    this.enter("delete", keys.join(","), signal);
+  async delete(keys: readonly string[], signal: AbortSignal): Promise<void> {
+    await this.enter("delete", keys.join(","), signal);
     for (const key of keys) this.objects.delete(key);
-    return Promise.resolve();
   }
 }
 

@@ -59,6 +59,9 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async putFile(key: string, path: string, signal: AbortSignal): Promise<void> {
+    // The abort listener below only hears a later abort: an expired backup timeout must not
+    // start an upload.
+    signal.throwIfAborted();
     const file = await Deno.open(path, { read: true });
     try {
       const upload = new Upload({
