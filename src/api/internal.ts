@@ -27,7 +27,6 @@ function checkSecret(request: Request, secret: string | null): void {
   if (token === null || !safeEqual(token, secret)) {
     throw new OperationalError(
       "unauthorized",
-      401,
       "Cannot authorize: /internal/* needs the cluster secret",
     );
   }
@@ -36,7 +35,6 @@ function checkSecret(request: Request, secret: string | null): void {
 function methodNotAllowed(method: string, path: string, allowed: string): OperationalError {
   return new OperationalError(
     "method_not_allowed",
-    405,
     `Cannot ${method} ${path}: use ${allowed}`,
     {
       allow: allowed,
@@ -99,13 +97,12 @@ async function snapshot(node: Node, path: string): Promise<Response> {
   if (
     !/^\d+$/.test(path.slice(INTERNAL_SNAPSHOT_PATH.length)) || partition >= node.config.partitions
   ) {
-    throw new OperationalError("not_found", 404, `Cannot route ${path}: no such partition`);
+    throw new OperationalError("not_found", `Cannot route ${path}: no such partition`);
   }
   const store = node.servingStore(partition);
   if (store === null) {
     throw new OperationalError(
       "partition_unavailable",
-      503,
       `Cannot snapshot partition ${partition}: not served here`,
       { partition },
     );
@@ -113,7 +110,6 @@ async function snapshot(node: Node, path: string): Promise<Response> {
   if (snapshotting) {
     throw new OperationalError(
       "snapshot_busy",
-      503,
       "Cannot snapshot: another snapshot is being sent",
     );
   }
@@ -172,7 +168,7 @@ async function route(node: Node, gossip: Gossip | null, request: Request): Promi
     checkSecret(request, config.clusterSecret);
     return new Response(JSON.stringify(status(node, gossip)), { headers: JSON_HEADERS });
   }
-  throw new OperationalError("not_found", 404, `Cannot route ${path}: no such endpoint`);
+  throw new OperationalError("not_found", `Cannot route ${path}: no such endpoint`);
 }
 
 /** The internal handler of `node` (with its gossip agent in cluster mode). */
@@ -185,7 +181,7 @@ export function internalHandler(
       return await route(node, gossip, request);
     } catch (error) {
       // RFC 9110: a 405 names the methods that are allowed.
-      const allow = error instanceof OperationalError && error.status === 405
+      const allow = error instanceof OperationalError && error.code === "method_not_allowed"
         ? String(error.details.allow)
         : null;
       return problemResponse(error, allow === null ? {} : { allow });

@@ -50,7 +50,6 @@ interface Owned {
 function stoppingError(partition: number): OperationalError {
   return new OperationalError(
     "partition_unavailable",
-    503,
     `Cannot wait for partition ${partition}: the node is stopping`,
     { partition },
   );
@@ -400,7 +399,6 @@ export class Node implements PartitionConsumer {
       if (value.length > this.config.messageBytesMax) {
         throw new OperationalError(
           "message_too_large",
-          413,
           `Cannot write: partition ${partition} would get a ${value.length}-byte log message, more than MESSAGE_BYTES_MAX (${this.config.messageBytesMax})`,
           { partition, bytes: value.length, limit: this.config.messageBytesMax },
         );
@@ -427,7 +425,6 @@ export class Node implements PartitionConsumer {
       return Promise.reject(
         new OperationalError(
           "partition_unavailable",
-          503,
           `Cannot wait for partition ${partition}: it moved to another node`,
           { partition },
         ),
