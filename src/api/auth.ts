@@ -34,14 +34,13 @@ export function authorize(request: Request, config: Config, need: "read" | "writ
   if (token === null) {
     throw new OperationalError(
       "unauthorized",
-      401,
       "Cannot authorize: send Authorization: Bearer <token>",
     );
   }
   if (matches(token, config.apiTokensWrite)) return;
   if (matches(token, config.apiTokensRead)) {
     if (need === "read") return;
-    throw new OperationalError("forbidden", 403, "Cannot write: this token may only read");
+    throw new OperationalError("forbidden", "Cannot write: this token may only read");
   }
-  throw new OperationalError("unauthorized", 401, "Cannot authorize: unknown token");
+  throw new OperationalError("unauthorized", "Cannot authorize: unknown token");
 }

@@ -7,7 +7,6 @@ import { badRequest } from "./problem.ts";
 function tooLarge(limit: number): OperationalError {
   return new OperationalError(
     "body_too_large",
-    413,
     `Cannot read body: larger than BODY_BYTES_MAX (${limit} bytes)`,
     { limit },
   );

@@ -26,7 +26,6 @@ function checkSecret(request: Request, secret: string | null): void {
   if (token === null || !safeEqual(token, secret)) {
     throw new OperationalError(
       "unauthorized",
-      401,
       "Cannot authorize: /internal/* needs the cluster secret",
     );
   }
@@ -35,7 +34,6 @@ function checkSecret(request: Request, secret: string | null): void {
 function methodNotAllowed(method: string, path: string, allowed: string): OperationalError {
   return new OperationalError(
     "method_not_allowed",
-    405,
     `Cannot ${method} ${path}: use ${allowed}`,
     {
       allow: allowed,
@@ -105,13 +103,12 @@ class SnapshotSender {
       !/^\d+$/.test(path.slice(INTERNAL_SNAPSHOT_PATH.length)) ||
       partition >= node.config.partitions
     ) {
-      throw new OperationalError("not_found", 404, `Cannot route ${path}: no such partition`);
+      throw new OperationalError("not_found", `Cannot route ${path}: no such partition`);
     }
     const store = node.servingStore(partition);
     if (store === null) {
       throw new OperationalError(
         "partition_unavailable",
-        503,
         `Cannot snapshot partition ${partition}: not served here`,
         { partition },
       );
@@ -119,7 +116,6 @@ class SnapshotSender {
     if (this.busy) {
       throw new OperationalError(
         "snapshot_busy",
-        503,
         "Cannot snapshot: another snapshot is being sent",
       );
     }
@@ -191,7 +187,7 @@ async function route(
     checkSecret(request, config.clusterSecret);
     return new Response(JSON.stringify(status(node, gossip)), { headers: JSON_HEADERS });
   }
-  throw new OperationalError("not_found", 404, `Cannot route ${path}: no such endpoint`);
+  throw new OperationalError("not_found", `Cannot route ${path}: no such endpoint`);
 }
 
 /**
@@ -215,7 +211,7 @@ export function internalHandler(
       return await route(internal, request);
     } catch (error) {
       // RFC 9110: a 405 names the methods that are allowed.
-      const allow = error instanceof OperationalError && error.status === 405
+      const allow = error instanceof OperationalError && error.code === "method_not_allowed"
         ? String(error.details.allow)
         : null;
       return problemResponse(error, allow === null ? {} : { allow });

@@ -92,7 +92,7 @@ export function pathOf(url: string): string {
 }
 
 function notFound(path: string): OperationalError {
-  return new OperationalError("not_found", 404, `Cannot route ${path}: no such endpoint`);
+  return new OperationalError("not_found", `Cannot route ${path}: no such endpoint`);
 }
 
 /**
@@ -124,19 +124,18 @@ export function publicHandler(
       if (request.method === "POST") {
         name = POST_ROUTES[path];
         if (name === undefined && GET_ROUTES[path] !== undefined) {
-          throw new OperationalError("method_not_allowed", 405, `Cannot POST ${path}: use GET`);
+          throw new OperationalError("method_not_allowed", `Cannot POST ${path}: use GET`);
         }
       } else if (request.method === "GET" || request.method === "HEAD") {
         name = GET_ROUTES[path];
         if (name === undefined && POST_ROUTES[path] !== undefined) {
           throw new OperationalError(
             "method_not_allowed",
-            405,
             `Cannot ${request.method} ${path}: use POST`,
           );
         }
       } else if (POST_ROUTES[path] !== undefined || GET_ROUTES[path] !== undefined) {
-        throw new OperationalError("method_not_allowed", 405, `Cannot ${request.method} ${path}`);
+        throw new OperationalError("method_not_allowed", `Cannot ${request.method} ${path}`);
       }
       if (name === undefined) throw notFound(path);
       response = await route(node, reads, name, request);
@@ -144,7 +143,7 @@ export function publicHandler(
       const allow = POST_ROUTES[path] !== undefined ? "POST" : "GET, HEAD";
       response = problemResponse(
         error,
-        error instanceof OperationalError && error.status === 405 ? { allow } : {},
+        error instanceof OperationalError && error.code === "method_not_allowed" ? { allow } : {},
       );
     }
     childFor(name ?? "other", response.status).observe(

@@ -80,7 +80,6 @@ function checkData(data: unknown, where: string, config: Config): void {
   if (bytes > config.dataBytesMax) {
     throw new OperationalError(
       "data_too_large",
-      413,
       `Cannot use ${where}: data is ${bytes} bytes, more than DATA_BYTES_MAX (${config.dataBytesMax})`,
       { limit: config.dataBytesMax, bytes },
     );

@@ -84,7 +84,7 @@ export async function hashFile(path: string): Promise<{ sha256: string; bytes: n
 /** A snapshot rejected by verification: the caller tries an older one or another source. */
 export class SnapshotRejected extends OperationalError {
   constructor(reason: string, message: string) {
-    super("snapshot_rejected", 502, message, { reason });
+    super("snapshot_rejected", message, { reason });
     this.name = "SnapshotRejected";
   }
 }

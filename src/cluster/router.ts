@@ -6,6 +6,7 @@
  */
 import type { Metrics } from "../metrics/mod.ts";
 import type { PeerKey, PeerReads } from "../node/mod.ts";
+import { isErrorCode } from "../util/error_codes.ts";
 import { OperationalError } from "../util/errors.ts";
 import { sleep } from "../util/sleep.ts";
 import type { Member, Membership } from "./membership.ts";
@@ -53,22 +54,26 @@ export interface RouterOptions {
 function unavailable(partition: number, detail: string): OperationalError {
   return new OperationalError(
     "partition_unavailable",
-    503,
     `Cannot read: partition ${partition} ${detail}`,
     { partition },
   );
 }
 
-/** A peer's answer that must reach the client as is (e.g. 504 `not_caught_up`). */
-function fromProblem(status: number, text: string): OperationalError | null {
+/**
+ * A peer's problem that must reach the client as is (e.g. 504 `not_caught_up`), or null when
+ * another peer should be tried: not a problem, `partition_unavailable`, or a code outside
+ * the closed list of codes (a peer of another version), which this node cannot pass on.
+ */
+function fromProblem(text: string): OperationalError | null {
   let problem: { code?: unknown; detail?: unknown } | null = null;
   try {
     problem = JSON.parse(text);
   } catch {
     return null;
   }
-  if (typeof problem?.code !== "string" || problem.code === "partition_unavailable") return null;
-  return new OperationalError(problem.code, status, String(problem.detail ?? problem.code));
+  const code = problem?.code;
+  if (!isErrorCode(code) || code === "partition_unavailable") return null;
+  return new OperationalError(code, String(problem?.detail ?? code));
 }
 
 /** Proxies reads to region peers chosen from the gossip membership. */
@@ -368,7 +373,7 @@ export class Router implements PeerReads {
       this.options.metrics.proxyRequests.labels("ok").inc();
       return text;
     }
-    const problem = fromProblem(response.status, text);
+    const problem = fromProblem(text);
     if (problem !== null && (response.status < 500 || problem.code === "not_caught_up")) {
       throw problem;
     }

@@ -1,5 +1,6 @@
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { createMetrics, type Metrics } from "../metrics/mod.ts";
+import { statusOf } from "../api/problem.ts";
 import { OperationalError } from "../util/errors.ts";
 import { Membership } from "./membership.ts";
 import { encodeBitmap, type NodeState } from "./message.ts";
@@ -132,7 +133,7 @@ function isUnavailable(partition: number) {
   return (error: unknown) => {
     ok(error instanceof OperationalError, String(error));
     equal(error.code, "partition_unavailable");
-    equal(error.status, 503);
+    equal(statusOf(error.code), 503);
     deepEqual(error.details, { partition });
     return true;
   };
@@ -247,6 +248,26 @@ Deno.test("get() retries on another peer when the first answers 503 partition_un
   }
 });
 
+Deno.test("get() and list() retry on another peer when the first answers a code outside the list", async () => {
+  // A peer of another version may answer a code this node cannot pass on to its client.
+  const a = startPeer(problem(400, "rate_limited"));
+  const b = startPeer(getAnswer({ "k/s": record("k", "s") }));
+  try {
+    const { router, metrics } = cluster([
+      { addr: a.addr, serving: [0] },
+      { addr: b.addr, serving: [0] },
+    ]);
+    deepEqual(await router.get([key("k", "s", 0)], new Map(), 0), [record("k", "s")]);
+    equal(a.requests.length, 1);
+    equal(proxied(metrics, "retried"), 1);
+
+    const alone = cluster([{ addr: a.addr, serving: [2] }]);
+    await rejects(alone.router.list(2, "{}", 0), isUnavailable(2));
+  } finally {
+    await closeAll([a, b]);
+  }
+});
+
 Deno.test("get() retries on another peer when the first answers a wrong number of lines", async () => {
   const a = startPeer(() => new Response("null\nnull\nnull"));
   const b = startPeer(getAnswer({}));
@@ -308,7 +329,7 @@ Deno.test("get() passes a peer's 504 not_caught_up to the client without retryin
     ]);
     await rejects(router.get([key("k", "s", 0)], new Map([[0, 99]]), 100), (error: unknown) => {
       ok(error instanceof OperationalError);
-      equal(error.status, 504);
+      equal(statusOf(error.code), 504);
       equal(error.code, "not_caught_up");
       return true;
     });
@@ -403,7 +424,7 @@ Deno.test("list() passes a peer's 504 not_caught_up and 400 to the client", asyn
       }]);
       await rejects(router.list(2, "{}", 0), (error: unknown) => {
         ok(error instanceof OperationalError);
-        equal(error.status, status);
+        equal(statusOf(error.code), status);
         equal(error.code, code);
         return true;
       });

@@ -150,7 +150,6 @@ export class EmbeddedLog implements MutationLog {
     await env.close();
     throw new OperationalError(
       "partition_count_mismatch",
-      500,
       `Cannot start: the embedded log ${this.options.path} ${found} but PARTITIONS=${this.options.partitions}`,
     );
   }
@@ -165,7 +164,6 @@ export class EmbeddedLog implements MutationLog {
       return Promise.reject(
         new OperationalError(
           "log_overloaded",
-          503,
           `Cannot append: ${this.queued} messages are already waiting for the log`,
         ),
       );
@@ -228,7 +226,6 @@ export class EmbeddedLog implements MutationLog {
       log("error", "embedded_log_commit_failed", { error: String(error) });
       const failure = new OperationalError(
         "log_unavailable",
-        503,
         "Cannot append: the embedded log failed to commit",
       );
       for (const pending of batch) pending.reject(failure);

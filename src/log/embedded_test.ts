@@ -2,6 +2,7 @@ import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import type { LogRecord } from "../apply/mod.ts";
 import { open as lmdbOpen } from "lmdb";
 import { createMetrics, type Metrics } from "../metrics/mod.ts";
+import { statusOf } from "../api/problem.ts";
 import { OperationalError } from "../util/errors.ts";
 import { EmbeddedLog, type EmbeddedLogOptions } from "./embedded.ts";
 import type { PartitionConsumer } from "../node/mod.ts";
@@ -242,7 +243,7 @@ Deno.test("EmbeddedLog.append() refuses with log_overloaded when its queue is fu
     await rejects(overloaded, (error: unknown) => {
       ok(error instanceof OperationalError);
       equal(error.code, "log_overloaded");
-      equal(error.status, 503);
+      equal(statusOf(error.code), 503);
       return true;
     });
     equal((await Promise.all(accepted)).length, 5);

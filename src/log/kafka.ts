@@ -116,11 +116,11 @@ export function groupId(namespace: string, region: string, replicaGroup: string)
 }
 
 function mismatch(message: string): OperationalError {
-  return new OperationalError("partition_count_mismatch", 500, message);
+  return new OperationalError("partition_count_mismatch", message);
 }
 
 function unavailable(message: string): OperationalError {
-  return new OperationalError("log_unavailable", 503, message);
+  return new OperationalError("log_unavailable", message);
 }
 
 const EMPTY = new Uint8Array(0);
@@ -212,7 +212,6 @@ export class KafkaLog implements MutationLog {
           // Retrying cannot fix credentials: say so and stop.
           throw new OperationalError(
             "kafka_auth_failed",
-            500,
             `Cannot start: Kafka refused the SASL credentials (KAFKA_SASL_*): ${
               errorMessage(error)
             }`,
@@ -554,7 +553,6 @@ export class KafkaLog implements MutationLog {
       return Promise.reject(
         new OperationalError(
           "log_overloaded",
-          503,
           `Cannot append: ${this.inFlight} messages are already waiting for Kafka`,
         ),
       );

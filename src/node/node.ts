@@ -15,7 +15,6 @@ import type { Config } from "../config/mod.ts";
 import type { AppendRequest, MutationLog, PartitionConsumer, SnapshotSource } from "./ports.ts";
 import type { Metrics } from "../metrics/mod.ts";
 import {
-  type AppliedPosition,
   boundedAll,
   type CleanStop,
   needsVerify,
@@ -45,7 +44,6 @@ const OWNED = new Set(["catching_up", "serving"] as const);
 function stoppingError(partition: number): OperationalError {
   return new OperationalError(
     "partition_unavailable",
-    503,
     `Cannot wait for partition ${partition}: the node is stopping`,
     { partition },
   );
@@ -398,7 +396,6 @@ export class Node implements PartitionConsumer {
       if (value.length > this.config.messageBytesMax) {
         throw new OperationalError(
           "message_too_large",
-          413,
           `Cannot write: partition ${partition} would get a ${value.length}-byte log message, more than MESSAGE_BYTES_MAX (${this.config.messageBytesMax})`,
           { partition, bytes: value.length, limit: this.config.messageBytesMax },
         );
@@ -430,7 +427,6 @@ export class Node implements PartitionConsumer {
       return Promise.reject(
         new OperationalError(
           "partition_unavailable",
-          503,
           `Cannot wait for partition ${partition}: it moved to another node`,
           { partition },
         ),

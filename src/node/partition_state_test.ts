@@ -48,7 +48,7 @@ async function withStore(fn: (store: PartitionStore) => Promise<void>): Promise<
 }
 
 Deno.test("PartitionTable.transition() walks a partition through its life and keeps the gauges", async () => {
-  await withStore(async (store) => {
+  await withStore((store) => {
     const metrics = createMetrics();
     let clock = 100;
     const table = new PartitionTable(metrics, () => clock);
@@ -89,6 +89,7 @@ Deno.test("PartitionTable.transition() walks a partition through its life and ke
     table.forget(3);
     equal(table.get(3), undefined);
     equal(table.count("closed"), 0);
+    return Promise.resolve();
   });
 });
 

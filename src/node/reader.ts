@@ -81,7 +81,6 @@ export function recordJson(r: StoredRecord): string {
 function unavailable(partition: number): OperationalError {
   return new OperationalError(
     "partition_unavailable",
-    503,
     `Cannot read: partition ${partition} is not served by this node`,
     { partition },
   );

@@ -14,7 +14,6 @@ interface Waiter {
 function notCaughtUp(partition: number, offset: number, applied: number): OperationalError {
   return new OperationalError(
     "not_caught_up",
-    504,
     `Cannot read: partition ${partition} has applied offset ${applied}, not yet ${offset}`,
     { partition, offset, applied },
   );
@@ -34,7 +33,6 @@ export class Waiters {
       return Promise.reject(
         new OperationalError(
           "too_many_waiters",
-          503,
           `Cannot wait: ${this.count} reads are already waiting (WAITERS_MAX)`,
         ),
       );
@@ -79,7 +77,6 @@ export class Waiters {
       waiter.reject(
         new OperationalError(
           "partition_unavailable",
-          503,
           `Cannot read: partition ${partition} is no longer served here`,
           { partition },
         ),

@@ -1,4 +1,5 @@
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
+import { statusOf } from "../api/problem.ts";
 import { OperationalError } from "../util/errors.ts";
 import { Waiters } from "./waiters.ts";
 
@@ -6,7 +7,7 @@ function isProblem(code: string, status: number) {
   return (error: unknown) => {
     ok(error instanceof OperationalError, `expected an OperationalError, got ${error}`);
     equal(error.code, code);
-    equal(error.status, status);
+    equal(statusOf(error.code), status);
     return true;
   };
 }

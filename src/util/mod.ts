@@ -1,10 +1,11 @@
 /**
- * Small shared helpers with no dependencies: assertions, operational errors, structured logging,
- * abortable sleep, JSON parsing that keeps number tokens exact.
+ * Small shared helpers with no dependencies: assertions, operational errors and their closed list
+ * of codes, structured logging, abortable sleep, JSON parsing that keeps number tokens exact.
  *
  * @module
  */
 export { assert, AssertionError } from "./assert.ts";
+export { ERROR_CODES, type ErrorCode, isErrorCode } from "./error_codes.ts";
 export { OperationalError } from "./errors.ts";
 export {
   duplicateName,
