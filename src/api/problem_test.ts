@@ -112,3 +112,23 @@ Deno.test("badRequest() raises its code with the details, which the table answer
   deepEqual(error.details, { limit: 1000 });
   equal(statusOf(error.code), 400);
 });
+
+Deno.test("docs/architecture.md's status summary holds every code once, under its status", async () => {
+  const text = await Deno.readTextFile(new URL("../../docs/architecture.md", import.meta.url));
+  const start = text.indexOf("\n## Errors: one closed list");
+  ok(start >= 0, "docs/architecture.md has no error summary");
+  const end = text.indexOf("\n## ", start + 1);
+  const seen = new Map<string, number>();
+  for (const line of text.slice(start, end).split("\n")) {
+    const row = /^\|\s*(\d{3})\s*\|(.*)\|\s*$/.exec(line);
+    if (row === null) continue;
+    for (const [, code] of row[2]!.matchAll(/`([a-z_]+)`/g)) {
+      ok(!seen.has(code!), `${code} twice`);
+      seen.set(code!, Number(row[1]));
+    }
+  }
+  deepEqual([...seen.keys()].sort(), [...ERROR_CODES].sort());
+  for (const [code, status] of seen) {
+    equal(status, statusOf(code as (typeof ERROR_CODES)[number]), code);
+  }
+});

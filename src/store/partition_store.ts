@@ -451,16 +451,6 @@ export class PartitionStore {
     return value === undefined ? null : decodeRecordValue(pk, sk, value);
   }
 
-  /**
-   * Several records from one snapshot. lmdb-js renews its read transaction only between event-loop
-   * turns, so synchronous reads here all see the same committed state.
-   */
-  getMany(keys: readonly { pk: string; sk: string }[]): (StoredRecord | null)[] {
-    const out: (StoredRecord | null)[] = new Array(keys.length);
-    for (let i = 0; i < keys.length; i++) out[i] = this.get(keys[i]!.pk, keys[i]!.sk);
-    return out;
-  }
-
   /** One page of a pk's records; see {@linkcode ListQuery}. */
   list(query: ListQuery): ListPage {
     assert(query.limit >= 1 && query.scanMax >= query.limit, "list limits are inconsistent");

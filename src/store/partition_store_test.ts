@@ -285,27 +285,6 @@ Deno.test("PartitionStore.open() refuses a file of another partition", async () 
   }
 });
 
-Deno.test("PartitionStore.getMany() answers in request order, missing keys as null", async () => {
-  await withStore(async (store) => {
-    await putAll(store, 0, [["p", "a"], ["p", "b"], ["q", "a"]], (pk, sk) => `${pk}/${sk}`);
-    const found = store.getMany([
-      { pk: "q", sk: "a" },
-      { pk: "p", sk: "zz" },
-      { pk: "p", sk: "a" },
-      { pk: "p", sk: "a" },
-      { pk: "nobody", sk: "a" },
-    ]);
-    deepEqual(found.map((r) => r === null ? null : JSON.parse(r.dataJson)), [
-      "q/a",
-      null,
-      "p/a",
-      "p/a",
-      null,
-    ]);
-    deepEqual(store.getMany([]), []);
-  });
-});
-
 Deno.test("PartitionStore.count() counts records across pks, after puts and deletes", async () => {
   await withStore(async (store) => {
     await putAll(store, 0, [["p", "a"], ["p", "b"], ["q", "a"], ["q", "b"]]);

@@ -7,17 +7,9 @@
 export type Level = "debug" | "info" | "warn" | "error";
 
 const encoder = new TextEncoder();
-let minimum: Level = "info";
-const rank: Record<Level, number> = { debug: 0, info: 1, warn: 2, error: 3 };
-
-/** Sets the lowest level written (from `LOG_LEVEL`). */
-export function setLogLevel(level: Level): void {
-  minimum = level;
-}
 
 /** Writes one event as a JSON line. `fields` must be JSON-serialisable. */
 export function log(level: Level, event: string, fields: Record<string, unknown> = {}): void {
-  if (rank[level] < rank[minimum]) return;
   const line = JSON.stringify({ ts: new Date().toISOString(), level, event, ...fields }) + "\n";
   const bytes = encoder.encode(line);
   let written = 0;

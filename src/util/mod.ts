@@ -16,7 +16,7 @@ export {
   scanJson,
 } from "./json.ts";
 export type { ExactOptions, JsonShape } from "./json.ts";
-export { errorMessage, log, setLogLevel } from "./log.ts";
+export { errorMessage, log } from "./log.ts";
 export type { Level } from "./log.ts";
 export { sleep } from "./sleep.ts";
 export { bindOrThrow, type Listener, StartError } from "./start_error.ts";
