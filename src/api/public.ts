@@ -73,7 +73,7 @@ async function route(
       authorize(request, config, "read");
       const body = await readJson(request, config.bodyBytesMax);
       const get = parseGet(body, config);
-      return json(getResponse(get.keys, await reader.get(get, request.signal)));
+      return json(getResponse(get.keys, await reader.get(get, () => request.signal)));
     }
     case "list": {
       authorize(request, config, "read");

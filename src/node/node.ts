@@ -266,7 +266,10 @@ export class Node implements PartitionConsumer {
 
   /** The store of a partition this node answers reads for (serving or retiring), or null. */
   servingStore(partition: number): PartitionStore | null {
-    return this.table.storeIn(partition, READABLE);
+    // On every read: two comparisons rather than a set lookup.
+    const entry = this.table.get(partition);
+    if (entry === undefined) return null;
+    return entry.state === "serving" || entry.state === "retiring" ? entry.store : null;
   }
 
   /** Partitions this node owns and serves, with their stores (what backups copy). */

@@ -99,9 +99,13 @@ export class Reader {
 
   /**
    * `/records/get` as the client sees it: one record JSON (or null when absent) per key, in
-   * request order. Local where served, proxied elsewhere; `signal` ends waits early.
+   * request order. Local where served, proxied elsewhere; the signal `abort` gives (asked for
+   * only when a read must wait: an HTTP request's signal is built on first use) ends waits early.
    */
-  async get(request: GetRequest, signal: AbortSignal = NEVER): Promise<(string | null)[]> {
+  async get(
+    request: GetRequest,
+    abort: () => AbortSignal = () => NEVER,
+  ): Promise<(string | null)[]> {
     const keys = request.keys;
     if (request.after.size === 0 && keys.every((k) => this.readsLocally(k.partition, request))) {
       // The common case: every key is local and nothing to wait for. No promises, one pass.
@@ -129,7 +133,7 @@ export class Reader {
     const out: (string | null)[] = new Array(keys.length).fill(null);
     const proxy = async () => {
       if (remote.length === 0 || peers === null) return;
-      if (moving.size > 0) await this.awaitNewOwner(peers, moving, request.waitMs, signal);
+      if (moving.size > 0) await this.awaitNewOwner(peers, moving, request.waitMs, abort());
       const answers = await peers.get(remote.map((i) => keys[i]!), request.after, request.waitMs);
       for (let j = 0; j < remote.length; j++) out[remote[j]!] = answers[j]!;
     };
