@@ -1,11 +1,10 @@
 /**
  * Test helpers for the backup component: an in-memory {@linkcode ObjectStore} stand-in (a Map
- * of key → bytes) with injectable failures, and real partition stores in temporary folders.
- * Unit tests only; integration tests use a real S3-compatible server.
+ * of key → bytes) with injectable failures. Unit tests only; integration tests use a real
+ * S3-compatible server. Partition stores in temporary folders come from tests/_helpers.ts.
  *
  * @module
  */
-import { PartitionStore } from "../store/mod.ts";
 import type { ObjectStore } from "./object_store.ts";
 
 /** The operations of an {@linkcode ObjectStore}, as recorded by {@linkcode MemoryObjectStore}. */
@@ -81,42 +80,6 @@ export class MemoryObjectStore implements ObjectStore {
   async delete(keys: readonly string[], signal: AbortSignal): Promise<void> {
     await this.enter("delete", keys.join(","), signal);
     for (const key of keys) this.objects.delete(key);
-  }
-}
-
-/** LMDB map size of test stores. */
-export const TEST_MAP_BYTES = 32 * 1024 * 1024;
-
-/** A 64-hex-digit chain value standing for the chain after `offset`. */
-export function chainOf(offset: number): string {
-  return (offset + 1).toString(16).padStart(64, "0");
-}
-
-/** Opens (creating) the store of `partition` in `dir`. */
-export function openStore(dir: string, partition: number, namespace = "test"): PartitionStore {
-  return PartitionStore.open({ dir, namespace, partition, mapBytes: TEST_MAP_BYTES });
-}
-
-/**
- * Applies one transaction per offset from the store's next offset up to `offset`, each putting
- * record `("pk", "k{offset}")`, so every offset changes the file.
- */
-export async function writeUpTo(store: PartitionStore, offset: number): Promise<void> {
-  for (let o = store.applied.offset + 1; o <= offset; o++) {
-    await store.write((tx) => {
-      tx.put("pk", `k${o}`, JSON.stringify({ offset: o }), o, 1000 + o, 1000 + o);
-      return { offset: o, chain: chainOf(o) };
-    });
-  }
-}
-
-/** Runs `body` with a fresh temporary folder, removed afterwards. */
-export async function withTempDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "firescroll_backup_test_" });
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
   }
 }
 

@@ -2,7 +2,8 @@ import { deepEqual, equal, ok } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { createMetrics, type Metrics } from "../metrics/mod.ts";
 import type { PartitionStore } from "../store/mod.ts";
-import { listDir, MemoryObjectStore, openStore, withTempDir, writeUpTo } from "./_test_util.ts";
+import { openStore, withTempDir, writeUpTo } from "../../tests/_helpers.ts";
+import { listDir, MemoryObjectStore } from "./_test_util.ts";
 import { type BackupOptions, Backups, type BackupSource } from "./backup.ts";
 import {
   latestKey,

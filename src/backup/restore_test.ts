@@ -1,14 +1,8 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { createMetrics, type Metrics } from "../metrics/mod.ts";
 import { PartitionStore } from "../store/mod.ts";
-import {
-  chainOf,
-  listDir,
-  MemoryObjectStore,
-  openStore,
-  withTempDir,
-  writeUpTo,
-} from "./_test_util.ts";
+import { chainOf, openStore, withTempDir, writeUpTo } from "../../tests/_helpers.ts";
+import { listDir, MemoryObjectStore } from "./_test_util.ts";
 import { type PeerSnapshotFetcher, type RestoreOptions, Restorer } from "./restore.ts";
 import { createSnapshot, hashFile, type Manifest, snapshotStem } from "./snapshot.ts";
 

@@ -1,7 +1,8 @@
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { open } from "lmdb";
-import { chainOf, listDir, openStore, withTempDir, writeUpTo } from "./_test_util.ts";
+import { chainOf, openStore, withTempDir, writeUpTo } from "../../tests/_helpers.ts";
+import { listDir } from "./_test_util.ts";
 import {
   createSnapshot,
   hashFile,

@@ -1,5 +1,6 @@
 import { equal, ok } from "node:assert/strict";
 import { murmur2, partitionOf } from "./partitioner.ts";
+import { seededRandom } from "../../tests/_helpers.ts";
 
 const encoder = new TextEncoder();
 
@@ -56,17 +57,6 @@ function referencePartition(pk: string, n: number): number {
   return Number(positive % BigInt(n));
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function randomKey(random: () => number): string {
   const alphabet = ["a", "b", "z", "0", "-", "é", "ß", "€", "日", "😀", "\u0000", " "];
   const length = Math.floor(random() * 40);
@@ -82,7 +72,7 @@ Deno.test("murmur2() matches Kafka's published test vectors", () => {
 });
 
 Deno.test("murmur2() agrees with an independent BigInt implementation on random keys", () => {
-  const random = mulberry32(0x5eed);
+  const random = seededRandom(0x5eed);
   for (let i = 0; i < 2000; i++) {
     const bytes = encoder.encode(randomKey(random));
     equal(murmur2(bytes), referenceMurmur2(bytes), `bytes ${bytes.join(",")}`);
@@ -113,7 +103,7 @@ Deno.test("partitionOf() masks a negative hash to a non-negative partition", () 
 });
 
 Deno.test("partitionOf() is in range, deterministic and Kafka-exact for non-power-of-two counts", () => {
-  const random = mulberry32(42);
+  const random = seededRandom(42);
   const keys = Array.from({ length: 3000 }, () => randomKey(random));
   for (const n of [3, 7, 12, 100]) {
     const seen = new Set<number>();

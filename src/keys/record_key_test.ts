@@ -9,6 +9,7 @@ import {
   pkPrefix,
   utf8Length,
 } from "./record_key.ts";
+import { seededRandom } from "../../tests/_helpers.ts";
 
 const encoder = new TextEncoder();
 
@@ -22,17 +23,6 @@ function memcmp(a: Uint8Array, b: Uint8Array): number {
 
 function startsWith(key: Uint8Array, prefix: Uint8Array): boolean {
   return key.length >= prefix.length && prefix.every((b, i) => key[i] === b);
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Sort keys whose UTF-16 order differs from their UTF-8 order, NUL and emoji included. */
@@ -68,7 +58,7 @@ function randomString(random: () => number, lengthMax: number): string {
 }
 
 Deno.test("encodeRecordKey() orders the records of one pk by the UTF-8 bytes of sk", () => {
-  const random = mulberry32(7);
+  const random = seededRandom(7);
   const sks = [...TRICKY_SKS, ...Array.from({ length: 300 }, () => randomString(random, 6))];
   for (const pk of ["p", "", "日本", "a\u0000b"]) {
     const byKey = [...sks].sort((a, b) => memcmp(encodeRecordKey(pk, a), encodeRecordKey(pk, b)));
@@ -103,7 +93,7 @@ Deno.test("keyWithSk() builds the same bytes as encodeRecordKey()", () => {
 });
 
 Deno.test("decodeRecordKey() and decodeSk() round-trip every key", () => {
-  const random = mulberry32(11);
+  const random = seededRandom(11);
   for (let i = 0; i < 500; i++) {
     const pk = "x" + randomString(random, 10);
     const sk = randomString(random, 10);
@@ -155,7 +145,7 @@ Deno.test("keyProblem() rejects lone surrogates, which have no UTF-8 form", () =
 });
 
 Deno.test("utf8Length() equals TextEncoder's length for random strings", () => {
-  const random = mulberry32(1234);
+  const random = seededRandom(1234);
   const ranges: [number, number][] = [
     [0x00, 0x7f],
     [0x80, 0x7ff],

@@ -1,31 +1,25 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import type { Mutation } from "../apply/mod.ts";
 import { buildNode } from "../app.ts";
-import { type Config, loadConfig } from "../config/mod.ts";
 import { createMetrics } from "../metrics/mod.ts";
 import { open as lmdbOpen } from "lmdb";
 import { StartError } from "../util/start_error.ts";
-import { CHAIN_ZERO, PartitionStore, writeCleanStop } from "../store/mod.ts";
-import type { Node, PartitionStatus } from "./node.ts";
+import { CHAIN_ZERO, writeCleanStop } from "../store/mod.ts";
+import type { PartitionStatus } from "./node.ts";
 import type { FetchedSnapshot, SnapshotSource } from "./ports.ts";
+import {
+  chainOf,
+  openStore,
+  TEST_MAP_BYTES,
+  testConfig,
+  withInProcessNode,
+  writeUpTo,
+} from "../../tests/_helpers.ts";
 
 const NS = "default";
-const MAP_BYTES = 32 * 1024 * 1024;
-
-/** A config for a node keeping its files in `dir`. */
-function configIn(dir: string, env: Record<string, string> = {}): Config {
-  return loadConfig({
-    DB_PATH: dir,
-    PARTITIONS: "3",
-    LMDB_MAP_BYTES: String(MAP_BYTES),
-    UNOWNED_RETAIN_SEC: "60",
-    ...env,
-  });
-}
-
-function openStore(dir: string, partition: number): PartitionStore {
-  return PartitionStore.open({ dir, namespace: NS, partition, mapBytes: MAP_BYTES });
-}
+const MAP_BYTES = TEST_MAP_BYTES;
+/** The environment of every node here (the data folder and map size come from testConfig). */
+const ENV = { PARTITIONS: "3", UNOWNED_RETAIN_SEC: "60" };
 
 /** The status without the content digests (checked by the store's own tests). */
 function withoutDigests(
@@ -39,23 +33,9 @@ function withoutDigests(
   return out;
 }
 
-function chainOf(offset: number): string {
-  return (offset + 1).toString(16).padStart(64, "0");
-}
-
-/** Applies one transaction per offset up to `offset`, each putting `("pk", "k{offset}")`. */
-async function writeUpTo(store: PartitionStore, offset: number): Promise<void> {
-  for (let o = store.applied.offset + 1; o <= offset; o++) {
-    await store.write((tx) => {
-      tx.put("pk", `k${o}`, JSON.stringify({ offset: o }), o, 1000 + o, 1000 + o);
-      return { offset: o, chain: chainOf(o) };
-    });
-  }
-}
-
 /** Leaves a partition file at `offset` in `dir`, as a previous run of the node would have. */
 async function leaveFile(dir: string, partition: number, offset: number): Promise<void> {
-  const store = openStore(dir, partition);
+  const store = openStore(dir, partition, NS);
   await writeUpTo(store, offset);
   await store.close();
 }
@@ -67,7 +47,7 @@ async function snapshotAt(
   offset: number,
   path: string,
 ): Promise<void> {
-  const store = openStore(scratch, partition);
+  const store = openStore(scratch, partition, NS);
   try {
     await writeUpTo(store, offset);
     await store.snapshotTo(path);
@@ -98,24 +78,6 @@ function sourceOf(
   };
 }
 
-/** Runs `body` with a node over the embedded log in a fresh folder; stops it and cleans up. */
-async function withNode(
-  source: SnapshotSource | null,
-  body: (node: Node, dir: string) => Promise<void>,
-  env: Record<string, string> = {},
-  dir?: string,
-): Promise<void> {
-  const root = dir ?? await Deno.makeTempDir({ prefix: "firescroll_node_test_" });
-  const node = buildNode(configIn(root, env), createMetrics(), source);
-  await Deno.mkdir(node.storeDir, { recursive: true });
-  try {
-    await body(node, root);
-  } finally {
-    await node.stop();
-    if (dir === undefined) await Deno.remove(root, { recursive: true });
-  }
-}
-
 async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
 }
@@ -134,32 +96,27 @@ Deno.test("assigned() swaps a restored snapshot in for the local file and serves
     const path = `${storeDir}/.restore-p0-test.mdb`;
     await snapshotAt(`${root}/elsewhere`, 0, 6, path);
     const source = sourceOf(new Map([[0, { path, offset: 6, source: "s3" as const }]]));
-    await withNode(
-      source,
-      async (node) => {
-        equal(node.storeDir, storeDir);
-        const starts = await node.assigned([0], new Map([[0, 7]]), new Map([[0, 0]]));
-        deepEqual([...starts], [[0, 7]]);
-        deepEqual(source.calls, [{
-          partition: 0,
-          localOffset: 2,
-          logStart: 0,
-          logEnd: 7,
-          dir: storeDir,
-        }]);
-        deepEqual(withoutDigests(node.status()), {
-          "0": { state: "serving", offset: 6, chain: chainOf(6), records: 7 },
-        });
-        equal(node.servingStore(0)?.get("pk", "k6")?.dataJson, JSON.stringify({ offset: 6 }));
-        ok(node.ready);
-        ok(!(await exists(path)), "the snapshot was moved, not copied");
-        deepEqual((await storeFiles(storeDir)).filter((n) => n.startsWith(".")), []);
-      },
-      {},
-      root,
-    );
+    await withInProcessNode({ snapshots: source, env: ENV, dir: root }, async (node) => {
+      equal(node.storeDir, storeDir);
+      const starts = await node.assigned([0], new Map([[0, 7]]), new Map([[0, 0]]));
+      deepEqual([...starts], [[0, 7]]);
+      deepEqual(source.calls, [{
+        partition: 0,
+        localOffset: 2,
+        logStart: 0,
+        logEnd: 7,
+        dir: storeDir,
+      }]);
+      deepEqual(withoutDigests(node.status()), {
+        "0": { state: "serving", offset: 6, chain: chainOf(6), records: 7 },
+      });
+      equal(node.servingStore(0)?.get("pk", "k6")?.dataJson, JSON.stringify({ offset: 6 }));
+      ok(node.ready);
+      ok(!(await exists(path)), "the snapshot was moved, not copied");
+      deepEqual((await storeFiles(storeDir)).filter((n) => n.startsWith(".")), []);
+    });
     // The swap is durable: the partition file itself is now the snapshot.
-    const reopened = openStore(storeDir, 0);
+    const reopened = openStore(storeDir, 0, NS);
     equal(reopened.applied.offset, 6);
     await reopened.close();
   } finally {
@@ -169,7 +126,7 @@ Deno.test("assigned() swaps a restored snapshot in for the local file and serves
 
 Deno.test("assigned() keeps the local file when no snapshot is further along", async () => {
   const source = sourceOf(new Map());
-  await withNode(source, async (node) => {
+  await withInProcessNode({ snapshots: source, env: ENV }, async (node) => {
     await leaveFile(node.storeDir, 1, 4);
     const starts = await node.assigned([0, 1], new Map([[0, 0], [1, 9]]));
     deepEqual([...starts], [[0, 0], [1, 5]]);
@@ -186,7 +143,7 @@ Deno.test("assigned() keeps the local file when no snapshot is further along", a
 });
 
 Deno.test("assigned() blocks a partition the local file and snapshots cannot bring to the log start", async () => {
-  await withNode(sourceOf(new Map()), async (node) => {
+  await withInProcessNode({ snapshots: sourceOf(new Map()), env: ENV }, async (node) => {
     await leaveFile(node.storeDir, 0, 3);
     // The log forgot everything before 10; the file ends at 3 and no snapshot exists.
     await node.assigned([0, 1], new Map([[0, 20], [1, 0]]), new Map([[0, 10], [1, 0]]));
@@ -212,18 +169,13 @@ Deno.test("assigned() blocks a partition whose newest snapshot still ends before
     const path = `${root}/${NS}/.restore-p0-test.mdb`;
     await snapshotAt(`${root}/elsewhere`, 0, 5, path);
     const source = sourceOf(new Map([[0, { path, offset: 5, source: "peer" as const }]]));
-    await withNode(
-      source,
-      async (node) => {
-        await node.assigned([0], new Map([[0, 20]]), new Map([[0, 10]]));
-        const status = node.status()["0"]!;
-        equal(status.offset, 5, "the snapshot was still taken: it is further along");
-        equal(status.state, "catching_up");
-        ok(status.blocked !== undefined);
-      },
-      {},
-      root,
-    );
+    await withInProcessNode({ snapshots: source, env: ENV, dir: root }, async (node) => {
+      await node.assigned([0], new Map([[0, 20]]), new Map([[0, 10]]));
+      const status = node.status()["0"]!;
+      equal(status.offset, 5, "the snapshot was still taken: it is further along");
+      equal(status.state, "catching_up");
+      ok(status.blocked !== undefined);
+    });
   } finally {
     await Deno.remove(root, { recursive: true });
   }
@@ -235,22 +187,17 @@ Deno.test("assigned() does not block a partition whose snapshot reaches the log 
     const path = `${root}/${NS}/.restore-p0-test.mdb`;
     await snapshotAt(`${root}/elsewhere`, 0, 9, path);
     const source = sourceOf(new Map([[0, { path, offset: 9, source: "s3" as const }]]));
-    await withNode(
-      source,
-      async (node) => {
-        const starts = await node.assigned([0], new Map([[0, 20]]), new Map([[0, 10]]));
-        deepEqual([...starts], [[0, 10]]);
-        deepEqual(withoutDigests(node.status())["0"], {
-          state: "catching_up",
-          offset: 9,
-          chain: chainOf(9),
-          records: 10,
-        });
-        equal(node.metrics.partitionsBlocked.labels().value, 0);
-      },
-      {},
-      root,
-    );
+    await withInProcessNode({ snapshots: source, env: ENV, dir: root }, async (node) => {
+      const starts = await node.assigned([0], new Map([[0, 20]]), new Map([[0, 10]]));
+      deepEqual([...starts], [[0, 10]]);
+      deepEqual(withoutDigests(node.status())["0"], {
+        state: "catching_up",
+        offset: 9,
+        chain: chainOf(9),
+        records: 10,
+      });
+      equal(node.metrics.partitionsBlocked.labels().value, 0);
+    });
   } finally {
     await Deno.remove(root, { recursive: true });
   }
@@ -277,22 +224,17 @@ Deno.test("a node restored from a snapshot catches up from the embedded log to t
     const saved = `${root}/saved.mdb`;
     let before: unknown;
     // First life: ten writes through the log, a snapshot taken after the sixth.
-    await withNode(
-      null,
-      async (node) => {
-        await node.open();
-        node.consume();
-        await until("ready", () => node.ready);
-        for (let i = 0; i < 10; i++) {
-          const offsets = await node.write(put(i));
-          await node.waitForOffset(0, offsets["0"]!, 5000);
-          if (i === 5) await node.servingStore(0)!.snapshotTo(saved);
-        }
-        before = node.status();
-      },
-      env,
-      root,
-    );
+    await withInProcessNode({ env: { ...ENV, ...env }, dir: root }, async (node) => {
+      await node.open();
+      node.consume();
+      await until("ready", () => node.ready);
+      for (let i = 0; i < 10; i++) {
+        const offsets = await node.write(put(i));
+        await node.waitForOffset(0, offsets["0"]!, 5000);
+        if (i === 5) await node.servingStore(0)!.snapshotTo(saved);
+      }
+      before = node.status();
+    });
     // The partition file is lost; the log is not, and a snapshot at offset 5 is offered.
     const storeDir = `${root}/${NS}`;
     await Deno.remove(`${storeDir}/p0.mdb`);
@@ -300,8 +242,8 @@ Deno.test("a node restored from a snapshot catches up from the embedded log to t
     await Deno.rename(saved, `${storeDir}/.restore-p0-test.mdb`);
     const snapshot = { path: `${storeDir}/.restore-p0-test.mdb`, offset: 5, source: "s3" as const };
     const source = sourceOf(new Map([[0, snapshot]]));
-    await withNode(
-      source,
+    await withInProcessNode(
+      { snapshots: source, env: { ...ENV, ...env }, dir: root },
       async (node) => {
         await node.open();
         node.consume();
@@ -316,8 +258,6 @@ Deno.test("a node restored from a snapshot catches up from the embedded log to t
         deepEqual(node.status(), before);
         equal(node.servingStore(0)?.get("user", "u9")?.dataJson, JSON.stringify({ i: 9 }));
       },
-      env,
-      root,
     );
   } finally {
     await Deno.remove(root, { recursive: true });
@@ -325,7 +265,7 @@ Deno.test("a node restored from a snapshot catches up from the embedded log to t
 });
 
 Deno.test("sweepUnowned() deletes an unowned file only UNOWNED_RETAIN_SEC after first seeing it", async () => {
-  await withNode(null, async (node) => {
+  await withInProcessNode({ env: ENV }, async (node) => {
     await leaveFile(node.storeDir, 1, 0);
     await leaveFile(node.storeDir, 2, 0);
     await node.assigned([0], new Map([[0, 0]]));
@@ -349,7 +289,7 @@ Deno.test("sweepUnowned() deletes an unowned file only UNOWNED_RETAIN_SEC after 
 });
 
 Deno.test("sweepUnowned() keeps a file whose partition came back, and counts afresh after", async () => {
-  await withNode(null, async (node) => {
+  await withInProcessNode({ env: ENV }, async (node) => {
     await leaveFile(node.storeDir, 1, 3);
     const t0 = 1_000_000;
     await node.sweepUnowned(t0);
@@ -367,13 +307,13 @@ Deno.test("sweepUnowned() keeps a file whose partition came back, and counts afr
 });
 
 Deno.test("sweepUnowned() with no retention deletes at the second sweep", async () => {
-  await withNode(null, async (node) => {
+  await withInProcessNode({ env: { ...ENV, UNOWNED_RETAIN_SEC: "0" } }, async (node) => {
     await leaveFile(node.storeDir, 2, 0);
     await node.sweepUnowned(5);
     ok(await exists(`${node.storeDir}/p2.mdb`), "first seen: kept until the next sweep");
     await node.sweepUnowned(5);
     ok(!(await exists(`${node.storeDir}/p2.mdb`)));
-  }, { UNOWNED_RETAIN_SEC: "0" });
+  });
 });
 
 /** The moved-aside copies of partition `p` in `dir` (their lock files moved with them). */
@@ -385,7 +325,7 @@ async function movedAside(dir: string, p: number): Promise<string[]> {
 }
 
 Deno.test("after an unclean stop assigned() verifies each file, moves a damaged one aside and keeps the good ones", async () => {
-  await withNode(null, async (node) => {
+  await withInProcessNode({ env: ENV }, async (node) => {
     await leaveFile(node.storeDir, 0, 4);
     await leaveFile(node.storeDir, 1, 2);
     const p1 = `${node.storeDir}/p1.mdb`;
@@ -403,7 +343,7 @@ Deno.test("after an unclean stop assigned() verifies each file, moves a damaged 
 });
 
 Deno.test("assigned() moves a file that a clean stop vouched for but that fails to open aside", async () => {
-  await withNode(null, async (node) => {
+  await withInProcessNode({ env: ENV }, async (node) => {
     await leaveFile(node.storeDir, 0, 4);
     const raw = lmdbOpen({ path: `${node.storeDir}/p0.mdb`, maxDbs: 4, mapSize: MAP_BYTES });
     await raw.openDB<unknown, string>({ name: "meta", encoding: "json" }).put("offset", 40);
@@ -421,26 +361,16 @@ Deno.test("assigned() moves a file that a clean stop vouched for but that fails 
 Deno.test("stop() leaves a clean-stop record that the next open() takes", async () => {
   const root = await Deno.makeTempDir({ prefix: "firescroll_node_test_" });
   try {
-    await withNode(
-      null,
-      async (node) => {
-        await node.open();
-        await node.assigned([0, 1, 2], new Map([[0, 0], [1, 0], [2, 0]]));
-      },
-      {},
-      root,
-    );
+    await withInProcessNode({ env: ENV, dir: root }, async (node) => {
+      await node.open();
+      await node.assigned([0, 1, 2], new Map([[0, 0], [1, 0], [2, 0]]));
+    });
     const dir = `${root}/${NS}`;
     ok(await exists(`${dir}/clean-stop.json`));
-    await withNode(
-      null,
-      async (node) => {
-        await node.open();
-        ok(!(await exists(`${dir}/clean-stop.json`)), "taken at start: a crash now leaves none");
-      },
-      {},
-      root,
-    );
+    await withInProcessNode({ env: ENV, dir: root }, async (node) => {
+      await node.open();
+      ok(!(await exists(`${dir}/clean-stop.json`)), "taken at start: a crash now leaves none");
+    });
   } finally {
     await Deno.remove(root, { recursive: true });
   }
@@ -449,7 +379,7 @@ Deno.test("stop() leaves a clean-stop record that the next open() takes", async 
 Deno.test("open() stops with embedded_log_corrupt when the embedded log fails to open even after a clean stop", async () => {
   const root = await Deno.makeTempDir({ prefix: "firescroll_node_test_" });
   try {
-    await withNode(null, (node) => node.open(), {}, root);
+    await withInProcessNode({ env: ENV, dir: root }, (node) => node.open());
     const dir = `${root}/${NS}`;
     // A meta value that no longer parses: the open throws instead of crashing.
     const raw = lmdbOpen({ path: `${dir}/log.mdb`, maxDbs: 2, mapSize: MAP_BYTES });
@@ -457,7 +387,7 @@ Deno.test("open() stops with embedded_log_corrupt when the embedded log fails to
       .put("partitions", new TextEncoder().encode("{{"));
     await raw.close();
     await writeCleanStop(dir); // vouches for the damaged file: only the failed open reveals it
-    const node = buildNode(configIn(root), createMetrics(), null);
+    const node = buildNode(testConfig(root, ENV), createMetrics(), null);
     const error = await node.open().then(() => null, (e) => e);
     ok(error instanceof StartError, String(error));
     equal(error.event, "embedded_log_corrupt");

@@ -7,15 +7,7 @@ import {
   takeCleanStop,
   writeCleanStop,
 } from "./clean_stop.ts";
-
-async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "firescroll_clean_stop_test_" });
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
+import { withTempDir } from "../../tests/_helpers.ts";
 
 Deno.test("without a clean-stop record every existing file needs verification", () => {
   ok(needsVerify(null, "p0.mdb", { size: 10, mtimeMs: 1 }));
@@ -41,7 +33,7 @@ Deno.test("an unreadable clean-stop record counts as none", () => {
 });
 
 Deno.test("takeCleanStop() returns the record written at the stop and removes it", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/p0.mdb`, "zero");
     await Deno.writeTextFile(`${dir}/log.mdb`, "log");
     await Deno.writeTextFile(`${dir}/p1.mdb.corrupt-1`, "aside");

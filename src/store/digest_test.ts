@@ -10,20 +10,12 @@ import {
   xorInto,
 } from "./partition_store.ts";
 import { encodeRecordValue } from "./record_codec.ts";
+import { withTempDir } from "../../tests/_helpers.ts";
 
 const MAP_BYTES = 32 * 1024 * 1024;
 
 function chainOf(n: number): string {
   return n.toString(16).padStart(64, "0");
-}
-
-async function withDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "firescroll_digest_test_" });
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 function openIn(dir: string): PartitionStore {
@@ -68,7 +60,7 @@ function apply(store: PartitionStore, offset: number, ops: readonly Op[]) {
 const PKS = ["a", "b", "c"];
 
 Deno.test("a new store's digest is the digest of no records", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const store = openIn(dir);
     equal(store.digest, DIGEST_ZERO);
     equal(recomputed(store, PKS), DIGEST_ZERO);
@@ -77,7 +69,7 @@ Deno.test("a new store's digest is the digest of no records", async () => {
 });
 
 Deno.test("the digest equals a recomputation after puts, overwrites, deletes and a repeated write", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const store = openIn(dir);
     await apply(store, 0, [["put", "a", "1", { n: 1 }], ["put", "b", "1", { n: 2 }]]);
     equal(store.digest, recomputed(store, PKS));
@@ -105,7 +97,7 @@ Deno.test("the digest equals a recomputation after puts, overwrites, deletes and
 });
 
 Deno.test("two stores reaching the same records by different writes have the same digest", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const one = openIn(`${dir}/one`);
     const two = openIn(`${dir}/two`);
     await apply(one, 0, [["put", "a", "1", 1], ["put", "b", "2", 2]]);
@@ -140,7 +132,7 @@ Deno.test("two stores reaching the same records by different writes have the sam
 });
 
 Deno.test("a transaction that throws leaves the digest as it was", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const store = openIn(dir);
     await apply(store, 0, [["put", "a", "1", 1]]);
     const before = store.digest;
@@ -155,7 +147,7 @@ Deno.test("a transaction that throws leaves the digest as it was", async () => {
 });
 
 Deno.test("the digest survives a reopen, and a file written without one gets it at open", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const store = openIn(dir);
     await apply(store, 0, [["put", "a", "1", 1], ["put", "b", "1", 2]]);
     const digest = store.digest;
@@ -180,7 +172,7 @@ Deno.test("the digest survives a reopen, and a file written without one gets it 
 });
 
 Deno.test("a store whose meta values do not match their checksum refuses to open", async () => {
-  await withDir(async (dir) => {
+  await withTempDir(async (dir) => {
     const store = openIn(dir);
     await apply(store, 5, [["put", "a", "1", 1]]);
     await store.close();

@@ -7,6 +7,7 @@ import {
   parseJsonExact,
   scanJson,
 } from "./json.ts";
+import { seededRandom } from "../../tests/_helpers.ts";
 
 const EDGE_NUMBERS = [
   "1e400",
@@ -110,17 +111,6 @@ Deno.test("duplicateName() finds the repeated name of one object or null", () =>
 // A property test: random documents with random number tokens, strings full of JSON syntax and
 // escapes, and whitespace everywhere. Seeded, so a failure reproduces.
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 interface Doc {
   /** The text as a client might send it. */
   source: string;
@@ -218,7 +208,7 @@ function generator(random: () => number) {
 }
 
 Deno.test("parseJsonExact() round-trips 3000 random documents, and scanJson() never misses a changed number", () => {
-  const next = generator(prng(9));
+  const next = generator(seededRandom(9));
   let slow = 0;
   for (let i = 0; i < 3000; i++) {
     const doc = next();

@@ -3,23 +3,10 @@
  * grammar (every AST shape: literals, identifiers known and unknown, member access, filters,
  * arrays, objects, unary, binary, ternaries, transforms, calls, deep nesting) and broken ones
  * (token soup, truncation, splices, unbalanced quotes and brackets). Shared by the unit fuzz test
- * and by HTTP fuzzers; deterministic for a given seed.
+ * and by HTTP fuzzers; deterministic for a given seed (`seededRandom` of tests/_helpers.ts).
  */
 
-/** A deterministic source of numbers in [0, 1). */
-export type Random = () => number;
-
-/** mulberry32: small, fast and good enough to explore a grammar. */
-export function seededRandom(seed: number): Random {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import type { Random } from "../_helpers.ts";
 
 const pick = <T>(random: Random, items: readonly T[]): T =>
   items[Math.floor(random() * items.length)]!;

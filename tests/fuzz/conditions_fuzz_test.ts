@@ -9,7 +9,8 @@
 import { equal, fail, ok } from "node:assert/strict";
 import { ConditionCache, ConditionError } from "../../src/apply/mod.ts";
 import type { StoredRecord } from "../../src/store/mod.ts";
-import { randomCondition, seededRandom } from "./_conditions.ts";
+import { seededRandom } from "../_helpers.ts";
+import { randomCondition } from "./_conditions.ts";
 
 /** `deno task fuzz` sets FUZZ_LONG=1: a random seed (printed in the test name) and more cases. */
 const LONG = Deno.env.get("FUZZ_LONG") === "1";

@@ -24,7 +24,8 @@
  * (the same seed and budget send the same requests; with 4 workers the interleaving may differ).
  */
 import { readResult, startNode, type TestNode } from "../integration/_node.ts";
-import { type Random, randomCondition as grammarCondition, seededRandom } from "./_conditions.ts";
+import { type Random, seededRandom } from "../_helpers.ts";
+import { randomCondition as grammarCondition } from "./_conditions.ts";
 
 // deno-lint-ignore no-console
 const print = (line: string) => console.log(line);

@@ -16,6 +16,7 @@ import {
 } from "../../src/apply/mod.ts";
 import { createMetrics } from "../../src/metrics/mod.ts";
 import { CHAIN_ZERO, PartitionStore, storePath } from "../../src/store/mod.ts";
+import { seededRandom } from "../_helpers.ts";
 
 const SEQUENCES = Number(Deno.env.get("FUZZ_SEQUENCES") ?? 300);
 const BASE_SEED = Number(Deno.env.get("FUZZ_SEED") ?? 0x5eed_f1e5);
@@ -28,17 +29,6 @@ const PKS = ["a", "é😀"];
 const SKS = ["", "s", "s\u0000", "\uffff", "😀"];
 
 const encoder = new TextEncoder();
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // --- The generated log ----------------------------------------------------------------------
 
@@ -327,7 +317,7 @@ function storeContents(store: PartitionStore): unknown[] {
 // --- The property -------------------------------------------------------------------------
 
 async function runSequence(seed: number, dir: string): Promise<void> {
-  const random = mulberry32(seed);
+  const random = seededRandom(seed);
   const log = generateLog(random);
   const partition = seed % 1000;
   const options = { dir, namespace: "fuzz", partition, mapBytes: MAP_BYTES };

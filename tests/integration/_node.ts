@@ -10,8 +10,14 @@
  * });
  * ```
  *
+ * Responses are read with `readResult` and problems checked with `assertProblem` of the shared
+ * tests/_helpers.ts, re-exported here.
+ *
  * @module
  */
+import { type HttpResult, readResult } from "../_helpers.ts";
+
+export { assertProblem, type HttpResult, readResult } from "../_helpers.ts";
 
 /** Root of the repository: the working directory of every node process. */
 export const REPO_ROOT: string = new URL("../../", import.meta.url).pathname;
@@ -112,27 +118,6 @@ function parseEvent(line: string): Record<string, unknown> | null {
   } catch {
     return null;
   }
-}
-
-/** A response read whole: status, headers, the body text and its JSON (null if not JSON). */
-export interface HttpResult {
-  readonly status: number;
-  readonly headers: Headers;
-  readonly text: string;
-  // deno-lint-ignore no-explicit-any
-  readonly json: any;
-}
-
-/** Reads a response whole, so no body is left open. */
-export async function readResult(response: Response): Promise<HttpResult> {
-  const text = await response.text();
-  let json: unknown = null;
-  try {
-    json = text === "" ? null : JSON.parse(text);
-  } catch {
-    json = null;
-  }
-  return { status: response.status, headers: response.headers, text, json };
 }
 
 /** What {@linkcode spawnNode} starts. */
@@ -529,21 +514,4 @@ export async function run(
     stdout: decoder.decode(output.stdout),
     stderr: decoder.decode(output.stderr),
   };
-}
-
-/** Asserts `result` is an RFC 9457 problem with `status` and the stable `code`. */
-export function assertProblem(result: HttpResult, status: number, code: string): void {
-  const where = `${result.status} ${result.text}`;
-  if (result.status !== status) throw new Error(`Expected status ${status}, got ${where}`);
-  const type = result.headers.get("content-type");
-  if (type !== "application/problem+json") {
-    throw new Error(`Expected content-type application/problem+json, got ${type}: ${where}`);
-  }
-  const p = result.json;
-  if (
-    p === null || p.code !== code || p.status !== status || typeof p.title !== "string" ||
-    typeof p.detail !== "string" || p.type !== `https://firescroll.dev/problems/${code}`
-  ) {
-    throw new Error(`Expected a problem with code ${code}, got ${where}`);
-  }
 }
