@@ -31,7 +31,7 @@ import { encodeMutation } from "../src/apply/mod.ts";
 import { loadConfig } from "../src/config/mod.ts";
 import { partitionOf } from "../src/keys/mod.ts";
 import { createMetrics } from "../src/metrics/mod.ts";
-import { topicNames } from "../src/log/kafka.ts";
+import { topicNames } from "../src/log/mod.ts";
 import { recordData } from "./seed.ts";
 import { quantile } from "./write.ts";
 import { flag, intFlag, required } from "./_args.ts";
