@@ -23,6 +23,7 @@ import type { Metrics } from "../metrics/mod.ts";
 import { assert } from "../util/assert.ts";
 import { OperationalError } from "../util/errors.ts";
 import { errorMessage, log } from "../util/log.ts";
+import { sleep } from "../util/sleep.ts";
 import type { AppendRequest, MutationLog, PartitionConsumer } from "../node/mod.ts";
 import { ConsumeLoop } from "./kafka_consume.ts";
 import {
@@ -92,7 +93,7 @@ interface PendingAppend {
   readonly messages: readonly AppendRequest[];
   /** Value bytes of `messages`. */
   readonly bytes: number;
-  /** When the caller gets 503 `log_unavailable` if Kafka has not answered (ms, `Date.now()`). */
+  /** When the caller gets 503 `log_unavailable` (`performance.now()` ms, the timers' time base). */
   readonly deadline: number;
   /** Settled: answered by Kafka or timed out (a later outcome is then ignored). */
   done: boolean;
@@ -126,6 +127,8 @@ export class KafkaLog implements MutationLog {
   private waiting: PendingAppend[] = [];
   private waitingHead = 0;
   private sweepTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Aborted by {@linkcode close}: ends the start's retry pauses. */
+  private readonly closing = new AbortController();
 
   constructor(private readonly options: KafkaLogOptions) {
     this.topics = topicNames(options.namespace);
@@ -159,7 +162,7 @@ export class KafkaLog implements MutationLog {
    * `startTimeoutMs`; a partition-count mismatch is final at once.
    */
   async start(): Promise<void> {
-    const deadline = Date.now() + this.options.startTimeoutMs;
+    const deadline = performance.now() + this.options.startTimeoutMs;
     for (let attempt = 1;; attempt++) {
       try {
         await this.startOnce();
@@ -176,13 +179,13 @@ export class KafkaLog implements MutationLog {
         }
         const final = error instanceof OperationalError &&
           error.code === "partition_count_mismatch";
-        if (final || Date.now() > deadline) throw error;
+        if (final || performance.now() > deadline || this.closing.signal.aborted) throw error;
         log("warn", "kafka_start_retry", { attempt, error: errorMessage(error) });
         await this.producer?.disconnect().catch(() => {});
         await this.admin?.disconnect().catch(() => {});
         this.producer = null;
         this.admin = null;
-        await new Promise((r) => setTimeout(r, Math.min(2000, 250 * attempt)));
+        await sleep(Math.min(2000, 250 * attempt), this.closing.signal);
       }
     }
   }
@@ -306,7 +309,7 @@ export class KafkaLog implements MutationLog {
     this.inFlight += messages.length;
     let bytes = 0;
     for (const m of messages) bytes += m.value.byteLength;
-    const deadline = Date.now() + this.options.writeTimeoutMs;
+    const deadline = performance.now() + this.options.writeTimeoutMs;
     const sent = new Promise<number[]>((resolve, reject) => {
       const entry: PendingAppend = {
         messages,
@@ -339,7 +342,7 @@ export class KafkaLog implements MutationLog {
    */
   private sweep(): void {
     this.sweepTimer = null;
-    const now = Date.now();
+    const now = performance.now();
     const waiting = this.waiting;
     let head = this.waitingHead;
     while (head < waiting.length && (waiting[head]!.done || waiting[head]!.deadline <= now)) {
@@ -371,7 +374,7 @@ export class KafkaLog implements MutationLog {
       head = 0;
     }
     this.waitingHead = head;
-    const delay = Math.max(0, this.waiting[head]!.deadline - Date.now());
+    const delay = Math.max(0, this.waiting[head]!.deadline - performance.now());
     this.sweepTimer = setTimeout(() => this.sweep(), delay);
   }
 
@@ -485,6 +488,7 @@ export class KafkaLog implements MutationLog {
   }
 
   async close(): Promise<void> {
+    this.closing.abort();
     await this.producer?.disconnect().catch(() => {});
     if (this.sweepTimer !== null) clearTimeout(this.sweepTimer);
     this.sweepTimer = null;
