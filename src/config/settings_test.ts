@@ -221,6 +221,8 @@ interface DocRow {
   readonly variable: string;
   /** The default column's text; undefined in tables without one (the Fly.io table). */
   readonly default: string | undefined;
+  /** The bounds column's text, likewise. */
+  readonly bounds: string | undefined;
 }
 
 /** The rows of the doc's tables whose first cell is a variable in backticks. */
@@ -242,7 +244,7 @@ function documentedRows(): DocRow[] {
     if (variable === undefined) continue;
     const column = (name: string) =>
       header!.indexOf(name) < 0 ? undefined : cells[header!.indexOf(name)];
-    rows.push({ variable, default: column("default") });
+    rows.push({ variable, default: column("default"), bounds: column("bounds") });
   }
   return rows;
 }
@@ -254,6 +256,18 @@ const UNITS: Readonly<Record<string, number>> = {
   GiB: 1024 ** 3,
   TiB: 1024 ** 4,
 };
+
+/** The numbers a cell states: `4096`, `-1`, `16 MiB`, `2^53−1`. */
+function numbersIn(cell: string): Set<number> {
+  const numbers = new Set<number>();
+  const safeMax = "2^53−1";
+  if (cell.includes(safeMax)) numbers.add(Number.MAX_SAFE_INTEGER);
+  const rest = cell.replaceAll(safeMax, "");
+  for (const [, digits, unit] of rest.matchAll(/(?<!\w)(-?\d+)(?: (B|KiB|MiB|GiB|TiB)\b)?/g)) {
+    numbers.add(Number(digits) * (unit === undefined ? 1 : UNITS[unit]!));
+  }
+  return numbers;
+}
 
 /** Why the doc's default cell does not state `setting`'s default, or null when it does. */
 function defaultMismatch(setting: Setting, cell: string): string | null {
@@ -302,6 +316,23 @@ Deno.test("docs/configuration.md states each setting's default as the table has 
   }
   deepEqual(problems, []);
   ok(compared >= SETTINGS.length, `only ${compared} defaults compared`);
+});
+
+Deno.test("docs/configuration.md states each integer setting's bounds as the table has them", () => {
+  const byVariable = new Map(SETTINGS.map((s) => [s.env, s]));
+  const problems: string[] = [];
+  for (const row of documentedRows()) {
+    const setting = byVariable.get(row.variable);
+    if (setting === undefined || setting.min === undefined || row.bounds === undefined) continue;
+    if (setting.kind !== "int" && setting.kind !== "port") continue;
+    const stated = numbersIn(row.bounds);
+    for (const bound of [setting.min, setting.max!]) {
+      if (!stated.has(bound)) problems.push(`${row.variable}: "${row.bounds}" lacks ${bound}`);
+    }
+  }
+  deepEqual(problems, []);
+  deepEqual([...numbersIn("16 MiB – 1 TiB, ≥ `X_MAX`")], [16 * 1024 ** 2, 1024 ** 4]);
+  deepEqual([...numbersIn("-1, or 1000 – 2^53−1")], [Number.MAX_SAFE_INTEGER, -1, 1000]);
 });
 
 Deno.test("the doc comparison sees a wrong default", () => {
