@@ -18,8 +18,7 @@ import {
   RECORD_KEY_PREFIX_BYTES,
   SK_BYTES_MAX,
 } from "./cluster.ts";
-import { SASL_MECHANISMS, type Setting, SETTINGS } from "./settings.ts";
-import { isDerived } from "./settings.ts";
+import { isDerived, SASL_MECHANISMS, type Setting, SETTINGS } from "./settings.ts";
 
 /** Which implementation of the shared log a node uses. */
 export type LogKind = "embedded" | "kafka";
