@@ -59,9 +59,9 @@ async function main(): Promise<void> {
     stopping = true;
     log("info", "stopping", { signal });
     const deadline = setTimeout(() => {
-      log("error", "stop_timeout", { timeout_ms: config.shutdownTimeoutMs });
+      log("error", "stop_timeout", { timeout_ms: config.lifecycle.shutdownTimeoutMs });
       Deno.exit(1);
-    }, config.shutdownTimeoutMs);
+    }, config.lifecycle.shutdownTimeoutMs);
     try {
       await app.stop();
       clearTimeout(deadline);

@@ -8,6 +8,7 @@
  *   deno run --allow-all bench/idle_sweep.ts [COUNT...]   (default 100 1000 4000)
  */
 import { IdleSweeper } from "../src/api/mod.ts";
+import { loadConfig } from "../src/config/mod.ts";
 import { createMetrics } from "../src/metrics/mod.ts";
 
 const counts = Deno.args.length > 0 ? Deno.args.map(Number) : [100, 1000, 4000];
@@ -23,12 +24,8 @@ for (const count of counts) {
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     () => new Response("ok"),
   );
-  const sweeper = IdleSweeper.open({
-    port: server.addr.port,
-    idleTimeoutMs: 3_600_000,
-    connectionsMax: 1_000_000,
-    metrics: createMetrics(),
-  });
+  const { api } = loadConfig({ IDLE_TIMEOUT_MS: "3600000", CONNECTIONS_MAX: "1000000" });
+  const sweeper = IdleSweeper.open({ api, port: server.addr.port, metrics: createMetrics() });
   if (sweeper === null) throw new Error("the idle sweep is not available here");
   const conns: Deno.Conn[] = [];
   for (let i = 0; i < count; i++) {

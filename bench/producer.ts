@@ -214,7 +214,7 @@ async function appendSender(
     },
     close: async () => {
       await log.close();
-      await Deno.remove(config.dbPath, { recursive: true });
+      await Deno.remove(config.store.dbPath, { recursive: true });
     },
   };
 }

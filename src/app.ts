@@ -8,11 +8,11 @@
 import { IdleSweeper, internalHandler, publicHandler, sweepIntervalMs } from "./api/mod.ts";
 import { Backups, type Manifest, parseManifest, Restorer, S3ObjectStore } from "./backup/mod.ts";
 import { Gossip, joinHostPort, Router } from "./cluster/mod.ts";
-import type { Config } from "./config/mod.ts";
+import { type Config, redactedConfig } from "./config/mod.ts";
 import { EmbeddedLog, KafkaLog } from "./log/mod.ts";
 import { createMetrics, type Metrics } from "./metrics/mod.ts";
 import { lockDataDir, type MutationLog, Node, Reader, type SnapshotSource } from "./node/mod.ts";
-import { assert, bindOrThrow, errorMessage, log, sleep, StartError } from "./util/mod.ts";
+import { bindOrThrow, errorMessage, log, sleep, StartError } from "./util/mod.ts";
 
 /** A node and, when configured, its gossip agent, read router, reader and backup loop. */
 export interface App {
@@ -29,126 +29,74 @@ export interface App {
 /** The one wall clock of a process; every component gets it injected. */
 const wallClock = (): number => Date.now();
 
-/** A node with its log chosen by `config.log`. */
+/** A node with its log chosen by `config.log.kind`. */
 export function buildNode(
   config: Config,
   metrics: Metrics = createMetrics(),
   snapshots: SnapshotSource | null = null,
 ): Node {
   const now = wallClock;
-  let log: MutationLog;
-  if (config.log === "embedded") {
-    log = new EmbeddedLog({
-      path: `${config.dbPath}/${config.namespace}/log.mdb`,
-      partitions: config.partitions,
-      queueMax: config.logQueueMax,
-      deliverMax: config.applyBatchMax,
-      mapBytes: config.embeddedLogMapBytes,
+  // Not `log`: that name is the logger here.
+  const { cluster, node, kafka } = config;
+  const mutations: MutationLog = config.log.kind === "embedded"
+    ? new EmbeddedLog({
+      path: `${config.store.dbPath}/${cluster.namespace}/log.mdb`,
+      cluster,
+      log: config.log,
       metrics,
       now,
-    });
-  } else {
-    log = new KafkaLog({
-      seeds: config.kafkaSeeds,
-      clientId: config.kafkaClientId,
-      tls: config.kafkaTlsCaFile !== null
-        ? { ca: Deno.readTextFileSync(config.kafkaTlsCaFile) }
-        : config.kafkaTls,
-      sasl: config.kafkaSasl,
-      namespace: config.namespace,
-      region: config.region,
-      replicaGroup: config.replicaGroup,
-      instanceId: config.instanceId,
-      partitions: config.partitions,
-      replicationFactor: config.kafkaReplicationFactor,
-      retentionMs: config.kafkaRetentionMs,
-      writeTimeoutMs: config.logWriteTimeoutMs,
-      queueMax: config.logQueueMax,
-      sendBytesMax: config.messageBytesMax,
-      deliverMax: config.applyBatchMax,
-      sessionTimeoutMs: config.kafkaSessionTimeoutMs,
+    })
+    : new KafkaLog({
+      cluster,
+      node,
+      log: config.log,
+      kafka,
+      tlsCa: kafka.tlsCaFile === null ? null : Deno.readTextFileSync(kafka.tlsCaFile),
       startTimeoutMs: 60_000,
       metrics,
       now,
     });
-  }
-  return new Node({ config, log, metrics, now, snapshots });
+  return new Node({ config, log: mutations, metrics, now, snapshots });
 }
 
 /** The node and, as configured, its gossip agent, router, snapshot restore and backup loop. */
 export function buildApp(config: Config): App {
+  const { cluster, node: self, gossip: gossipConfig, backup, s3 } = config;
   const metrics = createMetrics();
-  const gossip = config.clusterEnabled ? buildGossip(config, metrics) : null;
-  const router = gossip === null ? null : new Router(gossip.membership, {
-    secret: config.clusterSecret!,
-    timeoutMs: config.proxyTimeoutMs,
-    metrics,
-    now: wallClock,
-  });
-  const objects = config.backup || config.s3Restore
-    ? new S3ObjectStore({
-      endpoint: config.s3Endpoint,
-      region: config.s3Region,
-      bucket: config.s3Bucket!,
-      forcePathStyle: config.s3ForcePathStyle,
-    })
-    : null;
   const now = wallClock;
-  const peer = router !== null && config.peerBootstrap
+  const gossip = gossipConfig.enabled
+    ? new Gossip({ cluster, node: self, gossip: gossipConfig, targetsMax: 1024, metrics, now })
+    : null;
+  const router = gossip === null
+    ? null
+    : new Router(gossip.membership, { cluster, gossip: gossipConfig, metrics, now });
+  const objects = backup.enabled || s3.restore ? new S3ObjectStore({ s3 }) : null;
+  const peer = router !== null && backup.peerBootstrap
     ? async (partition: number, path: string, signal: AbortSignal): Promise<Manifest | null> => {
       // Right after start, gossip may not have heard the peers yet: give it a few intervals.
-      const deadline = now() + Math.max(2000, 4 * config.gossipBroadcastMs);
+      const deadline = now() + Math.max(2000, 4 * gossipConfig.broadcastMs);
       while (!router.servedByAlivePeer(partition) && now() < deadline && !signal.aborted) {
         await sleep(50, signal);
       }
       return parseManifest(await router.fetchSnapshot(partition, path, signal));
     }
     : null;
-  const restorer = (config.s3Restore && objects !== null) || peer !== null
-    ? new Restorer(config.s3Restore ? objects : null, peer, {
-      namespace: config.namespace,
-      timeoutMs: config.backupTimeoutMs,
-      attemptsMax: Math.max(2, config.backupKeep),
-      metrics,
-    })
+  const restorer = (s3.restore && objects !== null) || peer !== null
+    ? new Restorer(s3.restore ? objects : null, peer, { cluster, backup, metrics })
     : null;
   const node = buildNode(config, metrics, restorer);
-  const backups = config.backup && objects !== null
+  const backups = backup.enabled && objects !== null
     ? new Backups(objects, {
-      namespace: config.namespace,
-      instanceId: config.instanceId,
+      cluster,
+      node: self,
+      backup,
       scratchDir: `${node.storeDir}/.backup`,
-      intervalSec: config.backupIntervalSec,
-      keep: config.backupKeep,
-      timeoutMs: config.backupTimeoutMs,
       metrics,
     })
     : null;
-  const reader = new Reader(node, router, { listScanMax: config.listScanMax, now: node.now });
+  const reader = new Reader(node, router, { limits: config.limits, now: node.now });
   const kafka = node.log instanceof KafkaLog ? node.log : null;
   return { node, gossip, router, reader, backups, kafka };
-}
-
-function buildGossip(config: Config, metrics: Metrics): Gossip {
-  assert(config.clusterSecret !== null, "cluster mode needs CLUSTER_SECRET (checked by config)");
-  return new Gossip({
-    selfId: config.instanceId,
-    namespace: config.namespace,
-    region: config.region,
-    group: config.replicaGroup,
-    partitions: config.partitions,
-    secret: config.clusterSecret,
-    bindHost: config.listenHost,
-    port: config.gossipPort,
-    intervalMs: config.gossipBroadcastMs,
-    peers: config.gossipPeers,
-    dnsName: config.gossipDnsName,
-    dnsServer: config.gossipDnsServer,
-    dnsIntervalMs: config.gossipDnsIntervalMs,
-    targetsMax: 1024,
-    metrics,
-    now: wallClock,
-  });
 }
 
 /** A started node with its servers and loops; {@linkcode stop} takes them down in order. */
@@ -161,7 +109,7 @@ export interface RunningApp extends App {
 }
 
 function tlsOptions(config: Config): { cert: string; key: string } | Record<never, never> {
-  if (config.tlsCertFile === null || config.tlsKeyFile === null) return {};
+  if (config.api.tlsCertFile === null || config.api.tlsKeyFile === null) return {};
   const read = (variable: string, path: string) => {
     try {
       return Deno.readTextFileSync(path);
@@ -171,26 +119,21 @@ function tlsOptions(config: Config): { cert: string; key: string } | Record<neve
     }
   };
   return {
-    cert: read("TLS_CERT_FILE", config.tlsCertFile),
-    key: read("TLS_KEY_FILE", config.tlsKeyFile),
+    cert: read("TLS_CERT_FILE", config.api.tlsCertFile),
+    key: read("TLS_KEY_FILE", config.api.tlsKeyFile),
   };
 }
 
-/** Logs the settings (secrets redacted) and warns about an open API or internal port. */
+/** Logs every setting by section (secrets redacted) and warns about an open API or internal port. */
 function logStart(config: Config): void {
-  const { clusterSecret: _, apiTokensRead, apiTokensWrite, ...shown } = config;
-  log("info", "starting", {
-    ...shown,
-    apiTokensRead: apiTokensRead.length,
-    apiTokensWrite: apiTokensWrite.length,
-  });
-  if (apiTokensRead.length === 0 && apiTokensWrite.length === 0) {
+  log("info", "starting", redactedConfig(config));
+  if (config.api.tokensRead.length === 0 && config.api.tokensWrite.length === 0) {
     log("warn", "api_open", {
       message:
         "API_TOKENS_READ and API_TOKENS_WRITE are unset: anyone who can reach the API port can read and write",
     });
   }
-  if (config.clusterSecret === null) {
+  if (config.cluster.secret === null) {
     log("warn", "internal_open", {
       message: "CLUSTER_SECRET is unset: /internal/* is not authenticated",
     });
@@ -200,9 +143,9 @@ function logStart(config: Config): void {
 /** Warns when snapshots come less often than the log forgets: a gap could open between them. */
 async function checkRetention(config: Config, kafka: KafkaLog): Promise<void> {
   const retentionMs = await kafka.retentionMs();
-  if (retentionMs !== null && retentionMs >= 0 && config.backupIntervalSec * 1000 > retentionMs) {
+  if (retentionMs !== null && retentionMs >= 0 && config.backup.intervalSec * 1000 > retentionMs) {
     log("warn", "backup_interval_exceeds_retention", {
-      backup_interval_sec: config.backupIntervalSec,
+      backup_interval_sec: config.backup.intervalSec,
       retention_ms: retentionMs,
       message: "BACKUP_INTERVAL_SEC is longer than the mutations topic's retention.ms",
     });
@@ -220,7 +163,7 @@ export async function startApp(
   fatal: (error: unknown, event: string) => void,
 ): Promise<RunningApp> {
   // Before anything is opened: a second process on one folder would hand out offsets twice.
-  const dataDir = lockDataDir(config.dbPath);
+  const dataDir = lockDataDir(config.store.dbPath);
   logStart(config);
   const app = buildApp(config);
   const { node, gossip, router, reader, backups, kafka } = app;
@@ -233,32 +176,27 @@ export async function startApp(
     throw new StartError("start_failed", errorMessage(error), {});
   }
   const tls = tlsOptions(config);
-  const api = bindOrThrow("api", config.listenHost, config.apiPort, () =>
+  const api = bindOrThrow("api", config.node.listenHost, config.api.port, () =>
     Deno.serve({
-      hostname: config.listenHost,
-      port: config.apiPort,
+      hostname: config.node.listenHost,
+      port: config.api.port,
       ...tls,
       onListen: ({ port, hostname }) =>
         log("info", "api_listening", { hostname, port, tls: "cert" in tls }),
     }, publicHandler(node, reader)));
   const internal = bindOrThrow(
     "internal",
-    config.listenHost,
-    config.internalPort,
+    config.node.listenHost,
+    config.api.internalPort,
     () =>
       Deno.serve({
-        hostname: config.listenHost,
-        port: config.internalPort,
+        hostname: config.node.listenHost,
+        port: config.api.internalPort,
         onListen: ({ port, hostname }) => log("info", "internal_listening", { hostname, port }),
       }, internalHandler(node, gossip, reader)),
   );
   // Deno.serve never closes an idle connection itself: see src/api/idle_sweeper.ts.
-  const sweeper = IdleSweeper.open({
-    port: api.addr.port,
-    idleTimeoutMs: config.idleTimeoutMs,
-    connectionsMax: config.connectionsMax,
-    metrics: node.metrics,
-  });
+  const sweeper = IdleSweeper.open({ api: config.api, port: api.addr.port, metrics: node.metrics });
   if (sweeper === null) {
     log("warn", "idle_sweep_unavailable", {
       message:
@@ -274,7 +212,7 @@ export async function startApp(
   }
   const gossipStop = new AbortController();
   const gossiping = gossip === null ? Promise.resolve() : gossip.run(
-    joinHostPort(config.advertiseHost, internal.addr.port),
+    joinHostPort(config.gossip.advertiseAddr, internal.addr.port),
     () => node.servingPartitions(),
     gossipStop.signal,
   ).catch((error) => fatal(error, "gossip_failed"));
@@ -286,9 +224,9 @@ export async function startApp(
     : backups.run(node, background.signal).catch((error) => {
       log("error", "backup_loop_failed", { error: errorMessage(error) });
     });
-  const sweepingIdle = sweeper?.run(sweepIntervalMs(config.idleTimeoutMs), background.signal);
+  const sweepingIdle = sweeper?.run(sweepIntervalMs(config.api.idleTimeoutMs), background.signal);
   const sweeping = (async () => {
-    const everyMs = Math.min(60_000, Math.max(1000, config.unownedRetainSec * 500));
+    const everyMs = Math.min(60_000, Math.max(1000, config.store.unownedRetainSec * 500));
     while (!background.signal.aborted) {
       await node.sweepUnowned(node.now()).catch((error) =>
         log("warn", "sweep_failed", { error: errorMessage(error) })

@@ -1,16 +1,17 @@
 /**
- * The deployment files — `Dockerfile`, `.dockerignore`, `fly.toml`, `compose.yaml` — and
- * `docs/configuration.md`, checked against the config module. No Docker and no Fly.io account is
- * needed: the files are parsed, their environments are fed to `loadConfig()`, and the ports,
- * paths, signals and timeouts they name are compared with what the node actually uses. A variable
- * or a port renamed in one place only fails here.
+ * The deployment files — `Dockerfile`, `.dockerignore`, `fly.toml`, `compose.yaml` — checked
+ * against the config module (`docs/configuration.md` is held to the settings table by
+ * `src/config/settings_test.ts`). No Docker and no Fly.io account is needed: the files are
+ * parsed, their environments are fed to `loadConfig()`, and the ports, paths, signals and
+ * timeouts they name are compared with what the node actually uses. A variable or a port renamed
+ * in one place only fails here.
  */
 import { deepEqual, equal, match, notEqual, ok } from "node:assert/strict";
 import { parse as parseToml } from "smol-toml";
 import { parse as parseYaml } from "yaml";
 import { internalHandler, publicHandler } from "../src/api/mod.ts";
 import { buildApp } from "../src/app.ts";
-import { type Config, loadConfig } from "../src/config/mod.ts";
+import { type Config, loadConfig, variablesRead } from "../src/config/mod.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -19,30 +20,12 @@ function read(path: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// What the code reads and does, taken from its source so that nothing here restates it.
+// What the code reads and does, taken from the code so that nothing here restates it.
 
-/** Every variable `src/config/config.ts` reads: the names in its `int/raw/name/list/port/flag` calls. */
-function configVariables(source: string): Set<string> {
-  const names = new Set<string>();
-  const call = /\b(?:int|raw|name|list|port|flag)\(\s*env,\s*"([A-Z][A-Z0-9_]*)"/g;
-  for (const match of source.matchAll(call)) names.add(match[1]!);
-  return names;
-}
+/** Every variable the config reads: the table's rows, their fallbacks, what defaults read. */
+const CONFIG_VARIABLES = variablesRead();
 
-/** Literal numeric defaults of the `int(env, "X", default, …)` and `port(env, "X", default)` calls. */
-function numericDefaults(source: string): Map<string, number> {
-  const defaults = new Map<string, number>();
-  const call = /\b(?:int|port)\(\s*env,\s*"([A-Z][A-Z0-9_]*)",\s*(-?[\d_]+)\s*[,)]/g;
-  for (const match of source.matchAll(call)) {
-    defaults.set(match[1]!, Number(match[2]!.replaceAll("_", "")));
-  }
-  return defaults;
-}
-
-const CONFIG_SOURCE = read("src/config/config.ts");
-const CONFIG_VARIABLES = configVariables(CONFIG_SOURCE);
-
-/** Set by Fly.io on every Machine; config.ts reads them, and Fly refuses them in `[env]`. */
+/** Set by Fly.io on every Machine; the config reads them, and Fly refuses them in `[env]`. */
 const FLY_RUNTIME: Readonly<Record<string, string>> = {
   FLY_REGION: "ams",
   FLY_APP_NAME: "firescroll-test",
@@ -51,7 +34,7 @@ const FLY_RUNTIME: Readonly<Record<string, string>> = {
 };
 
 /**
- * Read by the AWS SDK's default credential chain, not by config.ts: deployment files may set them.
+ * Read by the AWS SDK's default credential chain, not by the config: deployment files may set them.
  */
 const PENDING_VARIABLES = new Set([
   "AWS_ACCESS_KEY_ID",
@@ -282,17 +265,14 @@ function dockerfileEnv(): Record<string, string> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The config module itself, as read from its source.
+// The config module itself.
 
-Deno.test("the variable list read from config.ts is complete enough to check against", () => {
-  // If the regex stopped matching (say, a helper was renamed), every check below would pass
-  // vacuously: make sure it still finds the variables we know.
-  ok(CONFIG_VARIABLES.size >= 40, `only ${CONFIG_VARIABLES.size} variables found in config.ts`);
+Deno.test("the variables the settings table reads include the ones checked here", () => {
   for (const known of ["API_PORT", "INTERNAL_PORT", "GOSSIP_PORT", "DB_PATH", "KAFKA_SEEDS"]) {
-    ok(CONFIG_VARIABLES.has(known), `config.ts no longer reads ${known}?`);
+    ok(CONFIG_VARIABLES.has(known), `the config no longer reads ${known}?`);
   }
   for (const flyVariable of Object.keys(FLY_RUNTIME)) {
-    ok(CONFIG_VARIABLES.has(flyVariable), `config.ts no longer reads ${flyVariable}`);
+    ok(CONFIG_VARIABLES.has(flyVariable), `the config no longer reads ${flyVariable}`);
   }
   for (const secret of SECRETS) {
     ok(
@@ -304,51 +284,11 @@ Deno.test("the variable list read from config.ts is complete enough to check aga
 });
 
 // ---------------------------------------------------------------------------------------------
-// docs/configuration.md
-
-const CONFIG_DOC = read("docs/configuration.md");
-
-/** Rows of the doc's tables: first cell a variable name in backticks, second its default. */
-function documentedRows(): Map<string, string> {
-  const rows = new Map<string, string>();
-  for (const row of CONFIG_DOC.matchAll(/^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|\s*([^|]*?)\s*\|/gm)) {
-    rows.set(row[1]!, row[2]!);
-  }
-  return rows;
-}
-
-Deno.test("docs/configuration.md documents every variable config.ts reads", () => {
-  const rows = documentedRows();
-  const missing = [...CONFIG_VARIABLES].filter((name) => !rows.has(name));
-  deepEqual(missing, [], `add a table row for each to docs/configuration.md`);
-});
-
-Deno.test("docs/configuration.md documents no variable that config.ts does not read", () => {
-  const stale = [...documentedRows().keys()].filter((name) => !CONFIG_VARIABLES.has(name));
-  deepEqual(stale, [], `config.ts reads none of these; rename or remove their rows`);
-});
-
-Deno.test("docs/configuration.md gives the numeric defaults config.ts uses", () => {
-  const rows = documentedRows();
-  const defaults = numericDefaults(CONFIG_SOURCE);
-  let compared = 0;
-  for (const [name, value] of defaults) {
-    const documented = rows.get(name)?.replaceAll("`", "");
-    // Defaults written with units ("1 MiB") or as formulas are not compared.
-    if (documented === undefined || !/^-?\d+$/.test(documented)) continue;
-    equal(Number(documented), value, `docs/configuration.md: default of ${name}`);
-    compared++;
-  }
-  // Guard against a regex or table format that silently compares nothing.
-  ok(compared >= 15, `only ${compared} defaults compared`);
-});
-
-// ---------------------------------------------------------------------------------------------
 // fly.toml
 
-Deno.test("fly.toml sets only variables config.ts reads, as strings, and no secrets", () => {
+Deno.test("fly.toml sets only variables the config reads, as strings, and no secrets", () => {
   for (const [key, value] of Object.entries(FLY_ENV)) {
-    ok(CONFIG_VARIABLES.has(key), `fly.toml [env] ${key}: config.ts does not read it`);
+    ok(CONFIG_VARIABLES.has(key), `fly.toml [env] ${key}: the config does not read it`);
     equal(typeof value, "string", `fly.toml [env] ${key}: Fly env values are strings`);
     ok(!key.startsWith("FLY_"), `fly.toml [env] ${key}: Fly sets FLY_* itself`);
     ok(!SECRETS.includes(key), `fly.toml [env] ${key}: a secret; use fly secrets set`);
@@ -357,29 +297,29 @@ Deno.test("fly.toml sets only variables config.ts reads, as strings, and no secr
 
 Deno.test("fly.toml's environment on a Fly Machine makes a valid cluster node of its region", () => {
   const config = flyConfig();
-  equal(config.log, "kafka");
-  equal(config.region, FLY_RUNTIME.FLY_REGION);
-  equal(config.instanceId, FLY_RUNTIME.FLY_MACHINE_ID);
-  ok(config.clusterEnabled, "a Fly node must gossip with its region");
-  equal(config.gossipDnsName, `${FLY_RUNTIME.FLY_REGION}.${FLY_RUNTIME.FLY_APP_NAME}.internal`);
-  equal(config.advertiseHost, FLY_RUNTIME.FLY_PRIVATE_IP);
+  equal(config.log.kind, "kafka");
+  equal(config.node.region, FLY_RUNTIME.FLY_REGION);
+  equal(config.node.instanceId, FLY_RUNTIME.FLY_MACHINE_ID);
+  ok(config.gossip.enabled, "a Fly node must gossip with its region");
+  equal(config.gossip.dnsName, `${FLY_RUNTIME.FLY_REGION}.${FLY_RUNTIME.FLY_APP_NAME}.internal`);
+  equal(config.gossip.advertiseAddr, FLY_RUNTIME.FLY_PRIVATE_IP);
   // 6PN is IPv6-only: peers, proxied reads and metrics scrapes arrive over IPv6.
   ok(
-    config.listenHost === "::" || config.listenHost === "[::]",
-    `LISTEN_HOST must be the IPv6 wildcard on Fly, got ${config.listenHost}`,
+    config.node.listenHost === "::" || config.node.listenHost === "[::]",
+    `LISTEN_HOST must be the IPv6 wildcard on Fly, got ${config.node.listenHost}`,
   );
-  ok(config.gossipPeers.length === 0, "on Fly, peers come from DNS, not GOSSIP_PEERS");
+  ok(config.gossip.peers.length === 0, "on Fly, peers come from DNS, not GOSSIP_PEERS");
 });
 
 Deno.test("fly.toml publishes the API port and never the internal or gossip port", () => {
   const config = flyConfig();
-  equal(integer(FLY_HTTP.internal_port, "http_service.internal_port"), config.apiPort);
+  equal(integer(FLY_HTTP.internal_port, "http_service.internal_port"), config.api.port);
   const published = [
-    config.apiPort,
+    config.api.port,
     ...tables(FLY.services, "services").map((s) => integer(s.internal_port, "services port")),
   ];
-  ok(!published.includes(config.internalPort), "the internal port must stay private");
-  ok(!published.includes(config.gossipPort), "the gossip port must stay private");
+  ok(!published.includes(config.api.internalPort), "the internal port must stay private");
+  ok(!published.includes(config.gossip.port), "the gossip port must stay private");
   ok(
     tables(FLY.services, "services").every((s) => s.protocol !== "udp"),
     "no UDP service: gossip stays on 6PN",
@@ -398,7 +338,7 @@ Deno.test("fly.toml mounts its volume at DB_PATH", () => {
   const mounts = tables(FLY.mounts, "mounts");
   equal(mounts.length, 1, "one volume per Machine");
   const mount = mounts[0]!;
-  equal(text(mount.destination, "mounts.destination"), config.dbPath);
+  equal(text(mount.destination, "mounts.destination"), config.store.dbPath);
   match(text(mount.source, "mounts.source"), /^[a-z0-9_]+$/, "Fly volume names: a-z, 0-9, _");
 });
 
@@ -408,11 +348,11 @@ Deno.test("fly.toml gives a stopping node more time than SHUTDOWN_TIMEOUT_MS", (
   ok(handledSignals().has(signal), `main.ts does not stop gracefully on ${signal}`);
   const killTimeoutMs = durationMs(FLY.kill_timeout, 1000, "kill_timeout");
   ok(
-    killTimeoutMs > config.shutdownTimeoutMs,
-    `kill_timeout (${killTimeoutMs} ms) must exceed SHUTDOWN_TIMEOUT_MS (${config.shutdownTimeoutMs})`,
+    killTimeoutMs > config.lifecycle.shutdownTimeoutMs,
+    `kill_timeout (${killTimeoutMs} ms) must exceed SHUTDOWN_TIMEOUT_MS (${config.lifecycle.shutdownTimeoutMs})`,
   );
   ok(killTimeoutMs <= 300_000, "Fly caps kill_timeout at 300 s");
-  ok(config.handOffTimeoutMs < config.shutdownTimeoutMs);
+  ok(config.lifecycle.handoffTimeoutMs < config.lifecycle.shutdownTimeoutMs);
 });
 
 Deno.test("fly.toml's health check asks GET /readyz, a route of the public API", async () => {
@@ -444,7 +384,7 @@ Deno.test("fly.toml's [metrics] scrapes /metrics on the internal port, which nee
   const config = flyConfig();
   const metrics = tables(FLY.metrics, "metrics");
   equal(metrics.length, 1);
-  equal(integer(metrics[0]!.port, "metrics.port"), config.internalPort);
+  equal(integer(metrics[0]!.port, "metrics.port"), config.api.internalPort);
   const path = text(metrics[0]!.path, "metrics.path");
   // Fly's scraper sends no cluster secret: the route must answer without one.
   const { node, gossip } = buildApp(config);
@@ -467,7 +407,7 @@ Deno.test("compose.yaml runs at least two FireScroll nodes built from the Docker
   }
 });
 
-Deno.test("compose.yaml sets only variables config.ts reads (or the pending backup ones)", () => {
+Deno.test("compose.yaml sets only variables the config reads (or the pending backup ones)", () => {
   for (const name of NODES) {
     for (const key of Object.keys(composeEnv(name))) {
       ok(
@@ -482,21 +422,25 @@ Deno.test("compose.yaml sets only variables config.ts reads (or the pending back
 Deno.test("each compose node's environment passes loadConfig() as a Kafka cluster node", () => {
   const configs = NODES.map((name) => ({ name, config: nodeConfig(name) }));
   for (const { name, config } of configs) {
-    equal(config.log, "kafka", `${name}: KAFKA_SEEDS must be set`);
-    ok(config.clusterEnabled, `${name}: nodes of one region must gossip`);
+    equal(config.log.kind, "kafka", `${name}: KAFKA_SEEDS must be set`);
+    ok(config.gossip.enabled, `${name}: nodes of one region must gossip`);
     // Peers reach the internal port at the advertised host: the service name on compose's network.
-    equal(config.advertiseHost, name, `${name}: ADVERTISE_ADDR must be the service name`);
+    equal(config.gossip.advertiseAddr, name, `${name}: ADVERTISE_ADDR must be the service name`);
   }
   // What a cluster must share, and what must differ.
   const [first, ...rest] = configs;
   for (const { name, config } of rest) {
-    equal(config.namespace, first!.config.namespace, `${name}: NAMESPACE`);
-    equal(config.region, first!.config.region, `${name}: REGION (gossip stays in a region)`);
-    equal(config.partitions, first!.config.partitions, `${name}: PARTITIONS`);
-    equal(config.clusterSecret, first!.config.clusterSecret, `${name}: CLUSTER_SECRET`);
-    deepEqual(config.kafkaSeeds, first!.config.kafkaSeeds, `${name}: KAFKA_SEEDS`);
+    equal(config.cluster.namespace, first!.config.cluster.namespace, `${name}: NAMESPACE`);
+    equal(
+      config.node.region,
+      first!.config.node.region,
+      `${name}: REGION (gossip stays in a region)`,
+    );
+    equal(config.cluster.partitions, first!.config.cluster.partitions, `${name}: PARTITIONS`);
+    equal(config.cluster.secret, first!.config.cluster.secret, `${name}: CLUSTER_SECRET`);
+    deepEqual(config.kafka.seeds, first!.config.kafka.seeds, `${name}: KAFKA_SEEDS`);
   }
-  const ids = configs.map(({ config }) => config.instanceId);
+  const ids = configs.map(({ config }) => config.node.instanceId);
   equal(new Set(ids).size, ids.length, "INSTANCE_ID must differ between nodes");
 });
 
@@ -508,10 +452,10 @@ Deno.test("each compose node publishes its API port on 127.0.0.1 only, and nothi
     ok(ports.length > 0, `${name}: publish the API port`);
     for (const port of ports) {
       equal(port.hostIp, "127.0.0.1", `${name}: publish on localhost only`);
-      equal(port.target, config.apiPort, `${name}: the published container port is API_PORT`);
+      equal(port.target, config.api.port, `${name}: the published container port is API_PORT`);
       equal(port.protocol, "tcp");
-      notEqual(port.target, config.internalPort);
-      notEqual(port.target, config.gossipPort);
+      notEqual(port.target, config.api.internalPort);
+      notEqual(port.target, config.gossip.port);
     }
     const spec = JSON.stringify(service(name).ports);
     ok(!hostPorts.has(spec), `${name}: host ports collide with another node`);
@@ -524,8 +468,8 @@ Deno.test("each compose node keeps DB_PATH on a named volume of its own", () => 
   const used = new Set<string>();
   for (const name of NODES) {
     const config = nodeConfig(name);
-    const data = mountedVolumes(name).filter((v) => v.target === config.dbPath);
-    equal(data.length, 1, `${name}: DB_PATH ${config.dbPath} must be a mounted volume`);
+    const data = mountedVolumes(name).filter((v) => v.target === config.store.dbPath);
+    equal(data.length, 1, `${name}: DB_PATH ${config.store.dbPath} must be a mounted volume`);
     const source = data[0]!.source;
     ok(source in declared, `${name}: volume ${source} must be a named volume`);
     ok(!used.has(source), `${name}: shares volume ${source} with another node`);
@@ -536,7 +480,7 @@ Deno.test("each compose node keeps DB_PATH on a named volume of its own", () => 
 Deno.test("compose.yaml's KAFKA_SEEDS name the Redpanda service at the address it advertises", () => {
   for (const name of NODES) {
     const config = nodeConfig(name);
-    for (const seed of config.kafkaSeeds) {
+    for (const seed of config.kafka.seeds) {
       const { host, port } = splitHostPort(seed);
       ok(host in SERVICES, `${name}: seed ${seed} is not a compose service`);
       const broker = service(host);
@@ -556,9 +500,9 @@ Deno.test("compose.yaml's KAFKA_SEEDS name the Redpanda service at the address i
 Deno.test("compose.yaml's GOSSIP_PEERS name the other nodes at their gossip port", () => {
   for (const name of NODES) {
     const expected = NODES.filter((other) => other !== name)
-      .map((other) => `${other}:${nodeConfig(other).gossipPort}`)
+      .map((other) => `${other}:${nodeConfig(other).gossip.port}`)
       .sort();
-    deepEqual([...nodeConfig(name).gossipPeers].sort(), expected, `${name}: GOSSIP_PEERS`);
+    deepEqual([...nodeConfig(name).gossip.peers].sort(), expected, `${name}: GOSSIP_PEERS`);
   }
 });
 
@@ -575,7 +519,7 @@ Deno.test("compose.yaml's node healthcheck asks /readyz on the API port with den
       commandText(test, `${name} healthcheck`),
     );
     ok(url !== null, `${name}: the healthcheck must fetch a local URL`);
-    equal(Number(url[2]), config.apiPort, `${name}: healthcheck port is API_PORT`);
+    equal(Number(url[2]), config.api.port, `${name}: healthcheck port is API_PORT`);
     equal(url[3], flyCheckPath, `${name}: same readiness route as fly.toml`);
   }
 });
@@ -585,7 +529,7 @@ Deno.test("compose.yaml gives a stopping node more time than SHUTDOWN_TIMEOUT_MS
     const config = nodeConfig(name);
     const graceMs = durationMs(service(name).stop_grace_period, 1000, `${name} stop_grace_period`);
     ok(
-      graceMs > config.shutdownTimeoutMs,
+      graceMs > config.lifecycle.shutdownTimeoutMs,
       `${name}: stop_grace_period (${graceMs} ms) must exceed SHUTDOWN_TIMEOUT_MS`,
     );
   }
@@ -662,25 +606,29 @@ Deno.test("the Dockerfile exposes the ports fly.toml configures and keeps DB_PAT
   );
   deepEqual(
     exposed,
-    new Set([`${config.apiPort}/tcp`, `${config.internalPort}/tcp`, `${config.gossipPort}/udp`]),
+    new Set([
+      `${config.api.port}/tcp`,
+      `${config.api.internalPort}/tcp`,
+      `${config.gossip.port}/udp`,
+    ]),
   );
   // With no environment at all, the image must listen where fly.toml and compose.yaml expect.
   const imageConfig = loadConfig({
     ...dockerfileEnv(),
     CLUSTER_SECRET: FLY_SECRETS.CLUSTER_SECRET,
   });
-  equal(imageConfig.apiPort, config.apiPort);
-  equal(imageConfig.internalPort, config.internalPort);
-  equal(imageConfig.gossipPort, config.gossipPort);
+  equal(imageConfig.api.port, config.api.port);
+  equal(imageConfig.api.internalPort, config.api.internalPort);
+  equal(imageConfig.gossip.port, config.gossip.port);
   const dbPath = dockerfileEnv().DB_PATH;
-  equal(dbPath, config.dbPath, "ENV DB_PATH must be fly.toml's mount destination");
+  equal(dbPath, config.store.dbPath, "ENV DB_PATH must be fly.toml's mount destination");
   ok(
     instructions("VOLUME").some((i) =>
       i.args.replace(/[[\]"]/g, "").split(/[\s,]+/).includes(dbPath!)
     ),
     "declare DB_PATH a VOLUME",
   );
-  for (const name of NODES) equal(nodeConfig(name).dbPath, dbPath, `${name}: DB_PATH`);
+  for (const name of NODES) equal(nodeConfig(name).store.dbPath, dbPath, `${name}: DB_PATH`);
 });
 
 Deno.test("the Dockerfile copies what the node needs, and .dockerignore keeps it in the context", () => {
@@ -721,7 +669,7 @@ Deno.test("docs/deploy-fly.md names the volume and ports that fly.toml uses", ()
   const config = flyConfig();
   const volume = text(tables(FLY.mounts, "mounts")[0]!.source, "mounts.source");
   match(guide, new RegExp(`fly volumes create ${volume}\\b`));
-  for (const port of [config.apiPort, config.internalPort, config.gossipPort]) {
+  for (const port of [config.api.port, config.api.internalPort, config.gossip.port]) {
     ok(guide.includes(String(port)), `docs/deploy-fly.md does not mention port ${port}`);
   }
   for (const secret of ["CLUSTER_SECRET", "KAFKA_SEEDS", "API_TOKENS_WRITE"]) {

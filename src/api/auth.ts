@@ -29,7 +29,7 @@ export function bearer(request: Request): string | null {
  * configured the API is open (the node warns loudly at startup).
  */
 export function authorize(request: Request, config: Config, need: "read" | "write"): void {
-  if (config.apiTokensRead.length === 0 && config.apiTokensWrite.length === 0) return;
+  if (config.api.tokensRead.length === 0 && config.api.tokensWrite.length === 0) return;
   const token = bearer(request);
   if (token === null) {
     throw new OperationalError(
@@ -37,8 +37,8 @@ export function authorize(request: Request, config: Config, need: "read" | "writ
       "Cannot authorize: send Authorization: Bearer <token>",
     );
   }
-  if (matches(token, config.apiTokensWrite)) return;
-  if (matches(token, config.apiTokensRead)) {
+  if (matches(token, config.api.tokensWrite)) return;
+  if (matches(token, config.api.tokensRead)) {
     if (need === "read") return;
     throw new OperationalError("forbidden", "Cannot write: this token may only read");
   }

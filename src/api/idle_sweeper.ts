@@ -15,6 +15,7 @@
  * Linux only (`/proc/self/fd`, `TCP_INFO`, libc through FFI). Elsewhere, or without FFI permission,
  * {@linkcode IdleSweeper.open} returns null and the caller logs that idle connections stay open.
  */
+import type { ConfigApi } from "../config/mod.ts";
 import type { Metrics } from "../metrics/mod.ts";
 import { sleep } from "../util/mod.ts";
 
@@ -52,14 +53,15 @@ export interface SweepResult {
   readonly overLimit: number;
 }
 
-/** How to sweep. */
+/**
+ * How to sweep: the `api` config section whole (`idleTimeoutMs`, after which an idle connection
+ * is shut down, 0 = never; `connectionsMax`, above which the longest idle go first, never one
+ * active within 1 s) and the port the public server is bound to.
+ */
 export interface IdleSweeperOptions {
-  /** The public port: only sockets accepted on it are touched. */
+  readonly api: ConfigApi;
+  /** The public port as bound (`api.port` may be 0): only sockets accepted on it are touched. */
   readonly port: number;
-  /** Idle time after which a connection is shut down; 0 = never. */
-  readonly idleTimeoutMs: number;
-  /** Most connections kept; above it the longest idle go first (never one active within 1 s). */
-  readonly connectionsMax: number;
   readonly metrics: Metrics;
 }
 
@@ -96,7 +98,7 @@ export class IdleSweeper {
    */
   sweep(): SweepResult {
     const libc = this.library.symbols;
-    const { idleTimeoutMs, connectionsMax } = this.options;
+    const { idleTimeoutMs, connectionsMax } = this.options.api;
     const connections: { fd: number; idleMs: number }[] = [];
     let idle = 0;
     let seen = 0;

@@ -45,12 +45,12 @@ function status(node: Node, gossip: Gossip | null): unknown {
   const config = node.config;
   return {
     node: {
-      id: config.instanceId,
-      region: config.region,
-      replica_group: config.replicaGroup,
-      namespace: config.namespace,
-      log: config.log,
-      partitions: config.partitions,
+      id: config.node.instanceId,
+      region: config.node.region,
+      replica_group: config.node.replicaGroup,
+      namespace: config.cluster.namespace,
+      log: config.log.kind,
+      partitions: config.cluster.partitions,
       ready: node.ready,
     },
     members: gossip === null ? [] : gossip.membership.list().map(({ member, health }) => ({
@@ -101,7 +101,7 @@ class SnapshotSender {
     const partition = Number(path.slice(INTERNAL_SNAPSHOT_PATH.length));
     if (
       !/^\d+$/.test(path.slice(INTERNAL_SNAPSHOT_PATH.length)) ||
-      partition >= node.config.partitions
+      partition >= node.config.cluster.partitions
     ) {
       throw new OperationalError("not_found", `Cannot route ${path}: no such partition`);
     }
@@ -125,8 +125,8 @@ class SnapshotSender {
       const manifest = await createSnapshot(
         store,
         file,
-        node.config.namespace,
-        node.config.instanceId,
+        node.config.cluster.namespace,
+        node.config.node.instanceId,
       );
       const body = await streamThenDelete(file);
       return new Response(body, {
@@ -161,8 +161,8 @@ async function route(
   const config = node.config;
   if (path === INTERNAL_GET_PATH || path === INTERNAL_LIST_PATH) {
     if (request.method !== "POST") throw methodNotAllowed(request.method, path, "POST");
-    checkSecret(request, config.clusterSecret);
-    const body = await readJson(request, config.bodyBytesMax);
+    checkSecret(request, config.cluster.secret);
+    const body = await readJson(request, config.limits.bodyBytesMax);
     if (path === INTERNAL_GET_PATH) {
       const out = await reader.localGet(parseGet(body, config));
       const lines = out.map((r) => r ?? "null").join("\n");
@@ -175,7 +175,7 @@ async function route(
     throw methodNotAllowed(request.method, path, "GET, HEAD");
   }
   if (path.startsWith(INTERNAL_SNAPSHOT_PATH)) {
-    checkSecret(request, config.clusterSecret);
+    checkSecret(request, config.cluster.secret);
     return await snapshots.send(path);
   }
   if (path === "/metrics") {
@@ -184,7 +184,7 @@ async function route(
     });
   }
   if (path === "/internal/status") {
-    checkSecret(request, config.clusterSecret);
+    checkSecret(request, config.cluster.secret);
     return new Response(JSON.stringify(status(node, gossip)), { headers: JSON_HEADERS });
   }
   throw new OperationalError("not_found", `Cannot route ${path}: no such endpoint`);
@@ -203,7 +203,7 @@ export function internalHandler(
     node,
     gossip,
     reader: reader ??
-      new Reader(node, null, { listScanMax: node.config.listScanMax, now: node.now }),
+      new Reader(node, null, { limits: node.config.limits, now: node.now }),
     snapshots: new SnapshotSender(node),
   };
   return async (request) => {

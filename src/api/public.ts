@@ -59,25 +59,25 @@ async function route(
     case "put":
     case "delete": {
       authorize(request, config, "write");
-      const body = await readJson(request, config.bodyBytesMax, true);
+      const body = await readJson(request, config.limits.bodyBytesMax, true);
       const offsets = await node.write(parseWrite(body, name, config, node.conditions));
       return json(JSON.stringify({ offsets }));
     }
     case "batch": {
       authorize(request, config, "write");
-      const body = await readJson(request, config.bodyBytesMax, true);
+      const body = await readJson(request, config.limits.bodyBytesMax, true);
       const offsets = await node.write(parseBatch(body, config, node.conditions));
       return json(JSON.stringify({ offsets }));
     }
     case "get": {
       authorize(request, config, "read");
-      const body = await readJson(request, config.bodyBytesMax);
+      const body = await readJson(request, config.limits.bodyBytesMax);
       const get = parseGet(body, config);
       return json(getResponse(get.keys, await reader.get(get, () => request.signal)));
     }
     case "list": {
       authorize(request, config, "read");
-      const body = await readJson(request, config.bodyBytesMax);
+      const body = await readJson(request, config.limits.bodyBytesMax);
       return json(await reader.list(parseList(body, config, node.conditions), body));
     }
   }
@@ -105,7 +105,7 @@ export function publicHandler(
   reader: Reader | null = null,
 ): (request: Request) => Promise<Response> {
   const reads = reader ??
-    new Reader(node, null, { listScanMax: node.config.listScanMax, now: node.now });
+    new Reader(node, null, { limits: node.config.limits, now: node.now });
   const duration = node.metrics.requestDuration;
   // Histogram children by "route status", looked up once each: no label work per request.
   const children = new Map<string, Histogram>();

@@ -51,11 +51,11 @@ function checkCondition(
   if (typeof expression !== "string") {
     throw badRequest("invalid_condition", `Cannot use ${where}.if: must be a string`);
   }
-  if (utf8Length(expression) > config.conditionBytesMax) {
+  if (utf8Length(expression) > config.limits.conditionBytesMax) {
     throw badRequest(
       "condition_too_long",
-      `Cannot use ${where}.if: longer than CONDITION_BYTES_MAX (${config.conditionBytesMax} bytes)`,
-      { limit: config.conditionBytesMax },
+      `Cannot use ${where}.if: longer than CONDITION_BYTES_MAX (${config.limits.conditionBytesMax} bytes)`,
+      { limit: config.limits.conditionBytesMax },
     );
   }
   try {
@@ -77,11 +77,11 @@ function checkData(data: unknown, where: string, config: Config): void {
   if (data === undefined) throw badRequest("missing_data", `Cannot use ${where}: data is required`);
   // Write bodies are parsed by parseJsonExact: this is the size of the text that will be stored.
   const bytes = utf8Length(JSON.stringify(data));
-  if (bytes > config.dataBytesMax) {
+  if (bytes > config.limits.dataBytesMax) {
     throw new OperationalError(
       "data_too_large",
-      `Cannot use ${where}: data is ${bytes} bytes, more than DATA_BYTES_MAX (${config.dataBytesMax})`,
-      { limit: config.dataBytesMax, bytes },
+      `Cannot use ${where}: data is ${bytes} bytes, more than DATA_BYTES_MAX (${config.limits.dataBytesMax})`,
+      { limit: config.limits.dataBytesMax, bytes },
     );
   }
 }
@@ -95,11 +95,11 @@ function recordsOf(body: Json, field: "records" | "ops", config: Config): unknow
   if (value.length === 0) {
     throw badRequest("no_records", `Cannot use body: "${field}" is empty`);
   }
-  if (value.length > config.recordsPerRequestMax) {
+  if (value.length > config.limits.recordsPerRequestMax) {
     throw badRequest(
       "too_many_records",
-      `Cannot use body: ${value.length} ${field}, more than RECORDS_PER_REQUEST_MAX (${config.recordsPerRequestMax})`,
-      { limit: config.recordsPerRequestMax },
+      `Cannot use body: ${value.length} ${field}, more than RECORDS_PER_REQUEST_MAX (${config.limits.recordsPerRequestMax})`,
+      { limit: config.limits.recordsPerRequestMax },
     );
   }
   return value;
@@ -159,7 +159,7 @@ export function parseWrite(
   rejectUnknown(object, WRITE_BODY, "body");
   const raw = recordsOf(object, "records", config);
   const ops = raw.map((r, i) => parseOp(r, kind, `records[${i}]`, config, conditions));
-  return group(ops, config.partitions);
+  return group(ops, config.cluster.partitions);
 }
 
 /** `/records/batch`: one atomic mutation; every op must fall in the same partition. */
@@ -187,7 +187,7 @@ export function parseBatch(
     }
     ops.push(parseOp(rest, op.op, where, config, conditions));
   }
-  const grouped = group(ops, config.partitions);
+  const grouped = group(ops, config.cluster.partitions);
   if (grouped.size > 1) {
     const partitions = [...grouped.keys()].sort((a, b) => a - b);
     throw badRequest(
@@ -213,10 +213,12 @@ function parseAfter(object: Json, config: Config): ReadAfter {
     }
     for (const [key, value] of Object.entries(object.after)) {
       const p = Number(key);
-      if (!/^\d+$/.test(key) || p >= config.partitions) {
+      if (!/^\d+$/.test(key) || p >= config.cluster.partitions) {
         throw badRequest(
           "invalid_after",
-          `Cannot use "after": "${key}" is not a partition in [0, ${config.partitions - 1}]`,
+          `Cannot use "after": "${key}" is not a partition in [0, ${
+            config.cluster.partitions - 1
+          }]`,
         );
       }
       if (typeof value !== "number" || !Number.isSafeInteger(value) || value < -1) {
@@ -231,11 +233,11 @@ function parseAfter(object: Json, config: Config): ReadAfter {
   let waitMs = 0;
   if (object.wait_ms !== undefined && object.wait_ms !== null) {
     const w = object.wait_ms;
-    if (typeof w !== "number" || !Number.isSafeInteger(w) || w < 0 || w > config.waitMsMax) {
+    if (typeof w !== "number" || !Number.isSafeInteger(w) || w < 0 || w > config.limits.waitMsMax) {
       throw badRequest(
         "invalid_wait",
-        `Cannot use "wait_ms": must be an integer in [0, ${config.waitMsMax}] (WAIT_MS_MAX)`,
-        { limit: config.waitMsMax },
+        `Cannot use "wait_ms": must be an integer in [0, ${config.limits.waitMsMax}] (WAIT_MS_MAX)`,
+        { limit: config.limits.waitMsMax },
       );
     }
     waitMs = w;
@@ -258,7 +260,7 @@ export function parseGet(body: unknown, config: Config): GetRequest {
     rejectUnknown(key, GET_FIELDS, where);
     checkKey(key.pk, key.sk, where);
     const pk = key.pk as string;
-    keys[i] = { pk, sk: key.sk as string, partition: partitionOf(pk, config.partitions) };
+    keys[i] = { pk, sk: key.sk as string, partition: partitionOf(pk, config.cluster.partitions) };
   }
   return { keys, ...parseAfter(object, config) };
 }
@@ -303,14 +305,16 @@ export function parseList(body: unknown, config: Config, conditions: ConditionCa
   rejectUnknown(object, LIST_BODY, "body");
   checkKey(object.pk, "", "body");
   const pk = object.pk as string;
-  let limit = Math.min(DEFAULT_LIST_LIMIT, config.listLimitMax);
+  let limit = Math.min(DEFAULT_LIST_LIMIT, config.limits.listLimitMax);
   if (object.limit !== undefined && object.limit !== null) {
     const l = object.limit;
-    if (typeof l !== "number" || !Number.isSafeInteger(l) || l < 1 || l > config.listLimitMax) {
+    if (
+      typeof l !== "number" || !Number.isSafeInteger(l) || l < 1 || l > config.limits.listLimitMax
+    ) {
       throw badRequest(
         "invalid_limit",
-        `Cannot use "limit": must be an integer in [1, ${config.listLimitMax}] (LIST_LIMIT_MAX)`,
-        { limit: config.listLimitMax },
+        `Cannot use "limit": must be an integer in [1, ${config.limits.listLimitMax}] (LIST_LIMIT_MAX)`,
+        { limit: config.limits.listLimitMax },
       );
     }
     limit = l;
@@ -319,7 +323,7 @@ export function parseList(body: unknown, config: Config, conditions: ConditionCa
   const stopOnFilter = optionalBoolean(object, "if_stop");
   return {
     pk,
-    partition: partitionOf(pk, config.partitions),
+    partition: partitionOf(pk, config.cluster.partitions),
     skPrefix: optionalSk(object, "sk_prefix") ?? "",
     startAfter: optionalSk(object, "start_after"),
     endBefore: optionalSk(object, "end_before"),

@@ -5,15 +5,12 @@
  * Decoding is strict and depends on nothing but the bytes, so every replica accepts or rejects
  * the same messages; a rejected message is poison and is skipped, never retried.
  */
+import { MESSAGE_CONDITION_CHARS_MAX, MESSAGE_OPS_MAX, MESSAGE_VERSION } from "../config/mod.ts";
 import { keyProblem } from "../keys/mod.ts";
 import { JsonRefusedError, parseJsonExact } from "../util/json.ts";
 
-/** Version of the message format written by this code. */
-export const MESSAGE_VERSION = 1;
-/** Most ops in one message: a format bound, the same for every replica. */
-export const MESSAGE_OPS_MAX = 100_000;
-/** Longest condition in a message: a format bound, the same for every replica. */
-export const MESSAGE_CONDITION_CHARS_MAX = 65_536;
+/** The format's version and bounds are cluster-wide constants (`config/cluster.ts`). */
+export { MESSAGE_CONDITION_CHARS_MAX, MESSAGE_OPS_MAX, MESSAGE_VERSION };
 
 /** A put: write `data` at `[pk, sk]` if `if` holds. */
 export interface PutOp {
@@ -38,7 +35,7 @@ export type Op = PutOp | DeleteOp;
 
 /** One log message: ops of a single partition, applied in one transaction. */
 export interface Mutation {
-  readonly v: 1;
+  readonly v: typeof MESSAGE_VERSION;
   /** All ops or none: any false condition aborts the whole message. */
   readonly atomic: boolean;
   readonly ops: readonly Op[];

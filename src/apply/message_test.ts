@@ -1,4 +1,5 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
+import { MESSAGE_ENVELOPE_BYTES_MAX } from "../config/mod.ts";
 import { decodeMutation, encodeMutation, MESSAGE_CONDITION_CHARS_MAX } from "./message.ts";
 import type { Decoded, Mutation } from "./message.ts";
 import { JSON_DEPTH_MAX } from "../util/json.ts";
@@ -156,4 +157,16 @@ Deno.test("decodeMutation() reads data nested past JSON_DEPTH_MAX as plain JSON,
     JSON.stringify(decoded.mutation.ops[0]),
     `{"op":"put","pk":"p","sk":"s","data":${deep.replace("1.50", "1.5")}}`,
   );
+});
+
+Deno.test("a one-op message's framing stays within MESSAGE_ENVELOPE_BYTES_MAX", () => {
+  // Everything but the pk, the sk, the data's JSON and the condition, with the longest literals.
+  const empty = encodeMutation({
+    v: 1,
+    atomic: false,
+    ops: [{ op: "put", pk: "", sk: "", data: null, if: "" }],
+  });
+  ok(empty.length - "null".length <= MESSAGE_ENVELOPE_BYTES_MAX, `${empty.length} bytes`);
+  const deletion = encodeMutation({ v: 1, atomic: false, ops: [{ op: "delete", pk: "", sk: "" }] });
+  ok(deletion.length <= MESSAGE_ENVELOPE_BYTES_MAX, `${deletion.length} bytes`);
 });

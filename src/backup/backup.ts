@@ -4,6 +4,7 @@
  * by `latest.json`, and older snapshots beyond `BACKUP_KEEP` are deleted. Failures are logged,
  * counted and retried at the next interval; they never stop the node.
  */
+import type { ConfigBackup, ConfigCluster, ConfigNode } from "../config/mod.ts";
 import type { Metrics } from "../metrics/mod.ts";
 import type { PartitionStore } from "../store/mod.ts";
 import { errorMessage, log } from "../util/log.ts";
@@ -20,15 +21,17 @@ import {
   snapshotStem,
 } from "./snapshot.ts";
 
-/** Settings of the backup loop. */
+/**
+ * What the backup loop is built from: its config sections whole — `cluster.namespace` and
+ * `node.instanceId` (written into every manifest), `backup` (`intervalSec`, `keep`, `timeoutMs`)
+ * — and what is injected.
+ */
 export interface BackupOptions {
-  readonly namespace: string;
-  readonly instanceId: string;
+  readonly cluster: ConfigCluster;
+  readonly node: ConfigNode;
+  readonly backup: ConfigBackup;
   /** Scratch folder for copies (same file system as the stores). */
   readonly scratchDir: string;
-  readonly intervalSec: number;
-  readonly keep: number;
-  readonly timeoutMs: number;
   readonly metrics: Metrics;
 }
 
@@ -53,7 +56,7 @@ export class Backups {
     await Deno.mkdir(this.options.scratchDir, { recursive: true });
     while (!signal.aborted) {
       await this.round(source, signal);
-      await sleep(this.options.intervalSec * 1000, signal);
+      await sleep(this.options.backup.intervalSec * 1000, signal);
     }
   }
 
@@ -75,16 +78,16 @@ export class Backups {
   ): Promise<Manifest | null> {
     const m = this.options.metrics;
     const started = performance.now();
-    const timeout = AbortSignal.any([signal, AbortSignal.timeout(this.options.timeoutMs)]);
+    const timeout = AbortSignal.any([signal, AbortSignal.timeout(this.options.backup.timeoutMs)]);
     const path = `${this.options.scratchDir}/backup-p${partition}-${Date.now()}.mdb`;
     try {
       const manifest = await createSnapshot(
         store,
         path,
-        this.options.namespace,
-        this.options.instanceId,
+        this.options.cluster.namespace,
+        this.options.node.instanceId,
       );
-      const ns = this.options.namespace;
+      const ns = this.options.cluster.namespace;
       const stem = snapshotStem(ns, partition, manifest.offset);
       // Another replica may have uploaded this very offset already: its snapshot is as good.
       const existing = parseManifest(await this.objects.getJson(`${stem}.json`, timeout));
@@ -127,7 +130,7 @@ export class Backups {
     manifest: Manifest,
     signal: AbortSignal,
   ): Promise<void> {
-    const key = latestKey(this.options.namespace, partition);
+    const key = latestKey(this.options.cluster.namespace, partition);
     const latest = parseManifest(await this.objects.getJson(key, signal));
     if (latest !== null && latest.offset >= manifest.offset) return;
     await this.objects.putJson(key, manifest, signal);
@@ -139,10 +142,10 @@ export class Backups {
    * which no manifest listing would ever find again.
    */
   private async prune(partition: number, signal: AbortSignal): Promise<void> {
-    const ns = this.options.namespace;
+    const ns = this.options.cluster.namespace;
     const keys = await this.objects.list(partitionPrefix(ns, partition), signal);
-    const kept = manifestOffsets(keys).slice(0, this.options.keep);
-    if (kept.length < this.options.keep) return;
+    const kept = manifestOffsets(keys).slice(0, this.options.backup.keep);
+    if (kept.length < this.options.backup.keep) return;
     const oldestKept = kept[kept.length - 1]!;
     const files: string[] = [];
     const manifests: string[] = [];

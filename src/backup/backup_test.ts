@@ -1,10 +1,11 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { createHash } from "node:crypto";
+import { loadConfig } from "../config/mod.ts";
 import { createMetrics, type Metrics } from "../metrics/mod.ts";
 import type { PartitionStore } from "../store/mod.ts";
 import { openStore, withTempDir, writeUpTo } from "../../tests/_helpers.ts";
 import { listDir, MemoryObjectStore } from "./_test_util.ts";
-import { type BackupOptions, Backups, type BackupSource } from "./backup.ts";
+import { Backups, type BackupSource } from "./backup.ts";
 import {
   latestKey,
   type Manifest,
@@ -21,24 +22,32 @@ function sourceOf(stores: readonly PartitionStore[]): BackupSource {
   return { ownedServingStores: () => stores.map((s) => [s.partition, s]) };
 }
 
-/** Backups of namespace "test" into `objects`, with scratch copies in `dir/scratch`. */
+/**
+ * Backups of namespace "test" by node-a into `objects` (every 60 s, 3 kept), with scratch copies
+ * in `dir/scratch`; `env` overrides those settings.
+ */
 async function backupsIn(
   dir: string,
   objects: MemoryObjectStore,
-  overrides: Partial<BackupOptions> = {},
+  env: Record<string, string> = {},
 ): Promise<{ backups: Backups; metrics: Metrics; scratchDir: string }> {
   const metrics = createMetrics();
   const scratchDir = `${dir}/scratch`;
   await Deno.mkdir(scratchDir, { recursive: true });
+  const config = loadConfig({
+    NAMESPACE: NS,
+    INSTANCE_ID: "node-a",
+    BACKUP_INTERVAL_SEC: "60",
+    BACKUP_KEEP: "3",
+    BACKUP_TIMEOUT_MS: "10000",
+    ...env,
+  });
   const backups = new Backups(objects, {
-    namespace: NS,
-    instanceId: "node-a",
+    cluster: config.cluster,
+    node: config.node,
+    backup: config.backup,
     scratchDir,
-    intervalSec: 60,
-    keep: 3,
-    timeoutMs: 10_000,
     metrics,
-    ...overrides,
   });
   return { backups, metrics, scratchDir };
 }
@@ -154,7 +163,7 @@ Deno.test("round() skips a partition whose offset did not move since its last ba
 Deno.test("round() keeps only the `keep` newest snapshots, deleting older files and manifests", async () => {
   await withTempDir(async (dir) => {
     const objects = new MemoryObjectStore();
-    const { backups } = await backupsIn(dir, objects, { keep: 2 });
+    const { backups } = await backupsIn(dir, objects, { BACKUP_KEEP: "2" });
     await withStores(dir, [0], async (stores) => {
       const source = sourceOf(stores);
       for (let offset = 0; offset <= 3; offset++) {
@@ -170,7 +179,7 @@ Deno.test("round() keeps only the `keep` newest snapshots, deleting older files 
 Deno.test("round() deletes an old file whose manifest was never written", async () => {
   await withTempDir(async (dir) => {
     const objects = new MemoryObjectStore();
-    const { backups, metrics } = await backupsIn(dir, objects, { keep: 1 });
+    const { backups, metrics } = await backupsIn(dir, objects, { BACKUP_KEEP: "1" });
     await withStores(dir, [1], async (stores) => {
       const source = sourceOf(stores);
       // The file goes up, its manifest does not: the backup at offset 1 fails half-way.
@@ -214,7 +223,7 @@ Deno.test("round() does not upload again a snapshot whose manifest is already th
 /** A manifest as another node would have written it for partition 0 of this namespace. */
 async function otherReplicaManifest(dir: string): Promise<Manifest> {
   const objects = new MemoryObjectStore();
-  const { backups } = await backupsIn(`${dir}/other`, objects, { instanceId: "node-b" });
+  const { backups } = await backupsIn(`${dir}/other`, objects, { INSTANCE_ID: "node-b" });
   const store = openStore(`${dir}/other/db`, 0, NS);
   try {
     await writeUpTo(store, 4);
@@ -331,7 +340,7 @@ Deno.test("backupPartition() counts a failed copy and leaves no scratch file", a
 Deno.test("run() backs up at once, then stops when its signal aborts", async () => {
   await withTempDir(async (dir) => {
     const objects = new MemoryObjectStore();
-    const { backups, scratchDir } = await backupsIn(dir, objects, { intervalSec: 3600 });
+    const { backups, scratchDir } = await backupsIn(dir, objects, { BACKUP_INTERVAL_SEC: "3600" });
     await Deno.remove(scratchDir);
     await withStores(dir, [4], async (stores) => {
       const stop = new AbortController();

@@ -11,6 +11,8 @@ import {
   S3Client,
 } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
+import type { ConfigS3 } from "../config/mod.ts";
+import { assert } from "../util/assert.ts";
 
 /** What backups and restores need from object storage. */
 export interface ObjectStore {
@@ -28,12 +30,12 @@ export interface ObjectStore {
   delete(keys: readonly string[], signal: AbortSignal): Promise<void>;
 }
 
-/** Where and how to reach S3. */
+/**
+ * Where and how to reach S3: the `s3` config section whole (`endpoint`, `region`,
+ * `forcePathStyle`, and `bucket`, which must be set).
+ */
 export interface S3Options {
-  readonly endpoint: string | null;
-  readonly region: string;
-  readonly bucket: string;
-  readonly forcePathStyle: boolean;
+  readonly s3: ConfigS3;
   /** Bytes per multipart part (S3's minimum is 5 MiB). */
   readonly partBytes?: number;
 }
@@ -46,11 +48,17 @@ const LIST_MAX = 100_000;
 export class S3ObjectStore implements ObjectStore {
   private readonly client: S3Client;
 
+  /** `s3.bucket`, asserted set. */
+  private readonly bucket: string;
+
   constructor(private readonly options: S3Options) {
+    const { s3 } = options;
+    assert(s3.bucket !== null, "the object store needs S3_BUCKET (checked by config)");
+    this.bucket = s3.bucket;
     this.client = new S3Client({
-      region: options.region,
-      ...(options.endpoint === null ? {} : { endpoint: options.endpoint }),
-      forcePathStyle: options.forcePathStyle,
+      region: s3.region,
+      ...(s3.endpoint === null ? {} : { endpoint: s3.endpoint }),
+      forcePathStyle: s3.forcePathStyle,
       // Local S3 servers reject the SDK's default trailing checksums; S3 itself needs none.
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
@@ -66,7 +74,7 @@ export class S3ObjectStore implements ObjectStore {
     try {
       const upload = new Upload({
         client: this.client,
-        params: { Bucket: this.options.bucket, Key: key, Body: file.readable },
+        params: { Bucket: this.bucket, Key: key, Body: file.readable },
         partSize: this.options.partBytes ?? 8 * MiB,
         queueSize: 2,
         leavePartsOnError: false,
@@ -88,7 +96,7 @@ export class S3ObjectStore implements ObjectStore {
   async putJson(key: string, value: unknown, signal: AbortSignal): Promise<void> {
     await this.client.send(
       new PutObjectCommand({
-        Bucket: this.options.bucket,
+        Bucket: this.bucket,
         Key: key,
         Body: JSON.stringify(value),
         ContentType: "application/json",
@@ -100,7 +108,7 @@ export class S3ObjectStore implements ObjectStore {
   async getJson(key: string, signal: AbortSignal): Promise<unknown | null> {
     try {
       const result = await this.client.send(
-        new GetObjectCommand({ Bucket: this.options.bucket, Key: key }),
+        new GetObjectCommand({ Bucket: this.bucket, Key: key }),
         { abortSignal: signal },
       );
       const text = await result.Body!.transformToString();
@@ -115,7 +123,7 @@ export class S3ObjectStore implements ObjectStore {
     let body: ReadableStream<Uint8Array>;
     try {
       const result = await this.client.send(
-        new GetObjectCommand({ Bucket: this.options.bucket, Key: key }),
+        new GetObjectCommand({ Bucket: this.bucket, Key: key }),
         { abortSignal: signal },
       );
       body = result.Body!.transformToWebStream() as ReadableStream<Uint8Array>;
@@ -134,7 +142,7 @@ export class S3ObjectStore implements ObjectStore {
     do {
       const page = await this.client.send(
         new ListObjectsV2Command({
-          Bucket: this.options.bucket,
+          Bucket: this.bucket,
           Prefix: prefix,
           ...(token === undefined ? {} : { ContinuationToken: token }),
         }),
@@ -151,7 +159,7 @@ export class S3ObjectStore implements ObjectStore {
     // Content-MD5 that some S3-compatible servers and SDK checksum modes disagree on.
     for (const key of keys) {
       await this.client.send(
-        new DeleteObjectCommand({ Bucket: this.options.bucket, Key: key }),
+        new DeleteObjectCommand({ Bucket: this.bucket, Key: key }),
         { abortSignal: signal },
       );
     }

@@ -5,6 +5,7 @@
  * snapshot is verified (size, sha256, its own meta against the manifest) before it is used; a
  * rejected one falls back to the next older one.
  */
+import type { ConfigBackup, ConfigCluster } from "../config/mod.ts";
 import type { Metrics } from "../metrics/mod.ts";
 import type { FetchedSnapshot, SnapshotSource } from "../node/mod.ts";
 import { errorMessage, log } from "../util/log.ts";
@@ -27,12 +28,14 @@ export type PeerSnapshotFetcher = (
   signal: AbortSignal,
 ) => Promise<Manifest | null>;
 
-/** Settings of the restorer. */
+/**
+ * What the restorer is built from: its config sections whole — `cluster.namespace`,
+ * `backup.timeoutMs` (bound on one restore) and `backup.keep` (snapshots kept, so at most
+ * `max(2, keep)` are tried, newest first, when one is rejected) — and what is injected.
+ */
 export interface RestoreOptions {
-  readonly namespace: string;
-  readonly timeoutMs: number;
-  /** Older snapshots tried after a rejected one. */
-  readonly attemptsMax: number;
+  readonly cluster: ConfigCluster;
+  readonly backup: ConfigBackup;
   readonly metrics: Metrics;
 }
 
@@ -51,7 +54,7 @@ export class Restorer implements SnapshotSource {
     logEnd: number,
     dir: string,
   ): Promise<FetchedSnapshot | null> {
-    const signal = AbortSignal.timeout(this.options.timeoutMs);
+    const signal = AbortSignal.timeout(this.options.backup.timeoutMs);
     const fromS3 = this.objects === null
       ? null
       : await this.fromS3(this.objects, partition, localOffset, logEnd, dir, signal);
@@ -73,7 +76,7 @@ export class Restorer implements SnapshotSource {
     dir: string,
     signal: AbortSignal,
   ): Promise<FetchedSnapshot | null> {
-    const ns = this.options.namespace;
+    const ns = this.options.cluster.namespace;
     let offsets: number[];
     try {
       offsets = manifestOffsets(await objects.list(partitionPrefix(ns, partition), signal));
@@ -84,7 +87,7 @@ export class Restorer implements SnapshotSource {
     }
     // A snapshot the log has not reached would skip offsets the log assigns later.
     const usable = offsets.filter((o) => o > localOffset && o < logEnd);
-    for (const offset of usable.slice(0, this.options.attemptsMax)) {
+    for (const offset of usable.slice(0, Math.max(2, this.options.backup.keep))) {
       const path = `${dir}/.restore-p${partition}-${offset}-${Date.now()}.mdb`;
       const stem = snapshotStem(ns, partition, offset);
       try {
@@ -139,7 +142,7 @@ export class Restorer implements SnapshotSource {
         this.count("peer", "unavailable");
         return null;
       }
-      const foreign = foreignManifest(manifest, this.options.namespace, partition);
+      const foreign = foreignManifest(manifest, this.options.cluster.namespace, partition);
       if (foreign !== null) {
         throw new SnapshotRejected("manifest", `Peer snapshot describes ${foreign}`);
       }

@@ -1,9 +1,10 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
+import { loadConfig } from "../config/mod.ts";
 import { createMetrics, type Metrics } from "../metrics/mod.ts";
 import { PartitionStore } from "../store/mod.ts";
 import { chainOf, openStore, withTempDir, writeUpTo } from "../../tests/_helpers.ts";
 import { listDir, MemoryObjectStore } from "./_test_util.ts";
-import { type PeerSnapshotFetcher, type RestoreOptions, Restorer } from "./restore.ts";
+import { type PeerSnapshotFetcher, Restorer } from "./restore.ts";
 import { createSnapshot, hashFile, type Manifest, snapshotStem } from "./snapshot.ts";
 
 const NS = "test";
@@ -40,19 +41,26 @@ async function publish(
   return manifests;
 }
 
-/** A restorer of namespace "test" reading `objects` (and `peer`, when given). */
+/**
+ * A restorer of namespace "test" reading `objects` (and `peer`, when given), trying at most 3
+ * snapshots (`BACKUP_KEEP`); `env` overrides those settings.
+ */
 function restorerOf(
   objects: MemoryObjectStore | null,
   peer: PeerSnapshotFetcher | null = null,
-  overrides: Partial<RestoreOptions> = {},
+  env: Record<string, string> = {},
 ): { restorer: Restorer; metrics: Metrics } {
   const metrics = createMetrics();
+  const config = loadConfig({
+    NAMESPACE: NS,
+    BACKUP_TIMEOUT_MS: "10000",
+    BACKUP_KEEP: "3",
+    ...env,
+  });
   const restorer = new Restorer(objects, peer, {
-    namespace: NS,
-    timeoutMs: 10_000,
-    attemptsMax: 3,
+    cluster: config.cluster,
+    backup: config.backup,
     metrics,
-    ...overrides,
   });
   return { restorer, metrics };
 }
@@ -200,7 +208,7 @@ Deno.test("fetch() tries at most attemptsMax snapshots", async () => {
     corrupt(objects, `${snapshotStem(NS, 0, 9)}.mdb`);
     corrupt(objects, `${snapshotStem(NS, 0, 6)}.mdb`);
     const db = await restoreDir(dir);
-    const { restorer, metrics } = restorerOf(objects, null, { attemptsMax: 2 });
+    const { restorer, metrics } = restorerOf(objects, null, { BACKUP_KEEP: "2" });
     equal(await restorer.fetch(0, -1, 0, 100, db), null);
     equal(objects.count("getFile"), 2);
     deepEqual(restores(metrics), { "s3/rejected": 2 });

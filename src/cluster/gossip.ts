@@ -3,32 +3,25 @@
  * target — the static `GOSSIP_PEERS`, the AAAA records of the region's Fly internal DNS name
  * (re-resolved periodically), and every member it has heard from — and takes in theirs.
  */
+import type { ConfigCluster, ConfigGossip, ConfigNode } from "../config/mod.ts";
 import type { Metrics } from "../metrics/mod.ts";
+import { assert } from "../util/assert.ts";
 import { errorMessage, log } from "../util/log.ts";
 import { sleep } from "../util/sleep.ts";
 import { bindOrThrow } from "../util/start_error.ts";
 import { Membership } from "./membership.ts";
 import { decodeBitmap, decodeState, encodeBitmap, encodeState, type NodeState } from "./message.ts";
 
-/** Settings of the gossip loop. */
+/**
+ * What the gossip agent is built from: its config sections whole — `cluster` (namespace,
+ * partitions, and the secret that signs datagrams, required), `node` (instance id, region,
+ * replica group, and `listenHost`, the address the UDP socket binds to), `gossip` (port, static
+ * peers, DNS name and resolver, intervals) — and what is injected.
+ */
 export interface GossipOptions {
-  readonly selfId: string;
-  readonly namespace: string;
-  readonly region: string;
-  readonly group: string;
-  readonly partitions: number;
-  readonly secret: string;
-  /** Address the UDP socket binds to. */
-  readonly bindHost: string;
-  readonly port: number;
-  readonly intervalMs: number;
-  /** Static `host:port` targets. */
-  readonly peers: readonly string[];
-  /** DNS name whose AAAA records are the region's nodes (Fly: `<region>.<app>.internal`). */
-  readonly dnsName: string | null;
-  /** Resolver `host:port`, or null for the system's. */
-  readonly dnsServer: string | null;
-  readonly dnsIntervalMs: number;
+  readonly cluster: ConfigCluster;
+  readonly node: ConfigNode;
+  readonly gossip: ConfigGossip;
   /** Most targets kept (static + DNS + learned): bounds the work of one broadcast. */
   readonly targetsMax: number;
   readonly metrics: Metrics;
@@ -63,16 +56,21 @@ export class Gossip {
   private dnsTargets: string[] = [];
   private servingNow: () => Iterable<number> = () => [];
   private addr = "";
+  /** The HMAC key of every datagram (`cluster.secret`, asserted set). */
+  private readonly secret: string;
 
   constructor(private readonly options: GossipOptions) {
+    const { cluster, node, gossip } = options;
+    assert(cluster.secret !== null, "gossip needs CLUSTER_SECRET (checked by config)");
+    this.secret = cluster.secret;
     this.incarnation = options.now();
     this.membership = new Membership({
-      selfId: options.selfId,
-      namespace: options.namespace,
-      region: options.region,
-      partitions: options.partitions,
-      intervalMs: options.intervalMs,
-      maxClockSkewMs: Math.max(30_000, 20 * options.intervalMs),
+      instanceId: node.instanceId,
+      namespace: cluster.namespace,
+      region: node.region,
+      partitions: cluster.partitions,
+      broadcastMs: gossip.broadcastMs,
+      maxClockSkewMs: Math.max(30_000, 20 * gossip.broadcastMs),
       now: options.now,
     });
   }
@@ -84,19 +82,20 @@ export class Gossip {
   async run(addr: string, serving: () => Iterable<number>, signal: AbortSignal): Promise<void> {
     this.addr = addr;
     this.servingNow = serving;
-    const { bindHost, port } = this.options;
+    const { listenHost } = this.options.node;
+    const { port } = this.options.gossip;
     const socket = bindOrThrow(
       "gossip",
-      bindHost,
+      listenHost,
       port,
-      () => Deno.listenDatagram({ transport: "udp", hostname: bindHost, port }),
+      () => Deno.listenDatagram({ transport: "udp", hostname: listenHost, port }),
     );
     this.socket = socket;
     log("info", "gossip_listening", {
-      hostname: this.options.bindHost,
+      hostname: listenHost,
       port: (socket.addr as Deno.NetAddr).port,
-      peers: this.options.peers,
-      dns: this.options.dnsName,
+      peers: this.options.gossip.peers,
+      dns: this.options.gossip.dnsName,
     });
     signal.addEventListener("abort", () => {
       try {
@@ -115,22 +114,22 @@ export class Gossip {
   private state(): NodeState {
     return {
       v: 1,
-      id: this.options.selfId,
-      namespace: this.options.namespace,
-      region: this.options.region,
-      group: this.options.group,
+      id: this.options.node.instanceId,
+      namespace: this.options.cluster.namespace,
+      region: this.options.node.region,
+      group: this.options.node.replicaGroup,
       addr: this.addr,
       inc: this.incarnation,
       seq: ++this.seq,
       ts: this.options.now(),
       state: this.leaving ? "leaving" : "alive",
-      partitions: this.options.partitions,
-      serving: encodeBitmap(this.servingNow(), this.options.partitions),
+      partitions: this.options.cluster.partitions,
+      serving: encodeBitmap(this.servingNow(), this.options.cluster.partitions),
     };
   }
 
   private targets(): string[] {
-    const all = new Set<string>(this.options.peers);
+    const all = new Set<string>(this.options.gossip.peers);
     for (const t of this.dnsTargets) all.add(t);
     for (const { member } of this.membership.list()) all.add(member.gossipAddr);
     return [...all].slice(0, this.options.targetsMax);
@@ -139,7 +138,7 @@ export class Gossip {
   private async broadcast(): Promise<void> {
     const socket = this.socket;
     if (socket === null) return;
-    const datagram = encodeState(this.state(), this.options.secret);
+    const datagram = encodeState(this.state(), this.secret);
     for (const target of this.targets()) {
       try {
         const { hostname, port } = splitHostPort(target);
@@ -157,14 +156,16 @@ export class Gossip {
       const gone = this.membership.prune();
       for (const id of gone) log("info", "member_forgotten", { id });
       this.updateMetrics();
-      await sleep(this.options.intervalMs, signal);
+      await sleep(this.options.gossip.broadcastMs, signal);
     }
   }
 
   private async dnsLoop(signal: AbortSignal): Promise<void> {
-    const name = this.options.dnsName;
+    const name = this.options.gossip.dnsName;
     if (name === null) return;
-    const server = this.options.dnsServer === null ? null : splitHostPort(this.options.dnsServer);
+    const server = this.options.gossip.dnsServer === null
+      ? null
+      : splitHostPort(this.options.gossip.dnsServer);
     let previous = "";
     while (!signal.aborted) {
       try {
@@ -175,7 +176,7 @@ export class Gossip {
           signal,
         });
         // Unmapped like datagram sources, so a peer found both ways is one target, not two.
-        this.dnsTargets = records.map((ip) => joinHostPort(unmapIpv4(ip), this.options.port))
+        this.dnsTargets = records.map((ip) => joinHostPort(unmapIpv4(ip), this.options.gossip.port))
           .sort();
         const now = this.dnsTargets.join(",");
         if (now !== previous) log("info", "gossip_dns_targets", { name, targets: this.dnsTargets });
@@ -185,7 +186,7 @@ export class Gossip {
         this.options.metrics.gossipDnsErrors.labels().inc();
         log("warn", "gossip_dns_failed", { name, error: errorMessage(error) });
       }
-      await sleep(this.options.dnsIntervalMs, signal);
+      await sleep(this.options.gossip.dnsIntervalMs, signal);
     }
   }
 
@@ -199,7 +200,7 @@ export class Gossip {
       } catch {
         return; // closed
       }
-      const decoded = decodeState(datagram, this.options.secret);
+      const decoded = decodeState(datagram, this.secret);
       if (!decoded.ok) {
         dropped.labels(decoded.reason).inc();
         continue;

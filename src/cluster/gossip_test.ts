@@ -1,4 +1,5 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
+import { loadConfig } from "../config/mod.ts";
 import { createMetrics, type Metrics } from "../metrics/mod.ts";
 import { Gossip, joinHostPort, splitHostPort, unmapIpv4 } from "./gossip.ts";
 import type { Health } from "./membership.ts";
@@ -51,7 +52,7 @@ interface AgentOptions {
   readonly port: number;
   readonly peers?: readonly string[];
   readonly serving?: number[];
-  readonly intervalMs?: number;
+  readonly broadcastMs?: number;
   readonly bindHost?: string;
   readonly dnsName?: string;
   readonly dnsServer?: string;
@@ -61,20 +62,25 @@ interface AgentOptions {
 function startAgent(options: AgentOptions): Agent {
   const metrics = createMetrics();
   const serving = new Set(options.serving ?? []);
+  const config = loadConfig({
+    INSTANCE_ID: options.id,
+    NAMESPACE: "default",
+    REGION: "local",
+    REPLICA_GROUP: `group-${options.id}`,
+    PARTITIONS: String(PARTITIONS),
+    CLUSTER_SECRET: SECRET,
+    LISTEN_HOST: options.bindHost ?? "127.0.0.1",
+    GOSSIP_PORT: String(options.port),
+    GOSSIP_BROADCAST_MS: String(options.broadcastMs ?? 50),
+    GOSSIP_PEERS: (options.peers ?? []).join(","),
+    GOSSIP_DNS_NAME: options.dnsName ?? "",
+    GOSSIP_DNS_SERVER: options.dnsServer ?? "",
+    GOSSIP_DNS_INTERVAL_MS: "100",
+  });
   const gossip = new Gossip({
-    selfId: options.id,
-    namespace: "default",
-    region: "local",
-    group: `group-${options.id}`,
-    partitions: PARTITIONS,
-    secret: SECRET,
-    bindHost: options.bindHost ?? "127.0.0.1",
-    port: options.port,
-    intervalMs: options.intervalMs ?? 50,
-    peers: options.peers ?? [],
-    dnsName: options.dnsName ?? null,
-    dnsServer: options.dnsServer ?? null,
-    dnsIntervalMs: 100,
+    cluster: config.cluster,
+    node: config.node,
+    gossip: config.gossip,
     targetsMax: 16,
     metrics,
     now: () => Date.now(),
@@ -195,13 +201,13 @@ Deno.test("an agent bound to :: (Fly's 6PN) talks to IPv4 and IPv6 peers on one 
 Deno.test("a leaving announcement is seen at once, not at the next broadcast", async () => {
   const [portA, portB] = [freeUdpPort(), freeUdpPort()];
   // A 10 s interval: only the announcement itself can tell b in time.
-  const b = startAgent({ id: "b", port: portB, intervalMs: 10_000 });
+  const b = startAgent({ id: "b", port: portB, broadcastMs: 10_000 });
   const a = startAgent({
     id: "a",
     port: portA,
     peers: [`127.0.0.1:${portB}`],
     serving: [4],
-    intervalMs: 10_000,
+    broadcastMs: 10_000,
   });
   try {
     await waitFor("b sees a alive", () => healthOf(b, "a") === "alive");
@@ -249,7 +255,7 @@ Deno.test("a stopped agent turns suspect after about 3 intervals and is forgotte
 
 Deno.test("an agent drops and counts forged, unsigned, oversized, foreign and replayed datagrams", async () => {
   const port = freeUdpPort();
-  const agent = startAgent({ id: "a", port, intervalMs: 10_000 });
+  const agent = startAgent({ id: "a", port, broadcastMs: 10_000 });
   const raw = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
   const to: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port };
   try {
@@ -284,7 +290,7 @@ Deno.test("an agent drops and counts forged, unsigned, oversized, foreign and re
 
 Deno.test("an agent drops a well-signed state whose bitmap is malformed", async () => {
   const port = freeUdpPort();
-  const agent = startAgent({ id: "a", port, intervalMs: 10_000 });
+  const agent = startAgent({ id: "a", port, broadcastMs: 10_000 });
   const raw = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
   const to: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port };
   try {

@@ -28,11 +28,13 @@ export type Observed = "new" | "updated" | "stale" | "foreign" | "self";
 
 /** Settings of the membership table. */
 export interface MembershipOptions {
-  readonly selfId: string;
+  /** This node's `node.instanceId`. */
+  readonly instanceId: string;
   readonly namespace: string;
   readonly region: string;
   readonly partitions: number;
-  readonly intervalMs: number;
+  /** `gossip.broadcastMs`: silence for 3 of them makes a member suspect, 10 forgets it. */
+  readonly broadcastMs: number;
   /** Datagrams whose sender clock is further than this from ours are stale (replays). */
   readonly maxClockSkewMs: number;
   readonly now: () => number;
@@ -53,7 +55,7 @@ export class Membership {
   /** Takes a verified state from `gossipAddr` into the table. */
   observe(state: NodeState, serving: ReadonlySet<number>, gossipAddr: string): Observed {
     const o = this.options;
-    if (state.id === o.selfId) return "self";
+    if (state.id === o.instanceId) return "self";
     if (
       state.namespace !== o.namespace || state.region !== o.region ||
       state.partitions !== o.partitions
@@ -87,8 +89,8 @@ export class Membership {
   /** How a member looks now; null once it is to be forgotten. */
   health(member: Member): Health | null {
     const silentMs = this.options.now() - member.seenAt;
-    if (silentMs > 10 * this.options.intervalMs) return null;
-    if (silentMs > 3 * this.options.intervalMs) return "suspect";
+    if (silentMs > 10 * this.options.broadcastMs) return null;
+    if (silentMs > 3 * this.options.broadcastMs) return "suspect";
     return member.state === "leaving" ? "leaving" : "alive";
   }
 

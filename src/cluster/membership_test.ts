@@ -10,11 +10,11 @@ const START_MS = 1_700_000_000_000;
 function table() {
   const clock = { now: START_MS };
   const membership = new Membership({
-    selfId: "self",
+    instanceId: "self",
     namespace: "default",
     region: "ams",
     partitions: 16,
-    intervalMs: INTERVAL_MS,
+    broadcastMs: INTERVAL_MS,
     maxClockSkewMs: SKEW_MS,
     now: () => clock.now,
   });

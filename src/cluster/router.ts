@@ -4,8 +4,10 @@
  * internal port with the cluster secret. The peer answers from its own LMDB and never proxies
  * again (hop limit 1), so a routing disagreement can cost a retry, never a loop.
  */
+import type { ConfigCluster, ConfigGossip } from "../config/mod.ts";
 import type { Metrics } from "../metrics/mod.ts";
 import type { PeerKey, PeerReads } from "../node/mod.ts";
+import { assert } from "../util/assert.ts";
 import { isErrorCode } from "../util/error_codes.ts";
 import { OperationalError } from "../util/errors.ts";
 import { sleep } from "../util/sleep.ts";
@@ -41,10 +43,14 @@ interface PeerQueue {
 /** A key to read through a peer, with its partition. */
 export type RoutedKey = PeerKey;
 
-/** Settings of the router. */
+/**
+ * What the router is built from: its config sections whole — `cluster.secret` (the bearer of
+ * every proxied call, required) and `gossip.proxyTimeoutMs` (bound on one call, plus its
+ * `wait_ms`) — and what is injected.
+ */
 export interface RouterOptions {
-  readonly secret: string;
-  readonly timeoutMs: number;
+  readonly cluster: ConfigCluster;
+  readonly gossip: ConfigGossip;
   readonly metrics: Metrics;
   readonly random?: () => number;
   /** The node's clock (default: the wall clock). */
@@ -82,6 +88,8 @@ export class Router implements PeerReads {
   private readonly now: () => number;
   /** Ends the pauses of reads following a moving partition (at {@linkcode close}). */
   private readonly closing = new AbortController();
+  /** `cluster.secret`, asserted set. */
+  private readonly secret: string;
   /** Shared internal get requests, per peer address. */
   private readonly queues = new Map<string, PeerQueue>();
 
@@ -89,6 +97,8 @@ export class Router implements PeerReads {
     private readonly membership: Membership,
     private readonly options: RouterOptions,
   ) {
+    assert(options.cluster.secret !== null, "the router needs CLUSTER_SECRET (checked by config)");
+    this.secret = options.cluster.secret;
     this.random = options.random ?? Math.random;
     this.now = options.now ?? Date.now;
   }
@@ -122,9 +132,9 @@ export class Router implements PeerReads {
       body,
       headers: {
         "content-type": "application/json",
-        authorization: `Bearer ${this.options.secret}`,
+        authorization: `Bearer ${this.secret}`,
       },
-      signal: AbortSignal.timeout(this.options.timeoutMs + waitMs),
+      signal: AbortSignal.timeout(this.options.gossip.proxyTimeoutMs + waitMs),
     });
   }
 
@@ -278,7 +288,7 @@ export class Router implements PeerReads {
     for (const member of owners.slice(0, 2)) {
       try {
         const response = await fetch(`http://${member.addr}${INTERNAL_SNAPSHOT_PATH}${partition}`, {
-          headers: { authorization: `Bearer ${this.options.secret}` },
+          headers: { authorization: `Bearer ${this.secret}` },
           signal,
         });
         if (response.status !== 200 || response.body === null) {

@@ -1,4 +1,5 @@
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
+import { loadConfig } from "../config/mod.ts";
 import { createMetrics, type Metrics } from "../metrics/mod.ts";
 import { statusOf } from "../api/problem.ts";
 import { OperationalError } from "../util/errors.ts";
@@ -81,11 +82,11 @@ function cluster(
   timeoutMs = 2000,
 ): { router: Router; metrics: Metrics; membership: Membership } {
   const membership = new Membership({
-    selfId: "self",
+    instanceId: "self",
     namespace: "default",
     region: "ams",
     partitions: 16,
-    intervalMs: 500,
+    broadcastMs: 500,
     maxClockSkewMs: 30_000,
     now: () => NOW_MS,
   });
@@ -108,9 +109,10 @@ function cluster(
   });
   const metrics = createMetrics();
   // random() close to 1 keeps the owners in the order observed: the first is tried first.
+  const config = loadConfig({ CLUSTER_SECRET: SECRET, PROXY_TIMEOUT_MS: String(timeoutMs) });
   const router = new Router(membership, {
-    secret: SECRET,
-    timeoutMs,
+    cluster: config.cluster,
+    gossip: config.gossip,
     metrics,
     random: () => 0.999,
   });

@@ -1,5 +1,13 @@
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
-import { ConfigError, loadConfig } from "./config.ts";
+import {
+  assertClusterRelations,
+  CLUSTER_CONSTANTS,
+  clusterRelationProblems,
+  ConfigError,
+  loadConfig,
+} from "./config.ts";
+import { LMDB_KEY_BYTES_MAX, PK_BYTES_MAX, RECORD_KEY_BYTES_MAX, SK_BYTES_MAX } from "./cluster.ts";
+import { SETTINGS } from "./settings.ts";
 
 /** Asserts that `env` stops the node with a ConfigError naming `variable` and matching `bound`. */
 function rejects(env: Record<string, string>, variable: string, bound: RegExp): void {
@@ -15,30 +23,30 @@ function rejects(env: Record<string, string>, variable: string, bound: RegExp): 
 
 Deno.test("loadConfig() gives a laptop-ready embedded node for an empty environment", () => {
   const config = loadConfig({});
-  equal(config.log, "embedded");
-  deepEqual(config.kafkaSeeds, []);
-  equal(config.partitions, 16);
-  equal(config.apiPort, 8190);
-  equal(config.internalPort, 8191);
-  equal(config.dbPath, "./data");
-  equal(config.namespace, "default");
-  equal(config.region, "local");
-  equal(config.replicaGroup, "default");
-  match(config.instanceId, /^node-[0-9a-f]{12}$/);
-  equal(config.tlsCertFile, null);
-  equal(config.tlsKeyFile, null);
-  equal(config.clusterSecret, null);
-  deepEqual(config.apiTokensRead, []);
-  deepEqual(config.apiTokensWrite, []);
-  ok(config.dataBytesMax <= config.bodyBytesMax);
-  ok(config.listScanMax >= config.listLimitMax);
+  equal(config.log.kind, "embedded");
+  deepEqual(config.kafka.seeds, []);
+  equal(config.cluster.partitions, 16);
+  equal(config.api.port, 8190);
+  equal(config.api.internalPort, 8191);
+  equal(config.store.dbPath, "./data");
+  equal(config.cluster.namespace, "default");
+  equal(config.node.region, "local");
+  equal(config.node.replicaGroup, "default");
+  match(config.node.instanceId, /^node-[0-9a-f]{12}$/);
+  equal(config.api.tlsCertFile, null);
+  equal(config.api.tlsKeyFile, null);
+  equal(config.cluster.secret, null);
+  deepEqual(config.api.tokensRead, []);
+  deepEqual(config.api.tokensWrite, []);
+  ok(config.limits.dataBytesMax <= config.limits.bodyBytesMax);
+  ok(config.limits.listScanMax >= config.limits.listLimitMax);
 });
 
 Deno.test("loadConfig() treats blank values as unset", () => {
   const config = loadConfig({ PARTITIONS: "  ", DB_PATH: "", KAFKA_SEEDS: " " });
-  equal(config.partitions, 16);
-  equal(config.dbPath, "./data");
-  equal(config.log, "embedded");
+  equal(config.cluster.partitions, 16);
+  equal(config.store.dbPath, "./data");
+  equal(config.log.kind, "embedded");
 });
 
 Deno.test("loadConfig() reads every kind of value it is given", () => {
@@ -55,45 +63,61 @@ Deno.test("loadConfig() reads every kind of value it is given", () => {
     CLUSTER_SECRET: "0123456789abcdef",
     DB_PATH: "/data",
   });
-  equal(config.namespace, "prod_eu-1");
-  equal(config.partitions, 12);
-  equal(config.log, "kafka");
-  deepEqual(config.kafkaSeeds, ["kafka-1:9092", "10.0.0.2:9093", "[fdaa::3]:9092"]);
-  equal(config.apiPort, 9000);
-  equal(config.internalPort, 9001);
-  equal(config.tlsCertFile, "/certs/cert.pem");
-  equal(config.tlsKeyFile, "/certs/key.pem");
-  deepEqual(config.apiTokensRead, ["r1", "r2"]);
-  deepEqual(config.apiTokensWrite, ["w1"]);
-  equal(config.clusterSecret, "0123456789abcdef");
-  equal(config.dbPath, "/data");
+  equal(config.cluster.namespace, "prod_eu-1");
+  equal(config.cluster.partitions, 12);
+  equal(config.log.kind, "kafka");
+  deepEqual(config.kafka.seeds, ["kafka-1:9092", "10.0.0.2:9093", "[fdaa::3]:9092"]);
+  equal(config.api.port, 9000);
+  equal(config.api.internalPort, 9001);
+  equal(config.api.tlsCertFile, "/certs/cert.pem");
+  equal(config.api.tlsKeyFile, "/certs/key.pem");
+  deepEqual(config.api.tokensRead, ["r1", "r2"]);
+  deepEqual(config.api.tokensWrite, ["w1"]);
+  equal(config.cluster.secret, "0123456789abcdef");
+  equal(config.store.dbPath, "/data");
 });
 
 Deno.test("loadConfig() returns a frozen config, lists included", () => {
-  const config = loadConfig({ KAFKA_SEEDS: "k:9092", API_TOKENS_READ: "r" });
+  const config = loadConfig({
+    KAFKA_SEEDS: "k:9092",
+    API_TOKENS_READ: "r",
+    GOSSIP_PEERS: "p:1",
+    CLUSTER_SECRET: "0123456789abcdef",
+  });
   ok(Object.isFrozen(config));
   throws(() => {
-    (config as { partitions: number }).partitions = 1;
+    (config.cluster as { partitions: number }).partitions = 1;
   }, TypeError);
-  for (const list of [config.kafkaSeeds, config.apiTokensRead, config.apiTokensWrite]) {
+  throws(() => {
+    (config as { cluster: unknown }).cluster = {};
+  }, TypeError);
+  for (const section of Object.values(config)) ok(Object.isFrozen(section));
+  for (
+    const list of [
+      config.kafka.seeds,
+      config.api.tokensRead,
+      config.api.tokensWrite,
+      config.gossip.peers,
+    ]
+  ) {
     ok(Object.isFrozen(list));
     throws(() => (list as string[]).push("x"), TypeError);
   }
-  deepEqual(config.kafkaSeeds, ["k:9092"]);
+  deepEqual(config.kafka.seeds, ["k:9092"]);
 });
 
 Deno.test("loadConfig() takes REGION from FLY_REGION and INSTANCE_ID from FLY_MACHINE_ID", () => {
   const fly = loadConfig({ FLY_REGION: "ams", FLY_MACHINE_ID: "148e4d55f36278" });
-  equal(fly.region, "ams");
-  equal(fly.instanceId, "148e4d55f36278");
+  equal(fly.node.region, "ams");
+  equal(fly.node.instanceId, "148e4d55f36278");
   const explicit = loadConfig({
     FLY_REGION: "ams",
     FLY_MACHINE_ID: "148e4d55f36278",
     REGION: "lab",
     INSTANCE_ID: "n1",
   });
-  equal(explicit.region, "lab");
-  equal(explicit.instanceId, "n1");
+  equal(explicit.node.region, "lab");
+  equal(explicit.node.instanceId, "n1");
 });
 
 Deno.test("loadConfig() rejects integers that are malformed, naming the variable and bounds", () => {
@@ -115,8 +139,8 @@ Deno.test("loadConfig() rejects integers outside their bounds, naming the variab
   rejects({ WAITERS_MAX: "0" }, "WAITERS_MAX", /\[1, 1000000\]/);
   rejects({ LOG_QUEUE_MAX: "1000001" }, "LOG_QUEUE_MAX", /\[1, 1000000\]/);
   rejects({ LMDB_MAP_BYTES: "1024" }, "LMDB_MAP_BYTES", /\[16777216, /);
-  equal(loadConfig({ PARTITIONS: "1" }).partitions, 1);
-  equal(loadConfig({ PARTITIONS: "4096" }).partitions, 4096);
+  equal(loadConfig({ PARTITIONS: "1" }).cluster.partitions, 1);
+  equal(loadConfig({ PARTITIONS: "4096" }).cluster.partitions, 4096);
 });
 
 Deno.test("loadConfig() rejects names outside the safe alphabet", () => {
@@ -126,7 +150,7 @@ Deno.test("loadConfig() rejects names outside the safe alphabet", () => {
   rejects({ REGION: "fra!" }, "REGION", /\[A-Za-z0-9_-\]/);
   rejects({ REPLICA_GROUP: "a:b" }, "REPLICA_GROUP", /\[A-Za-z0-9_-\]/);
   rejects({ INSTANCE_ID: "n 1" }, "INSTANCE_ID", /\[A-Za-z0-9_-\]/);
-  equal(loadConfig({ NAMESPACE: "x".repeat(64) }).namespace, "x".repeat(64));
+  equal(loadConfig({ NAMESPACE: "x".repeat(64) }).cluster.namespace, "x".repeat(64));
 });
 
 Deno.test("loadConfig() rejects a TLS certificate without its key, and a key without its cert", () => {
@@ -157,9 +181,12 @@ Deno.test("loadConfig() rejects limits that contradict each other", () => {
   rejects({ API_PORT: "9000", INTERNAL_PORT: "9000" }, "INTERNAL_PORT", /differ from API_PORT/);
   rejects({ INTERNAL_PORT: "8190" }, "INTERNAL_PORT", /differ from API_PORT \(8190\)/);
   // Equal bounds are fine, and port 0 (any free port) may be used for both.
-  equal(loadConfig({ BODY_BYTES_MAX: "100000", DATA_BYTES_MAX: "100000" }).dataBytesMax, 100000);
-  equal(loadConfig({ LIST_LIMIT_MAX: "500", LIST_SCAN_MAX: "500" }).listScanMax, 500);
-  equal(loadConfig({ API_PORT: "0", INTERNAL_PORT: "0" }).apiPort, 0);
+  equal(
+    loadConfig({ BODY_BYTES_MAX: "100000", DATA_BYTES_MAX: "100000" }).limits.dataBytesMax,
+    100000,
+  );
+  equal(loadConfig({ LIST_LIMIT_MAX: "500", LIST_SCAN_MAX: "500" }).limits.listScanMax, 500);
+  equal(loadConfig({ API_PORT: "0", INTERNAL_PORT: "0" }).api.port, 0);
 });
 
 Deno.test("loadConfig() rejects malformed KAFKA_SEEDS entries", () => {
@@ -178,9 +205,13 @@ Deno.test("loadConfig() reads Kafka TLS and SASL settings and names the missing 
     KAFKA_SASL_USERNAME: "u",
     KAFKA_SASL_PASSWORD: "p",
   });
-  equal(config.kafkaTls, true);
-  deepEqual(config.kafkaSasl, { mechanism: "scram-sha-512", username: "u", password: "p" });
-  equal(loadConfig({}).kafkaSasl, null);
+  equal(config.kafka.tls, true);
+  const { saslMechanism, saslUsername, saslPassword } = config.kafka;
+  deepEqual(
+    { mechanism: saslMechanism, username: saslUsername, password: saslPassword },
+    { mechanism: "scram-sha-512", username: "u", password: "p" },
+  );
+  equal(loadConfig({}).kafka.saslMechanism, null);
   throws(
     () => loadConfig({ KAFKA_SASL_MECHANISM: "gssapi" }),
     /KAFKA_SASL_MECHANISM must be one of/,
@@ -194,10 +225,10 @@ Deno.test("loadConfig() reads Kafka TLS and SASL settings and names the missing 
 });
 
 Deno.test("loadConfig() closes idle connections after 60 s by default and refuses a timeout shorter than a request may wait", () => {
-  equal(loadConfig({}).idleTimeoutMs, 60_000);
-  equal(loadConfig({ IDLE_TIMEOUT_MS: "0" }).idleTimeoutMs, 0);
+  equal(loadConfig({}).api.idleTimeoutMs, 60_000);
+  equal(loadConfig({ IDLE_TIMEOUT_MS: "0" }).api.idleTimeoutMs, 0);
   equal(
-    loadConfig({ IDLE_TIMEOUT_MS: "500", WAIT_MS_MAX: "100", LOG_WRITE_TIMEOUT_MS: "100" })
+    loadConfig({ IDLE_TIMEOUT_MS: "500", WAIT_MS_MAX: "100", LOG_WRITE_TIMEOUT_MS: "100" }).api
       .idleTimeoutMs,
     500,
   );
@@ -207,4 +238,28 @@ Deno.test("loadConfig() closes idle connections after 60 s by default and refuse
     "IDLE_TIMEOUT_MS",
     /5000/,
   );
+});
+
+Deno.test("the cluster-wide constants agree with each other and with the settings' bounds", () => {
+  deepEqual(clusterRelationProblems(), []);
+  assertClusterRelations();
+  equal(RECORD_KEY_BYTES_MAX, 2 + PK_BYTES_MAX + SK_BYTES_MAX);
+  ok(RECORD_KEY_BYTES_MAX <= LMDB_KEY_BYTES_MAX);
+});
+
+Deno.test("clusterRelationProblems() names the relation a changed constant or bound breaks", () => {
+  const broken = (changes: Partial<typeof CLUSTER_CONSTANTS>, settings = SETTINGS) =>
+    clusterRelationProblems({ ...CLUSTER_CONSTANTS, ...changes }, settings).join("\n");
+  match(broken({ lmdbKeyBytesMax: 511 }), /must fit LMDB's key limit \(511\)/);
+  const longPk = broken({ pkBytesMax: 4096, recordKeyBytesMax: 2 + 4096 + 1024 });
+  match(longPk, /LMDB's key limit/);
+  match(longPk, /largest pk and sk and a message's framing/);
+  match(broken({ recordKeyBytesMax: 1000 }), /u16 pk length, the pk and the sk/);
+  match(broken({ messageKeysAndFramingBytes: 8192 }), /smallest MESSAGE_BYTES_MAX/);
+  match(broken({ messageOpsMax: 1000 }), /records of the largest request/);
+  match(broken({ messageConditionCharsMax: 1024 }), /longest condition the API accepts/);
+  const smallerMessages = SETTINGS.map((s) =>
+    s.env === "MESSAGE_BYTES_MAX" ? { ...s, min: 1024 } : s
+  );
+  match(broken({}, smallerMessages), /smallest MESSAGE_BYTES_MAX/);
 });

@@ -1,8 +1,60 @@
 /**
- * Configuration: reads environment variables into one frozen, validated {@linkcode Config}.
- * Every limit the node enforces is defined here; `docs/configuration.md` lists them.
+ * Configuration: reads environment variables into one frozen, validated {@linkcode Config} in
+ * sections, through the settings table (`settings.ts`: one row per variable, one name per
+ * setting from variable to field), and holds the constants every replica must share
+ * (`cluster.ts`). Every limit the node enforces is defined here; `docs/configuration.md` lists
+ * them and is tested against the table.
  *
  * @module
  */
-export { ConfigError, loadConfig, PK_BYTES_MAX, SK_BYTES_MAX } from "./config.ts";
-export type { Config, LogKind } from "./config.ts";
+export {
+  assertClusterRelations,
+  CLUSTER_CONSTANTS,
+  type ClusterConstants,
+  clusterRelationProblems,
+  ConfigError,
+  loadConfig,
+  redactedConfig,
+} from "./config.ts";
+export type {
+  Config,
+  ConfigApi,
+  ConfigBackup,
+  ConfigGossip,
+  ConfigKafka,
+  ConfigLifecycle,
+  ConfigLimits,
+  ConfigLog,
+  ConfigNode,
+  ConfigS3,
+  ConfigStore,
+  LogKind,
+} from "./config.ts";
+export {
+  LMDB_KEY_BYTES_MAX,
+  MESSAGE_CONDITION_CHARS_MAX,
+  MESSAGE_ENVELOPE_BYTES_MAX,
+  MESSAGE_KEYS_AND_FRAMING_BYTES,
+  MESSAGE_OPS_MAX,
+  MESSAGE_VERSION,
+  PK_BYTES_MAX,
+  RECORD_FORMAT,
+  RECORD_KEY_BYTES_MAX,
+  RECORD_KEY_PREFIX_BYTES,
+  SK_BYTES_MAX,
+  STORE_FORMAT,
+} from "./cluster.ts";
+export type { ConfigCluster } from "./cluster.ts";
+export {
+  type DeriveContext,
+  DERIVED_FIELDS,
+  type DerivedDefault,
+  isDerived,
+  SASL_MECHANISMS,
+  type SectionName,
+  type Setting,
+  type SettingDefault,
+  type SettingKind,
+  SETTINGS,
+  variablesRead,
+} from "./settings.ts";

@@ -38,7 +38,7 @@ export function murmur2(data: Uint8Array, length: number = data.length): number 
   return h | 0;
 }
 
-// pk is at most 512 UTF-8 bytes once validated; the scratch covers any string up to that.
+// A validated pk is at most PK_BYTES_MAX UTF-8 bytes; the scratch covers any string up to 4096 units.
 const scratch = new Uint8Array(3 * 4096);
 
 /** Kafka's `toPositive(murmur2(key)) % partitions` for the UTF-8 bytes of `pk`. */

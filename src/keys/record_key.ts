@@ -5,14 +5,14 @@
  * may contain any character, NUL included), and LMDB's memcmp order then sorts the records of one
  * pk by the UTF-8 bytes of `sk`, which is the order `/records/list` promises.
  */
-import { PK_BYTES_MAX, SK_BYTES_MAX } from "../config/mod.ts";
+import { PK_BYTES_MAX, RECORD_KEY_BYTES_MAX, SK_BYTES_MAX } from "../config/mod.ts";
 import { writeUtf8 } from "./utf8.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
-/** Largest encoded key: fits LMDB's 1978-byte key limit. */
-export const RECORD_KEY_BYTES_MAX = 2 + PK_BYTES_MAX + SK_BYTES_MAX;
+/** Largest encoded key (a cluster-wide constant; fits LMDB's key limit, asserted at startup). */
+export { RECORD_KEY_BYTES_MAX };
 
 /** UTF-8 length of `s` without allocating. */
 export function utf8Length(s: string): number {

@@ -30,8 +30,8 @@ export interface ConformanceLogOptions {
   readonly partitions: number;
   /** Most messages waiting to be made durable (`log_overloaded` beyond). */
   readonly queueMax: number;
-  /** Most records in one `deliver()` call. */
-  readonly deliverMax: number;
+  /** Most records in one `deliver()` call (`APPLY_BATCH_MAX`). */
+  readonly applyBatchMax: number;
   /** The clock that stamps messages. */
   readonly now: () => number;
 }
@@ -211,8 +211,8 @@ export function mutationLogConformance(
     deepEqual(consumer.records(2), sent.records(2));
   });
 
-  test("run() hands deliver() at most deliverMax records of a partition at a time, and the next only once the last was applied", async (h) => {
-    const log = await h.start({ partitions: 2, deliverMax: 3 });
+  test("run() hands deliver() at most applyBatchMax records of a partition at a time, and the next only once the last was applied", async (h) => {
+    const log = await h.start({ partitions: 2, applyBatchMax: 3 });
     const sent = new Sent();
     const first = Array.from({ length: 30 }, (_, i) => [message(i < 20 ? 0 : 1, `m${i}`)]);
     const offsets = await Promise.all(first.map((m) => log.append(m)));
@@ -467,12 +467,12 @@ class MemoryConsumer implements PartitionConsumer {
 
   /**
    * @param startAt the offset to resume `partition` from
-   * @param deliverMax the most records a `deliver()` may carry
+   * @param applyBatchMax the most records a `deliver()` may carry
    * @param applyMs how long each delivery takes to apply
    */
   constructor(
     private readonly startAt: (partition: number) => number,
-    private readonly deliverMax: number,
+    private readonly applyBatchMax: number,
     private readonly applyMs = 0,
   ) {}
 
@@ -518,8 +518,8 @@ class MemoryConsumer implements PartitionConsumer {
     if (this.applying.has(partition)) {
       this.violations.push(`${where}: the previous delivery is still being applied`);
     }
-    if (records.length > this.deliverMax) {
-      this.violations.push(`${where}: more than deliverMax ${this.deliverMax}`);
+    if (records.length > this.applyBatchMax) {
+      this.violations.push(`${where}: more than applyBatchMax ${this.applyBatchMax}`);
     }
     let position = this.positions.get(partition) ?? 0;
     const list = this.seen.get(partition) ?? [];
@@ -666,7 +666,7 @@ class Harness {
     const log = this.storage.open({
       partitions: 3,
       queueMax: 1000,
-      deliverMax: 100,
+      applyBatchMax: 100,
       now: () => this.clock,
       ...overrides,
     });

@@ -8,23 +8,24 @@
 import { open, type RootDatabase } from "lmdb";
 import { setImmediate } from "node:timers";
 import type { LogRecord } from "../apply/mod.ts";
+import type { ConfigCluster, ConfigLog } from "../config/mod.ts";
 import type { Metrics } from "../metrics/mod.ts";
 import { assert } from "../util/assert.ts";
 import { OperationalError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import type { AppendRequest, MutationLog, PartitionConsumer } from "../node/mod.ts";
 
-/** Settings of the embedded log. */
+/**
+ * What the embedded log is built from: its config sections whole (`cluster.partitions`;
+ * `log.queueMax` appends waiting for a commit, more refused with 503 `log_overloaded`;
+ * `log.applyBatchMax` records delivered to the consumer in one call; `log.embeddedLogMapBytes`)
+ * and its file.
+ */
 export interface EmbeddedLogOptions {
   /** File path of the log, e.g. `{DB_PATH}/{ns}/log.mdb`. */
   readonly path: string;
-  readonly partitions: number;
-  /** Most appends waiting for a commit; more are refused with 503 `log_overloaded`. */
-  readonly queueMax: number;
-  /** Most records delivered to the consumer in one call. */
-  readonly deliverMax: number;
-  /** LMDB map size, bytes. */
-  readonly mapBytes: number;
+  readonly cluster: ConfigCluster;
+  readonly log: ConfigLog;
   readonly metrics: Metrics;
   /** Clock for message timestamps, injectable for tests. */
   readonly now: () => number;
@@ -93,9 +94,9 @@ export class EmbeddedLog implements MutationLog {
   private appendedSignal: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: EmbeddedLogOptions) {
-    assert(options.partitions >= 1, "partitions must be positive");
-    this.endOffsets = new Array(options.partitions).fill(0);
-    this.committedEnds = new Array(options.partitions).fill(0);
+    assert(options.cluster.partitions >= 1, "partitions must be positive");
+    this.endOffsets = new Array(options.cluster.partitions).fill(0);
+    this.committedEnds = new Array(options.cluster.partitions).fill(0);
     this.resetSignal();
   }
 
@@ -110,7 +111,7 @@ export class EmbeddedLog implements MutationLog {
     this.env = open({
       path: this.options.path,
       maxDbs: 2,
-      mapSize: this.options.mapBytes,
+      mapSize: this.options.log.embeddedLogMapBytes,
       overlappingSync: false,
     });
     const entries = this.env.openDB<Uint8Array, Uint8Array>({
@@ -119,7 +120,7 @@ export class EmbeddedLog implements MutationLog {
       encoding: "binary",
     });
     this.entries = entries;
-    for (let p = 0; p < this.options.partitions; p++) {
+    for (let p = 0; p < this.options.cluster.partitions; p++) {
       // A reverse scan starts at the last key <= its start, so it must start below partition
       // p + 1's first entry: starting at that entry would find it and miss p's last one.
       for (const key of entries.getKeys({ start: partitionEndKey(p), reverse: true, limit: 1 })) {
@@ -133,14 +134,19 @@ export class EmbeddedLog implements MutationLog {
     // hash to another partition and its records would seem gone.
     const meta = this.env.openDB<unknown, string>({ name: "meta", encoding: "json" });
     const recorded = meta.get("partitions");
-    if (recorded !== undefined && recorded !== this.options.partitions) {
+    if (recorded !== undefined && recorded !== this.options.cluster.partitions) {
       await this.refuse(`was created with PARTITIONS=${recorded}`);
     }
     // A file older than the record: entries beyond the count say it was written with more.
-    for (const key of entries.getKeys({ start: entryKey(this.options.partitions, 0), limit: 1 })) {
+    for (
+      const key of entries.getKeys({
+        start: entryKey(this.options.cluster.partitions, 0),
+        limit: 1,
+      })
+    ) {
       await this.refuse(`has partition ${entryPartition(key as Uint8Array)}`);
     }
-    if (recorded === undefined) meta.putSync("partitions", this.options.partitions);
+    if (recorded === undefined) meta.putSync("partitions", this.options.cluster.partitions);
   }
 
   private async refuse(found: string): Promise<never> {
@@ -150,7 +156,7 @@ export class EmbeddedLog implements MutationLog {
     await env.close();
     throw new OperationalError(
       "partition_count_mismatch",
-      `Cannot start: the embedded log ${this.options.path} ${found} but PARTITIONS=${this.options.partitions}`,
+      `Cannot start: the embedded log ${this.options.path} ${found} but PARTITIONS=${this.options.cluster.partitions}`,
     );
   }
 
@@ -158,9 +164,12 @@ export class EmbeddedLog implements MutationLog {
     assert(this.entries !== null, "embedded log is not started");
     assert(messages.length > 0, "append needs at least one message");
     for (const m of messages) {
-      assert(m.partition >= 0 && m.partition < this.options.partitions, "partition out of range");
+      assert(
+        m.partition >= 0 && m.partition < this.options.cluster.partitions,
+        "partition out of range",
+      );
     }
-    if (this.queued + messages.length > this.options.queueMax) {
+    if (this.queued + messages.length > this.options.log.queueMax) {
       return Promise.reject(
         new OperationalError(
           "log_overloaded",
@@ -270,7 +279,7 @@ export class EmbeddedLog implements MutationLog {
 
   async run(consumer: PartitionConsumer, signal: AbortSignal): Promise<void> {
     assert(this.entries !== null, "embedded log is not started");
-    const all = Array.from({ length: this.options.partitions }, (_, p) => p);
+    const all = Array.from({ length: this.options.cluster.partitions }, (_, p) => p);
     const ends = new Map(all.map((p) => [p, this.committedEnds[p]!]));
     const starts = await consumer.assigned(all, ends);
     const positions = all.map((p) => starts.get(p) ?? 0);
@@ -283,7 +292,7 @@ export class EmbeddedLog implements MutationLog {
       for (const p of all) {
         const from = positions[p]!;
         if (from >= this.committedEnds[p]!) continue;
-        const records = this.read(p, from, this.options.deliverMax);
+        const records = this.read(p, from, this.options.log.applyBatchMax);
         const next = records.length === 0
           ? this.committedEnds[p]!
           : records[records.length - 1]!.offset + 1;

@@ -1,4 +1,5 @@
 /** The {@linkcode MutationLog} conformance suite against the embedded log, in a temporary folder. */
+import { loadConfig } from "../config/mod.ts";
 import { createMetrics } from "../metrics/mod.ts";
 import { mutationLogConformance } from "./conformance.ts";
 import { EmbeddedLog } from "./embedded.ts";
@@ -8,16 +9,21 @@ mutationLogConformance(
   async () => {
     const dir = await Deno.makeTempDir({ prefix: "firescroll_log_conformance_" });
     return {
-      open: (options) =>
-        new EmbeddedLog({
+      open: (options) => {
+        const config = loadConfig({
+          PARTITIONS: String(options.partitions),
+          LOG_QUEUE_MAX: String(options.queueMax),
+          APPLY_BATCH_MAX: String(options.applyBatchMax),
+          EMBEDDED_LOG_MAP_BYTES: String(64 * 1024 * 1024),
+        });
+        return new EmbeddedLog({
           path: `${dir}/ns/log.mdb`,
-          partitions: options.partitions,
-          queueMax: options.queueMax,
-          deliverMax: options.deliverMax,
-          mapBytes: 64 * 1024 * 1024,
+          cluster: config.cluster,
+          log: config.log,
           metrics: createMetrics(),
           now: options.now,
-        }),
+        });
+      },
       destroy: () => Deno.remove(dir, { recursive: true }),
     };
   },

@@ -4,7 +4,8 @@ import { open as lmdbOpen } from "lmdb";
 import { createMetrics, type Metrics } from "../metrics/mod.ts";
 import { statusOf } from "../api/problem.ts";
 import { OperationalError } from "../util/errors.ts";
-import { EmbeddedLog, type EmbeddedLogOptions } from "./embedded.ts";
+import { loadConfig } from "../config/mod.ts";
+import { EmbeddedLog } from "./embedded.ts";
 import type { PartitionConsumer } from "../node/mod.ts";
 
 const encoder = new TextEncoder();
@@ -13,8 +14,11 @@ const decoder = new TextDecoder();
 interface Fixture {
   readonly path: string;
   readonly metrics: Metrics;
-  /** Opens (and starts) a log on the fixture's file; closed by the fixture. */
-  open(overrides?: Partial<EmbeddedLogOptions>): Promise<EmbeddedLog>;
+  /**
+   * Opens (and starts) a log on the fixture's file, configured by `env` over 4 partitions, a
+   * queue of 1000 and batches of 100; closed by the fixture.
+   */
+  open(env?: Record<string, string>, now?: () => number): Promise<EmbeddedLog>;
   /** Closes a log early (e.g. to reopen it); the fixture will not close it again. */
   close(log: EmbeddedLog): Promise<void>;
 }
@@ -27,17 +31,15 @@ async function withLog(body: (f: Fixture) => Promise<void>): Promise<void> {
   const fixture: Fixture = {
     path,
     metrics,
-    async open(overrides = {}) {
-      const log = new EmbeddedLog({
-        path,
-        partitions: 4,
-        queueMax: 1000,
-        deliverMax: 100,
-        mapBytes: 32 * 1024 * 1024,
-        metrics,
-        now: () => 1_000,
-        ...overrides,
+    async open(env = {}, now = () => 1_000) {
+      const config = loadConfig({
+        PARTITIONS: "4",
+        LOG_QUEUE_MAX: "1000",
+        APPLY_BATCH_MAX: "100",
+        EMBEDDED_LOG_MAP_BYTES: String(32 * 1024 * 1024),
+        ...env,
       });
+      const log = new EmbeddedLog({ path, cluster: config.cluster, log: config.log, metrics, now });
       await log.start();
       open.add(log);
       return log;
@@ -155,7 +157,7 @@ Deno.test("EmbeddedLog.append() gives each partition dense offsets from 0", asyn
 Deno.test("EmbeddedLog stamps each entry with the commit time", async () => {
   await withLog(async ({ open }) => {
     let clock = 5_000;
-    const log = await open({ now: () => clock });
+    const log = await open({}, () => clock);
     await log.append([msg(0, "a")]);
     clock = 6_000;
     await log.append([msg(0, "b")]);
@@ -192,7 +194,7 @@ Deno.test("EmbeddedLog keeps entries and continues offsets after close and reope
 
 Deno.test("EmbeddedLog group-commits concurrent appends into few transactions", async () => {
   await withLog(async ({ open, metrics }) => {
-    const log = await open({ partitions: 1 });
+    const log = await open({ PARTITIONS: "1" });
     const results = await Promise.all(
       Array.from({ length: 200 }, (_, i) => log.append([msg(0, `m${i}`)])),
     );
@@ -236,7 +238,7 @@ Deno.test("EmbeddedLog commits none of a batch whose transaction throws midway, 
 
 Deno.test("EmbeddedLog.append() refuses with log_overloaded when its queue is full", async () => {
   await withLog(async ({ open }) => {
-    const log = await open({ queueMax: 5 });
+    const log = await open({ LOG_QUEUE_MAX: "5" });
     // Appends wait for the commit at the end of this event-loop turn: five fill the queue.
     const accepted = Array.from({ length: 5 }, (_, i) => log.append([msg(i % 4, `m${i}`)]));
     const overloaded = log.append([msg(0, "one too many")]);
@@ -259,7 +261,7 @@ Deno.test("EmbeddedLog.append() refuses with log_overloaded when its queue is fu
 
 Deno.test("EmbeddedLog.run() delivers in offset order from the offsets assigned() returns", async () => {
   await withLog(async ({ open }) => {
-    const log = await open({ deliverMax: 3 });
+    const log = await open({ APPLY_BATCH_MAX: "3" });
     for (let i = 0; i < 8; i++) await log.append([msg(0, `a${i}`), msg(1, `b${i}`)]);
     await log.append([msg(2, "c0")]);
     // Partition 0 already applied offsets 0..4; partition 3 is not mentioned (starts at 0).
@@ -276,7 +278,7 @@ Deno.test("EmbeddedLog.run() delivers in offset order from the offsets assigned(
       deepEqual(consumer.offsets(1), [0, 1, 2, 3, 4, 5, 6, 7]);
       deepEqual(consumer.offsets(2), []);
       deepEqual(texts(consumer.delivered.get(0)!), ["a5", "a6", "a7"]);
-      // Deliveries respect deliverMax and say where the log reads next.
+      // Deliveries respect APPLY_BATCH_MAX and say where the log reads next.
       ok(consumer.nextOffsets.some(([p, next]) => p === 1 && next === 3));
       // Appends made while running are delivered too.
       await log.append([msg(3, "d0"), msg(0, "a8")]);
@@ -293,7 +295,7 @@ Deno.test("EmbeddedLog.run() delivers in offset order from the offsets assigned(
 
 Deno.test("EmbeddedLog.run() delivers every entry while appends keep committing", async () => {
   await withLog(async ({ open }) => {
-    const log = await open({ partitions: 2, deliverMax: 7 });
+    const log = await open({ PARTITIONS: "2", APPLY_BATCH_MAX: "7" });
     const consumer = new RecordingConsumer(new Map(), true);
     const controller = new AbortController();
     const running = log.run(consumer, controller.signal);
@@ -331,20 +333,20 @@ function isMismatch(says: string) {
 
 Deno.test("EmbeddedLog.start() refuses a PARTITIONS other than the log was created with", async () => {
   await withLog(async ({ open, close }) => {
-    const log = await open({ partitions: 4 });
+    const log = await open({ PARTITIONS: "4" });
     await log.append([msg(3, "p3")]);
     await close(log);
     // Fewer partitions would strand entries; more would move pks to other partitions.
     await rejects(
-      open({ partitions: 3 }),
+      open({ PARTITIONS: "3" }),
       isMismatch("was created with PARTITIONS=4 but PARTITIONS=3"),
     );
     await rejects(
-      open({ partitions: 6 }),
+      open({ PARTITIONS: "6" }),
       isMismatch("was created with PARTITIONS=4 but PARTITIONS=6"),
     );
     // The same file still opens with the right count and keeps its offsets.
-    const again = await open({ partitions: 4 });
+    const again = await open({ PARTITIONS: "4" });
     deepEqual(await again.append([msg(3, "p3-b")]), [1]);
   });
 });
@@ -365,8 +367,8 @@ Deno.test("EmbeddedLog.start() refuses an older file holding partitions beyond P
       entries.putSync(key, new Uint8Array(9));
     }
     await env.close();
-    await rejects(open({ partitions: 3 }), isMismatch("has partition 3 but PARTITIONS=3"));
-    const log = await open({ partitions: 4 });
+    await rejects(open({ PARTITIONS: "3" }), isMismatch("has partition 3 but PARTITIONS=3"));
+    const log = await open({ PARTITIONS: "4" });
     deepEqual(await log.append([msg(0, "a"), msg(3, "b"), msg(1, "c")]), [1, 1, 0]);
   });
 });

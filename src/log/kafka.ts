@@ -19,6 +19,7 @@ import {
   type Producer,
   type SASLOptions,
 } from "kafkajs";
+import type { ConfigCluster, ConfigKafka, ConfigLog, ConfigNode } from "../config/mod.ts";
 import type { Metrics } from "../metrics/mod.ts";
 import { assert } from "../util/assert.ts";
 import { OperationalError } from "../util/errors.ts";
@@ -39,39 +40,25 @@ import {
   topicNames,
   topicOffsets,
   topicRetentionMs,
+  type TopicSettings,
 } from "./kafka_topics.ts";
 
-/** Settings of the Kafka log. */
-export interface KafkaLogOptions {
-  readonly seeds: readonly string[];
-  readonly clientId: string;
-  /** TLS to the brokers: true (system roots), a CA in PEM, or off. */
-  readonly tls: boolean | { readonly ca: string };
-  /** SASL credentials, or null. */
-  readonly sasl: {
-    readonly mechanism: "plain" | "scram-sha-256" | "scram-sha-512";
-    readonly username: string;
-    readonly password: string;
-  } | null;
-  readonly namespace: string;
-  readonly region: string;
-  readonly replicaGroup: string;
-  readonly instanceId: string;
-  readonly partitions: number;
-  /** Replication factor of created topics; -1 = the broker's default. */
-  readonly replicationFactor: number;
-  /** `retention.ms` of a created mutations topic; null = the broker's default. */
-  readonly retentionMs: number | null;
-  /** Bound on one append, retries included (503 `log_unavailable` past it). */
-  readonly writeTimeoutMs: number;
-  /** Most messages in flight to Kafka at once (503 `log_overloaded` above). */
-  readonly queueMax: number;
-  /** Most value bytes in one produce request (beyond one append, which may be alone). */
-  readonly sendBytesMax: number;
-  /** Most records handed to the consumer in one call (one LMDB transaction). */
-  readonly deliverMax: number;
-  /** Consumer group session timeout. */
-  readonly sessionTimeoutMs: number;
+/**
+ * What the Kafka log is built from: its config sections whole and what is injected. It reads
+ * `cluster.namespace`/`partitions` (topics), `node.region`/`replicaGroup`/`instanceId` (group
+ * and client ids), `kafka.*` (brokers, security, topic settings, session timeout) and `log.*`:
+ * `writeTimeoutMs` bounds one append with retries (503 `log_unavailable` past it), `queueMax`
+ * the messages in flight (503 `log_overloaded` above), `messageBytesMax` the value bytes of one
+ * produce request (beyond one append, which may be alone), `applyBatchMax` the records handed to
+ * the consumer in one call (one LMDB transaction).
+ */
+export interface KafkaLogOptions extends TopicSettings {
+  readonly cluster: ConfigCluster;
+  readonly node: ConfigNode;
+  readonly log: ConfigLog;
+  readonly kafka: ConfigKafka;
+  /** The PEM text of `kafka.tlsCaFile` (read by the caller), or null. */
+  readonly tlsCa: string | null;
   /** How long start-up retries transient broker errors before giving up. */
   readonly startTimeoutMs: number;
   readonly metrics: Metrics;
@@ -131,16 +118,26 @@ export class KafkaLog implements MutationLog {
   private readonly closing = new AbortController();
 
   constructor(private readonly options: KafkaLogOptions) {
-    this.topics = topicNames(options.namespace);
+    const { kafka } = options;
+    this.topics = topicNames(options.cluster.namespace);
     this.kafka = new Kafka({
-      clientId: `${options.clientId}-${options.instanceId}`,
-      brokers: [...options.seeds],
-      ...(options.tls === false
-        ? {}
-        : { ssl: options.tls === true ? true : { ca: [options.tls.ca] } }),
-      ...(options.sasl === null ? {} : { sasl: { ...options.sasl } as SASLOptions }),
+      clientId: `${kafka.clientId}-${options.node.instanceId}`,
+      brokers: [...kafka.seeds],
+      // A CA file turns TLS on by itself, as it always has.
+      ...(options.tlsCa !== null
+        ? { ssl: { ca: [options.tlsCa] } }
+        : kafka.tls
+        ? { ssl: true }
+        : {}),
+      ...(kafka.saslMechanism === null ? {} : {
+        sasl: {
+          mechanism: kafka.saslMechanism,
+          username: kafka.saslUsername ?? "",
+          password: kafka.saslPassword ?? "",
+        } as SASLOptions,
+      }),
       connectionTimeout: 3000,
-      requestTimeout: Math.max(5000, options.writeTimeoutMs),
+      requestTimeout: Math.max(5000, options.log.writeTimeoutMs),
       retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: 1_000_000 },
       logLevel: logLevel.WARN,
       logCreator: () => ({ namespace, level, label, log: entry }) => {
@@ -251,9 +248,9 @@ export class KafkaLog implements MutationLog {
         await reader.addMultipleTargetTopics(topics);
       }
       const live = reader.findTopicPartitionMetadata(this.topics.mutations).length;
-      if (live !== this.options.partitions) {
+      if (live !== this.options.cluster.partitions) {
         throw partitionCountMismatch(
-          `Cannot start: topic ${this.topics.mutations} has ${live} partitions but PARTITIONS=${this.options.partitions}`,
+          `Cannot start: topic ${this.topics.mutations} has ${live} partitions but PARTITIONS=${this.options.cluster.partitions}`,
         );
       }
       const subscribed = consumer.subscribe({ topic: this.topics.mutations, fromBeginning: true });
@@ -272,14 +269,18 @@ export class KafkaLog implements MutationLog {
   /** The replica group's consumer (not yet a member: run() joins). */
   private createConsumer(): Consumer {
     const consumer = this.kafka.consumer({
-      groupId: groupId(this.options.namespace, this.options.region, this.options.replicaGroup),
-      sessionTimeout: this.options.sessionTimeoutMs,
+      groupId: groupId(
+        this.options.cluster.namespace,
+        this.options.node.region,
+        this.options.node.replicaGroup,
+      ),
+      sessionTimeout: this.options.kafka.sessionTimeoutMs,
       // At most 3 s: a member learns of a rebalance at its next heartbeat, whatever the session.
       heartbeatInterval: Math.max(
         500,
-        Math.min(3000, Math.floor(this.options.sessionTimeoutMs / 5)),
+        Math.min(3000, Math.floor(this.options.kafka.sessionTimeoutMs / 5)),
       ),
-      rebalanceTimeout: Math.max(10_000, this.options.sessionTimeoutMs * 2),
+      rebalanceTimeout: Math.max(10_000, this.options.kafka.sessionTimeoutMs * 2),
       allowAutoTopicCreation: false,
       minBytes: 1,
       maxWaitTimeInMs: FETCH_MAX_WAIT_MS,
@@ -298,7 +299,7 @@ export class KafkaLog implements MutationLog {
    */
   append(messages: readonly AppendRequest[]): Promise<number[]> {
     assert(this.producer !== null, "kafka log is not started");
-    if (this.inFlight + messages.length > this.options.queueMax) {
+    if (this.inFlight + messages.length > this.options.log.queueMax) {
       return Promise.reject(
         new OperationalError(
           "log_overloaded",
@@ -309,7 +310,7 @@ export class KafkaLog implements MutationLog {
     this.inFlight += messages.length;
     let bytes = 0;
     for (const m of messages) bytes += m.value.byteLength;
-    const deadline = performance.now() + this.options.writeTimeoutMs;
+    const deadline = performance.now() + this.options.log.writeTimeoutMs;
     const sent = new Promise<number[]>((resolve, reject) => {
       const entry: PendingAppend = {
         messages,
@@ -350,7 +351,7 @@ export class KafkaLog implements MutationLog {
       if (!entry.done) {
         entry.reject(
           logUnavailable(
-            `Cannot finish writing to Kafka: no answer within ${this.options.writeTimeoutMs} ms`,
+            `Cannot finish writing to Kafka: no answer within ${this.options.log.writeTimeoutMs} ms`,
           ),
         );
       }
@@ -391,7 +392,7 @@ export class KafkaLog implements MutationLog {
       const next = pending[take]!;
       if (
         take > 0 && (count + next.messages.length > SEND_MESSAGES_MAX ||
-          bytes + next.bytes > this.options.sendBytesMax)
+          bytes + next.bytes > this.options.log.messageBytesMax)
       ) break;
       count += next.messages.length;
       bytes += next.bytes;
@@ -439,7 +440,7 @@ export class KafkaLog implements MutationLog {
       metadata = await this.producer!.send({
         topic: this.topics.mutations,
         acks: -1,
-        timeout: this.options.writeTimeoutMs,
+        timeout: this.options.log.writeTimeoutMs,
         messages,
       });
     } catch (error) {
@@ -473,8 +474,8 @@ export class KafkaLog implements MutationLog {
       consumer,
       admin,
       topic,
-      partitions: this.options.partitions,
-      deliverMax: this.options.deliverMax,
+      partitions: this.options.cluster.partitions,
+      applyBatchMax: this.options.log.applyBatchMax,
       offsets: () => topicOffsets(this.reader, admin, topic),
     }, partitionConsumer);
     return loop.run(signal);

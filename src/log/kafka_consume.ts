@@ -53,8 +53,8 @@ export interface ConsumeLoopOptions {
   readonly topic: string;
   /** Partitions of the topic. */
   readonly partitions: number;
-  /** Most records handed to the node in one call. */
-  readonly deliverMax: number;
+  /** `log.applyBatchMax`: most records handed to the node in one call (one transaction). */
+  readonly applyBatchMax: number;
   /** Each partition's first and next offset, asked for at each assignment. */
   readonly offsets: () => Promise<TopicOffsets[]>;
 }
@@ -221,7 +221,7 @@ export class ConsumeLoop {
     return this.committing;
   }
 
-  /** Hands `batch` to the node from `next` on, in chunks of at most `deliverMax` records. */
+  /** Hands `batch` to the node from `next` on, in chunks of at most `applyBatchMax` records. */
   private async deliverBatch(
     batch: Batch,
     next: number,
@@ -231,7 +231,7 @@ export class ConsumeLoop {
     const partitionConsumer = this.partitionConsumer;
     const expected = this.expected;
     const partition = batch.partition;
-    const max = this.options.deliverMax;
+    const max = this.options.applyBatchMax;
     let chunk: LogRecord[] = [];
     let position = next;
     for (const message of batch.messages) {

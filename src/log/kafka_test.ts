@@ -1,4 +1,5 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
+import { type ConfigLog, loadConfig } from "../config/mod.ts";
 import { createMetrics } from "../metrics/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { KafkaLog } from "./kafka.ts";
@@ -14,7 +15,7 @@ interface SendCall {
  * A KafkaLog whose producer is a stand-in that records each produce request and lets the test
  * answer it: the producer path (grouping, offsets, deadlines, bounds) without a broker.
  */
-function fakeLog(options: { writeTimeoutMs?: number; queueMax?: number } = {}) {
+function fakeLog(options: Partial<ConfigLog> = {}) {
   const calls: SendCall[] = [];
   const producer = {
     send(request: { messages: SendCall["messages"] }) {
@@ -36,23 +37,27 @@ function fakeLog(options: { writeTimeoutMs?: number; queueMax?: number } = {}) {
     },
     disconnect: () => Promise.resolve(),
   };
+  const config = loadConfig({
+    KAFKA_SEEDS: "127.0.0.1:1",
+    KAFKA_CLIENT_ID: "test",
+    NAMESPACE: "unit",
+    REGION: "r",
+    REPLICA_GROUP: "g",
+    INSTANCE_ID: "i",
+    PARTITIONS: "4",
+    LOG_WRITE_TIMEOUT_MS: "5000",
+    LOG_QUEUE_MAX: "1000",
+    MESSAGE_BYTES_MAX: String(1 << 20),
+    APPLY_BATCH_MAX: "100",
+    KAFKA_SESSION_TIMEOUT_MS: "10000",
+  });
   const log = new KafkaLog({
-    seeds: ["127.0.0.1:1"],
-    clientId: "test",
-    tls: false,
-    sasl: null,
-    namespace: "unit",
-    region: "r",
-    replicaGroup: "g",
-    instanceId: "i",
-    partitions: 4,
-    replicationFactor: -1,
-    retentionMs: null,
-    writeTimeoutMs: options.writeTimeoutMs ?? 5_000,
-    queueMax: options.queueMax ?? 1000,
-    sendBytesMax: 1 << 20,
-    deliverMax: 100,
-    sessionTimeoutMs: 10_000,
+    cluster: config.cluster,
+    node: config.node,
+    kafka: config.kafka,
+    // Below the settings' bounds (a 50 ms write timeout) to keep the tests short.
+    log: { ...config.log, ...options },
+    tlsCa: null,
     startTimeoutMs: 1_000,
     metrics: createMetrics(),
     now: () => 1_000,

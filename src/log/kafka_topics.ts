@@ -6,6 +6,7 @@
  * @module
  */
 import type { Admin, Kafka, Producer } from "kafkajs";
+import type { ConfigCluster, ConfigKafka } from "../config/mod.ts";
 import type { Metrics } from "../metrics/mod.ts";
 import { assert } from "../util/assert.ts";
 import { OperationalError } from "../util/errors.ts";
@@ -19,14 +20,14 @@ export interface TopicNames {
   partitions: string;
 }
 
-/** What the topics of a namespace are created with and checked against. */
+/**
+ * What the topics of a namespace are created with and checked against: `cluster.namespace` and
+ * `partitions`, `kafka.replicationFactor` (-1 = the broker's default) and `kafka.retentionMs` of
+ * a created mutations topic (null = the broker's default).
+ */
 export interface TopicSettings {
-  readonly namespace: string;
-  readonly partitions: number;
-  /** Replication factor of created topics; -1 = the broker's default. */
-  readonly replicationFactor: number;
-  /** `retention.ms` of a created mutations topic; null = the broker's default. */
-  readonly retentionMs: number | null;
+  readonly cluster: ConfigCluster;
+  readonly kafka: ConfigKafka;
 }
 
 /** A partition's first (`low`) and next (`high`) offset, as kafkajs gives them. */
@@ -72,14 +73,14 @@ export async function readTopicMetadata(reader: BareCluster, topics: string[]): 
 
 /** Creates whichever of the namespace's topics is missing. */
 export async function ensureTopics(admin: Admin, settings: TopicSettings): Promise<void> {
-  const names = topicNames(settings.namespace);
+  const names = topicNames(settings.cluster.namespace);
   const existing = new Set(await admin.listTopics());
   const topics = [];
   if (!existing.has(names.partitions)) {
     topics.push({
       topic: names.partitions,
       numPartitions: 1,
-      replicationFactor: settings.replicationFactor,
+      replicationFactor: settings.kafka.replicationFactor,
       configEntries: [{ name: "retention.ms", value: "-1" }, {
         name: "retention.bytes",
         value: "-1",
@@ -87,13 +88,13 @@ export async function ensureTopics(admin: Admin, settings: TopicSettings): Promi
     });
   }
   if (!existing.has(names.mutations)) {
-    const configEntries = settings.retentionMs === null
+    const configEntries = settings.kafka.retentionMs === null
       ? []
-      : [{ name: "retention.ms", value: String(settings.retentionMs) }];
+      : [{ name: "retention.ms", value: String(settings.kafka.retentionMs) }];
     topics.push({
       topic: names.mutations,
-      numPartitions: settings.partitions,
-      replicationFactor: settings.replicationFactor,
+      numPartitions: settings.cluster.partitions,
+      replicationFactor: settings.kafka.replicationFactor,
       configEntries,
     });
   }
@@ -114,7 +115,7 @@ export async function checkPartitionCount(
   producerConnected: Promise<void>,
   settings: TopicSettings,
 ): Promise<void> {
-  const names = topicNames(settings.namespace);
+  const names = topicNames(settings.cluster.namespace);
   let recorded = await readRecordedPartitions(reader, names.partitions);
   if (recorded === null) {
     await producerConnected;
@@ -124,15 +125,15 @@ export async function checkPartitionCount(
       messages: [{
         partition: 0,
         key: "partitions",
-        value: JSON.stringify({ partitions: settings.partitions }),
+        value: JSON.stringify({ partitions: settings.cluster.partitions }),
       }],
     });
     recorded = await readRecordedPartitions(reader, names.partitions);
   }
   assert(recorded !== null, "the partitions topic is empty after a successful write");
-  if (recorded !== settings.partitions) {
+  if (recorded !== settings.cluster.partitions) {
     throw partitionCountMismatch(
-      `Cannot start: namespace ${settings.namespace} was created with ${recorded} partitions (topic ${names.partitions}) but PARTITIONS=${settings.partitions}`,
+      `Cannot start: namespace ${settings.cluster.namespace} was created with ${recorded} partitions (topic ${names.partitions}) but PARTITIONS=${settings.cluster.partitions}`,
     );
   }
 }

@@ -117,10 +117,10 @@ export class Node implements PartitionConsumer {
     this.log = deps.log;
     this.metrics = deps.metrics;
     this.conditions = new ConditionCache(
-      deps.config.conditionCacheMax,
-      deps.config.conditionCacheCharsMax,
+      deps.config.limits.conditionCacheMax,
+      deps.config.limits.conditionCacheCharsMax,
     );
-    this.waiters = new Waiters(deps.config.waitersMax);
+    this.waiters = new Waiters(deps.config.limits.waitersMax);
     this.applyContext = { conditions: this.conditions, metrics: deps.metrics, now: deps.now };
     this.snapshots = deps.snapshots ?? null;
     this.now = deps.now;
@@ -129,7 +129,7 @@ export class Node implements PartitionConsumer {
 
   /** Folder of this namespace's partition files. */
   get storeDir(): string {
-    return `${this.config.dbPath}/${this.config.namespace}`;
+    return `${this.config.store.dbPath}/${this.config.cluster.namespace}`;
   }
 
   /**
@@ -140,7 +140,7 @@ export class Node implements PartitionConsumer {
   async open(): Promise<void> {
     await Deno.mkdir(this.storeDir, { recursive: true });
     this.cleanStop = await takeCleanStop(this.storeDir);
-    const embedded = this.config.log === "embedded";
+    const embedded = this.config.log.kind === "embedded";
     if (embedded) await this.verifyEmbeddedLog(false);
     try {
       await this.log.start();
@@ -175,7 +175,7 @@ export class Node implements PartitionConsumer {
    */
   private async verify(kind: "partition" | "log", file: string): Promise<VerifyResult | null> {
     try {
-      return await verifyInChild(kind, file, this.config.verifyTimeoutMs);
+      return await verifyInChild(kind, file, this.config.store.verifyTimeoutMs);
     } catch (error) {
       if (!(error instanceof VerifierUnavailableError)) throw error;
       log("error", "verify_unavailable", { file, error: error.message });
@@ -202,7 +202,7 @@ export class Node implements PartitionConsumer {
     if (pending.length === 0) return;
     const started = this.now();
     let damaged = 0;
-    await boundedAll(pending, this.config.verifyConcurrency, async (p) => {
+    await boundedAll(pending, this.config.store.verifyConcurrency, async (p) => {
       const file = `${this.storeDir}/p${p}.mdb`;
       const result = await this.verify("partition", file);
       if (result !== null && !result.ok) {
@@ -287,8 +287,8 @@ export class Node implements PartitionConsumer {
    * then in case the partition comes back). Files found at start count from the start.
    */
   async sweepUnowned(now: number): Promise<void> {
-    const retainMs = this.config.unownedRetainSec * 1000;
-    for (let p = 0; p < this.config.partitions; p++) {
+    const retainMs = this.config.store.unownedRetainSec * 1000;
+    for (let p = 0; p < this.config.cluster.partitions; p++) {
       if (this.table.stateOf(p) !== "closed") continue;
       const path = `${this.storeDir}/p${p}.mdb`;
       const exists = await Deno.stat(path).then(() => true, () => false);
@@ -361,7 +361,7 @@ export class Node implements PartitionConsumer {
         const now = this.now();
         for (const r of this.table.inState("retiring")) {
           const served = this.peers?.servedElsewhere(r.partition) ?? true;
-          if (!served && now - r.since < this.config.handOffTimeoutMs) continue;
+          if (!served && now - r.since < this.config.lifecycle.handoffTimeoutMs) continue;
           await this.close(r, "closed", {
             served_elsewhere: served,
             ms: now - r.since,
@@ -396,11 +396,11 @@ export class Node implements PartitionConsumer {
     const requests: AppendRequest[] = [];
     for (const [partition, mutation] of mutations) {
       const value = encodeMutation(mutation);
-      if (value.length > this.config.messageBytesMax) {
+      if (value.length > this.config.log.messageBytesMax) {
         throw new OperationalError(
           "message_too_large",
-          `Cannot write: partition ${partition} would get a ${value.length}-byte log message, more than MESSAGE_BYTES_MAX (${this.config.messageBytesMax})`,
-          { partition, bytes: value.length, limit: this.config.messageBytesMax },
+          `Cannot write: partition ${partition} would get a ${value.length}-byte log message, more than MESSAGE_BYTES_MAX (${this.config.log.messageBytesMax})`,
+          { partition, bytes: value.length, limit: this.config.log.messageBytesMax },
         );
       }
       requests.push({ partition, key: mutation.ops[0]!.pk, value });
@@ -528,9 +528,9 @@ export class Node implements PartitionConsumer {
   ): Promise<PartitionStore> {
     const options = {
       dir: this.storeDir,
-      namespace: this.config.namespace,
+      namespace: this.config.cluster.namespace,
       partition,
-      mapBytes: this.config.lmdbMapBytes,
+      mapBytes: this.config.store.lmdbMapBytes,
     };
     const store = await this.openVerified(options);
     this.trusted.add(partition);

@@ -10,6 +10,7 @@
  * @module
  */
 import type { ConditionCache } from "../apply/mod.ts";
+import type { ConfigLimits } from "../config/mod.ts";
 import type { PartitionStore, StoredRecord } from "../store/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { sleep } from "../util/sleep.ts";
@@ -62,8 +63,8 @@ export interface LocalPartitions {
 
 /** Settings of a reader. */
 export interface ReaderOptions {
-  /** Most rows a list examines (`LIST_SCAN_MAX`). */
-  readonly listScanMax: number;
+  /** The `limits` config section: `listScanMax` bounds the rows a list examines. */
+  readonly limits: ConfigLimits;
   /** The node's clock. */
   readonly now: () => number;
 }
@@ -185,7 +186,7 @@ export class Reader {
       reverse: request.reverse,
       filter: expression === null ? null : (r) => conditions.evaluate(expression, r) === "true",
       stopOnFilter: request.stopOnFilter,
-      scanMax: Math.max(this.options.listScanMax, request.limit),
+      scanMax: Math.max(this.options.limits.listScanMax, request.limit),
     });
     const records = page.records.map(recordJson).join(",");
     return `{"records":[${records}],"next":${JSON.stringify(page.next)}}`;

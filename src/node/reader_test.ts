@@ -1,10 +1,14 @@
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { openStore, withTempDir, writeUpTo } from "../../tests/_helpers.ts";
 import { ConditionCache } from "../apply/mod.ts";
+import { loadConfig } from "../config/mod.ts";
 import type { PartitionStore } from "../store/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import type { PeerKey, PeerReads } from "./ports.ts";
 import { type GetRequest, type LocalPartitions, Reader } from "./reader.ts";
+
+/** Lists examine at most 100 rows. */
+const LIMITS = loadConfig({ LIST_LIMIT_MAX: "100", LIST_SCAN_MAX: "100" }).limits;
 
 /** Local partitions: `serving` and `retiring` stores by partition, as the node would hold them. */
 class Local implements LocalPartitions {
@@ -90,7 +94,7 @@ Deno.test("Reader.get() answers served partitions locally and proxies the rest i
   await withStores(async (local, [s0]) => {
     local.serving.set(0, s0!);
     const peers = new Peers();
-    const reader = new Reader(local, peers, { listScanMax: 100, now: () => 0 });
+    const reader = new Reader(local, peers, { limits: LIMITS, now: () => 0 });
     const out = await reader.get(getOf([["pk", "k1", 0], ["a", "b", 1], ["pk", "nope", 0]]));
     equal(JSON.parse(out[0]!).sk, "k1");
     equal(out[1], '"peer a/b"');
@@ -102,7 +106,7 @@ Deno.test("Reader.get() answers served partitions locally and proxies the rest i
 Deno.test("Reader without peers: a partition not served here is 503 partition_unavailable", async () => {
   await withStores(async (local, [s0]) => {
     local.serving.set(0, s0!);
-    const reader = new Reader(local, null, { listScanMax: 100, now: () => 0 });
+    const reader = new Reader(local, null, { limits: LIMITS, now: () => 0 });
     await rejects(reader.get(getOf([["a", "b", 1]])), { code: "partition_unavailable" });
     await rejects(reader.list(listOf(1), {}), { code: "partition_unavailable" });
     const page = JSON.parse(await reader.list(listOf(0), {}));
@@ -114,7 +118,7 @@ Deno.test("Reader: a retiring partition is read here only while no live peer ser
   await withStores(async (local, [s0]) => {
     local.retiring.set(0, s0!);
     const peers = new Peers();
-    const reader = new Reader(local, peers, { listScanMax: 100, now: () => 0 });
+    const reader = new Reader(local, peers, { limits: LIMITS, now: () => 0 });
     // No peer yet, the copy holds offset 2: read here.
     equal(JSON.parse((await reader.get(getOf([["pk", "k0", 0]])))[0]!).sk, "k0");
     await reader.list(listOf(0, [[0, 2]]), {});
@@ -133,7 +137,7 @@ Deno.test("Reader.get() waits for a moving partition's new owner on its clock, a
     local.retiring.set(0, s0!);
     const peers = new Peers();
     let clock = 0;
-    const reader = new Reader(local, peers, { listScanMax: 100, now: () => clock });
+    const reader = new Reader(local, peers, { limits: LIMITS, now: () => clock });
     // `after` 5 is past the retiring copy: the read follows the partition to its new owner.
     setTimeout(() => peers.alive.add(0), 60);
     const started = performance.now();
@@ -159,7 +163,7 @@ Deno.test("Reader.localGet() never proxies and waits for `after` on local partit
     local.serving.set(0, s0!);
     local.serving.set(1, s1!);
     const peers = new Peers();
-    const reader = new Reader(local, peers, { listScanMax: 100, now: () => 0 });
+    const reader = new Reader(local, peers, { limits: LIMITS, now: () => 0 });
     const out = await reader.localGet(getOf([["pk", "k2", 1]], [[1, 2], [0, 9]]));
     equal(JSON.parse(out[0]!).sk, "k2");
     deepEqual(local.waited, [[1, 2]], "the after of a partition not read is ignored");

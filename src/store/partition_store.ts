@@ -7,6 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { open, type RootDatabase, type Transaction } from "lmdb";
+import { PK_BYTES_MAX, RECORD_KEY_BYTES_MAX, SK_BYTES_MAX, STORE_FORMAT } from "../config/mod.ts";
 import { decodeSk, keyWithSk, pkPrefix, writeRecordKey } from "../keys/mod.ts";
 import { assert } from "../util/assert.ts";
 import { log } from "../util/log.ts";
@@ -18,8 +19,8 @@ import {
 } from "./record_codec.ts";
 import { RECORD_HASH_BYTES, recordHash } from "./record_hash.ts";
 
-/** Version of the file layout, stored in `meta`. */
-export const STORE_FORMAT = 1;
+/** Version of the file layout, stored in `meta`: a cluster-wide constant (snapshots move). */
+export { STORE_FORMAT };
 
 /** The hash chain before any message: 32 zero bytes. */
 export const CHAIN_ZERO = "0".repeat(64);
@@ -181,7 +182,7 @@ interface FastReads {
 }
 
 /** Room for any valid key written as UTF-8 (3 bytes per UTF-16 unit at worst). */
-const KEY_SCRATCH = new Uint8Array(2 + 3 * (512 + 1024));
+const KEY_SCRATCH = new Uint8Array(2 + 3 * (PK_BYTES_MAX + SK_BYTES_MAX));
 /**
  * The write transaction's key and value buffers: lmdb-js copies keys and values before `getBinaryFast`
  * and `putSync` return, so one buffer of each serves every write (allocating two arrays per record
@@ -340,6 +341,12 @@ export class PartitionStore {
         keyEncoding: "binary",
         encoding: "binary",
       });
+      // The cluster's key limits hold for LMDB as this build of lmdb-js compiled it.
+      const { maxKeySize } = this.records as unknown as { readonly maxKeySize: number };
+      assert(
+        maxKeySize >= RECORD_KEY_BYTES_MAX,
+        `LMDB keys are limited to ${maxKeySize} bytes, less than RECORD_KEY_BYTES_MAX (${RECORD_KEY_BYTES_MAX})`,
+      );
       this.meta = this.env.openDB<unknown, string>({ name: "meta", encoding: "json" });
       const partition = this.meta.get("partition");
       const namespace = this.meta.get("namespace");

@@ -6,10 +6,11 @@
  *
  * Layout (little endian): u8 format (=1) ‖ f64 version ‖ f64 created_at ‖ f64 updated_at ‖ JSON.
  */
+import { RECORD_FORMAT } from "../config/mod.ts";
 import { assert } from "../util/assert.ts";
 
-/** The format byte of the current layout. */
-export const RECORD_FORMAT = 1;
+/** The format byte of the current layout: a cluster-wide constant (snapshots move between nodes). */
+export { RECORD_FORMAT };
 const HEADER_BYTES = 1 + 8 * 3;
 
 const encoder = new TextEncoder();

@@ -3,6 +3,7 @@
  * broker: each test gets a fresh namespace (fresh topics), and a restart is a new KafkaLog in the
  * same namespace and replica group.
  */
+import { loadConfig } from "../../src/config/mod.ts";
 import { mutationLogConformance } from "../../src/log/conformance.ts";
 import { KafkaLog } from "../../src/log/mod.ts";
 import { createMetrics } from "../../src/metrics/mod.ts";
@@ -14,28 +15,32 @@ mutationLogConformance(
     const namespace = freshNamespace("logconf");
     let instance = 0;
     return Promise.resolve({
-      open: (options) =>
-        new KafkaLog({
-          seeds: [KAFKA!],
-          clientId: "conformance",
-          tls: false,
-          sasl: null,
-          namespace,
-          region: "test",
-          replicaGroup: "g",
-          instanceId: `i${++instance}`,
-          partitions: options.partitions,
-          replicationFactor: -1,
-          retentionMs: null,
-          writeTimeoutMs: 5_000,
-          queueMax: options.queueMax,
-          sendBytesMax: 1_000_000,
-          deliverMax: options.deliverMax,
-          sessionTimeoutMs: 6_000,
+      open: (options) => {
+        const config = loadConfig({
+          KAFKA_SEEDS: KAFKA!,
+          KAFKA_CLIENT_ID: "conformance",
+          NAMESPACE: namespace,
+          REGION: "test",
+          REPLICA_GROUP: "g",
+          INSTANCE_ID: `i${++instance}`,
+          PARTITIONS: String(options.partitions),
+          LOG_WRITE_TIMEOUT_MS: "5000",
+          LOG_QUEUE_MAX: String(options.queueMax),
+          MESSAGE_BYTES_MAX: "1000000",
+          APPLY_BATCH_MAX: String(options.applyBatchMax),
+          KAFKA_SESSION_TIMEOUT_MS: "6000",
+        });
+        return new KafkaLog({
+          cluster: config.cluster,
+          node: config.node,
+          log: config.log,
+          kafka: config.kafka,
+          tlsCa: null,
           startTimeoutMs: 15_000,
           metrics: createMetrics(),
           now: options.now,
-        }),
+        });
+      },
       // The topics stay, as those of every other test's fresh namespace do.
       destroy: () => Promise.resolve(),
     });

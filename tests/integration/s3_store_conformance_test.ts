@@ -13,6 +13,7 @@
  */
 import { S3ObjectStore } from "../../src/backup/mod.ts";
 import { objectStoreConformance } from "../../src/backup/object_store_conformance.ts";
+import { loadConfig } from "../../src/config/mod.ts";
 import { S3_BUCKET, S3_ENDPOINT } from "./_s3.ts";
 
 const env = (name: string) => Deno.env.get(name) ?? undefined;
@@ -29,10 +30,12 @@ objectStoreConformance(
     const run = crypto.randomUUID().slice(0, 8);
     return Promise.resolve({
       store: new S3ObjectStore({
-        endpoint: S3_ENDPOINT!,
-        region: env("FIRESCROLL_TEST_S3_REGION") ?? "us-east-1",
-        bucket: env("FIRESCROLL_TEST_S3_BUCKET") ?? S3_BUCKET,
-        forcePathStyle: env("FIRESCROLL_TEST_S3_PATH_STYLE") !== "0",
+        s3: loadConfig({
+          S3_ENDPOINT: S3_ENDPOINT ?? "",
+          S3_REGION: env("FIRESCROLL_TEST_S3_REGION") ?? "us-east-1",
+          S3_BUCKET: env("FIRESCROLL_TEST_S3_BUCKET") ?? S3_BUCKET,
+          S3_FORCE_PATH_STYLE: env("FIRESCROLL_TEST_S3_PATH_STYLE") === "0" ? "0" : "1",
+        }).s3,
         // S3's smallest part, so the suite's large file is uploaded in three.
         partBytes: 5 * 1024 * 1024,
       }),
