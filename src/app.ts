@@ -82,7 +82,7 @@ export function buildApp(config: Config): App {
     }
     : null;
   const restorer = (s3.restore && objects !== null) || peer !== null
-    ? new Restorer(s3.restore ? objects : null, peer, { cluster, backup, metrics })
+    ? new Restorer(s3.restore ? objects : null, peer, { cluster, backup, metrics, now: wallClock })
     : null;
   const node = buildNode(config, metrics, restorer);
   const backups = backup.enabled && objects !== null
@@ -92,6 +92,7 @@ export function buildApp(config: Config): App {
       backup,
       scratchDir: `${node.storeDir}/.backup`,
       metrics,
+      now: node.now,
     })
     : null;
   const reader = new Reader(node, router, { limits: config.limits, now: node.now });

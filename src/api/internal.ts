@@ -127,6 +127,7 @@ class SnapshotSender {
         file,
         node.config.cluster.namespace,
         node.config.node.instanceId,
+        node.now(),
       );
       const body = await streamThenDelete(file);
       return new Response(body, {

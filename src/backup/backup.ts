@@ -33,6 +33,8 @@ export interface BackupOptions {
   /** Scratch folder for copies (same file system as the stores). */
   readonly scratchDir: string;
   readonly metrics: Metrics;
+  /** The node's clock (manifests, the last-success gauge, scratch file names). */
+  readonly now: () => number;
 }
 
 /** What the backup loop needs from the node. */
@@ -79,13 +81,14 @@ export class Backups {
     const m = this.options.metrics;
     const started = performance.now();
     const timeout = AbortSignal.any([signal, AbortSignal.timeout(this.options.backup.timeoutMs)]);
-    const path = `${this.options.scratchDir}/backup-p${partition}-${Date.now()}.mdb`;
+    const path = `${this.options.scratchDir}/backup-p${partition}-${this.options.now()}.mdb`;
     try {
       const manifest = await createSnapshot(
         store,
         path,
         this.options.cluster.namespace,
         this.options.node.instanceId,
+        this.options.now(),
       );
       const ns = this.options.cluster.namespace;
       const stem = snapshotStem(ns, partition, manifest.offset);
@@ -102,7 +105,7 @@ export class Backups {
       this.backedUp.set(partition, manifest.offset);
       const seconds = (performance.now() - started) / 1000;
       m.backupDuration.labels().observe(seconds);
-      m.backupLastSuccess.labels(String(partition)).set(Date.now() / 1000);
+      m.backupLastSuccess.labels(String(partition)).set(this.options.now() / 1000);
       log("info", "backup_done", {
         partition,
         offset: manifest.offset,

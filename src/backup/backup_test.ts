@@ -48,6 +48,7 @@ async function backupsIn(
     backup: config.backup,
     scratchDir,
     metrics,
+    now: () => Date.now(),
   });
   return { backups, metrics, scratchDir };
 }

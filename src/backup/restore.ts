@@ -37,6 +37,8 @@ export interface RestoreOptions {
   readonly cluster: ConfigCluster;
   readonly backup: ConfigBackup;
   readonly metrics: Metrics;
+  /** The node's clock (names of temporary files). */
+  readonly now: () => number;
 }
 
 /** The {@linkcode SnapshotSource} of a node: S3 (when enabled) and region peers (when enabled). */
@@ -88,7 +90,7 @@ export class Restorer implements SnapshotSource {
     // A snapshot the log has not reached would skip offsets the log assigns later.
     const usable = offsets.filter((o) => o > localOffset && o < logEnd);
     for (const offset of usable.slice(0, Math.max(2, this.options.backup.keep))) {
-      const path = `${dir}/.restore-p${partition}-${offset}-${Date.now()}.mdb`;
+      const path = `${dir}/.restore-p${partition}-${offset}-${this.options.now()}.mdb`;
       const stem = snapshotStem(ns, partition, offset);
       try {
         const manifest = parseManifest(await objects.getJson(`${stem}.json`, signal));
@@ -133,7 +135,7 @@ export class Restorer implements SnapshotSource {
     dir: string,
     signal: AbortSignal,
   ): Promise<FetchedSnapshot | null> {
-    const path = `${dir}/.restore-p${partition}-peer-${Date.now()}.mdb`;
+    const path = `${dir}/.restore-p${partition}-peer-${this.options.now()}.mdb`;
     try {
       const manifest = await peer(partition, path, signal);
       if (manifest === null) {

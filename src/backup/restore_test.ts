@@ -27,7 +27,7 @@ async function publish(
     for (const offset of offsets) {
       await writeUpTo(store, offset);
       const path = `${dir}/publish.mdb`;
-      const manifest = await createSnapshot(store, path, namespace, "node-b");
+      const manifest = await createSnapshot(store, path, namespace, "node-b", Date.now());
       const stem = snapshotStem(NS, partition, offset);
       await objects.putFile(`${stem}.mdb`, path, never);
       await objects.putJson(`${stem}.json`, manifest, never);
@@ -61,6 +61,7 @@ function restorerOf(
     cluster: config.cluster,
     backup: config.backup,
     metrics,
+    now: () => Date.now(),
   });
   return { restorer, metrics };
 }
@@ -295,7 +296,7 @@ async function peerWith(
   let manifest: Manifest;
   try {
     await writeUpTo(store, offset);
-    manifest = await createSnapshot(store, snapshot, NS, "node-c");
+    manifest = await createSnapshot(store, snapshot, NS, "node-c", Date.now());
   } finally {
     await store.close();
   }

@@ -128,14 +128,16 @@ export async function verifySnapshot(path: string, manifest: Manifest): Promise<
 }
 
 /**
- * Copies a live store to `path` and describes the copy. The manifest's offset and chain are read
- * back from the copy itself: the store may have applied more while it was being copied.
+ * Copies a live store to `path` and describes the copy, made at `createdAt` (unix ms). The
+ * manifest's offset and chain are read back from the copy itself: the store may have applied more
+ * while it was being copied.
  */
 export async function createSnapshot(
   store: PartitionStore,
   path: string,
   namespace: string,
   node: string,
+  createdAt: number,
 ): Promise<Manifest> {
   await store.snapshotTo(path);
   const meta = PartitionStore.readMeta(path);
@@ -148,7 +150,7 @@ export async function createSnapshot(
     chain: meta.chain,
     sha256,
     bytes,
-    created_at: Date.now(),
+    created_at: createdAt,
     node,
   };
 }

@@ -22,7 +22,7 @@ async function snapshotOf(dir: string): Promise<{ path: string; manifest: Manife
   try {
     await writeUpTo(store, 7);
     const path = `${dir}/snap.mdb`;
-    return { path, manifest: await createSnapshot(store, path, "test", "node-a") };
+    return { path, manifest: await createSnapshot(store, path, "test", "node-a", Date.now()) };
   } finally {
     await store.close();
   }
@@ -134,7 +134,7 @@ Deno.test("createSnapshot() describes the copy of a live store: its offset, chai
       await writeUpTo(store, 7);
       const path = `${dir}/snap.mdb`;
       const before = Date.now();
-      const manifest = await createSnapshot(store, path, "test", "node-a");
+      const manifest = await createSnapshot(store, path, "test", "node-a", Date.now());
       equal(manifest.partition, 3);
       equal(manifest.namespace, "test");
       equal(manifest.offset, store.applied.offset);
