@@ -82,7 +82,7 @@ export function buildApp(config: Config): App {
     }
     : null;
   const restorer = (s3.restore && objects !== null) || peer !== null
-    ? new Restorer(s3.restore ? objects : null, peer, { cluster, backup, metrics, now: wallClock })
+    ? new Restorer(s3.restore ? objects : null, peer, { cluster, backup, metrics, now })
     : null;
   const node = buildNode(config, metrics, restorer);
   const backups = backup.enabled && objects !== null
