@@ -132,6 +132,7 @@ Deno.test("publicHandler() routes every route by method and path", async (t) => 
     await t.step("a wrong method is 405 method_not_allowed with Allow", async () => {
       const cases: [string, string, string][] = [
         ["GET", "/records/put", "POST"],
+        ["GET", "/records/get", "POST"],
         ["HEAD", "/records/get", "POST"],
         ["PUT", "/records/list", "POST"],
         ["DELETE", "/records/delete", "POST"],
