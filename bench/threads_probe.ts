@@ -1,0 +1,62 @@
+/**
+ * Probe for issue 13's first decision: serve reads of one LMDB file from several JS threads
+ * (workers in one process) or from several processes, each a `Deno.serve` with `reusePort` on one
+ * port answering a one-key `POST` get from the file. No FireScroll code: this measures what the
+ * runtime and lmdb-js give, before the node is built on either.
+ *
+ *   deno run -A bench/threads_probe.ts seed DIR RECORDS          # writes DIR/probe.mdb
+ *   deno run -A bench/threads_probe.ts workers DIR PORT N         # N serving workers, one process
+ *   deno run -A bench/threads_probe.ts process DIR PORT           # one serving process (start N)
+ *   deno run -A bench/threads_probe.ts hello PORT N               # N hello-world workers
+ *
+ * A get body is `{"k":"user-<i>"}`; the answer is the stored JSON. Runs until killed.
+ *
+ * @module
+ */
+import { open } from "lmdb";
+
+function serveFile(dir: string, port: number): void {
+  const db = open({ path: `${dir}/probe.mdb`, readOnly: true });
+  Deno.serve({ hostname: "127.0.0.1", port, reusePort: true, onListen: () => {} }, async (req) => {
+    const { k } = await req.json();
+    const value = db.get(k);
+    return new Response(value === undefined ? "null" : JSON.stringify(value), {
+      headers: { "content-type": "application/json" },
+    });
+  });
+}
+
+function serveHello(port: number): void {
+  Deno.serve(
+    { hostname: "127.0.0.1", port, reusePort: true, onListen: () => {} },
+    () => new Response("hello"),
+  );
+}
+
+const [mode, ...args] = Deno.args;
+const self = (globalThis as { name?: string }).name;
+if (self?.startsWith("probe-worker:")) {
+  const [, kind, dir, port] = self.split(":");
+  if (kind === "file") serveFile(dir!, Number(port));
+  else serveHello(Number(port));
+} else if (mode === "seed") {
+  const [dir, records] = args;
+  const db = open({ path: `${dir}/probe.mdb` });
+  await db.transaction(() => {
+    for (let i = 0; i < Number(records); i++) {
+      db.put(`user-${i}`, { name: `user ${i}`, plan: "pro", region: "fra", n: i });
+    }
+  });
+  await db.close();
+} else if (mode === "workers" || mode === "hello") {
+  const [a, b, c] = args;
+  const n = Number(mode === "workers" ? c : b);
+  const name = mode === "workers" ? `probe-worker:file:${a}:${b}` : `probe-worker:hello::${a}`;
+  for (let i = 0; i < n; i++) new Worker(import.meta.url, { type: "module", name });
+  // The main thread only keeps the workers; a real node applies and gossips here.
+  setInterval(() => {}, 1 << 30);
+} else if (mode === "process") {
+  serveFile(args[0]!, Number(args[1]));
+} else {
+  throw new Error("usage: seed DIR RECORDS | workers DIR PORT N | process DIR PORT | hello PORT N");
+}
