@@ -17,7 +17,7 @@ import { internalHandler, publicHandler } from "../src/api/mod.ts";
 import { buildNode } from "../src/app.ts";
 import { type Config, loadConfig } from "../src/config/mod.ts";
 import { createMetrics } from "../src/metrics/mod.ts";
-import type { Node, SnapshotSource } from "../src/node/mod.ts";
+import { type Node, Reader, type SnapshotSource } from "../src/node/mod.ts";
 import { PartitionStore } from "../src/store/mod.ts";
 
 // --- Randomness ------------------------------------------------------------------------------
@@ -258,8 +258,10 @@ export async function inProcessApi(
     await close();
     throw error;
   }
-  const publicApi = publicHandler(node, null);
-  const internalApi = internalHandler(node, null);
+  // One reader for both ports, as src/app.ts wires it (no peers: a single node).
+  const reader = new Reader(node, null, { limits: config.limits, now: node.now });
+  const publicApi = publicHandler(node, reader);
+  const internalApi = internalHandler(node, null, reader);
   let serverErrors = 0;
   const call = async (
     handler: (request: Request) => Promise<Response>,
