@@ -20,6 +20,22 @@ import { createMetrics } from "../src/metrics/mod.ts";
 import { type Node, Reader, type SnapshotSource } from "../src/node/mod.ts";
 import { PartitionStore } from "../src/store/mod.ts";
 
+// --- Documentation ---------------------------------------------------------------------------
+
+/**
+ * The lines of the section of `docs/<file>` that starts at the heading line beginning with
+ * `heading` (e.g. `"## Errors"`), up to the next heading of any level. Fails when it is missing:
+ * tests that hold a doc to the code read its tables through this.
+ */
+export async function docSection(file: string, heading: string): Promise<string[]> {
+  const text = await Deno.readTextFile(new URL(`../docs/${file}`, import.meta.url));
+  const lines = text.split("\n");
+  const start = lines.findIndex((l) => l.startsWith(heading));
+  if (start < 0) throw new Error(`docs/${file} has no "${heading}" section`);
+  const end = lines.findIndex((l, i) => i > start && l.startsWith("#"));
+  return lines.slice(start, end < 0 ? lines.length : end);
+}
+
 // --- Randomness ------------------------------------------------------------------------------
 
 /** A deterministic source of numbers in [0, 1). */

@@ -1,17 +1,13 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
+import { docSection } from "../../tests/_helpers.ts";
 import { ERROR_CODES, isErrorCode } from "../util/error_codes.ts";
 import { OperationalError } from "../util/errors.ts";
 import { badRequest, problemResponse, PROBLEMS, statusOf } from "./problem.ts";
 
 /** The rows of docs/api.md's "## Errors" table: code → status, in the order written. */
 async function documentedCodes(): Promise<Map<string, number>> {
-  const text = await Deno.readTextFile(new URL("../../docs/api.md", import.meta.url));
-  const start = text.indexOf("\n## Errors\n");
-  ok(start >= 0, 'docs/api.md has no "## Errors" section');
-  const end = text.indexOf("\n## ", start + 1);
-  const section = text.slice(start, end < 0 ? text.length : end);
   const rows = new Map<string, number>();
-  for (const line of section.split("\n")) {
+  for (const line of await docSection("api.md", "## Errors")) {
     const row = /^\|\s*(\d{3})\s*\|\s*`([a-z_]+)`\s*\|/.exec(line);
     if (row === null) continue;
     const [, status, code] = row as unknown as [string, string, string];
@@ -114,12 +110,8 @@ Deno.test("badRequest() raises its code with the details, which the table answer
 });
 
 Deno.test("docs/architecture.md's status summary holds every code once, under its status", async () => {
-  const text = await Deno.readTextFile(new URL("../../docs/architecture.md", import.meta.url));
-  const start = text.indexOf("\n## Errors: one closed list");
-  ok(start >= 0, "docs/architecture.md has no error summary");
-  const end = text.indexOf("\n## ", start + 1);
   const seen = new Map<string, number>();
-  for (const line of text.slice(start, end).split("\n")) {
+  for (const line of await docSection("architecture.md", "## Errors: one closed list")) {
     const row = /^\|\s*(\d{3})\s*\|(.*)\|\s*$/.exec(line);
     if (row === null) continue;
     for (const [, code] of row[2]!.matchAll(/`([a-z_]+)`/g)) {

@@ -1,4 +1,5 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
+import { docSection } from "../../tests/_helpers.ts";
 import { createMetrics } from "./metrics.ts";
 
 interface DocRow {
@@ -8,13 +9,8 @@ interface DocRow {
 
 /** The rows of the "Every metric" table of docs/operations.md: name → type and labels. */
 async function documentedMetrics(): Promise<Map<string, DocRow>> {
-  const text = await Deno.readTextFile(new URL("../../docs/operations.md", import.meta.url));
-  const start = text.indexOf("### Every metric");
-  ok(start >= 0, 'docs/operations.md has no "### Every metric" section');
-  const end = text.indexOf("\n#", start + 1);
-  const section = text.slice(start, end < 0 ? text.length : end);
   const rows = new Map<string, DocRow>();
-  for (const line of section.split("\n")) {
+  for (const line of await docSection("operations.md", "### Every metric")) {
     const cells = line.split("|").map((c) => c.trim());
     // | `name` | type | `a`, `b` | meaning |
     const name = /^`(firescroll_[a-z0-9_]+)`$/.exec(cells[1] ?? "")?.[1];

@@ -362,7 +362,7 @@ export class Node implements PartitionConsumer {
         for (const r of this.table.inState("retiring")) {
           const served = this.peers?.servedElsewhere(r.partition) ?? true;
           if (!served && now - r.since < this.config.lifecycle.handoffTimeoutMs) continue;
-          await this.close(r, "closed", {
+          await this.close(r, {
             served_elsewhere: served,
             ms: now - r.since,
           }, served ? "info" : "warn");
@@ -376,13 +376,12 @@ export class Node implements PartitionConsumer {
   /** Closes an open partition's file and moves it to `closed`, logged with `fields`. */
   private async close(
     entry: Partition,
-    to: "closed",
     fields: Record<string, unknown> = {},
     level: "info" | "warn" = "info",
   ): Promise<void> {
     const store = entry.store!;
     await store.close();
-    this.table.transition(entry.partition, to, {
+    this.table.transition(entry.partition, "closed", {
       fields: { offset: store.applied.offset, ...fields },
       level,
     });
@@ -573,7 +572,7 @@ export class Node implements PartitionConsumer {
       }
       this.metrics.appliedOffset.remove(String(partition));
       this.metrics.consumerLag.remove(String(partition));
-      await this.close(entry, "closed");
+      await this.close(entry);
     }
   }
 
@@ -624,7 +623,7 @@ export class Node implements PartitionConsumer {
     this.closing.abort();
     if (this.retireLoop !== null) await this.retireLoop;
     for (const r of this.table.inState("retiring")) {
-      await this.close(r, "closed", { stopping: true });
+      await this.close(r, { stopping: true });
     }
     await this.log.close();
     // Last: every file is closed, so the record vouches for all of them at the next start.
