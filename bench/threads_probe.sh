@@ -31,7 +31,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
     esac
     STARTED_PIDS+=("${pids[@]}")
     sleep 3
-    lua=bench/probe_get.lua
+    lua=bench/get.lua
     [[ $1 == hello ]] && lua=bench/summary.lua
     $(client_prefix) wrk -t1 -c"$CONNS" -d2s -s "$lua" "http://127.0.0.1:$PORT/" -- "$RECORDS" >/dev/null
     before=$(ticks_of "${pids[@]}")

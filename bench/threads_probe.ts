@@ -9,7 +9,8 @@
  *   deno run -A bench/threads_probe.ts process DIR PORT           # one serving process (start N)
  *   deno run -A bench/threads_probe.ts hello PORT N               # N hello-world workers
  *
- * A get body is `{"k":"user-<i>"}`; the answer is the stored JSON. Runs until killed.
+ * A get body is the node's (`{"records":[{"pk":"user-<i>","sk":"profile"}]}`, what bench/get.lua
+ * sends); the answer is the stored JSON. Runs until killed.
  *
  * @module
  */
@@ -18,8 +19,9 @@ import { open } from "lmdb";
 function serveFile(dir: string, port: number): void {
   const db = open({ path: `${dir}/probe.mdb`, readOnly: true });
   Deno.serve({ hostname: "127.0.0.1", port, reusePort: true, onListen: () => {} }, async (req) => {
-    const { k } = await req.json();
-    const value = db.get(k);
+    // The node's get body, as bench/get.lua sends it: one key, its pk names the record here.
+    const { records } = await req.json();
+    const value = db.get(records[0].pk);
     return new Response(value === undefined ? "null" : JSON.stringify(value), {
       headers: { "content-type": "application/json" },
     });
