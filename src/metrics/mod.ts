@@ -1,10 +1,22 @@
 /**
  * Metrics: a small Prometheus registry and the one list of every metric handle, created once per
- * process and passed to the components that update them.
+ * process (or serving thread) and passed to the components that update them. A serving thread's
+ * registry travels to the main thread as a `RegistrySnapshot`; `Registry.render(snapshots)` sums
+ * them into the one `/metrics`.
  *
  * @module
  */
 export { createMetrics } from "./metrics.ts";
 export type { Metrics } from "./metrics.ts";
 export { Counter, Gauge, Histogram, Registry } from "./registry.ts";
-export type { CounterFamily, GaugeFamily, HistogramFamily } from "./registry.ts";
+export type {
+  ChildSnapshot,
+  CounterFamily,
+  FamilySnapshot,
+  GaugeFamily,
+  HistogramChildSnapshot,
+  HistogramFamily,
+  MetricType,
+  RegistrySnapshot,
+  ValueSnapshot,
+} from "./registry.ts";

@@ -2,6 +2,24 @@
  * A small Prometheus registry: counters, gauges and histograms with fixed label names, rendered in
  * the text exposition format. Handles are created once at startup; a labelled child is looked up
  * once per distinct label set and cached, so hot paths only do a Map lookup and an add.
+ *
+ * Serving threads each keep their own registry (one `createMetrics()` per thread), and the main
+ * thread serves the one `/metrics`. A thread sends `registry.snapshot()` (plain arrays, objects,
+ * numbers and strings, so it survives `postMessage`), and the main thread calls
+ * `registry.render(snapshots)`: each series is the sum of its own child and the children with the
+ * same family name and label values in the snapshots; a series only a snapshot has is rendered too.
+ *
+ * - Counters and histograms add (bucket by bucket, `_sum` and `_count`).
+ * - Gauges add as well. That is right for counts spread over threads (open connections, waiters);
+ *   a gauge that is a level or a timestamp (an applied offset, a last-success time) must be set by
+ *   one thread only, the others never creating that child.
+ * - A snapshot family this registry does not have is skipped: every thread builds the same set with
+ *   `createMetrics()`, and a snapshot carries no HELP text to render one with.
+ * - A snapshot family with the same name but another type, other label names or other buckets is a
+ *   programmer error (the threads run the same code), so it fails an `assert()` rather than
+ *   rendering a silently wrong sum.
+ *
+ * `render()` with no snapshots takes the same path as before snapshots existed: no copies.
  */
 import { assert } from "../util/assert.ts";
 
@@ -24,9 +42,63 @@ function formatNumber(n: number): string {
   return String(n);
 }
 
+/** The three metric types this registry knows. */
+export type MetricType = "counter" | "gauge" | "histogram";
+
+/** One counter or gauge child in a snapshot. */
+export interface ValueSnapshot {
+  /** Label values, in the order of the family's label names. */
+  readonly labels: readonly string[];
+  readonly value: number;
+}
+
+/** One histogram child in a snapshot. */
+export interface HistogramChildSnapshot {
+  /** Label values, in the order of the family's label names. */
+  readonly labels: readonly string[];
+  /** Observations per bucket, one per upper bound, not cumulative (no +Inf: that is `count`). */
+  readonly counts: readonly number[];
+  readonly sum: number;
+  readonly count: number;
+}
+
+/** One child in a snapshot: a counter or gauge value, or a histogram's counts. */
+export type ChildSnapshot = ValueSnapshot | HistogramChildSnapshot;
+
+/** One metric family in a snapshot. */
+export interface FamilySnapshot {
+  readonly name: string;
+  readonly type: MetricType;
+  readonly labelNames: readonly string[];
+  /** A histogram's bucket upper bounds; empty for counters and gauges. */
+  readonly buckets: readonly number[];
+  readonly children: readonly ChildSnapshot[];
+}
+
+/**
+ * Every family of a registry with every child's current value, as plain arrays, objects, numbers
+ * and strings: it survives `structuredClone` and `postMessage`. See `Registry.render()`.
+ */
+export interface RegistrySnapshot {
+  readonly families: readonly FamilySnapshot[];
+}
+
+/** What differs between counters, gauges and histograms: making, copying, adding, rendering. */
+interface Kind<T> {
+  readonly type: MetricType;
+  readonly buckets: readonly number[];
+  make(): T;
+  snapshot(labels: Labels, child: T): ChildSnapshot;
+  /** Adds a snapshot child of the same family into `into`. */
+  add(into: T, from: ChildSnapshot): void;
+  render(out: string[], values: Labels, child: T): void;
+}
+
 interface Metric {
   readonly name: string;
   render(out: string[]): void;
+  snapshot(): FamilySnapshot;
+  renderSum(out: string[], others: readonly FamilySnapshot[]): void;
 }
 
 /** A monotonically increasing count. */
@@ -69,16 +141,30 @@ export class Histogram {
   }
 }
 
+function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function valueSnapshot(labels: Labels, child: Counter | Gauge): ValueSnapshot {
+  return { labels, value: child.value };
+}
+
+function addValue(into: Counter | Gauge, from: ChildSnapshot): void {
+  assert("value" in from, `snapshot child {${from.labels}} has no value`);
+  into.value += from.value;
+}
+
 class Family<T> implements Metric {
   private readonly children = new Map<string, { values: Labels; child: T }>();
+  readonly type: MetricType;
   constructor(
     readonly name: string,
     readonly help: string,
-    readonly type: "counter" | "gauge" | "histogram",
     readonly labelNames: Labels,
-    private readonly make: () => T,
-    private readonly renderChild: (out: string[], values: Labels, child: T) => void,
-  ) {}
+    private readonly kind: Kind<T>,
+  ) {
+    this.type = kind.type;
+  }
 
   /** The child for these label values, created on first use. */
   labels(...values: string[]): T {
@@ -86,7 +172,7 @@ class Family<T> implements Metric {
     const key = values.join("\u0000");
     let entry = this.children.get(key);
     if (entry === undefined) {
-      entry = { values, child: this.make() };
+      entry = { values, child: this.kind.make() };
       this.children.set(key, entry);
     }
     return entry.child;
@@ -99,7 +185,55 @@ class Family<T> implements Metric {
 
   render(out: string[]): void {
     out.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`);
-    for (const { values, child } of this.children.values()) this.renderChild(out, values, child);
+    for (const { values, child } of this.children.values()) this.kind.render(out, values, child);
+  }
+
+  snapshot(): FamilySnapshot {
+    const children: ChildSnapshot[] = [];
+    for (const { values, child } of this.children.values()) {
+      children.push(this.kind.snapshot(values, child));
+    }
+    return {
+      name: this.name,
+      type: this.type,
+      labelNames: this.labelNames,
+      buckets: this.kind.buckets,
+      children,
+    };
+  }
+
+  /** Renders each child summed with the same-labelled children of `others` (this family's name). */
+  renderSum(out: string[], others: readonly FamilySnapshot[]): void {
+    const kind = this.kind;
+    const sums = new Map<string, { values: Labels; child: T }>();
+    for (const [key, { values, child }] of this.children) {
+      const sum = kind.make();
+      kind.add(sum, kind.snapshot(values, child));
+      sums.set(key, { values, child: sum });
+    }
+    for (const other of others) {
+      assert(
+        other.type === this.type && sameList(other.labelNames, this.labelNames) &&
+          sameList(other.buckets, kind.buckets),
+        `snapshot of ${this.name} is a ${other.type} {${other.labelNames}} [${other.buckets}], ` +
+          `not a ${this.type} {${this.labelNames}} [${kind.buckets}]`,
+      );
+      for (const from of other.children) {
+        assert(
+          from.labels.length === this.labelNames.length,
+          `snapshot of ${this.name} has child {${from.labels}} for labels {${this.labelNames}}`,
+        );
+        const key = from.labels.join("\u0000");
+        let entry = sums.get(key);
+        if (entry === undefined) {
+          entry = { values: from.labels, child: kind.make() };
+          sums.set(key, entry);
+        }
+        kind.add(entry.child, from);
+      }
+    }
+    out.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`);
+    for (const { values, child } of sums.values()) kind.render(out, values, child);
   }
 }
 
@@ -110,7 +244,7 @@ export type GaugeFamily = Family<Gauge>;
 /** A family of histograms sharing a name, label names and buckets. */
 export type HistogramFamily = Family<Histogram>;
 
-/** Holds every metric of a process and renders them. */
+/** Holds every metric of a process (or of one serving thread) and renders them. */
 export class Registry {
   private readonly metrics: Metric[] = [];
   private readonly names = new Set<string>();
@@ -127,14 +261,32 @@ export class Registry {
   counter(name: string, help: string, labelNames: Labels = []): CounterFamily {
     const render = (o: string[], v: Labels, c: Counter) =>
       o.push(`${name}${labelText(labelNames, v)} ${formatNumber(c.value)}`);
-    return this.add(new Family(name, help, "counter", labelNames, () => new Counter(), render));
+    const make = () => new Counter();
+    const kind: Kind<Counter> = {
+      type: "counter",
+      buckets: [],
+      make,
+      snapshot: valueSnapshot,
+      add: addValue,
+      render,
+    };
+    return this.add(new Family(name, help, labelNames, kind));
   }
 
   /** Registers a gauge family. */
   gauge(name: string, help: string, labelNames: Labels = []): GaugeFamily {
     const render = (o: string[], v: Labels, g: Gauge) =>
       o.push(`${name}${labelText(labelNames, v)} ${formatNumber(g.value)}`);
-    return this.add(new Family(name, help, "gauge", labelNames, () => new Gauge(), render));
+    const make = () => new Gauge();
+    const kind: Kind<Gauge> = {
+      type: "gauge",
+      buckets: [],
+      make,
+      snapshot: valueSnapshot,
+      add: addValue,
+      render,
+    };
+    return this.add(new Family(name, help, labelNames, kind));
   }
 
   /** Registers a histogram family with the given bucket upper bounds. */
@@ -158,14 +310,62 @@ export class Registry {
       o.push(`${name}_sum${labelText(labelNames, v)} ${formatNumber(h.sum)}`);
       o.push(`${name}_count${labelText(labelNames, v)} ${h.count}`);
     };
-    const make = () => new Histogram(buckets);
-    return this.add(new Family(name, help, "histogram", labelNames, make, render));
+    const kind: Kind<Histogram> = {
+      type: "histogram",
+      buckets,
+      make: () => new Histogram(buckets),
+      snapshot: (labels, h) => ({
+        labels,
+        counts: Array.from(h.counts),
+        sum: h.sum,
+        count: h.count,
+      }),
+      add: (into, from) => {
+        assert(
+          "counts" in from && from.counts.length === into.counts.length,
+          `snapshot child {${from.labels}} of ${name} does not have ${buckets.length} buckets`,
+        );
+        for (let i = 0; i < into.counts.length; i++) into.counts[i]! += from.counts[i]!;
+        into.sum += from.sum;
+        into.count += from.count;
+      },
+      render,
+    };
+    return this.add(new Family(name, help, labelNames, kind));
   }
 
-  /** The Prometheus text exposition of every metric. */
-  render(): string {
+  /**
+   * Every family with every child's current value, as plain data for `postMessage`: what a serving
+   * thread sends so that the main thread can `render()` the sum.
+   */
+  snapshot(): RegistrySnapshot {
+    return { families: this.metrics.map((metric) => metric.snapshot()) };
+  }
+
+  /**
+   * The Prometheus text exposition of every metric. With `others` (snapshots of the registries of
+   * other threads), each series is the sum over this registry and them; see the module doc for how
+   * gauges, unknown families and mismatches are treated. Without, nothing is copied.
+   */
+  render(others: readonly RegistrySnapshot[] = []): string {
     const out: string[] = [];
-    for (const metric of this.metrics) metric.render(out);
+    if (others.length === 0) {
+      for (const metric of this.metrics) metric.render(out);
+      return out.join("\n") + "\n";
+    }
+    const byName = new Map<string, FamilySnapshot[]>();
+    for (const other of others) {
+      for (const family of other.families) {
+        const list = byName.get(family.name);
+        if (list === undefined) byName.set(family.name, [family]);
+        else list.push(family);
+      }
+    }
+    for (const metric of this.metrics) {
+      const list = byName.get(metric.name);
+      if (list === undefined) metric.render(out);
+      else metric.renderSum(out, list);
+    }
     return out.join("\n") + "\n";
   }
 }

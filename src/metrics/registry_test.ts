@@ -250,3 +250,117 @@ Deno.test("Registry refuses duplicate names, invalid names and unordered buckets
   throws(() => labelled.labels(), AssertionError);
   throws(() => labelled.labels("x", "y"), AssertionError);
 });
+
+/** Three registries with the same families, as three threads' `createMetrics()` would build. */
+function threadRegistry() {
+  const registry = new Registry();
+  return {
+    registry,
+    requests: registry.counter("app_requests_total", "Requests.", ["route"]),
+    waiters: registry.gauge("app_waiters", "Waiters."),
+    latency: registry.histogram("app_latency_seconds", "Latency.", [0.1, 1], ["route"]),
+  };
+}
+
+Deno.test("Registry.render(snapshots) sums counters, gauges and histograms over threads", () => {
+  const main = threadRegistry();
+  const a = threadRegistry();
+  const b = threadRegistry();
+  main.requests.labels("get").inc(1);
+  a.requests.labels("get").inc(10);
+  b.requests.labels("get").inc(100);
+  b.requests.labels("put").inc(7); // a series only one snapshot has
+  main.waiters.labels().set(2);
+  a.waiters.labels().set(3);
+  main.latency.labels("get").observe(0.05);
+  a.latency.labels("get").observe(0.5);
+  b.latency.labels("get").observe(5);
+  b.latency.labels("put").observe(0.25);
+  a.latency.labels("put"); // a series with no observations adds nothing
+  const alone = main.registry.render();
+  const text = main.registry.render([a.registry.snapshot(), b.registry.snapshot()]);
+  equal(
+    text,
+    [
+      "# HELP app_requests_total Requests.",
+      "# TYPE app_requests_total counter",
+      'app_requests_total{route="get"} 111',
+      'app_requests_total{route="put"} 7',
+      "# HELP app_waiters Waiters.",
+      "# TYPE app_waiters gauge",
+      "app_waiters 5",
+      "# HELP app_latency_seconds Latency.",
+      "# TYPE app_latency_seconds histogram",
+      'app_latency_seconds_bucket{route="get",le="0.1"} 1',
+      'app_latency_seconds_bucket{route="get",le="1"} 2',
+      'app_latency_seconds_bucket{route="get",le="+Inf"} 3',
+      'app_latency_seconds_sum{route="get"} 5.55',
+      'app_latency_seconds_count{route="get"} 3',
+      'app_latency_seconds_bucket{route="put",le="0.1"} 0',
+      'app_latency_seconds_bucket{route="put",le="1"} 1',
+      'app_latency_seconds_bucket{route="put",le="+Inf"} 1',
+      'app_latency_seconds_sum{route="put"} 0.25',
+      'app_latency_seconds_count{route="put"} 1',
+      "",
+    ].join("\n"),
+  );
+  parseExposition(text);
+  // Summing reads the snapshots and this registry; it changes neither.
+  equal(main.registry.render(), alone);
+  ok(alone.includes('app_requests_total{route="get"} 1\n'), alone);
+  equal(a.requests.labels("get").value, 10);
+});
+
+Deno.test("Registry.snapshot() is plain data that survives structuredClone", () => {
+  const thread = threadRegistry();
+  thread.requests.labels('say "hi"\n').inc(3);
+  thread.waiters.labels().set(-1);
+  thread.latency.labels("get").observe(0.5);
+  const snapshot = thread.registry.snapshot();
+  const cloned = structuredClone(snapshot);
+  deepEqual(cloned, snapshot);
+  deepEqual(cloned, {
+    families: [
+      {
+        name: "app_requests_total",
+        type: "counter",
+        labelNames: ["route"],
+        buckets: [],
+        children: [{ labels: ['say "hi"\n'], value: 3 }],
+      },
+      {
+        name: "app_waiters",
+        type: "gauge",
+        labelNames: [],
+        buckets: [],
+        children: [{ labels: [], value: -1 }],
+      },
+      {
+        name: "app_latency_seconds",
+        type: "histogram",
+        labelNames: ["route"],
+        buckets: [0.1, 1],
+        children: [{ labels: ["get"], counts: [0, 1], sum: 0.5, count: 1 }],
+      },
+    ],
+  });
+  // A fresh registry summed with the clone renders what the thread itself renders.
+  equal(threadRegistry().registry.render([cloned]), thread.registry.render());
+});
+
+Deno.test("Registry.render(snapshots) skips unknown families and refuses mismatched ones", () => {
+  const main = threadRegistry();
+  const extra = new Registry();
+  extra.counter("app_other_total", "Only in another thread.").labels().inc();
+  equal(main.registry.render([extra.snapshot()]), main.registry.render());
+
+  const wrongType = new Registry();
+  wrongType.gauge("app_requests_total", "A gauge now.", ["route"]);
+  throws(() => main.registry.render([wrongType.snapshot()]), AssertionError);
+  const wrongLabels = new Registry();
+  wrongLabels.counter("app_requests_total", "Other labels.", ["path"]);
+  throws(() => main.registry.render([wrongLabels.snapshot()]), AssertionError);
+  const wrongBuckets = new Registry();
+  wrongBuckets.histogram("app_latency_seconds", "Other buckets.", [0.1, 2], ["route"]);
+  throws(() => main.registry.render([wrongBuckets.snapshot()]), AssertionError);
+});
