@@ -1,12 +1,13 @@
 /**
  * Storage: one {@linkcode PartitionStore} per log partition on LMDB, holding the records and the
- * meta (applied offset, hash chain) that say which prefix of the log the file reflects.
+ * meta (applied offset, hash chain) that say which prefix of the log the file reflects, and
+ * {@linkcode PartitionReader}s: read-only views of a partition's file for other threads or
+ * processes.
  *
  * @module
  */
 export {
   CHAIN_ZERO,
-  compareBytes,
   DIGEST_ZERO,
   PartitionStore,
   STORE_FORMAT,
@@ -14,6 +15,8 @@ export {
   StoreMismatchError,
   storePath,
 } from "./partition_store.ts";
+export { PartitionReader, type ReaderOptions } from "./partition_reader.ts";
+export { compareBytes, type ListPage, type ListQuery } from "./record_reads.ts";
 export {
   CLEAN_STOP_FILE,
   type CleanStop,
@@ -32,13 +35,6 @@ export {
   type VerifyKind,
   type VerifyResult,
 } from "./verify.ts";
-export type {
-  AppliedPosition,
-  ListPage,
-  ListQuery,
-  StoreMeta,
-  StoreOptions,
-  StoreTx,
-} from "./partition_store.ts";
+export type { AppliedPosition, StoreMeta, StoreOptions, StoreTx } from "./partition_store.ts";
 export { decodeRecordValue, encodeRecordValue, RECORD_FORMAT } from "./record_codec.ts";
 export type { StoredRecord } from "./record_codec.ts";

@@ -6,9 +6,8 @@
  * describe, so after any crash the file says exactly which log prefix it reflects.
  */
 import { createHash } from "node:crypto";
-import { open, type RootDatabase, type Transaction } from "lmdb";
-import { PK_BYTES_MAX, RECORD_KEY_BYTES_MAX, SK_BYTES_MAX, STORE_FORMAT } from "../config/mod.ts";
-import { decodeSk, keyWithSk, pkPrefix, writeRecordKey } from "../keys/mod.ts";
+import { open, type RootDatabase } from "lmdb";
+import { RECORD_KEY_BYTES_MAX, STORE_FORMAT } from "../config/mod.ts";
 import { assert } from "../util/assert.ts";
 import { log } from "../util/log.ts";
 import {
@@ -18,6 +17,16 @@ import {
   writeRecordValue,
 } from "./record_codec.ts";
 import { RECORD_HASH_BYTES, recordHash } from "./record_hash.ts";
+import {
+  getRecord,
+  KEY_SCRATCH_BYTES,
+  keyIn,
+  type ListPage,
+  type ListQuery,
+  listRecords,
+  type ReadTxn,
+  type RecordsDb,
+} from "./record_reads.ts";
 
 /** Version of the file layout, stored in `meta`: a cluster-wide constant (snapshots move). */
 export { STORE_FORMAT };
@@ -107,36 +116,6 @@ export interface StoreTx {
   delete(pk: string, sk: string): void;
 }
 
-/** A list query, already validated by the API. */
-export interface ListQuery {
-  /** Partition key whose records are listed. */
-  readonly pk: string;
-  /** Only sort keys starting with this (an exact match included). */
-  readonly skPrefix: string;
-  /** Resume after this sort key (in iteration order). */
-  readonly startAfter: string | null;
-  /** Stop before this sort key (in iteration order). */
-  readonly endBefore: string | null;
-  /** Most records returned. */
-  readonly limit: number;
-  /** Descending order. */
-  readonly reverse: boolean;
-  /** Row filter; rows failing it are skipped (or end the scan with `stopOnFilter`). */
-  readonly filter: ((record: StoredRecord) => boolean) | null;
-  /** End the scan at the first row that fails `filter`. */
-  readonly stopOnFilter: boolean;
-  /** Most rows examined, so a selective filter cannot scan a whole partition in one request. */
-  readonly scanMax: number;
-}
-
-/** One page of a list. */
-export interface ListPage {
-  /** Matching records in order. */
-  readonly records: StoredRecord[];
-  /** Cursor for `start_after`, or null when the range is exhausted. */
-  readonly next: string | null;
-}
-
 /** How to open a store. */
 export interface StoreOptions {
   /** Folder holding the partition files of one namespace. */
@@ -169,61 +148,18 @@ export class StoreMismatchError extends Error {
   }
 }
 
-type ReadTxn = Transaction;
-
 /** lmdb-js's `sync(callback)`: `mdb_env_sync(force)` on a worker thread; not in its types. */
 interface EnvSync {
   sync(callback: (error?: unknown) => void): void;
 }
 
-/** lmdb-js accepts a transaction here; its type declarations omit the parameter. */
-interface FastReads {
-  getBinaryFast(key: Uint8Array, options: { transaction: ReadTxn }): Uint8Array | undefined;
-}
-
-/** Room for any valid key written as UTF-8 (3 bytes per UTF-16 unit at worst). */
-const KEY_SCRATCH = new Uint8Array(2 + 3 * (PK_BYTES_MAX + SK_BYTES_MAX));
 /**
  * The write transaction's key and value buffers: lmdb-js copies keys and values before `getBinaryFast`
  * and `putSync` return, so one buffer of each serves every write (allocating two arrays per record
  * was a measurable share of apply).
  */
-const WRITE_KEY_SCRATCH = new Uint8Array(KEY_SCRATCH.length);
+const WRITE_KEY_SCRATCH = new Uint8Array(KEY_SCRATCH_BYTES);
 let writeValueScratch = new Uint8Array(64 * 1024);
-
-/** `[pk, sk]`'s key in `scratch` (or a new array for an oversized key), valid until the next call. */
-function keyIn(scratch: Uint8Array, pk: string, sk: string): Uint8Array {
-  const room = 2 + 3 * (pk.length + sk.length);
-  const buffer = room <= scratch.length ? scratch : new Uint8Array(room);
-  return buffer.subarray(0, writeRecordKey(buffer, pk, sk));
-}
-const FF = new Uint8Array([0xff]);
-const ZERO = new Uint8Array([0x00]);
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a, 0);
-  out.set(b, a.length);
-  return out;
-}
-
-/** memcmp order, as LMDB sorts keys. */
-export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const n = Math.min(a.length, b.length);
-  for (let i = 0; i < n; i++) {
-    const d = a[i]! - b[i]!;
-    if (d !== 0) return d;
-  }
-  return a.length - b.length;
-}
-
-function maxBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  return compareBytes(a, b) >= 0 ? a : b;
-}
-
-function minBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  return compareBytes(a, b) <= 0 ? a : b;
-}
 
 /** LMDB's on-disk header (liblmdb as built by lmdb-js): what `mdb_env_open` checks first. */
 const LMDB_PAGE_FLAGS_AT = 18;
@@ -298,7 +234,7 @@ export class PartitionStore {
   readonly partition: number;
   readonly path: string;
   private readonly env: RootDatabase;
-  private readonly records;
+  private readonly records: RecordsDb;
   private readonly meta;
   private position: AppliedPosition;
   /** Content digest (XOR of {@linkcode recordHash} over all records), as committed. */
@@ -450,57 +386,12 @@ export class PartitionStore {
 
   /** One record, or null. */
   get(pk: string, sk: string): StoredRecord | null {
-    // lmdb-js copies the key before the lookup returns, so one scratch buffer serves every get.
-    const value = (this.records as unknown as FastReads).getBinaryFast(
-      keyIn(KEY_SCRATCH, pk, sk),
-      { transaction: this.snapshot() },
-    );
-    return value === undefined ? null : decodeRecordValue(pk, sk, value);
+    return getRecord(this.records, this.snapshot(), pk, sk);
   }
 
   /** One page of a pk's records; see {@linkcode ListQuery}. */
   list(query: ListQuery): ListPage {
-    assert(query.limit >= 1 && query.scanMax >= query.limit, "list limits are inconsistent");
-    const prefix = pkPrefix(query.pk);
-    let lo = keyWithSk(prefix, query.skPrefix);
-    let hi = concat(lo, FF); // UTF-8 never contains 0xff, so this bounds every key with the prefix.
-    if (query.startAfter !== null) {
-      const cursor = keyWithSk(prefix, query.startAfter);
-      if (query.reverse) hi = minBytes(hi, cursor);
-      else lo = maxBytes(lo, concat(cursor, ZERO)); // The immediate successor of the cursor.
-    }
-    if (query.endBefore !== null) {
-      const end = keyWithSk(prefix, query.endBefore);
-      if (query.reverse) lo = maxBytes(lo, concat(end, ZERO));
-      else hi = minBytes(hi, end);
-    }
-    const records: StoredRecord[] = [];
-    if (compareBytes(lo, hi) >= 0) return { records, next: null };
-    // Forward ranges are [lo, hi). lmdb-js's reverse start is inclusive, so skip a row equal to hi
-    // and stop below lo by hand.
-    const range = query.reverse
-      ? this.records.getRange({ start: hi, reverse: true, transaction: this.snapshot() })
-      : this.records.getRange({ start: lo, end: hi, transaction: this.snapshot() });
-    let scanned = 0;
-    let lastScanned: string | null = null;
-    for (const { key, value } of range) {
-      if (query.reverse) {
-        if (compareBytes(key, hi) >= 0) continue;
-        if (compareBytes(key, lo) < 0) break;
-      }
-      if (records.length === query.limit) return { records, next: records[records.length - 1]!.sk };
-      if (scanned === query.scanMax) return { records, next: lastScanned };
-      scanned++;
-      const sk = decodeSk(key);
-      lastScanned = sk;
-      const record = decodeRecordValue(query.pk, sk, value);
-      if (query.filter !== null && !query.filter(record)) {
-        if (query.stopOnFilter) return { records, next: null };
-        continue;
-      }
-      records.push(record);
-    }
-    return { records, next: null };
+    return listRecords(this.records, this.snapshot(), query);
   }
 
   /** Number of records (LMDB keeps the count; this does not scan). */

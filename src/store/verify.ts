@@ -13,7 +13,6 @@
  */
 import { open } from "lmdb";
 import {
-  compareBytes,
   DIGEST_PATTERN,
   lmdbHeaderProblem,
   metaCheck,
@@ -24,6 +23,7 @@ import {
 } from "./partition_store.ts";
 import { RECORD_FORMAT } from "./record_codec.ts";
 import { RECORD_HASH_BYTES } from "./record_hash.ts";
+import { compareBytes } from "./record_reads.ts";
 
 /** What kind of file a verifier walks. */
 export type VerifyKind = "partition" | "log";
