@@ -6,7 +6,9 @@
  * `--no-reset`: not) and reads `counter`. A read older than `n` is stale. Prints one JSON line:
  * fresh and stale reads, and a sample of `[n, value read]`.
  *
- *   deno run -A bench/lmdb_visibility_probe.ts [--no-reset] [--no-sync]
+ * `--put-sync` commits with `putSync` (what `PartitionStore` does) instead of `put`.
+ *
+ *   deno run -A bench/lmdb_visibility_probe.ts [--no-reset] [--no-sync] [--put-sync]
  *
  * @module
  */
@@ -36,6 +38,7 @@ if (me.startsWith("reader")) {
   };
 } else {
   const noSync = Deno.args.includes("--no-sync");
+  const putSync = Deno.args.includes("--put-sync");
   await Deno.remove(path).catch(() => {});
   await Deno.remove(`${path}-lock`).catch(() => {});
   const db = open({ path, ...(noSync ? { noSync: true } : {}) });
@@ -44,7 +47,7 @@ if (me.startsWith("reader")) {
   const result = new Promise((resolve) => worker.onmessage = (e) => resolve(e.data));
   await new Promise((r) => setTimeout(r, 300));
   for (let n = 0; n < 1000; n++) {
-    db.transactionSync(() => db.put("counter", n));
+    db.transactionSync(() => putSync ? db.putSync("counter", n) : db.put("counter", n));
     worker.postMessage(n);
     if (n % 100 === 99) await new Promise((r) => setTimeout(r, 1));
   }
@@ -53,7 +56,7 @@ if (me.startsWith("reader")) {
   await db.close();
   await Deno.stdout.write(
     new TextEncoder().encode(
-      JSON.stringify({ reset: !name.includes("no-reset"), noSync, ...out as object }) + "\n",
+      JSON.stringify({ reset: !name.includes("no-reset"), noSync, putSync, ...out as object }) + "\n",
     ),
   );
 }

@@ -12,6 +12,7 @@ import { type Config, redactedConfig } from "./config/mod.ts";
 import { EmbeddedLog, KafkaLog } from "./log/mod.ts";
 import { createMetrics, type Metrics } from "./metrics/mod.ts";
 import { lockDataDir, type MutationLog, Node, Reader, type SnapshotSource } from "./node/mod.ts";
+import { serveThreadCount, ServeThreads } from "./serve/mod.ts";
 import { bindOrThrow, errorMessage, log, sleep, StartError } from "./util/mod.ts";
 
 /** A node and, when configured, its gossip agent, read router, reader and backup loop. */
@@ -177,14 +178,26 @@ export async function startApp(
     throw new StartError("start_failed", errorMessage(error), {});
   }
   const tls = tlsOptions(config);
-  const api = bindOrThrow("api", config.node.listenHost, config.api.port, () =>
-    Deno.serve({
-      hostname: config.node.listenHost,
-      port: config.api.port,
-      ...tls,
-      onListen: ({ port, hostname }) =>
-        log("info", "api_listening", { hostname, port, tls: "cert" in tls }),
-    }, publicHandler(node, reader)));
+  const threadCount = serveThreadCount(config.api.serveThreads);
+  // One thread: the main thread serves the public port itself. More: that many workers do.
+  const api = threadCount === 1
+    ? bindOrThrow("api", config.node.listenHost, config.api.port, () =>
+      Deno.serve({
+        hostname: config.node.listenHost,
+        port: config.api.port,
+        ...tls,
+        onListen: ({ port, hostname }) =>
+          log("info", "api_listening", { hostname, port, tls: "cert" in tls, threads: 1 }),
+      }, publicHandler(node, reader)))
+    : null;
+  const threads = threadCount === 1 ? null : await ServeThreads.start({
+    count: threadCount,
+    config,
+    node,
+    peers: router,
+    tls: "cert" in tls ? tls : null,
+  });
+  const apiPort = api === null ? threads!.port : (api.addr as Deno.NetAddr).port;
   const internal = bindOrThrow(
     "internal",
     config.node.listenHost,
@@ -194,10 +207,10 @@ export async function startApp(
         hostname: config.node.listenHost,
         port: config.api.internalPort,
         onListen: ({ port, hostname }) => log("info", "internal_listening", { hostname, port }),
-      }, internalHandler(node, gossip, reader)),
+      }, internalHandler(node, gossip, reader, threads === null ? null : () => threads.metrics())),
   );
   // Deno.serve never closes an idle connection itself: see src/api/idle_sweeper.ts.
-  const sweeper = IdleSweeper.open({ api: config.api, port: api.addr.port, metrics: node.metrics });
+  const sweeper = IdleSweeper.open({ api: config.api, port: apiPort, metrics: node.metrics });
   if (sweeper === null) {
     log("warn", "idle_sweep_unavailable", {
       message:
@@ -243,7 +256,7 @@ export async function startApp(
     node.drain();
     // In a region cluster, keep serving reads until peers have taken the partitions over.
     await node.handOff();
-    await api.shutdown();
+    await (api === null ? threads!.shutdown() : api.shutdown());
     router?.close();
     background.abort();
     await Promise.all([backingUp, sweeping, sweepingIdle]);
@@ -253,5 +266,5 @@ export async function startApp(
     await gossiping;
     await internal.shutdown();
   };
-  return { ...app, apiPort: api.addr.port, internalPort: internal.addr.port, stop };
+  return { ...app, apiPort, internalPort: internal.addr.port, stop };
 }

@@ -12,6 +12,7 @@ import {
   INTERNAL_SNAPSHOT_PATH,
   MANIFEST_HEADER,
 } from "../cluster/mod.ts";
+import type { RegistrySnapshot } from "../metrics/mod.ts";
 import { type Node, Reader } from "../node/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { bearer, safeEqual } from "./auth.ts";
@@ -147,15 +148,19 @@ class SnapshotSender {
 }
 
 /** What the internal handler serves from. */
+/** The metrics of other threads (the serving threads), summed into `/metrics`. */
+export type ThreadMetrics = () => Promise<readonly RegistrySnapshot[]>;
+
 interface Internal {
   readonly node: Node;
+  readonly threadMetrics: ThreadMetrics | null;
   readonly reader: Reader;
   readonly gossip: Gossip | null;
   readonly snapshots: SnapshotSender;
 }
 
 async function route(
-  { node, reader, gossip, snapshots }: Internal,
+  { node, reader, gossip, snapshots, threadMetrics }: Internal,
   request: Request,
 ): Promise<Response> {
   const path = pathOf(request.url);
@@ -180,7 +185,8 @@ async function route(
     return await snapshots.send(path);
   }
   if (path === "/metrics") {
-    return new Response(node.metrics.registry.render(), {
+    const threads = threadMetrics === null ? [] : await threadMetrics();
+    return new Response(node.metrics.registry.render(threads), {
       headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
     });
   }
@@ -193,16 +199,19 @@ async function route(
 
 /**
  * The internal handler of `node` (with its gossip agent in cluster mode); proxy targets read
- * through `reader`'s local half (null: a reader of the node's own partitions).
+ * through `reader`'s local half (null: a reader of the node's own partitions); `/metrics` adds
+ * `threadMetrics` (the serving threads') to the node's own.
  */
 export function internalHandler(
   node: Node,
   gossip: Gossip | null = null,
   reader: Reader | null = null,
+  threadMetrics: ThreadMetrics | null = null,
 ): (request: Request) => Promise<Response> {
   const internal: Internal = {
     node,
     gossip,
+    threadMetrics,
     reader: reader ??
       new Reader(node, null, { limits: node.config.limits, now: node.now }),
     snapshots: new SnapshotSender(node),

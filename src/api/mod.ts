@@ -8,6 +8,6 @@
 export { IdleSweeper, sweepIntervalMs, type SweepResult } from "./idle_sweeper.ts";
 export { internalHandler } from "./internal.ts";
 export { problemResponse } from "./problem.ts";
-export { publicHandler } from "./public.ts";
+export { type ApiNode, publicHandler } from "./public.ts";
 export { recordJson } from "../node/mod.ts";
 export type * from "./wire.ts";

@@ -1,8 +1,10 @@
 /**
  * The public API (DESIGN §3) as one `fetch(Request) → Response` function over a node.
  */
-import type { Histogram } from "../metrics/mod.ts";
-import { type GetKey, type Node, Reader } from "../node/mod.ts";
+import type { ConditionCache, Mutation } from "../apply/mod.ts";
+import type { Config } from "../config/mod.ts";
+import type { Histogram, Metrics } from "../metrics/mod.ts";
+import type { GetKey, Reader } from "../node/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { authorize } from "./auth.ts";
 import { readJson } from "./body.ts";
@@ -44,16 +46,32 @@ function getResponse(keys: readonly GetKey[], out: readonly (string | null)[]): 
   return `{"records":[${records}],"missing":[${missing}]}`;
 }
 
+/**
+ * What the public API needs from a node: a `Node` on the main thread, a serving thread's view of
+ * it (src/serve/) elsewhere.
+ */
+export interface ApiNode {
+  readonly config: Config;
+  /** `/readyz`. */
+  readonly ready: boolean;
+  /** Compiled conditions and filters. */
+  readonly conditions: ConditionCache;
+  readonly metrics: Metrics;
+  /** Appends one mutation per partition; resolves to the offsets by partition. */
+  write(mutations: ReadonlyMap<number, Mutation>): Promise<Record<string, number>>;
+}
+
 async function route(
-  node: Node,
+  node: ApiNode,
   reader: Reader,
   name: Route,
   request: Request,
+  health: string,
 ): Promise<Response> {
   const config = node.config;
   switch (name) {
     case "healthz":
-      return json('{"status":"ok"}');
+      return json(health);
     case "readyz":
       return node.ready ? json('{"status":"ready"}') : json('{"status":"not_ready"}', 503);
     case "put":
@@ -97,15 +115,13 @@ function notFound(path: string): OperationalError {
 
 /**
  * The public API handler of `node`: parses, authorizes and serializes; writes go to the node,
- * reads to `reader` (null: a reader of the node's own partitions, as on a single node, where
- * reads of other partitions are 503 `partition_unavailable`).
+ * reads to `reads`. `health` is the `/healthz` body.
  */
 export function publicHandler(
-  node: Node,
-  reader: Reader | null = null,
+  node: ApiNode,
+  reads: Reader,
+  health = '{"status":"ok"}',
 ): (request: Request) => Promise<Response> {
-  const reads = reader ??
-    new Reader(node, null, { limits: node.config.limits, now: node.now });
   const duration = node.metrics.requestDuration;
   // Histogram children by "route status", looked up once each: no label work per request.
   const children = new Map<string, Histogram>();
@@ -138,7 +154,7 @@ export function publicHandler(
         throw new OperationalError("method_not_allowed", `Cannot ${request.method} ${path}`);
       }
       if (name === undefined) throw notFound(path);
-      response = await route(node, reads, name, request);
+      response = await route(node, reads, name, request, health);
     } catch (error) {
       const allow = POST_ROUTES[path] !== undefined ? "POST" : "GET, HEAD";
       response = problemResponse(

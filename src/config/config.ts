@@ -103,6 +103,11 @@ export interface ConfigApi {
   readonly idleTimeoutMs: number;
   /** `CONNECTIONS_MAX`: public connections kept; above it the longest-idle go. */
   readonly connectionsMax: number;
+  /**
+   * `SERVE_THREADS`: threads serving the public port (0 = one per CPU the process may use; 1 = the
+   * main thread alone, which also applies).
+   */
+  readonly serveThreads: number;
   /** `API_TOKENS_READ`: bearer tokens that may read. Both lists empty = open API. */
   readonly tokensRead: readonly string[];
   /** `API_TOKENS_WRITE`: bearer tokens that may write (and read). */

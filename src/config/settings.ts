@@ -412,6 +412,17 @@ export const SETTINGS: readonly Setting[] = [
     doc: "public connections kept open; above it the longest-idle ones are shut down",
   },
   {
+    env: "SERVE_THREADS",
+    section: "api",
+    field: "serveThreads",
+    kind: "int",
+    default: 0,
+    min: 0,
+    max: 256,
+    doc:
+      "threads serving the public port, each reading the partition files; 0 = one per CPU the process may use, 1 = the main thread alone",
+  },
+  {
     env: "API_TOKENS_READ",
     section: "api",
     field: "tokensRead",

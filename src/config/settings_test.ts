@@ -43,6 +43,7 @@ const FIELDS: { readonly [S in keyof Config]: Readonly<Record<keyof Config[S], t
     tlsKeyFile: true,
     idleTimeoutMs: true,
     connectionsMax: true,
+    serveThreads: true,
     tokensRead: true,
     tokensWrite: true,
   },

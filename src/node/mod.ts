@@ -6,7 +6,7 @@
  *
  * @module
  */
-export { Node } from "./node.ts";
+export { encodeWrites, Node } from "./node.ts";
 export type { HandOffPeers, NodeDeps, PartitionStatus } from "./node.ts";
 export { isAllowed, PartitionTable } from "./partition_state.ts";
 export type { Partition, PartitionState, TransitionChange } from "./partition_state.ts";
@@ -17,9 +17,10 @@ export type {
   PartitionConsumer,
   PeerKey,
   PeerReads,
+  ReadReplicas,
   SnapshotSource,
 } from "./ports.ts";
-export { Reader, recordJson } from "./reader.ts";
+export { movedError, Reader, recordJson, stoppingError, unavailable } from "./reader.ts";
 export type {
   GetKey,
   GetRequest,
@@ -27,5 +28,8 @@ export type {
   LocalPartitions,
   ReadAfter,
   ReaderOptions,
+  StoreReads,
 } from "./reader.ts";
+export { Waiters } from "./waiters.ts";
+export type { WaiterSlots } from "./waiters.ts";
 export { DataDirLock, LOCK_FILE_NAME, lockDataDir } from "./data_dir.ts";

@@ -12,7 +12,13 @@ import {
   type Mutation,
 } from "../apply/mod.ts";
 import type { Config } from "../config/mod.ts";
-import type { AppendRequest, MutationLog, PartitionConsumer, SnapshotSource } from "./ports.ts";
+import type {
+  AppendRequest,
+  MutationLog,
+  PartitionConsumer,
+  ReadReplicas,
+  SnapshotSource,
+} from "./ports.ts";
 import type { Metrics } from "../metrics/mod.ts";
 import {
   boundedAll,
@@ -34,6 +40,7 @@ import { StartError } from "../util/start_error.ts";
 import { errorMessage, log } from "../util/log.ts";
 import { sleep } from "../util/sleep.ts";
 import { type Partition, PartitionTable } from "./partition_state.ts";
+import { movedError, stoppingError } from "./reader.ts";
 import { Waiters } from "./waiters.ts";
 
 /** States whose file answers reads here. */
@@ -41,12 +48,27 @@ const READABLE = new Set(["serving", "retiring"] as const);
 /** States of a partition this node owns (assigned by the log, file open). */
 const OWNED = new Set(["catching_up", "serving"] as const);
 
-function stoppingError(partition: number): OperationalError {
-  return new OperationalError(
-    "partition_unavailable",
-    `Cannot wait for partition ${partition}: the node is stopping`,
-    { partition },
-  );
+/**
+ * The log messages of a write: one per partition, keyed by its first op's pk. 413
+ * `message_too_large` when one would exceed `messageBytesMax`.
+ */
+export function encodeWrites(
+  mutations: ReadonlyMap<number, Mutation>,
+  messageBytesMax: number,
+): AppendRequest[] {
+  const requests: AppendRequest[] = [];
+  for (const [partition, mutation] of mutations) {
+    const value = encodeMutation(mutation);
+    if (value.length > messageBytesMax) {
+      throw new OperationalError(
+        "message_too_large",
+        `Cannot write: partition ${partition} would get a ${value.length}-byte log message, more than MESSAGE_BYTES_MAX (${messageBytesMax})`,
+        { partition, bytes: value.length, limit: messageBytesMax },
+      );
+    }
+    requests.push({ partition, key: mutation.ops[0]!.pk, value });
+  }
+  return requests;
 }
 
 /** Per-partition view for `/internal/status`. */
@@ -111,6 +133,8 @@ export class Node implements PartitionConsumer {
   private cleanStop: CleanStop | null = null;
   /** Partitions whose file this process verified or opened: never verified again here. */
   private readonly trusted = new Set<number>();
+  /** The serving threads that read the partition files too, when there are any. */
+  private replicas: ReadReplicas | null = null;
 
   constructor(deps: NodeDeps) {
     this.config = deps.config;
@@ -324,6 +348,18 @@ export class Node implements PartitionConsumer {
    */
   attachPeers(peers: HandOffPeers): void {
     this.peers = peers;
+    this.replicas?.changed();
+  }
+
+  /**
+   * Other threads read the partition files from now on (serving threads): they are told every
+   * state change and applied offset, and each file is released by them before it is closed.
+   */
+  attachReplicas(replicas: ReadReplicas): void {
+    assert(this.replicas === null, "one set of read replicas per node");
+    this.replicas = replicas;
+    this.table.onChange = () => replicas.changed();
+    replicas.changed();
   }
 
   /**
@@ -380,6 +416,8 @@ export class Node implements PartitionConsumer {
     level: "info" | "warn" = "info",
   ): Promise<void> {
     const store = entry.store!;
+    // The serving threads let go of the file first: none may read it while it closes.
+    if (this.replicas !== null) await this.replicas.release(entry.partition);
     await store.close();
     this.table.transition(entry.partition, "closed", {
       fields: { offset: store.applied.offset, ...fields },
@@ -391,19 +429,12 @@ export class Node implements PartitionConsumer {
    * Appends one mutation per partition and resolves to the offsets, keyed by partition.
    * `mutations` maps partition → mutation; every mutation has been validated by the API.
    */
-  async write(mutations: ReadonlyMap<number, Mutation>): Promise<Record<string, number>> {
-    const requests: AppendRequest[] = [];
-    for (const [partition, mutation] of mutations) {
-      const value = encodeMutation(mutation);
-      if (value.length > this.config.log.messageBytesMax) {
-        throw new OperationalError(
-          "message_too_large",
-          `Cannot write: partition ${partition} would get a ${value.length}-byte log message, more than MESSAGE_BYTES_MAX (${this.config.log.messageBytesMax})`,
-          { partition, bytes: value.length, limit: this.config.log.messageBytesMax },
-        );
-      }
-      requests.push({ partition, key: mutation.ops[0]!.pk, value });
-    }
+  write(mutations: ReadonlyMap<number, Mutation>): Promise<Record<string, number>> {
+    return this.append(encodeWrites(mutations, this.config.log.messageBytesMax));
+  }
+
+  /** Appends encoded messages (a serving thread encodes its writes itself); offsets by partition. */
+  async append(requests: readonly AppendRequest[]): Promise<Record<string, number>> {
     const offsets = await this.log.append(requests);
     const out: Record<string, number> = {};
     for (let i = 0; i < requests.length; i++) out[String(requests[i]!.partition)] = offsets[i]!;
@@ -425,15 +456,7 @@ export class Node implements PartitionConsumer {
     if (applied >= offset) return Promise.resolve();
     // A retiring partition no longer applies: the reader must go to its new owner.
     if (this.draining) return Promise.reject(stoppingError(partition));
-    if (state === "retiring") {
-      return Promise.reject(
-        new OperationalError(
-          "partition_unavailable",
-          `Cannot wait for partition ${partition}: it moved to another node`,
-          { partition },
-        ),
-      );
-    }
+    if (state === "retiring") return Promise.reject(movedError(partition));
     return this.waiters.wait(partition, offset, waitMs, applied);
   }
 
@@ -445,6 +468,12 @@ export class Node implements PartitionConsumer {
   drain(): void {
     this.draining = true;
     for (const e of this.table.inState(...OWNED)) this.waiters.cancel(e.partition);
+    this.replicas?.changed();
+  }
+
+  /** Set by {@linkcode drain}: the node is stopping and parks no more reads. */
+  get isDraining(): boolean {
+    return this.draining;
   }
 
   /** Offsets, chains and counts of every owned partition. */
@@ -512,6 +541,7 @@ export class Node implements PartitionConsumer {
       this.maybeServe(partition, offset + 1);
     }
     this.joined = true;
+    this.replicas?.changed();
     return starts;
   }
 
@@ -587,6 +617,7 @@ export class Node implements PartitionConsumer {
     if (records.length > 0) {
       const position = await applyBatch(store, records, this.applyContext);
       this.waiters.release(partition, position.offset);
+      this.replicas?.applied(partition, position.offset);
     }
     if (logEnd !== undefined) {
       this.metrics.consumerLag.labels(String(partition)).set(Math.max(0, logEnd - nextOffset));

@@ -97,6 +97,9 @@ export class PartitionTable {
     closed: 0,
   };
 
+  /** Called after every transition (the serving threads follow the table through it). */
+  onChange: (() => void) | null = null;
+
   constructor(private readonly metrics: Metrics, private readonly now: () => number) {}
 
   /** The partition's entry, or undefined when this node never had it (or forgot it). */
@@ -150,6 +153,7 @@ export class PartitionTable {
     this.metrics.partitions.labels("owned").set(this.counts.catching_up + this.counts.serving);
     this.metrics.partitions.labels("serving").set(this.counts.serving);
     log(change.level ?? "info", event, { partition, from, to, ...change.fields });
+    this.onChange?.();
     return entry;
   }
 

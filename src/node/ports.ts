@@ -119,3 +119,16 @@ export interface SnapshotSource {
     dir: string,
   ): Promise<FetchedSnapshot | null>;
 }
+
+/**
+ * Other readers of this node's partition files: the serving threads (src/serve/). The node keeps
+ * them in step; they never write.
+ */
+export interface ReadReplicas {
+  /** A partition changed state, or readiness or draining changed: look at the node again. */
+  changed(): void;
+  /** `partition` committed up to `offset` (in the file, visible to every thread). */
+  applied(partition: number, offset: number): void;
+  /** Resolves once no other reader holds `partition`'s file open: the node may close it. */
+  release(partition: number): Promise<void>;
+}

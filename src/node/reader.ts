@@ -11,7 +11,7 @@
  */
 import type { ConditionCache } from "../apply/mod.ts";
 import type { ConfigLimits } from "../config/mod.ts";
-import type { PartitionStore, StoredRecord } from "../store/mod.ts";
+import type { ListPage, ListQuery, StoredRecord } from "../store/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { sleep } from "../util/sleep.ts";
 import type { PeerReads } from "./ports.ts";
@@ -49,10 +49,20 @@ export interface ListRequest extends ReadAfter {
   readonly stopOnFilter: boolean;
 }
 
+/** The reads of one partition's file: its store on the main thread, a read-only view elsewhere. */
+export interface StoreReads {
+  /** One record, or null. */
+  get(pk: string, sk: string): StoredRecord | null;
+  /** One page of a pk's records. */
+  list(query: ListQuery): ListPage;
+  /** The last applied offset the reads see. */
+  readonly applied: { readonly offset: number };
+}
+
 /** What a reader needs from the node that holds the partition files. */
 export interface LocalPartitions {
   /** The store of a partition answered here (serving or retiring), or null. */
-  servingStore(partition: number): PartitionStore | null;
+  servingStore(partition: number): StoreReads | null;
   /** Whether the partition is retiring here (revoked, no longer applied). */
   isRetiring(partition: number): boolean;
   /** Resolves once `partition` applied `offset`; 504 `not_caught_up` after `waitMs`. */
@@ -79,10 +89,29 @@ export function recordJson(r: StoredRecord): string {
   },"data":${r.dataJson},"version":${r.version},"created_at":${r.createdAt},"updated_at":${r.updatedAt}}`;
 }
 
-function unavailable(partition: number): OperationalError {
+/** 503 `partition_unavailable`: a read of a partition not served here. */
+export function unavailable(partition: number): OperationalError {
   return new OperationalError(
     "partition_unavailable",
     `Cannot read: partition ${partition} is not served by this node`,
+    { partition },
+  );
+}
+
+/** 503 `partition_unavailable`: a wait refused because the node is stopping. */
+export function stoppingError(partition: number): OperationalError {
+  return new OperationalError(
+    "partition_unavailable",
+    `Cannot wait for partition ${partition}: the node is stopping`,
+    { partition },
+  );
+}
+
+/** 503 `partition_unavailable`: a wait on a retiring partition, which no longer applies here. */
+export function movedError(partition: number): OperationalError {
+  return new OperationalError(
+    "partition_unavailable",
+    `Cannot wait for partition ${partition}: it moved to another node`,
     { partition },
   );
 }

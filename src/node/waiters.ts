@@ -19,21 +19,56 @@ function notCaughtUp(partition: number, offset: number, applied: number): Operat
   );
 }
 
+/**
+ * Where the waiter count is kept: in the node's own thread, or shared by every serving thread so
+ * that `WAITERS_MAX` bounds the whole node (src/serve/shared_state.ts).
+ */
+export interface WaiterSlots {
+  /** Takes a slot; false when `WAITERS_MAX` are taken. */
+  take(): boolean;
+  /** Gives a slot back. */
+  give(): void;
+  /** Slots taken now (for the error message). */
+  readonly taken: number;
+}
+
+/** Slots counted in this thread alone. */
+class LocalSlots implements WaiterSlots {
+  taken = 0;
+  constructor(private readonly max: number) {}
+  take(): boolean {
+    if (this.taken >= this.max) return false;
+    this.taken++;
+    return true;
+  }
+  give(): void {
+    this.taken--;
+  }
+}
+
 /** The waiters of every partition. */
 export class Waiters {
   private readonly byPartition = new Map<number, Waiter[]>();
-  private count = 0;
+  private readonly slots: WaiterSlots;
 
-  constructor(private readonly max: number) {}
+  /** At most `max` waiters, or as many as shared `slots` allow. */
+  constructor(max: number | WaiterSlots) {
+    this.slots = typeof max === "number" ? new LocalSlots(max) : max;
+  }
+
+  /** Whether any read waits on `partition`. */
+  waiting(partition: number): boolean {
+    return this.byPartition.has(partition);
+  }
 
   /** Parks until `release(partition, ≥ offset)` or `waitMs` passes. */
   wait(partition: number, offset: number, waitMs: number, applied: number): Promise<void> {
     if (waitMs <= 0) return Promise.reject(notCaughtUp(partition, offset, applied));
-    if (this.count >= this.max) {
+    if (!this.slots.take()) {
       return Promise.reject(
         new OperationalError(
           "too_many_waiters",
-          `Cannot wait: ${this.count} reads are already waiting (WAITERS_MAX)`,
+          `Cannot wait: ${this.slots.taken} reads are already waiting (WAITERS_MAX)`,
         ),
       );
     }
@@ -46,7 +81,6 @@ export class Waiters {
       let list = this.byPartition.get(partition);
       if (list === undefined) this.byPartition.set(partition, list = []);
       list.push(waiter);
-      this.count++;
     });
   }
 
@@ -58,7 +92,7 @@ export class Waiters {
     for (const waiter of list) {
       if (waiter.offset <= applied) {
         clearTimeout(waiter.timer);
-        this.count--;
+        this.slots.give();
         waiter.resolve();
       } else keep.push(waiter);
     }
@@ -73,7 +107,7 @@ export class Waiters {
     this.byPartition.delete(partition);
     for (const waiter of list) {
       clearTimeout(waiter.timer);
-      this.count--;
+      this.slots.give();
       waiter.reject(
         new OperationalError(
           "partition_unavailable",
@@ -90,7 +124,7 @@ export class Waiters {
     const i = list.indexOf(waiter);
     if (i >= 0) {
       list.splice(i, 1);
-      this.count--;
+      this.slots.give();
     }
     if (list.length === 0) this.byPartition.delete(partition);
   }
