@@ -94,7 +94,10 @@ export class IdleSweeper {
 
   /**
    * One sweep. Synchronous on purpose: while it runs no file descriptor of this thread's HTTP
-   * server can be closed and reused, so the socket checked is the socket shut down.
+   * server can be closed and reused, so the socket checked is the socket shut down. Serving
+   * threads (src/serve/) close their own descriptors meanwhile: one may be closed and reused
+   * between the `TCP_INFO` look and the `shutdown()` two calls later, shutting down at worst one
+   * fresh connection (docs/architecture.md, "Serving threads").
    */
   sweep(): SweepResult {
     const libc = this.library.symbols;

@@ -137,11 +137,10 @@ export class Reader {
     abort: () => AbortSignal = () => NEVER,
   ): Promise<(string | null)[]> {
     const keys = request.keys;
-    if (request.after.size === 0 && keys.every((k) => this.readsLocally(k.partition, request))) {
+    if (request.after.size === 0) {
       // The common case: every key is local and nothing to wait for. No promises, one pass.
-      const out: (string | null)[] = new Array(keys.length);
-      this.readLocal(keys, keys.map((_, i) => i), out);
-      return out;
+      const out = this.readAllLocal(keys, request);
+      if (out !== null) return out;
     }
     const local: number[] = [];
     const remote: number[] = [];
@@ -150,7 +149,7 @@ export class Reader {
     const peers = this.peers;
     for (let i = 0; i < keys.length; i++) {
       const p = keys[i]!.partition;
-      if (this.readsLocally(p, request)) {
+      if (this.localStore(p, request) !== null) {
         local.push(i);
         localPartitions.add(p);
       } else if (peers === null) {
@@ -161,24 +160,33 @@ export class Reader {
       }
     }
     const out: (string | null)[] = new Array(keys.length).fill(null);
-    const proxy = async () => {
-      if (remote.length === 0 || peers === null) return;
+    const proxy = async (indexes: readonly number[]) => {
+      if (indexes.length === 0 || peers === null) return;
       if (moving.size > 0) await this.awaitNewOwner(peers, moving, request.waitMs, abort());
-      const answers = await peers.get(remote.map((i) => keys[i]!), request.after, request.waitMs);
-      for (let j = 0; j < remote.length; j++) out[remote[j]!] = answers[j]!;
+      const answers = await peers.get(indexes.map((i) => keys[i]!), request.after, request.waitMs);
+      for (let j = 0; j < indexes.length; j++) out[indexes[j]!] = answers[j]!;
     };
     // Both halves run at once; Promise.all settles both, so neither rejection goes unhandled.
-    await Promise.all([proxy(), this.awaitAfter(request, localPartitions)]);
-    this.readLocal(keys, local, out);
+    await Promise.all([proxy(remote), this.awaitAfter(request, localPartitions)]);
+    // A partition that left this node during the waits is read where it went.
+    const left = this.readLocal(keys, local, out);
+    if (left.length > 0) {
+      if (peers === null) throw unavailable(keys[left[0]!]!.partition);
+      await proxy(left);
+    }
     return out;
   }
 
   /** `/records/list` as the client sees it: local if served, else proxied with the same body. */
-  list(request: ListRequest, body: unknown): Promise<string> {
-    if (this.peers === null || this.readsLocally(request.partition, request)) {
-      return this.localList(request);
+  async list(request: ListRequest, body: unknown): Promise<string> {
+    const peers = this.peers;
+    if (peers === null || this.localStore(request.partition, request) !== null) {
+      const page = await this.listHere(request);
+      if (page !== null) return page;
+      // The partition left this node during the wait: read it where it went.
+      if (peers === null) throw unavailable(request.partition);
     }
-    return this.peers.list(request.partition, JSON.stringify(body), request.waitMs);
+    return peers.list(request.partition, JSON.stringify(body), request.waitMs);
   }
 
   /**
@@ -194,16 +202,25 @@ export class Reader {
     }
     await this.awaitAfter(request, partitions);
     const out: (string | null)[] = new Array(keys.length).fill(null);
-    this.readLocal(keys, keys.map((_, i) => i), out);
+    const left = this.readLocal(keys, keys.map((_, i) => i), out);
+    if (left.length > 0) throw unavailable(keys[left[0]!]!.partition);
     return out;
   }
 
   /** A list answered from the local file (JSON text); 503 when not served here. */
   async localList(request: ListRequest): Promise<string> {
-    if (this.local.servingStore(request.partition) === null) throw unavailable(request.partition);
+    const page = await this.listHere(request);
+    if (page === null) throw unavailable(request.partition);
+    return page;
+  }
+
+  /** A list page from the local file, or null when the partition is not (or no longer) here. */
+  private async listHere(request: ListRequest): Promise<string | null> {
+    if (this.local.servingStore(request.partition) === null) return null;
     await this.awaitAfter(request, [request.partition]);
+    // Looked up again after the wait, and used for the whole page: one snapshot.
     const store = this.local.servingStore(request.partition);
-    if (store === null) throw unavailable(request.partition);
+    if (store === null) return null;
     const conditions = this.local.conditions;
     const expression = request.filter;
     const page = store.list({
@@ -222,30 +239,71 @@ export class Reader {
   }
 
   /**
-   * Whether a read of `partition` is answered here: when this node serves it, except a retiring
-   * partition (revoked, no longer applied) that a peer already serves — the peer is fresher — or
-   * whose copy is older than the read's `after`: only the new owner will ever reach that offset.
+   * The store that answers a read of `partition` here, or null: when this node serves it, except
+   * a retiring partition (revoked, no longer applied) that a peer already serves — the peer is
+   * fresher — or whose copy is older than the read's `after`: only the new owner will ever reach
+   * that offset. Looked up once per partition per synchronous step of a request: a serving thread
+   * sees the main thread change partition states at any moment, and the store found is the one
+   * read (a multi-key get sees one snapshot per partition).
    */
-  private readsLocally(partition: number, read: ReadAfter): boolean {
+  private localStore(partition: number, read: ReadAfter): StoreReads | null {
     const store = this.local.servingStore(partition);
-    if (store === null) return false;
-    if (this.peers === null || !this.local.isRetiring(partition)) return true;
-    if (this.peers.servedByAlivePeer(partition)) return false;
-    return store.applied.offset >= (read.after.get(partition) ?? -1);
+    if (store === null) return null;
+    if (this.peers === null || !this.local.isRetiring(partition)) return store;
+    if (this.peers.servedByAlivePeer(partition)) return null;
+    return store.applied.offset >= (read.after.get(partition) ?? -1) ? store : null;
+  }
+
+  /** Every key read locally in one pass, or null when some key's partition is not read here. */
+  private readAllLocal(keys: readonly GetKey[], read: ReadAfter): (string | null)[] | null {
+    if (keys.length === 1) {
+      const key = keys[0]!;
+      const store = this.localStore(key.partition, read);
+      if (store === null) return null;
+      const record = store.get(key.pk, key.sk);
+      return [record === null ? null : recordJson(record)];
+    }
+    const stores = new Map<number, StoreReads>();
+    for (const key of keys) {
+      if (stores.has(key.partition)) continue;
+      const store = this.localStore(key.partition, read);
+      if (store === null) return null;
+      stores.set(key.partition, store);
+    }
+    const out: (string | null)[] = new Array(keys.length);
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      const record = stores.get(key.partition)!.get(key.pk, key.sk);
+      out[i] = record === null ? null : recordJson(record);
+    }
+    return out;
   }
 
   /**
-   * Reads keys of locally served partitions into `out` (record JSON or null, by key index). Runs
-   * synchronously after the waits, so each partition is read from one LMDB snapshot.
+   * Reads the keys at `indexes` into `out` (record JSON or null), each partition's store looked
+   * up once, after the waits; returns the indexes whose partition is no longer served here.
    */
-  private readLocal(keys: readonly GetKey[], indexes: readonly number[], out: (string | null)[]) {
+  private readLocal(
+    keys: readonly GetKey[],
+    indexes: readonly number[],
+    out: (string | null)[],
+  ): number[] {
+    const stores = new Map<number, StoreReads | null>();
+    const left: number[] = [];
     for (const i of indexes) {
       const key = keys[i]!;
-      const store = this.local.servingStore(key.partition);
-      if (store === null) throw unavailable(key.partition);
+      let store = stores.get(key.partition);
+      if (store === undefined) {
+        stores.set(key.partition, store = this.local.servingStore(key.partition));
+      }
+      if (store === null) {
+        left.push(i);
+        continue;
+      }
       const record = store.get(key.pk, key.sk);
       out[i] = record === null ? null : recordJson(record);
     }
+    return left;
   }
 
   /** Waits for the `after` offsets of the given (local) partitions. */
