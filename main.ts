@@ -25,7 +25,9 @@ function quietTimeoutWarnings(): void {
 
 function loadOrExit(): Config {
   try {
-    return loadConfig(Deno.env.toObject());
+    const env = Deno.env.toObject();
+    // `--takeover` is `TAKEOVER=1` (a hand-over restart, docs/operations.md).
+    return loadConfig(Deno.args.includes("--takeover") ? { ...env, TAKEOVER: "1" } : env);
   } catch (error) {
     if (error instanceof ConfigError) {
       log("error", "invalid_config", { variable: error.variable, error: error.message });
@@ -53,6 +55,8 @@ async function main(): Promise<void> {
   quietTimeoutWarnings();
   const config = loadOrExit();
   const app = await startApp(config, startFailed);
+  // A successor took the folder and ports over (TAKEOVER): this process is done.
+  void app.handedOver.then(() => Deno.exit(0));
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

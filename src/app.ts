@@ -11,9 +11,18 @@ import { Gossip, joinHostPort, Router } from "./cluster/mod.ts";
 import { type Config, redactedConfig } from "./config/mod.ts";
 import { EmbeddedLog, KafkaLog } from "./log/mod.ts";
 import { createMetrics, type Metrics } from "./metrics/mod.ts";
-import { lockDataDir, type MutationLog, Node, Reader, type SnapshotSource } from "./node/mod.ts";
+import {
+  ControlSocket,
+  type DataDirLock,
+  lockDataDir,
+  type MutationLog,
+  Node,
+  Reader,
+  requestTakeover,
+  type SnapshotSource,
+} from "./node/mod.ts";
 import { serveThreadCount, ServeThreads } from "./serve/mod.ts";
-import { bindOrThrow, errorMessage, log, sleep, StartError } from "./util/mod.ts";
+import { bindOrThrow, errorMessage, type Listener, log, sleep, StartError } from "./util/mod.ts";
 
 /** A node and, when configured, its gossip agent, read router, reader and backup loop. */
 export interface App {
@@ -108,6 +117,8 @@ export interface RunningApp extends App {
   readonly internalPort: number;
   /** The graceful stop (DESIGN §9); resolves once everything is closed. */
   stop(): Promise<void>;
+  /** Resolves once a successor (`TAKEOVER`) has taken this node's folder and ports over. */
+  readonly handedOver: Promise<void>;
 }
 
 function tlsOptions(config: Config): { cert: string; key: string } | Record<never, never> {
@@ -155,60 +166,156 @@ async function checkRetention(config: Config, kafka: KafkaLog): Promise<void> {
 }
 
 /**
- * Starts a node as a process runs it: locks the data folder, opens the log (a node that cannot
- * start never listens), serves the public and internal ports, joins the region, consumes, and
- * runs the backup and sweep loops. A background failure the node cannot run past goes to
- * `fatal` (the process ends there).
+ * Holds requests until opened: a hand-over restart listens before it has the data folder, and
+ * answers what it accepted once it has taken the folder over (at most `holdMs` later).
  */
-export async function startApp(
-  config: Config,
-  fatal: (error: unknown, event: string) => void,
-): Promise<RunningApp> {
-  // Before anything is opened: a second process on one folder would hand out offsets twice.
-  const dataDir = lockDataDir(config.store.dbPath);
-  logStart(config);
-  const app = buildApp(config);
-  const { node, gossip, router, reader, backups, kafka } = app;
+class Gate {
+  isOpen: boolean;
+  private readonly opening: Promise<void>;
+  private release: () => void = () => {};
+
+  constructor(open: boolean, private readonly holdMs: number) {
+    this.isOpen = open;
+    this.opening = new Promise((resolve) => this.release = resolve);
+  }
+
+  open(): void {
+    this.isOpen = true;
+    this.release();
+  }
+
+  /** `handler`, holding each request while the gate is shut. */
+  wrap(handler: (request: Request) => Promise<Response>): (request: Request) => Promise<Response> {
+    return (request) => this.isOpen ? handler(request) : this.held().then(() => handler(request));
+  }
+
+  private held(): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, this.holdMs));
+    return Promise.race([this.opening, timeout]).finally(() => clearTimeout(timer));
+  }
+}
+
+/**
+ * The port a server will bind, checked free first. Servers bind with `SO_REUSEPORT` (serving
+ * threads share the public port; a hand-over successor binds beside its predecessor), which would
+ * also let a second node on the same port share it silently: a plain bind first refuses that with
+ * `listen_failed`, and resolves port 0 to the port every thread then binds.
+ */
+function freePort(listener: Listener, host: string, port: number): number {
+  const probe = bindOrThrow(listener, host, port, () => Deno.listen({ hostname: host, port }));
+  const bound = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  return bound;
+}
+
+/** Opens the log (topics, partition-count guard) and verifies what a clean stop does not vouch for. */
+async function openNode(node: Node): Promise<void> {
   try {
-    // The log first (topics, partition-count guard): a node that cannot start never listens.
     await node.open();
   } catch (error) {
     // A damaged embedded log names the file and how to recover; anything else is one line.
     if (error instanceof StartError) throw error;
     throw new StartError("start_failed", errorMessage(error), {});
   }
+}
+
+/** Takes the data folder's lock; null when another node holds it and this start takes over. */
+function lockOrTakeOver(config: Config): DataDirLock | null {
+  try {
+    return lockDataDir(config.store.dbPath);
+  } catch (error) {
+    const held = error instanceof StartError && error.event === "data_dir_in_use";
+    if (held && config.lifecycle.takeover) return null;
+    throw error;
+  }
+}
+
+/** Takes the lock the predecessor just dropped (it may take the kernel a moment). */
+async function lockAfterHandOver(path: string): Promise<DataDirLock> {
+  for (let attempt = 0;; attempt++) {
+    try {
+      return lockDataDir(path);
+    } catch (error) {
+      if (attempt >= 100) throw error;
+      await sleep(10, AbortSignal.timeout(5000));
+    }
+  }
+}
+
+/**
+ * Starts a node as a process runs it: locks the data folder, opens the log (a node that cannot
+ * start never listens), serves the public and internal ports, joins the region, consumes, and
+ * runs the backup and sweep loops. A background failure the node cannot run past goes to
+ * `fatal` (the process ends there).
+ *
+ * With `TAKEOVER` and the folder held by a running node (a hand-over restart,
+ * src/node/hand_over.ts): listens first, holding requests; asks the running node to hand over;
+ * then takes the lock, opens the folder and answers what it held once every partition serves.
+ * Either way the node listens on its folder's control socket so a successor can take it over;
+ * {@linkcode RunningApp.handedOver} resolves when one has.
+ */
+export async function startApp(
+  config: Config,
+  fatal: (error: unknown, event: string) => void,
+): Promise<RunningApp> {
+  // Before anything is opened: a second process on one folder would hand out offsets twice.
+  let dataDir = lockOrTakeOver(config);
+  const takingOver = dataDir === null;
+  logStart(config);
+  const app = buildApp(config);
+  const { node, gossip, router, reader, backups, kafka } = app;
+  // The log first (topics, partition-count guard): a node that cannot start never listens.
+  if (!takingOver) await openNode(node);
   const tls = tlsOptions(config);
+  const host = config.node.listenHost;
   const threadCount = serveThreadCount(config.api.serveThreads);
+  const holdMs = 2 * config.lifecycle.shutdownTimeoutMs;
+  const gate = new Gate(!takingOver, holdMs);
+  // A successor binds beside its predecessor, which holds both ports.
+  const apiPort = takingOver ? config.api.port : freePort("api", host, config.api.port);
+  const internalPort = takingOver
+    ? config.api.internalPort
+    : freePort("internal", host, config.api.internalPort);
   // One thread: the main thread serves the public port itself. More: that many workers do.
   const api = threadCount === 1
-    ? bindOrThrow("api", config.node.listenHost, config.api.port, () =>
+    ? bindOrThrow("api", host, apiPort, () =>
       Deno.serve({
-        hostname: config.node.listenHost,
-        port: config.api.port,
+        hostname: host,
+        port: apiPort,
+        reusePort: true,
         ...tls,
         onListen: ({ port, hostname }) =>
           log("info", "api_listening", { hostname, port, tls: "cert" in tls, threads: 1 }),
-      }, publicHandler(node, reader)))
+      }, gate.wrap(publicHandler(node, reader))))
     : null;
   const threads = threadCount === 1 ? null : await ServeThreads.start({
     count: threadCount,
-    config,
+    config: { ...config, api: { ...config.api, port: apiPort } },
     node,
     peers: router,
     tls: "cert" in tls ? tls : null,
+    held: takingOver,
   });
-  const apiPort = api === null ? threads!.port : (api.addr as Deno.NetAddr).port;
-  const internal = bindOrThrow(
-    "internal",
-    config.node.listenHost,
-    config.api.internalPort,
-    () =>
-      Deno.serve({
-        hostname: config.node.listenHost,
-        port: config.api.internalPort,
-        onListen: ({ port, hostname }) => log("info", "internal_listening", { hostname, port }),
-      }, internalHandler(node, gossip, reader, threads === null ? null : () => threads.metrics())),
-  );
+  const threadMetrics = threads === null ? null : () => threads.metrics();
+  const internal = bindOrThrow("internal", host, internalPort, () =>
+    Deno.serve({
+      hostname: host,
+      port: internalPort,
+      reusePort: true,
+      onListen: ({ port, hostname }) => log("info", "internal_listening", { hostname, port }),
+    }, gate.wrap(internalHandler(node, gossip, reader, threadMetrics))));
+  if (takingOver) {
+    const started = performance.now();
+    const predecessor = await requestTakeover(config.store.dbPath, holdMs);
+    dataDir = await lockAfterHandOver(config.store.dbPath);
+    log("info", "takeover_released", {
+      predecessor_pid: predecessor,
+      ms: Math.round(performance.now() - started),
+    });
+    await openNode(node);
+  }
+  const lock = dataDir!;
   // Deno.serve never closes an idle connection itself: see src/api/idle_sweeper.ts.
   const sweeper = IdleSweeper.open({ api: config.api, port: apiPort, metrics: node.metrics });
   if (sweeper === null) {
@@ -250,7 +357,10 @@ export async function startApp(
   })();
   if (backups !== null && kafka !== null) await checkRetention(config, kafka);
 
+  let stopping = false;
   const stop = async () => {
+    if (stopping) return;
+    stopping = true;
     // Fail parked `after` reads at once, then stop accepting and drain in-flight requests;
     // then no write can race the close.
     node.drain();
@@ -261,10 +371,43 @@ export async function startApp(
     background.abort();
     await Promise.all([backingUp, sweeping, sweepingIdle]);
     await node.stop();
-    dataDir.release();
+    control?.close();
+    lock.release();
     gossipStop.abort();
     await gossiping;
     await internal.shutdown();
   };
-  return { ...app, apiPort, internalPort: internal.addr.port, stop };
+
+  let handedOver: () => void = () => {};
+  const handingOver = new Promise<void>((resolve) => handedOver = resolve);
+  // Asked by a successor (TAKEOVER): it already listens on both ports, holding what it accepts.
+  const handOver = async () => {
+    if (stopping) throw new Error("the node is already stopping");
+    stopping = true;
+    const started = performance.now();
+    log("info", "handing_over", {});
+    // From here the kernel gives every new connection to the successor. Requests in flight
+    // finish here, `after` reads among them too: this node goes on applying until they are done.
+    await Promise.all([api === null ? threads!.shutdown() : api.shutdown(), internal.shutdown()]);
+    router?.close();
+    background.abort();
+    await Promise.all([backingUp, sweeping, sweepingIdle]);
+    await node.stop();
+    // The gossip port is free before the successor binds it; its new incarnation replaces ours.
+    gossipStop.abort();
+    await gossiping;
+    control?.close();
+    lock.release();
+    log("info", "handed_over", { ms: Math.round(performance.now() - started) });
+  };
+  const control = ControlSocket.listen(config.store.dbPath, handOver, () => handedOver());
+  if (takingOver) {
+    // Answer what was held once every partition serves (or the hold runs out).
+    const deadline = performance.now() + holdMs;
+    while (!node.ready && performance.now() < deadline) await sleep(2, background.signal);
+    gate.open();
+    threads?.open();
+    log("info", "takeover_serving", { ready: node.ready });
+  }
+  return { ...app, apiPort, internalPort, stop, handedOver: handingOver };
 }

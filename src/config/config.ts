@@ -190,6 +190,11 @@ export interface ConfigS3 {
 
 /** Stopping. */
 export interface ConfigLifecycle {
+  /**
+   * `TAKEOVER` (or `--takeover`): a hand-over restart; the node running on this `DB_PATH` drains
+   * and hands its folder and ports over.
+   */
+  readonly takeover: boolean;
   /** `SHUTDOWN_TIMEOUT_MS`: grace period of a SIGTERM/SIGINT stop. */
   readonly shutdownTimeoutMs: number;
   /** `HANDOFF_TIMEOUT_MS`: how long a stopping cluster node serves reads while peers take over. */

@@ -733,6 +733,15 @@ export const SETTINGS: readonly Setting[] = [
   },
   // lifecycle: stopping.
   {
+    env: "TAKEOVER",
+    section: "lifecycle",
+    field: "takeover",
+    kind: "flag",
+    default: false,
+    doc:
+      "start as a hand-over restart: take DB_PATH and the ports over from the node running there, which drains and exits (also `--takeover`)",
+  },
+  {
     env: "SHUTDOWN_TIMEOUT_MS",
     section: "lifecycle",
     field: "shutdownTimeoutMs",

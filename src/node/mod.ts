@@ -33,3 +33,9 @@ export type {
 export { Waiters } from "./waiters.ts";
 export type { WaiterSlots } from "./waiters.ts";
 export { DataDirLock, LOCK_FILE_NAME, lockDataDir } from "./data_dir.ts";
+export {
+  CONTROL_SOCKET_NAME,
+  ControlSocket,
+  controlSocketPath,
+  requestTakeover,
+} from "./hand_over.ts";

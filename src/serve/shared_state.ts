@@ -31,7 +31,9 @@ const DRAINING = 1;
 const WAITERS = 2;
 /** The node's shutdown (bumped and notified once, so parked threads wake). */
 const STOPPED = 3;
-const HEADER_CELLS = 4;
+/** 1 once requests are answered; 0 while a hand-over restart holds them (app.ts). */
+const OPEN = 4;
+const HEADER_CELLS = 5;
 
 /** The node's state shared with its serving threads; see the module doc. */
 export class SharedState implements WaiterSlots {
@@ -60,7 +62,10 @@ export class SharedState implements WaiterSlots {
       8 * partitions + 4 * (HEADER_CELLS + partitions),
       partitions,
     );
-    if (buffer === undefined) this.offsets.fill(-1);
+    if (buffer === undefined) {
+      this.offsets.fill(-1);
+      this.header[OPEN] = 1;
+    }
   }
 
   // --- written by the main thread -------------------------------------------------------------
@@ -88,6 +93,12 @@ export class SharedState implements WaiterSlots {
   setDraining(): void {
     Atomics.store(this.header, DRAINING, 1);
     for (let p = 0; p < this.partitions; p++) this.bump(p);
+  }
+
+  /** Holds requests (a hand-over restart, until the folder is taken over) or lets them through. */
+  setOpen(open: boolean): void {
+    Atomics.store(this.header, OPEN, open ? 1 : 0);
+    if (open) Atomics.notify(this.header, OPEN);
   }
 
   /** The node stops: every parked wait wakes and ends. */
@@ -136,6 +147,18 @@ export class SharedState implements WaiterSlots {
 
   get draining(): boolean {
     return Atomics.load(this.header, DRAINING) === 1;
+  }
+
+  /** Whether requests are answered (not held). A plain load: this runs on every request. */
+  get open(): boolean {
+    return this.header[OPEN] === 1;
+  }
+
+  /** Resolves once requests are answered, or after `timeoutMs`. */
+  async opened(timeoutMs: number): Promise<void> {
+    if (this.open) return;
+    const wait = Atomics.waitAsync(this.header, OPEN, 0, timeoutMs);
+    if (wait.async) await wait.value;
   }
 
   get stopped(): boolean {

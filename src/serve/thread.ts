@@ -134,7 +134,11 @@ export function runThread(scope: Scope): void {
         ) as Promise<Record<string, number>>;
       },
     };
-    const handler = publicHandler(node, reader, JSON.stringify({ status: "ok", thread }));
+    const serve = publicHandler(node, reader, JSON.stringify({ status: "ok", thread }));
+    // A hand-over restart holds requests until the folder is taken over (held at most this long).
+    const holdMs = 2 * config.lifecycle.shutdownTimeoutMs;
+    const handler = (request: Request) =>
+      state.open ? serve(request) : state.opened(holdMs).then(() => serve(request));
     const { listenHost } = config.node;
     server = bindOrThrow("api", listenHost, config.api.port, () =>
       Deno.serve({

@@ -35,6 +35,8 @@ export interface ServeThreadsOptions {
   /** The region's read router (cluster mode), or null. */
   readonly peers: PeerReads | null;
   readonly tls: { readonly cert: string; readonly key: string } | null;
+  /** Hold requests until {@linkcode ServeThreads.open} (a hand-over restart). */
+  readonly held?: boolean;
 }
 
 interface Thread {
@@ -57,6 +59,12 @@ export class ServeThreads implements ReadReplicas {
   private constructor(private readonly options: ServeThreadsOptions) {
     const { config } = options;
     this.state = new SharedState(config.cluster.partitions, config.limits.waitersMax);
+    if (options.held === true) this.state.setOpen(false);
+  }
+
+  /** Answers the requests held since start (a hand-over restart). */
+  open(): void {
+    this.state.setOpen(true);
   }
 
   /** Starts the threads; resolves once every one listens, rejects (all stopped) if one cannot. */
