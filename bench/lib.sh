@@ -88,22 +88,26 @@ wait_http_200() {
   die "$1 did not answer 200 within $2 s"
 }
 
-# start_hello PORT: sets HELLO_PID.
+# start_hello PORT [NAME] [THREADS]: bench/hello.ts with HELLO_THREADS=THREADS (default 1, the
+# main thread alone), its log in $TMP/NAME.log (default hello); sets HELLO_PID.
 start_hello() {
+  local name=${2:-hello}
   port_free "$1"
   # shellcheck disable=SC2046
-  $(server_prefix) deno run --allow-net=127.0.0.1 --allow-env bench/hello.ts "$1" \
-    >"$TMP/hello.log" 2>&1 &
+  HELLO_THREADS=${3:-1} $(server_prefix) deno run --allow-net=127.0.0.1 --allow-env \
+    --allow-read=bench/hello.ts bench/hello.ts "$1" >"$TMP/$name.log" 2>&1 &
   HELLO_PID=$!
   STARTED_PIDS+=("$HELLO_PID")
-  wait_log_event "$TMP/hello.log" hello_listening "$HELLO_PID" 30
+  wait_log_event "$TMP/$name.log" hello_listening "$HELLO_PID" 30
 }
 
-# start_node NAME API_PORT INTERNAL_PORT: a fresh embedded node on a new temp DB_PATH bound to
-# 127.0.0.1; sets NODE_PID and NODE_LOG. Extra node settings come from the caller's environment
-# (PARTITIONS, APPLY_BATCH_MAX, ...), which the node reads itself.
+# start_node NAME API_PORT INTERNAL_PORT [VAR=VALUE...]: a fresh embedded node on a new temp
+# DB_PATH bound to 127.0.0.1; sets NODE_PID and NODE_LOG. Extra node settings come from the
+# caller's environment (PARTITIONS, APPLY_BATCH_MAX, ...), which the node reads itself, then from
+# the VAR=VALUE arguments (e.g. SERVE_THREADS=1).
 start_node() {
   local name=$1 api=$2 internal=$3
+  shift 3
   port_free "$api"
   port_free "$internal"
   NODE_LOG="$TMP/$name.log"
@@ -111,7 +115,7 @@ start_node() {
   (
     # shellcheck disable=SC2046
     exec env -u KAFKA_SEEDS LISTEN_HOST=127.0.0.1 API_PORT="$api" INTERNAL_PORT="$internal" \
-      DB_PATH="$TMP/$name-db" $(server_prefix) deno run --allow-all main.ts
+      DB_PATH="$TMP/$name-db" "$@" $(server_prefix) deno run --allow-all main.ts
   ) >"$NODE_LOG" 2>&1 &
   NODE_PID=$!
   STARTED_PIDS+=("$NODE_PID")
