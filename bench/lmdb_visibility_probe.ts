@@ -56,7 +56,8 @@ if (me.startsWith("reader")) {
   await db.close();
   await Deno.stdout.write(
     new TextEncoder().encode(
-      JSON.stringify({ reset: !name.includes("no-reset"), noSync, putSync, ...out as object }) + "\n",
+      JSON.stringify({ reset: !name.includes("no-reset"), noSync, putSync, ...out as object }) +
+        "\n",
     ),
   );
 }

@@ -315,6 +315,7 @@ export class ThreadConnections {
     private readonly port: number,
     private readonly threads: number,
     private readonly byThread: Map<number, Http1Connection[]>,
+    private readonly hostname: string,
   ) {}
 
   /**
@@ -322,8 +323,13 @@ export class ThreadConnections {
    * {@linkcode THREAD_CONNECT_ATTEMPTS_MAX}; closes the surplus. Fails (closing everything) if a
    * thread never turns up or `/healthz` names a thread out of range.
    */
-  static async open(port: number, threads: number, perThread = 1): Promise<ThreadConnections> {
-    const pool = new ThreadConnections(port, threads, new Map());
+  static async open(
+    port: number,
+    threads: number,
+    perThread = 1,
+    hostname = "127.0.0.1",
+  ): Promise<ThreadConnections> {
+    const pool = new ThreadConnections(port, threads, new Map(), hostname);
     for (let t = 1; t <= threads; t++) pool.byThread.set(t, []);
     try {
       await pool.fill(perThread);
@@ -380,7 +386,7 @@ export class ThreadConnections {
           `Cannot reach every serving thread: ${THREAD_CONNECT_ATTEMPTS_MAX} connections gave ${held}`,
         );
       }
-      const conn = await Http1Connection.open(this.port);
+      const conn = await Http1Connection.open(this.port, this.hostname);
       let keep = false;
       try {
         const thread = await ThreadConnections.threadOf(conn);
