@@ -304,7 +304,8 @@ fi
 
 log "starting hello on $HELLO_PORT and a node on $NODE_API_PORT/$NODE_INTERNAL_PORT"
 start_hello "$HELLO_PORT" hello "${HELLO_THREADS:-1}"
-start_node node "$NODE_API_PORT" "$NODE_INTERNAL_PORT"
+# The single-thread node this mode has always measured (serving threads: THREADS_MATRIX=1).
+start_node node "$NODE_API_PORT" "$NODE_INTERNAL_PORT" "SERVE_THREADS=${SERVE_THREADS:-1}"
 seed node "$NODE_API_PORT" "$NODE_INTERNAL_PORT"
 cp "$TMP/seed-node.json" "$TMP/seed.json"
 
