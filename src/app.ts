@@ -361,11 +361,15 @@ export async function startApp(
   const stop = async () => {
     if (stopping) return;
     stopping = true;
+    const signalled = performance.now();
     // Fail parked `after` reads at once, then stop accepting and drain in-flight requests;
     // then no write can race the close.
     node.drain();
     // In a region cluster, keep serving reads until peers have taken the partitions over.
     await node.handOff();
+    // And at least DRAIN_DELAY_MS in all: a load balancer sees /readyz fail and moves away.
+    const delayMs = config.lifecycle.drainDelayMs - (performance.now() - signalled);
+    if (delayMs > 0) await sleep(delayMs, background.signal);
     await (api === null ? threads!.shutdown() : api.shutdown());
     router?.close();
     background.abort();

@@ -199,6 +199,11 @@ export interface ConfigLifecycle {
   readonly shutdownTimeoutMs: number;
   /** `HANDOFF_TIMEOUT_MS`: how long a stopping cluster node serves reads while peers take over. */
   readonly handoffTimeoutMs: number;
+  /**
+   * `DRAIN_DELAY_MS`: after SIGTERM, the least time the node keeps accepting (readiness 503), so
+   * load balancers (Fly's proxy) and peers move away first.
+   */
+  readonly drainDelayMs: number;
 }
 
 /**
@@ -440,6 +445,15 @@ function checkRelations(
     throw new ConfigError(
       "HANDOFF_TIMEOUT_MS",
       `must leave 1000 ms of SHUTDOWN_TIMEOUT_MS (${lifecycle.shutdownTimeoutMs}) to drain and close, got ${lifecycle.handoffTimeoutMs}`,
+    );
+  }
+  if (
+    Math.max(lifecycle.handoffTimeoutMs, lifecycle.drainDelayMs) + 1000 >
+      lifecycle.shutdownTimeoutMs
+  ) {
+    throw new ConfigError(
+      "DRAIN_DELAY_MS",
+      `must leave 1000 ms of SHUTDOWN_TIMEOUT_MS (${lifecycle.shutdownTimeoutMs}) to drain and close, got ${lifecycle.drainDelayMs}`,
     );
   }
   if (limits.listScanMax < limits.listLimitMax) {

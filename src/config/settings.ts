@@ -764,6 +764,17 @@ export const SETTINGS: readonly Setting[] = [
     defaultDoc: "min(15000, `SHUTDOWN_TIMEOUT_MS` / 2)",
     doc: "longest a stopping cluster node keeps serving reads while peers take its partitions",
   },
+  {
+    env: "DRAIN_DELAY_MS",
+    section: "lifecycle",
+    field: "drainDelayMs",
+    kind: "int",
+    default: 0,
+    min: 0,
+    max: 60_000,
+    doc:
+      "after SIGTERM, keep accepting and serving (with /readyz at 503) for at least this long, so load balancers and peers route elsewhere before the node stops accepting",
+  },
 ];
 
 /** Fields that no variable sets: computed by `loadConfig()` from other settings. */

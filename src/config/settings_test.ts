@@ -72,7 +72,12 @@ const FIELDS: { readonly [S in keyof Config]: Readonly<Record<keyof Config[S], t
   },
   backup: { enabled: true, intervalSec: true, keep: true, timeoutMs: true, peerBootstrap: true },
   s3: { restore: true, endpoint: true, bucket: true, region: true, forcePathStyle: true },
-  lifecycle: { takeover: true, shutdownTimeoutMs: true, handoffTimeoutMs: true },
+  lifecycle: {
+    takeover: true,
+    shutdownTimeoutMs: true,
+    handoffTimeoutMs: true,
+    drainDelayMs: true,
+  },
 };
 
 const allFields = Object.entries(FIELDS).flatMap(([s, fields]) =>

@@ -254,3 +254,38 @@ Deno.test("a node killed with SIGKILL under write load loses no acknowledged wri
     await Deno.remove(replayPath, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("with DRAIN_DELAY_MS a SIGTERMed node keeps answering new connections, /readyz 503, then exits 0", async () => {
+  const node = await startNode({ env: { DRAIN_DELAY_MS: "1500", SHUTDOWN_TIMEOUT_MS: "5000" } });
+  try {
+    const put = await node.post("/records/put", { records: [{ pk: "a", sk: "b", data: 1 }] });
+    assert.equal(put.status, 200, put.text);
+    const started = performance.now();
+    const stopped = node.stop("SIGTERM");
+    await new Promise((r) => setTimeout(r, 300));
+    // New connections (a client per request) are still accepted and answered.
+    for (let i = 0; i < 5; i++) {
+      const client = Deno.createHttpClient({});
+      try {
+        const ready = await fetch(`${node.apiUrl}/readyz`, { client });
+        assert.equal(ready.status, 503);
+        await ready.body?.cancel();
+        const got = await fetch(`${node.apiUrl}/records/get`, {
+          client,
+          method: "POST",
+          body: JSON.stringify({ records: [{ pk: "a", sk: "b" }] }),
+        });
+        assert.equal(got.status, 200);
+        assert.equal((await got.json()).records.length, 1);
+      } finally {
+        client.close();
+      }
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    assert.equal(await stopped, 0);
+    const ms = performance.now() - started;
+    assert.ok(ms >= 1500 && ms < 4500, `stop took ${ms} ms`);
+  } finally {
+    await node.cleanup();
+  }
+});
