@@ -17,17 +17,27 @@
 # T Workers, each Deno.serve with reusePort; T = the node's default serving thread count, i.e. one
 # per CPU the script may use, unless HELLO_THREADS is set), a node with SERVE_THREADS=1 and one with
 # SERVE_THREADS=0 (its default: T threads), both seeded alike. Then for each pin mode of
-# PIN_MODES="unpinned pinned" (unpinned: every thread of every server and wrk on all CPUs; pinned:
-# every server thread on SERVER_CPU, wrk on CLIENT_CPU; set with taskset -a -p on the running
-# servers), a warm-up and ROUNDS rounds in alternating order of wrk against each server (get.lua
-# against the nodes, GET / against the hellos, plus the get.lua control against each hello with
-# CONTROL=1), with the server's CPU (all its threads) per request. Last, unpinned, the latency at
-# HALF_LOAD (0.5) of each saturating throughput: h2load --h1 at a fixed rate (--rps per
-# connection, HALF_CONNS connections, HALF_DURATION s, its per-request log for the percentiles)
-# against the default node (the target), the SERVE_THREADS=1 node and hello xT. The PIN knob is
-# not used in this mode. Report: bench/read_threads_report.ts (targets: default node >= 1.7 x the
-# SERVE_THREADS=1 node unpinned; CPU per request <= 2 x hello's at the same thread count; p99 <= 1 ms
-# at half load).
+# PIN_MODES="unpinned pinned" (unpinned: every thread of every server and the client on all CPUs;
+# pinned: every server thread on SERVER_CPU, the client on CLIENT_CPU; set with taskset -a -p on
+# the running servers), a warm-up per server and client, and ROUNDS rounds in alternating order of
+# each client of MATRIX_CLIENTS="wrk h2load" against each server, with the server's CPU (all its
+# threads) per request:
+#   wrk (HTTP/1.1, THREADS, CONNS): get.lua against the nodes, GET / against the hellos, plus the
+#     get.lua control against each hello with CONTROL=1;
+#   h2load (h2c prior knowledge, H2_THREADS, H2_CLIENTS, H2_STREAMS): POST /records/get with the
+#     fixed-key $BODY against the nodes, GET / against the hellos, plus that POST against each
+#     hello with CONTROL=1.
+# Both because the client shares the CPUs: wrk's CPU per request is of the order of the server's,
+# which leaves a multi-threaded server little to scale into on 2 CPUs; h2load's is a fraction.
+# Last, unpinned, the latency at HALF_LOAD (0.5) of each saturating throughput, HALF_CONNS
+# connections each paced to its share (--rps), HALF_DURATION s, h2load's per-request log for the
+# percentiles: h2load --h1 (one request at a time per connection) at half of wrk's throughput
+# against the default node (the target), the SERVE_THREADS=1 node and hello xT; and with h2load in
+# MATRIX_CLIENTS and H2_HALF=1, h2c (H2_HALF_STREAMS=1 streams per connection) at half of h2load's
+# throughput against the default node. The PIN knob is not used in this mode. Report:
+# bench/read_threads_report.ts, per client (targets: default node >= 1.7 x the SERVE_THREADS=1
+# node unpinned; CPU per request <= 2 x hello's at the same thread count; p99 <= 1 ms at half
+# load).
 #
 # Knobs (env): RECORDS=100000 PARTITIONS=16 ROUNDS=3 DURATION=10 WARMUP=3 THREADS=1 CONNS=32
 #   H2_CLIENTS=8 H2_STREAMS=16 H2_THREADS=1 SWEEP_CONNS="1 2 4 8 16 32" SWEEP_DURATION=5
@@ -37,7 +47,8 @@
 #   THREADS_MATRIX=1 with: HELLO_THREADS (default: the node's thread count) HELLO_T_PORT=28081
 #   NODE1_API_PORT=28192 NODE1_INTERNAL_PORT=28193 (the SERVE_THREADS=1 node; the default node is
 #   on NODE_API_PORT/NODE_INTERNAL_PORT) PIN_MODES="unpinned pinned" SERVER_CPU=1 CLIENT_CPU=0
-#   CONTROL=1 HALF_LOAD=0.5 HALF_CONNS=CONNS HALF_DURATION=DURATION
+#   CONTROL=1 HALF_LOAD=0.5 HALF_CONNS=CONNS HALF_DURATION=DURATION MATRIX_CLIENTS="wrk h2load"
+#   H2_HALF=1 H2_HALF_STREAMS=1
 # Usage: bash bench/read.sh > read.md
 #        THREADS_MATRIX=1 bash bench/read.sh > read_threads.md
 
@@ -143,25 +154,40 @@ set_affinity() {
   done
 }
 
-# median_rps NAME PIN: the median req/s of the wrk runs NAME in pin mode PIN so far (empty if none).
+# median_rps NAME PIN CLIENT: the median req/s of the saturating runs NAME of CLIENT (wrk or
+# h2load) in pin mode PIN so far (empty if none).
 median_rps() {
-  jq -r --arg n "$1" --arg p "$2" 'select(.name == $n and .pin == $p) | .raw' "$RESULTS" |
-    while read -r raw; do sed -n 's/^BENCH_JSON //p' "$raw"; done |
-    jq -rs "$JQ_MED"' map(.rps) | med // empty'
+  jq -r --arg n "$1" --arg p "$2" --arg c "$3" \
+    'select(.name == $n and .pin == $p and .tool == $c and .round != "half") | .raw' "$RESULTS" |
+    while read -r raw; do
+      if [[ "$3" == wrk ]]; then
+        sed -n 's/^BENCH_JSON //p' "$raw"
+      else
+        sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/{"rps":\1}/p' "$raw"
+      fi
+    done | jq -rs "$JQ_MED"' map(.rps) | med // empty'
 }
 
-# The matrix: hello x1, hello xT, node SERVE_THREADS=1, node default; unpinned and pinned; then the
-# latency at half load. See the header.
+# The matrix: hello x1, hello xT, node SERVE_THREADS=1, node default; unpinned and pinned; each
+# client of MATRIX_CLIENTS; then the latency at half load. See the header.
 threads_matrix() {
   local hello_t_port=${HELLO_T_PORT:-28081} node1_api=${NODE1_API_PORT:-28192}
   local node1_internal=${NODE1_INTERNAL_PORT:-28193} pin_modes=${PIN_MODES:-unpinned pinned}
   local control=${CONTROL:-1} half_load=${HALF_LOAD:-0.5} half_conns=${HALF_CONNS:-$CONNS}
   local half_duration=${HALF_DURATION:-$DURATION} all_cpus server_cpu=${SERVER_CPU:-1}
+  local clients=${MATRIX_CLIENTS:-wrk h2load} h2_half=${H2_HALF:-1}
+  local h2_half_streams=${H2_HALF_STREAMS:-1}
   all_cpus=$(taskset -p -c $$ | sed 's/.*: //')
-  local pin
+  local pin client
   for pin in $pin_modes; do
     [[ "$pin" == unpinned || "$pin" == pinned ]] || die "PIN_MODES: unknown mode $pin"
   done
+  [[ -n "${clients// /}" ]] || die "MATRIX_CLIENTS is empty"
+  for client in $clients; do
+    [[ "$client" == wrk || "$client" == h2load ]] || die "MATRIX_CLIENTS: unknown client $client"
+  done
+  # The h2load runs and the half-load runs against the nodes post this fixed-key body.
+  [[ -s "$BODY" ]] || die "no request body at $BODY"
   # Every server starts on every CPU this script may use, so the default node counts them all;
   # the pin modes then move the running servers (set_affinity).
   PIN=0
@@ -187,92 +213,145 @@ threads_matrix() {
   seed node-1 "$node1_api" "$node1_internal"
 
   local hello_t="http://127.0.0.1:$hello_t_port" node1="http://127.0.0.1:$node1_api"
-  local names=(hello-1 hello-T node-1 node-default)
-  [[ "$control" == 1 ]] && names+=(hello-1-getlua hello-T-getlua)
-  # matrix_run NAME ROUND: one wrk run against the server NAME names.
-  matrix_run() {
-    local url pid threads script=(-s bench/summary.lua)
-    case $1 in
-      hello-1*) url=$HELLO pid=$hello1_pid threads=1 ;;
-      hello-T*) url=$hello_t pid=$hellot_pid threads=$t ;;
-      node-1) url=$node1 pid=$node1_pid threads=1 ;;
-      node-default) url=$NODE pid=$node_pid threads=$node_threads ;;
-    esac
-    if [[ "$1" == node-* || "$1" == *-getlua ]]; then
-      script=(-s bench/get.lua "$url/" -- "$RECORDS")
+  local servers_names=(hello-1 hello-T node-1 node-default)
+  # The runs of one round, "CLIENT NAME": each client against each server, and with CONTROL=1 each
+  # hello with the request the client sends the nodes (wrk: get.lua; h2load: the fixed-key POST).
+  local runs=() name
+  for client in $clients; do
+    for name in "${servers_names[@]}"; do runs+=("$client $name"); done
+    [[ "$control" == 1 ]] || continue
+    if [[ "$client" == wrk ]]; then
+      runs+=("wrk hello-1-getlua" "wrk hello-T-getlua")
     else
-      script+=("$url/")
+      runs+=("h2load hello-1-post" "h2load hello-T-post")
     fi
-    RUN_EXTRA=$(jq -nc --arg pin "$pin" --argjson threads "$threads" '{pin: $pin, threads: $threads}')
-    run "$1" wrk "${1%%-*}" "$2" "$pid" "$DURATION" -- wrk "-t$THREADS" "-c$CONNS" \
-      "-d${DURATION}s" --latency "${script[@]}"
+  done
+  # matrix_cmd CLIENT NAME SECONDS: sets CMD to CLIENT's command against the server NAME names for
+  # SECONDS s, CMD_PID to that server's pid and CMD_THREADS to its serving threads. wrk speaks
+  # HTTP/1.1; h2load h2c with prior knowledge (its default for http:// URLs).
+  matrix_cmd() {
+    local url
+    case $2 in
+      hello-1*) url=$HELLO CMD_PID=$hello1_pid CMD_THREADS=1 ;;
+      hello-T*) url=$hello_t CMD_PID=$hellot_pid CMD_THREADS=$t ;;
+      node-1) url=$node1 CMD_PID=$node1_pid CMD_THREADS=1 ;;
+      node-default) url=$NODE CMD_PID=$node_pid CMD_THREADS=$node_threads ;;
+      *) die "unknown server $2" ;;
+    esac
+    if [[ "$1" == wrk ]]; then
+      CMD=(wrk "-t$THREADS" "-c$CONNS" "-d${3}s" --latency)
+      if [[ "$2" == node-* || "$2" == *-getlua ]]; then
+        CMD+=(-s bench/get.lua "$url/" -- "$RECORDS")
+      else
+        CMD+=(-s bench/summary.lua "$url/")
+      fi
+    else
+      CMD=(h2load "-D$3" "-t$H2_THREADS" "-c$H2_CLIENTS" "-m$H2_STREAMS")
+      case $2 in
+        node-*) CMD+=(-d "$BODY" -H 'content-type: application/json' "$url/records/get") ;;
+        *-post) CMD+=(-d "$BODY" -H 'content-type: application/json' "$url/") ;;
+        *) CMD+=("$url/") ;;
+      esac
+    fi
+  }
+  # matrix_run CLIENT NAME ROUND: one saturating run of CLIENT against the server NAME names.
+  matrix_run() {
+    local proto=h1
+    [[ "$1" == h2load ]] && proto=h2c
+    matrix_cmd "$1" "$2" "$DURATION"
+    RUN_EXTRA=$(jq -nc --arg pin "$pin" --argjson threads "$CMD_THREADS" --arg proto "$proto" \
+      '{pin: $pin, threads: $threads, proto: $proto}')
+    RUN_TAG="$pin-$1-"
+    run "$2" "$1" "${2%%-*}" "$3" "$CMD_PID" "$DURATION" -- "${CMD[@]}"
   }
 
-  local round i order
+  local round i order run_
   for pin in $pin_modes; do
-    RUN_TAG="$pin-"
     if [[ "$pin" == pinned ]]; then
       PIN=1
-      log "pinned: every server thread on CPU $server_cpu, wrk on CPU ${CLIENT_CPU:-0}"
+      log "pinned: every server thread on CPU $server_cpu, the client on CPU ${CLIENT_CPU:-0}"
       set_affinity "$server_cpu" "${servers[@]}"
     else
       PIN=0
-      log "unpinned: every server thread and wrk on CPUs $all_cpus"
+      log "unpinned: every server thread and the client on CPUs $all_cpus"
       set_affinity "$all_cpus" "${servers[@]}"
     fi
-    log "warm-up: ${WARMUP}s per server"
-    local url
-    for url in "$HELLO/" "$hello_t/"; do
-      # shellcheck disable=SC2046
-      timeout $((WARMUP + SLACK)) $(client_prefix) wrk "-t$THREADS" "-c$CONNS" "-d${WARMUP}s" \
-        "$url" >/dev/null
-    done
-    for url in "$node1/" "$NODE/"; do
-      # shellcheck disable=SC2046
-      timeout $((WARMUP + SLACK)) $(client_prefix) wrk "-t$THREADS" "-c$CONNS" "-d${WARMUP}s" \
-        -s bench/get.lua "$url" -- "$RECORDS" >/dev/null
+    log "warm-up: ${WARMUP}s per server and client ($clients)"
+    for client in $clients; do
+      for name in "${servers_names[@]}"; do
+        matrix_cmd "$client" "$name" "$WARMUP"
+        # shellcheck disable=SC2046
+        timeout $((WARMUP + SLACK)) $(client_prefix) "${CMD[@]}" >/dev/null
+      done
     done
     for round in $(seq 1 "$ROUNDS"); do
       # Alternate the order so slow drift of the shared machine does not favour one side.
-      order=("${names[@]}")
+      order=("${runs[@]}")
       if ((round % 2 == 0)); then
         order=()
-        for ((i = ${#names[@]} - 1; i >= 0; i--)); do order+=("${names[i]}"); done
+        for ((i = ${#runs[@]} - 1; i >= 0; i--)); do order+=("${runs[i]}"); done
       fi
-      for i in "${order[@]}"; do matrix_run "$i" "$round"; done
+      for run_ in "${order[@]}"; do matrix_run "${run_%% *}" "${run_#* }" "$round"; done
     done
   done
 
-  # Latency at a fixed load, unpinned: HALF_LOAD of each server's median saturating throughput.
-  local half_targets=()
-  if [[ " $pin_modes " == *" unpinned "* ]]; then
-    half_targets=(node-default node-1 hello-T)
+  # Latency at a fixed load, unpinned: HALF_LOAD of each server's median saturating throughput,
+  # HALF_CONNS connections each paced to its share. HTTP/1.1 (h2load --h1, one request at a time
+  # per connection) at half of wrk's throughput against node-default, node-1 and hello-T; with
+  # h2load in MATRIX_CLIENTS and H2_HALF=1, h2c at half of h2load's against node-default, with
+  # H2_HALF_STREAMS (1) streams per connection: the shape of the HTTP/1.1 check, so the two differ
+  # in protocol only. (Paced h2load with more streams per connection showed latency growing with
+  # the streams at a constant rate, p50 0.26 ms at -m1 to 2.0 ms at -m16 against hello x2 at 8k
+  # req/s in a dev check; whether h2load's pacing or the server causes that is not known.)
+  local half_runs=()
+  if [[ " $pin_modes " != *" unpinned "* ]]; then
+    log "WARNING: no unpinned rounds, so no latency check at half load"
+  else
+    if [[ " $clients " == *" wrk "* ]]; then
+      half_runs+=("h1 node-default" "h1 node-1" "h1 hello-T")
+    else
+      log "WARNING: no wrk runs, so no HTTP/1.1 latency check at half load"
+    fi
+    if [[ " $clients " == *" h2load "* && "$h2_half" == 1 ]]; then
+      half_runs+=("h2c node-default")
+    fi
     PIN=0
     RUN_TAG=""
     set_affinity "$all_cpus" "${servers[@]}"
-  else
-    log "WARNING: no unpinned rounds, so no latency check at half load"
   fi
-  local name sat rate per url pid threads target
-  for name in "${half_targets[@]}"; do
-    sat=$(median_rps "$name" unpinned)
-    [[ -n "$sat" ]] || die "no unpinned wrk run of $name to take the saturating load from"
-    rate=$(awk -v s="$sat" -v f="$half_load" 'BEGIN {printf "%.0f", s * f}')
-    per=$(awk -v r="$rate" -v c="$half_conns" 'BEGIN {printf "%.2f", r / c}')
+  local proto sat rate per url pid threads target conns logf
+  for run_ in "${half_runs[@]}"; do
+    proto=${run_%% *} name=${run_#* }
     case $name in
       node-default) url="$NODE/records/get" pid=$node_pid threads=$node_threads target=node ;;
       node-1) url="$node1/records/get" pid=$node1_pid threads=1 target=node ;;
       hello-T) url="$hello_t/" pid=$hellot_pid threads=$t target=hello ;;
     esac
-    local body_args=()
-    [[ "$target" == node ]] && body_args=(-d "$BODY" -H 'content-type: application/json')
-    RUN_EXTRA=$(jq -nc --arg log "$TMP/h2load-half-$name.log" --argjson threads "$threads" \
+    local args=()
+    if [[ "$proto" == h1 ]]; then
+      sat=$(median_rps "$name" unpinned wrk)
+      conns=$half_conns
+      logf="$TMP/h2load-half-$name.log"
+      RUN_TAG=""
+      args=(--h1 -t1 "-c$conns" -m1)
+    else
+      sat=$(median_rps "$name" unpinned h2load)
+      conns=$half_conns
+      logf="$TMP/h2load-half-h2c-$name.log"
+      RUN_TAG="h2c-"
+      args=(-t1 "-c$conns" "-m$h2_half_streams")
+    fi
+    [[ -n "$sat" ]] || die "no unpinned $proto run of $name to take the saturating load from"
+    rate=$(awk -v s="$sat" -v f="$half_load" 'BEGIN {printf "%.0f", s * f}')
+    per=$(awk -v r="$rate" -v c="$conns" 'BEGIN {printf "%.2f", r / c}')
+    [[ "$target" == node ]] && args+=(-d "$BODY" -H 'content-type: application/json')
+    RUN_EXTRA=$(jq -nc --arg log "$logf" --argjson threads "$threads" --arg proto "$proto" \
       --argjson sat "$sat" --argjson rate "$rate" \
-      '{pin: "unpinned", threads: $threads, log: $log, saturating_rps: $sat, target_rps: $rate}')
-    log "half load: $name at $rate req/s ($half_load x $sat)"
-    run "half-$name" h2load "$target" half "$pid" "$((half_duration + 1))" -- h2load --h1 -t1 \
-      "-c$half_conns" -m1 "--rps=$per" "-D$half_duration" --warm-up-time=1 \
-      "--log-file=$TMP/h2load-half-$name.log" "${body_args[@]}" "$url"
+      '{pin: "unpinned", threads: $threads, proto: $proto, log: $log, saturating_rps: $sat,
+        target_rps: $rate}')
+    log "half load, $proto: $name at $rate req/s ($half_load x $sat)"
+    run "half-$name" h2load "$target" half "$pid" "$((half_duration + 1))" -- h2load "${args[@]}" \
+      "--rps=$per" "-D$half_duration" --warm-up-time=1 "--log-file=$logf" "$url"
   done
 
   local seeds
@@ -285,12 +364,16 @@ threads_matrix() {
     --arg client_cpu "${CLIENT_CPU:-0}" --arg pin_modes "$pin_modes" --arg control "$control" \
     --arg half_load "$half_load" --arg half_conns "$half_conns" \
     --arg half_duration "$half_duration" --arg body "$(cat "$BODY")" --arg tmp "$TMP" \
+    --arg clients "$clients" --arg h2_clients "$H2_CLIENTS" --arg h2_streams "$H2_STREAMS" \
+    --arg h2_threads "$H2_THREADS" --arg h2_half_streams "$h2_half_streams" \
     '{machine: $machine, seed: $seed, sample: $sample, records: $records, partitions: $partitions,
       rounds: $rounds, duration: $duration, warmup: $warmup, wrk_threads: $wrk_threads,
       conns: $conns, hello_threads: $hello_threads, node_threads: $node_threads,
       all_cpus: $all_cpus, server_cpu: $server_cpu, client_cpu: $client_cpu,
       pin_modes: $pin_modes, control: $control, half_load: $half_load, half_conns: $half_conns,
-      half_duration: $half_duration, body: $body, tmp: $tmp}' >"$TMP/meta.json"
+      half_duration: $half_duration, body: $body, tmp: $tmp, clients: $clients,
+      h2_clients: $h2_clients, h2_streams: $h2_streams, h2_threads: $h2_threads,
+      h2_half_streams: $h2_half_streams}' >"$TMP/meta.json"
   deno run --allow-read="$TMP" "bench/read_threads_report.ts" "$TMP/meta.json" "$RESULTS"
 }
 

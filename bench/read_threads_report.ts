@@ -1,17 +1,23 @@
 // deno-lint-ignore-file no-console
 /**
- * Turns the raw outputs of `THREADS_MATRIX=1 bash bench/read.sh` into a Markdown block: per-run
- * rows, then per pin mode the medians of hello ×1, hello ×T, the node at `SERVE_THREADS=1` and at
- * its default (T serving threads), the CPU each spends per request, and the latency at half the
- * saturating load, each held against issue 13's targets:
+ * Turns the raw outputs of `THREADS_MATRIX=1 bash bench/read.sh` into a Markdown block. For each
+ * client of the run — wrk (HTTP/1.1) and h2load (h2c, prior knowledge) — per-run rows, then per pin
+ * mode the medians of hello ×1, hello ×T, the node at `SERVE_THREADS=1` and at its default (T
+ * serving threads) and the CPU each server and the client spend per request; then the latency at
+ * half the saturating load; then, per client, each of issue 13's targets held against the data:
  *
  * - unpinned, the default node's throughput ≥ 1.7 × the `SERVE_THREADS=1` node's;
  * - a node's CPU per request ≤ 2 × hello-world's at the same thread count;
- * - p99 ≤ 1 ms at half the default node's saturating load (unpinned).
+ * - p99 ≤ 1 ms at half the default node's saturating load (unpinned; HTTP/1.1: `h2load --h1` at
+ *   half of wrk's rate; h2c: h2load at half of h2load's rate).
+ *
+ * Two clients because the client shares the machine's CPUs with the server: a client that spends
+ * more CPU per request than the server leaves a multi-threaded server no CPU to use, so the
+ * server's scaling shows only under the cheaper client.
  *
  * Usage: `deno run --allow-read bench/read_threads_report.ts META_JSON RESULTS_JSONL` (each line of
  * RESULTS_JSONL names one wrk or h2load run: its raw output, the CPU measured around it, its pin
- * mode and thread count; the half-load runs also name h2load's per-request log).
+ * mode, thread count and protocol; the half-load runs also name h2load's per-request log).
  *
  * @module
  */
@@ -24,10 +30,14 @@ const HALF_LOAD_P99_MAX_US = 1000;
 /** A half-load run that sent less than this share of its target rate did not measure that load. */
 const RATE_REACHED_MIN = 0.95;
 
+/** How a run's requests went: HTTP/1.1 (wrk, `h2load --h1`) or h2c with prior knowledge (h2load). */
+type Proto = "h1" | "h2c";
+
 interface ResultLine {
   readonly name: string;
   readonly tool: "wrk" | "h2load";
   readonly target: "hello" | "node";
+  /** The round number, or "half" for a half-load run. */
   readonly round: string;
   readonly raw: string;
   readonly cmd: string;
@@ -38,14 +48,19 @@ interface ResultLine {
   readonly machine_busy_pct: number;
   readonly pin: "unpinned" | "pinned";
   readonly threads: number;
+  /** Absent in results of runs before h2load joined the matrix: those are all HTTP/1.1. */
+  readonly proto?: Proto;
   /** Half-load runs only: h2load's per-request log, the throughput it is half of, the rate. */
   readonly log?: string;
   readonly saturating_rps?: number;
   readonly target_rps?: number;
 }
 
-interface Row extends ResultLine {
+interface Row extends Omit<ResultLine, "proto"> {
+  readonly proto: Proto;
   readonly stats: RunStats;
+  /** The protocol h2load says it spoke ("Application protocol:"); null for wrk. */
+  readonly negotiated: string | null;
 }
 
 interface Meta {
@@ -72,7 +87,44 @@ interface Meta {
   readonly half_duration: string;
   readonly body: string;
   readonly tmp: string;
+  /** MATRIX_CLIENTS; absent before h2load joined the matrix (wrk alone then). */
+  readonly clients?: string;
+  readonly h2_clients?: string;
+  readonly h2_streams?: string;
+  readonly h2_threads?: string;
+  readonly h2_half_streams?: string;
 }
+
+/** One load generator of the matrix and how the report names and reads its runs. */
+interface Client {
+  readonly tool: "wrk" | "h2load";
+  readonly proto: Proto;
+  readonly title: string;
+  /** The protocol h2load must report for this client's runs (null: not checked). */
+  readonly expect: string | null;
+  /** The name suffix of the control runs: hello sent the request the nodes get. */
+  readonly control: string;
+  readonly controlWhat: string;
+}
+
+const CLIENTS: readonly Client[] = [
+  {
+    tool: "wrk",
+    proto: "h1",
+    title: "wrk, HTTP/1.1",
+    expect: null,
+    control: "getlua",
+    controlWhat: "get.lua",
+  },
+  {
+    tool: "h2load",
+    proto: "h2c",
+    title: "h2load, h2c (prior knowledge)",
+    expect: "h2c",
+    control: "post",
+    controlWhat: "the nodes' POST",
+  },
+];
 
 /** Latency percentiles (µs) and non-200 count of an h2load `--log-file` (start, status, µs). */
 export function parseH2loadLog(
@@ -116,6 +168,11 @@ function usPerRequest(r: Row): number {
   return r.stats.rps > 0 ? (r.server_cpu_pct / 100) * 1e6 / r.stats.rps : NaN;
 }
 
+/** Load generator CPU time per request, µs: what the client takes from the shared CPUs. */
+function clientUsPerRequest(r: Row): number {
+  return r.stats.rps > 0 ? (r.client_cpu_pct / 100) * 1e6 / r.stats.rps : NaN;
+}
+
 function medianOf(rows: readonly Row[], pick: (r: Row) => number | null): number {
   return median(
     rows.map(pick).filter((v): v is number => v !== null && Number.isFinite(v)),
@@ -128,14 +185,18 @@ async function readRows(path: string): Promise<Row[]> {
   for (const line of lines) {
     const r = JSON.parse(line) as ResultLine;
     const text = await Deno.readTextFile(r.raw);
+    const proto = r.proto ?? "h1";
     if (r.tool === "wrk") {
-      rows.push({ ...r, stats: parseWrk(text) });
+      rows.push({ ...r, proto, stats: parseWrk(text), negotiated: null });
     } else {
-      // h2load's summary has the rate and errors; its per-request log has the percentiles.
+      // h2load's summary has the rate, errors, mean and max; its per-request log (half-load runs
+      // only) has the percentiles.
       const summary = parseH2load(text);
       const log = r.log === undefined ? null : parseH2loadLog(await Deno.readTextFile(r.log));
       rows.push({
         ...r,
+        proto,
+        negotiated: /Application protocol: (\S+)/.exec(text)?.[1] ?? null,
         stats: log === null ? summary : {
           ...summary,
           p50: log.p50,
@@ -166,6 +227,21 @@ async function main(): Promise<void> {
     "node-default": `node default (${meta.node_threads} threads)`,
     "hello-1-getlua": "hello ×1, get.lua (control)",
     "hello-T-getlua": `hello ×${t}, get.lua (control)`,
+    "hello-1-post": "hello ×1, the nodes' POST (control)",
+    "hello-T-post": `hello ×${t}, the nodes' POST (control)`,
+  };
+  const protoName: Record<Proto, string> = { h1: "HTTP/1.1", h2c: "h2c" };
+  const listed = (meta.clients ?? "wrk").split(/\s+/).filter((s) => s !== "");
+  const clients = CLIENTS.filter((c) => listed.includes(c.tool));
+  const h2Setup = `-t${meta.h2_threads ?? "?"} -c${meta.h2_clients ?? "?"} -m${
+    meta.h2_streams ?? "?"
+  }`;
+  const setup: Record<Client["tool"], string> = {
+    wrk: `\`wrk -t${meta.wrk_threads} -c${meta.conns}\` (HTTP/1.1): the nodes get one random ` +
+      "seeded key per request (`bench/get.lua`), the hellos `GET /`",
+    h2load: `\`h2load ${h2Setup}\` (h2c with prior knowledge: ${meta.h2_clients ?? "?"} ` +
+      `connections of up to ${meta.h2_streams ?? "?"} concurrent streams): the nodes get ` +
+      `\`POST /records/get\` with one fixed key (\`${meta.body}\`), the hellos \`GET /\``,
   };
   const shown = (cmd: string) => cmd.replaceAll(`${meta.tmp}/`, "$TMP/").trim();
   const out: string[] = [];
@@ -195,12 +271,12 @@ async function main(): Promise<void> {
       `\`reusePort\`); two nodes (embedded log, ${meta.partitions} partitions, fresh DB_PATH on ` +
       `${m.tmp_fs}), one with \`SERVE_THREADS=1\` and one with the default \`SERVE_THREADS=0\` ` +
       `(${meta.node_threads} serving threads), each seeded with ${meta.records} records by ` +
-      `\`bench/seed.ts\`. Pin modes: unpinned = every thread of every server and wrk on CPUs ` +
-      `${meta.all_cpus}; pinned = every server thread on CPU ${meta.server_cpu} ` +
-      `(\`taskset -a -p\` on the running process), wrk on CPU ${meta.client_cpu}. Per pin mode a ` +
-      `${meta.warmup} s warm-up per server, then ${meta.rounds} round(s) of ${meta.duration} s per ` +
-      `run, the order alternating. wrk: -t${meta.wrk_threads} -c${meta.conns}; nodes get one ` +
-      "random seeded key per request (`bench/get.lua`), hellos `GET /`.",
+      `\`bench/seed.ts\`. Pin modes: unpinned = every thread of every server and the client on ` +
+      `CPUs ${meta.all_cpus}; pinned = every server thread on CPU ${meta.server_cpu} ` +
+      `(\`taskset -a -p\` on the running process), the client on CPU ${meta.client_cpu}. Per pin ` +
+      `mode a ${meta.warmup} s warm-up per server and client, then ${meta.rounds} round(s) of ` +
+      `${meta.duration} s per run, the order alternating. Clients: ` +
+      clients.map((c) => setup[c.tool]).join("; ") + ".",
   );
   p();
   p("Commands (the first of each):");
@@ -208,9 +284,10 @@ async function main(): Promise<void> {
   p("```sh");
   const seen = new Set<string>();
   for (const r of rows) {
-    if (seen.has(r.name)) continue;
-    seen.add(r.name);
-    p(`# ${r.name}`);
+    const key = `${r.tool} ${r.proto} ${r.name}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    p(`# ${r.name} (${r.round === "half" ? protoName[r.proto] : r.tool})`);
     p(shown(r.cmd));
   }
   p("```");
@@ -223,161 +300,213 @@ async function main(): Promise<void> {
     );
     p();
   }
-
-  const rounds = rows.filter((r) => r.tool === "wrk");
-  p(
-    "Per run. Latency in ms (wrk's histogram). CPU in % of one CPU: server = the whole process " +
-      "(every thread, `/proc/PID/stat`), main = its main thread (the JS thread that serves with " +
-      "one thread; with more it runs the node's writer, or only keeps the hello workers), client " +
-      `= wrk, machine = all ${m.nproc} CPUs. µs/req = server CPU time per request.`,
+  const wrongProto = rows.filter((r) =>
+    r.tool === "h2load" && r.negotiated !== (r.proto === "h1" ? "http/1.1" : "h2c")
   );
-  p();
-  p(
-    "| pin | round | run | threads | req/s | p50 | p99 | p99.9 | max | errors | server CPU | main | µs/req | client CPU | machine busy |",
-  );
-  p("|---|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
-  for (const r of rounds) {
-    const s = r.stats;
+  if (wrongProto.length > 0) {
     p(
-      `| ${r.pin} | ${r.round} | ${label[r.name] ?? r.name} | ${r.threads} | ${rps(s.rps)} | ${
-        ms(s.p50)
-      } | ${ms(s.p99)} | ${ms(s.p999)} | ${ms(s.max)} | ${s.bad} | ${pct(r.server_cpu_pct)} | ${
-        pct(r.server_main_thread_cpu_pct)
-      } | ${fixed(usPerRequest(r))} | ${pct(r.client_cpu_pct)} | ${pct(r.machine_busy_pct)} |`,
+      `**WARNING: ${wrongProto.length} h2load run(s) did not speak the protocol they were meant ` +
+        `to (${
+          wrongProto.map((r) => `${r.name} round ${r.round}: ${r.negotiated ?? "none"}`).join("; ")
+        }).**`,
     );
+    p();
   }
-  p();
 
   const pins = meta.pin_modes.split(/\s+/).filter((s) => s !== "") as Row["pin"][];
-  const of = (pin: string, name: string) => rounds.filter((r) => r.pin === pin && r.name === name);
-  const medRps = (pin: string, name: string) => medianOf(of(pin, name), (r) => r.stats.rps);
-  const medUs = (pin: string, name: string) => medianOf(of(pin, name), usPerRequest);
+  const saturating = rows.filter((r) => r.round !== "half");
+  const of = (c: Client, pin: string, name: string) =>
+    saturating.filter((r) => r.tool === c.tool && r.pin === pin && r.name === name);
+  const medRps = (c: Client, pin: string, name: string) =>
+    medianOf(of(c, pin, name), (r) => r.stats.rps);
+  const medUs = (c: Client, pin: string, name: string) => medianOf(of(c, pin, name), usPerRequest);
+  const medClientUs = (c: Client, pin: string, name: string) =>
+    medianOf(of(c, pin, name), clientUsPerRequest);
 
-  p(`Medians over the rounds, req/s (×${t} ÷ ×1: what the extra threads bring):`);
-  p();
-  p(
-    `| pin | hello ×1 | hello ×${t} | hello ×${t} ÷ ×1 | node ×1 | node default | node default ÷ node ×1 | node ×1 ÷ hello ×1 | node default ÷ hello ×${t} | controls: hello ×1 / ×${t} with get.lua |`,
-  );
-  p("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
-  for (const pin of pins) {
-    const h1 = medRps(pin, "hello-1");
-    const ht = medRps(pin, "hello-T");
-    const n1 = medRps(pin, "node-1");
-    const nd = medRps(pin, "node-default");
+  for (const c of clients) {
+    const runs = saturating.filter((r) => r.tool === c.tool);
+    p(`#### ${c.title}`);
+    p();
+    const h1 = c.proto === "h1";
     p(
-      `| ${pin} | ${rps(h1)} | ${rps(ht)} | ${fixed(ratio(ht, h1), 2)} | ${rps(n1)} | ${
-        rps(nd)
-      } | ` +
-        `**${fixed(ratio(nd, n1), 2)}** | ${fixed(ratio(n1, h1), 2)} | ${
-          fixed(ratio(nd, ht), 2)
-        } | ` +
-        `${rps(medRps(pin, "hello-1-getlua"))} / ${rps(medRps(pin, "hello-T-getlua"))} |`,
+      `${setup[c.tool]}. Per run. Latency in ms: ` +
+        (h1
+          ? "wrk's histogram. "
+          : "h2load prints no percentiles, only the mean and max per request (its per-request " +
+            "log is written at half load only, so at saturation the client does no extra work). ") +
+        "CPU in % of one CPU: server = the whole process (every thread, `/proc/PID/stat`), main " +
+        "= its main thread (the JS thread that serves with one thread; with more it runs the " +
+        `node's writer, or only keeps the hello workers), client = ${c.tool}, machine = all ` +
+        `${m.nproc} CPUs. µs/req = CPU time per request (server; client).`,
     );
-  }
-  p();
-  p("Medians over the rounds, server CPU µs per request (node ÷ hello at the same thread count):");
-  p();
-  p(
-    `| pin | hello ×1 | node ×1 | node ×1 ÷ hello ×1 | hello ×${t} | node default | node default ÷ hello ×${t} |`,
-  );
-  p("|---|--:|--:|--:|--:|--:|--:|");
-  for (const pin of pins) {
-    const h1 = medUs(pin, "hello-1");
-    const ht = medUs(pin, "hello-T");
-    const n1 = medUs(pin, "node-1");
-    const nd = medUs(pin, "node-default");
+    p();
+    const latHead = h1 ? "p50 | p99 | p99.9 | max" : "mean | max";
+    const latAlign = h1 ? "--:|--:|--:|--:" : "--:|--:";
     p(
-      `| ${pin} | ${fixed(h1)} | ${fixed(n1)} | **${fixed(ratio(n1, h1), 2)}** | ${fixed(ht)} | ` +
-        `${fixed(nd)} | **${fixed(ratio(nd, ht), 2)}** |`,
+      `| pin | round | run | threads | req/s | ${latHead} | errors | server CPU | main | µs/req | client CPU | client µs/req | machine busy |`,
     );
-  }
-  p();
-
-  const half = rows.filter((r) => r.tool === "h2load");
-  if (half.length > 0) {
+    p(`|---|--:|---|--:|--:|${latAlign}|--:|--:|--:|--:|--:|--:|--:|`);
+    for (const r of runs) {
+      const s = r.stats;
+      const lat = h1
+        ? `${ms(s.p50)} | ${ms(s.p99)} | ${ms(s.p999)} | ${ms(s.max)}`
+        : `${ms(s.mean)} | ${ms(s.max)}`;
+      p(
+        `| ${r.pin} | ${r.round} | ${label[r.name] ?? r.name} | ${r.threads} | ${
+          rps(s.rps)
+        } | ${lat} | ${s.bad} | ${pct(r.server_cpu_pct)} | ${pct(r.server_main_thread_cpu_pct)} | ${
+          fixed(usPerRequest(r))
+        } | ${pct(r.client_cpu_pct)} | ${fixed(clientUsPerRequest(r))} | ${
+          pct(r.machine_busy_pct)
+        } |`,
+      );
+    }
+    p();
+    p(`${c.title}: medians over the rounds, req/s (×${t} ÷ ×1: what the extra threads bring):`);
+    p();
     p(
-      `Latency at ${Number(meta.half_load) * 100} % of each server's saturating throughput ` +
-        `(its unpinned median above), unpinned: \`h2load --h1\`, ${meta.half_conns} connections ` +
-        `of one request at a time, each paced to its share of the rate (\`--rps\`), ` +
-        `${meta.half_duration} s after a 1 s warm-up; percentiles from h2load's per-request ` +
-        `log. The nodes get one fixed key (\`${meta.body}\`).`,
+      `| pin | hello ×1 | hello ×${t} | hello ×${t} ÷ ×1 | node ×1 | node default | node default ÷ node ×1 | node ×1 ÷ hello ×1 | node default ÷ hello ×${t} | controls: hello ×1 / ×${t} with ${c.controlWhat} |`,
+    );
+    p("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    for (const pin of pins) {
+      const h1r = medRps(c, pin, "hello-1");
+      const htr = medRps(c, pin, "hello-T");
+      const n1 = medRps(c, pin, "node-1");
+      const nd = medRps(c, pin, "node-default");
+      p(
+        `| ${pin} | ${rps(h1r)} | ${rps(htr)} | ${fixed(ratio(htr, h1r), 2)} | ${rps(n1)} | ${
+          rps(nd)
+        } | **${fixed(ratio(nd, n1), 2)}** | ${fixed(ratio(n1, h1r), 2)} | ${
+          fixed(ratio(nd, htr), 2)
+        } | ${rps(medRps(c, pin, `hello-1-${c.control}`))} / ${
+          rps(medRps(c, pin, `hello-T-${c.control}`))
+        } |`,
+      );
+    }
+    p();
+    p(
+      `${c.title}: medians over the rounds, server CPU µs per request (node ÷ hello at the same ` +
+        `thread count), and ${c.tool}'s own CPU µs per request against the nodes:`,
     );
     p();
     p(
-      "| server | saturating req/s | target req/s | achieved req/s | p50 | p99 | p99.9 | max | errors | server CPU | µs/req |",
+      `| pin | hello ×1 | node ×1 | node ×1 ÷ hello ×1 | hello ×${t} | node default | node default ÷ hello ×${t} | client: node ×1 / node default |`,
     );
-    p("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
+    p("|---|--:|--:|--:|--:|--:|--:|--:|");
+    for (const pin of pins) {
+      const h1u = medUs(c, pin, "hello-1");
+      const htu = medUs(c, pin, "hello-T");
+      const n1 = medUs(c, pin, "node-1");
+      const nd = medUs(c, pin, "node-default");
+      p(
+        `| ${pin} | ${fixed(h1u)} | ${fixed(n1)} | **${fixed(ratio(n1, h1u), 2)}** | ${
+          fixed(htu)
+        } | ${fixed(nd)} | **${fixed(ratio(nd, htu), 2)}** | ${
+          fixed(medClientUs(c, pin, "node-1"))
+        } / ${fixed(medClientUs(c, pin, "node-default"))} |`,
+      );
+    }
+    p();
+  }
+
+  const half = rows.filter((r) => r.round === "half");
+  if (half.length > 0) {
+    p("#### Latency at half load");
+    p();
+    p(
+      `Latency at ${Number(meta.half_load) * 100} % of each server's saturating throughput ` +
+        `(its unpinned median above), unpinned, ${meta.half_duration} s after a 1 s warm-up, ` +
+        `percentiles from h2load's per-request log; ${meta.half_conns} connections, each paced ` +
+        "to its share of the rate (`--rps`). HTTP/1.1: `h2load --h1` at half of wrk's median, " +
+        "one request at a time per connection. h2c: h2load at half of h2load's median, " +
+        `${meta.h2_half_streams ?? "?"} stream(s) per connection. The nodes get one fixed key ` +
+        `(\`${meta.body}\`).`,
+    );
+    p();
+    p(
+      "| protocol | server | saturating req/s | target req/s | achieved req/s | p50 | p99 | p99.9 | max | errors | server CPU | µs/req |",
+    );
+    p("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for (const r of half) {
       const s = r.stats;
       p(
-        `| ${label[r.name.replace(/^half-/, "")] ?? r.name} | ${rps(r.saturating_rps)} | ${
-          rps(r.target_rps)
-        } | ${rps(s.rps)} | ${ms(s.p50)} | **${ms(s.p99)}** | ${ms(s.p999)} | ${
-          ms(s.max)
-        } | ${s.bad} | ${pct(r.server_cpu_pct)} | ${fixed(usPerRequest(r))} |`,
+        `| ${protoName[r.proto]} | ${label[r.name.replace(/^half-/, "")] ?? r.name} | ${
+          rps(r.saturating_rps)
+        } | ${rps(r.target_rps)} | ${rps(s.rps)} | ${ms(s.p50)} | **${ms(s.p99)}** | ${
+          ms(s.p999)
+        } | ${ms(s.max)} | ${s.bad} | ${pct(r.server_cpu_pct)} | ${fixed(usPerRequest(r))} |`,
       );
     }
     p();
     p(
       "h2load times a request from when it sends it: a request it holds back because its " +
-        "connection is still waiting is not charged that wait (coordinated omission). The " +
-        "achieved rate tells whether the load was kept; below the target it was not.",
+        "connection has no free stream (one request at a time over HTTP/1.1) is not charged that " +
+        "wait (coordinated omission). The achieved rate tells whether the load was kept; below " +
+        "the target it was not.",
     );
     p();
   }
 
-  p("**Targets (issue 13):**");
+  p("**Targets (issue 13), per client, from this run's medians:**");
   p();
-  const speedup = pins.includes("unpinned")
-    ? ratio(medRps("unpinned", "node-default"), medRps("unpinned", "node-1"))
-    : NaN;
-  p(
-    `- Unpinned, node default ÷ node SERVE_THREADS=1 = ${fixed(speedup, 2)} (target ≥ ` +
-      `${SPEEDUP_MIN}): ${verdict(Number.isFinite(speedup) ? speedup >= SPEEDUP_MIN : null)}.`,
-  );
-  const cpuChecks: { what: string; value: number }[] = [];
-  for (const pin of pins) {
-    cpuChecks.push({
-      what: `${pin}, ×1`,
-      value: ratio(medUs(pin, "node-1"), medUs(pin, "hello-1")),
-    });
-    cpuChecks.push({
-      what: `${pin}, ×${t}`,
-      value: ratio(medUs(pin, "node-default"), medUs(pin, "hello-T")),
-    });
-  }
-  const measured = cpuChecks.filter((c) => Number.isFinite(c.value));
-  const over = measured.filter((c) => c.value > CPU_RATIO_MAX);
-  p(
-    `- CPU per request, node ÷ hello at the same thread count (target ≤ ${CPU_RATIO_MAX}): ` +
-      cpuChecks.map((c) => `${c.what} ${fixed(c.value, 2)}`).join("; ") + ": " +
-      (measured.length === 0
-        ? verdict(null)
-        : over.length === 0
-        ? `${verdict(true)} in all ${measured.length}`
-        : `${verdict(false)} in ${over.map((c) => c.what).join("; ")}`) +
-      ".",
-  );
-  const halfDefault = half.find((r) => r.name === "half-node-default");
-  if (halfDefault === undefined) {
-    p(`- p99 at half load ≤ ${HALF_LOAD_P99_MAX_US / 1000} ms: ${
-      verdict(null)
-    } (no unpinned run).`);
-  } else {
-    const p99 = halfDefault.stats.p99;
-    const reached = halfDefault.target_rps !== undefined &&
-      halfDefault.stats.rps >= RATE_REACHED_MIN * halfDefault.target_rps;
+  for (const c of clients) {
+    p(`- ${c.title}:`);
+    const speedup = pins.includes("unpinned")
+      ? ratio(medRps(c, "unpinned", "node-default"), medRps(c, "unpinned", "node-1"))
+      : NaN;
     p(
-      `- p99 of the default node at ${rps(halfDefault.stats.rps)} req/s (target rate ` +
-        `${rps(halfDefault.target_rps)}, ${Number(meta.half_load) * 100} % of ` +
-        `${rps(halfDefault.saturating_rps)}) = ${ms(p99)} ms (target ≤ ` +
-        `${HALF_LOAD_P99_MAX_US / 1000} ms): ` +
-        (!reached
-          ? `${verdict(null)}: the load generator sent less than ${RATE_REACHED_MIN * 100} % ` +
-            "of the target rate, so this is not the latency at half load."
-          : `${verdict(p99 !== null && p99 <= HALF_LOAD_P99_MAX_US)}.`) +
-        (halfDefault.stats.bad > 0 ? ` (${halfDefault.stats.bad} errors.)` : ""),
+      `  - Unpinned, node default ÷ node SERVE_THREADS=1 = ${fixed(speedup, 2)} (target ≥ ` +
+        `${SPEEDUP_MIN}): ${verdict(Number.isFinite(speedup) ? speedup >= SPEEDUP_MIN : null)}.`,
     );
+    const cpuChecks: { what: string; value: number }[] = [];
+    for (const pin of pins) {
+      cpuChecks.push({
+        what: `${pin}, ×1`,
+        value: ratio(medUs(c, pin, "node-1"), medUs(c, pin, "hello-1")),
+      });
+      cpuChecks.push({
+        what: `${pin}, ×${t}`,
+        value: ratio(medUs(c, pin, "node-default"), medUs(c, pin, "hello-T")),
+      });
+    }
+    const measured = cpuChecks.filter((x) => Number.isFinite(x.value));
+    const over = measured.filter((x) => x.value > CPU_RATIO_MAX);
+    p(
+      `  - CPU per request, node ÷ hello at the same thread count (target ≤ ${CPU_RATIO_MAX}): ` +
+        cpuChecks.map((x) => `${x.what} ${fixed(x.value, 2)}`).join("; ") + ": " +
+        (measured.length === 0
+          ? verdict(null)
+          : over.length === 0
+          ? `${verdict(true)} in all ${measured.length}`
+          : `${verdict(false)} in ${over.map((x) => x.what).join("; ")}`) +
+        ".",
+    );
+    const how = c.proto === "h1"
+      ? "`h2load --h1` at half of wrk's rate"
+      : "h2load h2c at half of h2load's rate";
+    const halfDefault = half.find((r) => r.name === "half-node-default" && r.proto === c.proto);
+    if (halfDefault === undefined) {
+      p(
+        `  - p99 at half load ≤ ${HALF_LOAD_P99_MAX_US / 1000} ms (${how}): ${
+          verdict(null)
+        } (no such run).`,
+      );
+    } else {
+      const p99 = halfDefault.stats.p99;
+      const reached = halfDefault.target_rps !== undefined &&
+        halfDefault.stats.rps >= RATE_REACHED_MIN * halfDefault.target_rps;
+      p(
+        `  - p99 of the default node at ${rps(halfDefault.stats.rps)} req/s (${how}; target ` +
+          `rate ${rps(halfDefault.target_rps)}, ${Number(meta.half_load) * 100} % of ` +
+          `${rps(halfDefault.saturating_rps)}) = ${ms(p99)} ms (target ≤ ` +
+          `${HALF_LOAD_P99_MAX_US / 1000} ms): ` +
+          (!reached
+            ? `${verdict(null)}: the load generator sent less than ${RATE_REACHED_MIN * 100} % ` +
+              "of the target rate, so this is not the latency at half load."
+            : `${verdict(p99 !== null && p99 <= HALF_LOAD_P99_MAX_US)}.`) +
+          (halfDefault.stats.bad > 0 ? ` (${halfDefault.stats.bad} errors.)` : ""),
+      );
+    }
   }
   console.log(out.join("\n"));
 }
