@@ -5,7 +5,15 @@
  *
  * @module
  */
-import { IdleSweeper, internalHandler, publicHandler, sweepIntervalMs } from "./api/mod.ts";
+import {
+  type Closing,
+  expectAcceptStops,
+  Front,
+  IdleSweeper,
+  internalHandler,
+  publicHandler,
+  sweepIntervalMs,
+} from "./api/mod.ts";
 import { Backups, type Manifest, parseManifest, Restorer, S3ObjectStore } from "./backup/mod.ts";
 import { Gossip, joinHostPort, Router } from "./cluster/mod.ts";
 import { type Config, redactedConfig } from "./config/mod.ts";
@@ -166,34 +174,22 @@ async function checkRetention(config: Config, kafka: KafkaLog): Promise<void> {
 }
 
 /**
- * Holds requests until opened: a hand-over restart listens before it has the data folder, and
- * answers what it accepted once it has taken the folder over (at most `holdMs` later).
+ * A node handing over waits (at most this long) until none of its connections moved data within
+ * {@linkcode HAND_OVER_BUSY_MS}: each client had its last answer (with `connection: close`) and
+ * went to the successor. Without the kernel interfaces to look (not Linux), it waits the bound.
  */
-class Gate {
-  isOpen: boolean;
-  private readonly opening: Promise<void>;
-  private release: () => void = () => {};
+const HAND_OVER_DRAIN_MS_MAX = 1000;
+const HAND_OVER_BUSY_MS = 20;
+/** Without them, it answers with `connection: close` this long before it stops accepting. */
+const HAND_OVER_CLOSE_MS = 50;
 
-  constructor(open: boolean, private readonly holdMs: number) {
-    this.isOpen = open;
-    this.opening = new Promise((resolve) => this.release = resolve);
-  }
-
-  open(): void {
-    this.isOpen = true;
-    this.release();
-  }
-
-  /** `handler`, holding each request while the gate is shut. */
-  wrap(handler: (request: Request) => Promise<Response>): (request: Request) => Promise<Response> {
-    return (request) => this.isOpen ? handler(request) : this.held().then(() => handler(request));
-  }
-
-  private held(): Promise<void> {
+/** Resolves once `opened` does, or after `holdMs` (a held request then gets whatever answer). */
+function holdUntil(opened: Promise<void>, holdMs: number): () => Promise<void> {
+  return () => {
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, this.holdMs));
-    return Promise.race([this.opening, timeout]).finally(() => clearTimeout(timer));
-  }
+    const timeout = new Promise<void>((resolve) => timer = setTimeout(resolve, holdMs));
+    return Promise.race([opened, timeout]).finally(() => clearTimeout(timer));
+  };
 }
 
 /**
@@ -261,6 +257,7 @@ export async function startApp(
 ): Promise<RunningApp> {
   // Before anything is opened: a second process on one folder would hand out offsets twice.
   let dataDir = lockOrTakeOver(config);
+  expectAcceptStops();
   const takingOver = dataDir === null;
   logStart(config);
   const app = buildApp(config);
@@ -271,13 +268,21 @@ export async function startApp(
   const host = config.node.listenHost;
   const threadCount = serveThreadCount(config.api.serveThreads);
   const holdMs = 2 * config.lifecycle.shutdownTimeoutMs;
-  const gate = new Gate(!takingOver, holdMs);
+  let openGate: () => void = () => {};
+  const whenOpen = takingOver
+    ? holdUntil(new Promise<void>((resolve) => openGate = resolve), holdMs)
+    : null;
   // A successor binds beside its predecessor, which holds both ports.
   const apiPort = takingOver ? config.api.port : freePort("api", host, config.api.port);
   const internalPort = takingOver
     ? config.api.internalPort
     : freePort("internal", host, config.api.internalPort);
   // One thread: the main thread serves the public port itself. More: that many workers do.
+  // Set when a stop or hand-over begins: answers then close their HTTP/1.1 connections.
+  const stopNear: Closing = { closing: false };
+  const publicFront = threadCount === 1
+    ? new Front(publicHandler(node, reader, undefined, stopNear), whenOpen)
+    : null;
   const api = threadCount === 1
     ? bindOrThrow("api", host, apiPort, () =>
       Deno.serve({
@@ -287,7 +292,7 @@ export async function startApp(
         ...tls,
         onListen: ({ port, hostname }) =>
           log("info", "api_listening", { hostname, port, tls: "cert" in tls, threads: 1 }),
-      }, gate.wrap(publicHandler(node, reader))))
+      }, publicFront!.serve))
     : null;
   const threads = threadCount === 1 ? null : await ServeThreads.start({
     count: threadCount,
@@ -298,14 +303,24 @@ export async function startApp(
     held: takingOver,
   });
   const threadMetrics = threads === null ? null : () => threads.metrics();
+  const internalFront = new Front(
+    internalHandler(node, gossip, reader, threadMetrics, stopNear),
+    whenOpen,
+  );
   const internal = bindOrThrow("internal", host, internalPort, () =>
     Deno.serve({
       hostname: host,
       port: internalPort,
       reusePort: true,
       onListen: ({ port, hostname }) => log("info", "internal_listening", { hostname, port }),
-    }, gate.wrap(internalHandler(node, gossip, reader, threadMetrics))));
+    }, internalFront.serve));
   if (takingOver) {
+    // Kafka connects now, while the predecessor still serves: it is not in the folder.
+    try {
+      await node.startLogEarly();
+    } catch (error) {
+      throw new StartError("start_failed", errorMessage(error), {});
+    }
     const started = performance.now();
     const predecessor = await requestTakeover(config.store.dbPath, holdMs);
     dataDir = await lockAfterHandOver(config.store.dbPath);
@@ -365,6 +380,10 @@ export async function startApp(
     // Fail parked `after` reads at once, then stop accepting and drain in-flight requests;
     // then no write can race the close.
     node.drain();
+    // Keep-alive clients reconnect elsewhere after their next answer, rather than lose a request
+    // to the close.
+    stopNear.closing = true;
+    await threads?.closing();
     // In a region cluster, keep serving reads until peers have taken the partitions over.
     await node.handOff();
     // And at least DRAIN_DELAY_MS in all: a load balancer sees /readyz fail and moves away.
@@ -390,13 +409,39 @@ export async function startApp(
     stopping = true;
     const started = performance.now();
     log("info", "handing_over", {});
-    // From here the kernel gives every new connection to the successor. Requests in flight
-    // finish here, `after` reads among them too: this node goes on applying until they are done.
+    // Keep-alive clients reconnect — to the successor — after their next answer here, rather
+    // than lose a request to a close; requests in flight finish here, `after` reads among them
+    // too: this node goes on applying until they are done.
+    if (sweeper !== null) {
+      // Out of both ports' SO_REUSEPORT groups first, while clients still keep their connections
+      // (few new ones can be waiting in the kernel's queue, which a close resets unless
+      // net.ipv4.tcp_migrate_req = 1): every new connection goes to the successor from here.
+      const stopped = sweeper.stopListening(apiPort) + sweeper.stopListening(internalPort);
+      stopNear.closing = true;
+      await threads?.closing();
+      const deadline = performance.now() + HAND_OVER_DRAIN_MS_MAX;
+      let busy = Infinity;
+      while (busy > 0 && performance.now() < deadline) {
+        busy = sweeper.busyConnections(apiPort, HAND_OVER_BUSY_MS) +
+          sweeper.busyConnections(internalPort, HAND_OVER_BUSY_MS);
+        if (busy > 0) await sleep(2, background.signal);
+      }
+      log("info", "hand_over_drained", {
+        listeners_stopped: stopped,
+        busy_connections: busy,
+        ms: Math.round(performance.now() - started),
+      });
+    } else {
+      stopNear.closing = true;
+      await threads?.closing();
+      await sleep(HAND_OVER_CLOSE_MS, background.signal);
+    }
     await Promise.all([api === null ? threads!.shutdown() : api.shutdown(), internal.shutdown()]);
     router?.close();
     background.abort();
     await Promise.all([backingUp, sweeping, sweepingIdle]);
-    await node.stop();
+    // Not flushed to disk: the successor opens the files from the same page cache at once.
+    await node.stop({ sync: false });
     // The gossip port is free before the successor binds it; its new incarnation replaces ours.
     gossipStop.abort();
     await gossiping;
@@ -409,7 +454,9 @@ export async function startApp(
     // Answer what was held once every partition serves (or the hold runs out).
     const deadline = performance.now() + holdMs;
     while (!node.ready && performance.now() < deadline) await sleep(2, background.signal);
-    gate.open();
+    openGate();
+    publicFront?.open();
+    internalFront.open();
     threads?.open();
     log("info", "takeover_serving", { ready: node.ready });
   }

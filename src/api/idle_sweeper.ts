@@ -21,12 +21,15 @@ import { sleep } from "../util/mod.ts";
 
 const IPPROTO_TCP = 6;
 const TCP_INFO = 11;
+const SHUT_RD = 0;
 const SHUT_RDWR = 2;
 const AF_INET = 2;
 const AF_INET6 = 10;
 /** `tcpi_state` values (include/net/tcp_states.h) of sockets a client is connected to. */
 const TCP_ESTABLISHED = 1;
 const TCP_CLOSE_WAIT = 8;
+/** `tcpi_state` of a listening socket. */
+const TCP_LISTEN = 10;
 /** Offsets in `struct tcp_info` (include/uapi/linux/tcp.h), stable since Linux 2.6. */
 const TCPI_LAST_DATA_SENT = 44;
 const TCPI_LAST_DATA_RECV = 52;
@@ -134,25 +137,64 @@ export class IdleSweeper {
   }
 
   /** Milliseconds since data last moved on `fd`, if it is a connection accepted on the port. */
-  private connectionIdleMs(libc: Libc, fd: number): number | null {
+  private connectionIdleMs(libc: Libc, fd: number, port = this.options.port): number | null {
+    const state = this.tcpState(libc, fd, port);
+    // The listening socket has the same local port; only connected ones are clients.
+    if (state !== TCP_ESTABLISHED && state !== TCP_CLOSE_WAIT) return null;
+    return Math.min(
+      this.infoView.getUint32(TCPI_LAST_DATA_SENT, true),
+      this.infoView.getUint32(TCPI_LAST_DATA_RECV, true),
+    );
+  }
+
+  /** The TCP state of `fd` (its `TCP_INFO` left in `this.info`) if it is bound to `port`. */
+  private tcpState(libc: Libc, fd: number, port: number): number | null {
     this.sockaddrLength[0] = SOCKADDR_BYTES;
     if (libc.getsockname(fd, this.sockaddr, new Uint8Array(this.sockaddrLength.buffer)) !== 0) {
       return null; // not a socket
     }
     const family = this.sockaddr[0]! | (this.sockaddr[1]! << 8);
     if (family !== AF_INET && family !== AF_INET6) return null;
-    const port = (this.sockaddr[2]! << 8) | this.sockaddr[3]!;
-    if (port !== this.options.port) return null;
+    if (((this.sockaddr[2]! << 8) | this.sockaddr[3]!) !== port) return null;
     this.infoLength[0] = TCP_INFO_BYTES;
     const infoLength = new Uint8Array(this.infoLength.buffer);
     if (libc.getsockopt(fd, IPPROTO_TCP, TCP_INFO, this.info, infoLength) !== 0) return null;
-    // The listening socket has the same local port; only connected ones are clients.
-    const state = this.info[0];
-    if (state !== TCP_ESTABLISHED && state !== TCP_CLOSE_WAIT) return null;
-    return Math.min(
-      this.infoView.getUint32(TCPI_LAST_DATA_SENT, true),
-      this.infoView.getUint32(TCPI_LAST_DATA_RECV, true),
-    );
+    return this.info[0]!;
+  }
+
+  /**
+   * Stops this process listening on `port` — every serving thread's socket — without touching
+   * its connections: `shutdown()` on a listening socket takes it out of the kernel's
+   * `SO_REUSEPORT` group at once, so new connections go to the other listeners (a hand-over
+   * successor). Connections the kernel had queued for it and not yet handed to an `accept()` are
+   * reset, unless `net.ipv4.tcp_migrate_req = 1` moves them to a sibling (docs/operations.md). The
+   * servers' accept loops then fail with EINVAL, which the caller expects. Returns how many
+   * sockets stopped.
+   */
+  stopListening(port: number): number {
+    const libc = this.library.symbols;
+    let stopped = 0;
+    let seen = 0;
+    for (const entry of Deno.readDirSync("/proc/self/fd")) {
+      if (++seen > SWEEP_FDS_MAX) break;
+      const fd = Number(entry.name);
+      if (this.tcpState(libc, fd, port) !== TCP_LISTEN) continue;
+      if (libc.shutdown(fd, SHUT_RD) === 0) stopped++;
+    }
+    return stopped;
+  }
+
+  /** Connections accepted on `port` that received or sent data within the last `withinMs`. */
+  busyConnections(port: number, withinMs: number): number {
+    const libc = this.library.symbols;
+    let busy = 0;
+    let seen = 0;
+    for (const entry of Deno.readDirSync("/proc/self/fd")) {
+      if (++seen > SWEEP_FDS_MAX) break;
+      const idleMs = this.connectionIdleMs(libc, Number(entry.name), port);
+      if (idleMs !== null && idleMs < withinMs) busy++;
+    }
+    return busy;
   }
 
   /** Sweeps every `everyMs` until `signal` aborts. */

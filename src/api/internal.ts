@@ -17,6 +17,7 @@ import { type Node, Reader } from "../node/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { bearer, safeEqual } from "./auth.ts";
 import { readJson } from "./body.ts";
+import { closeConnection, type Closing, NEVER_CLOSING } from "./front.ts";
 import { problemResponse } from "./problem.ts";
 import { pathOf } from "./public.ts";
 import { parseGet, parseList } from "./requests.ts";
@@ -200,13 +201,15 @@ async function route(
 /**
  * The internal handler of `node` (with its gossip agent in cluster mode); proxy targets read
  * through `reader`'s local half (null: a reader of the node's own partitions); `/metrics` adds
- * `threadMetrics` (the serving threads') to the node's own.
+ * `threadMetrics` (the serving threads') to the node's own; once `stop.closing`, answers close
+ * their HTTP/1.1 connections (front.ts).
  */
 export function internalHandler(
   node: Node,
   gossip: Gossip | null = null,
   reader: Reader | null = null,
   threadMetrics: ThreadMetrics | null = null,
+  stop: Readonly<Closing> = NEVER_CLOSING,
 ): (request: Request) => Promise<Response> {
   const internal: Internal = {
     node,
@@ -217,14 +220,16 @@ export function internalHandler(
     snapshots: new SnapshotSender(node),
   };
   return async (request) => {
+    let response: Response;
     try {
-      return await route(internal, request);
+      response = await route(internal, request);
     } catch (error) {
       // RFC 9110: a 405 names the methods that are allowed.
       const allow = error instanceof OperationalError && error.code === "method_not_allowed"
         ? String(error.details.allow)
         : null;
-      return problemResponse(error, allow === null ? {} : { allow });
+      response = problemResponse(error, allow === null ? {} : { allow });
     }
+    return stop.closing ? closeConnection(request, response) : response;
   };
 }

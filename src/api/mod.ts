@@ -5,6 +5,7 @@
  *
  * @module
  */
+export { type Closing, expectAcceptStops, Front, type Handler } from "./front.ts";
 export { IdleSweeper, sweepIntervalMs, type SweepResult } from "./idle_sweeper.ts";
 export { internalHandler } from "./internal.ts";
 export { problemResponse } from "./problem.ts";

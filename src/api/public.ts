@@ -7,6 +7,7 @@ import type { Histogram, Metrics } from "../metrics/mod.ts";
 import type { GetKey, Reader } from "../node/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { authorize } from "./auth.ts";
+import { closeConnection, type Closing, NEVER_CLOSING } from "./front.ts";
 import { readJson } from "./body.ts";
 import { problemResponse } from "./problem.ts";
 import { parseBatch, parseGet, parseList, parseWrite } from "./requests.ts";
@@ -115,12 +116,14 @@ function notFound(path: string): OperationalError {
 
 /**
  * The public API handler of `node`: parses, authorizes and serializes; writes go to the node,
- * reads to `reads`. `health` is the `/healthz` body.
+ * reads to `reads`. `health` is the `/healthz` body; once `stop.closing`, answers close their
+ * HTTP/1.1 connections (front.ts).
  */
 export function publicHandler(
   node: ApiNode,
   reads: Reader,
   health = '{"status":"ok"}',
+  stop: Readonly<Closing> = NEVER_CLOSING,
 ): (request: Request) => Promise<Response> {
   const duration = node.metrics.requestDuration;
   // Histogram children by "route status", looked up once each: no label work per request.
@@ -165,6 +168,6 @@ export function publicHandler(
     childFor(name ?? "other", response.status).observe(
       (performance.now() - started) / 1000,
     );
-    return response;
+    return stop.closing ? closeConnection(request, response) : response;
   };
 }

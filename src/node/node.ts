@@ -135,6 +135,10 @@ export class Node implements PartitionConsumer {
   private readonly trusted = new Set<number>();
   /** The serving threads that read the partition files too, when there are any. */
   private replicas: ReadReplicas | null = null;
+  /** Started by {@linkcode startLogEarly}. */
+  private logStarted = false;
+  /** Whether closing a file flushes it (not in a hand-over's stop). */
+  private syncOnClose = true;
 
   constructor(deps: NodeDeps) {
     this.config = deps.config;
@@ -166,6 +170,7 @@ export class Node implements PartitionConsumer {
     this.cleanStop = await takeCleanStop(this.storeDir);
     const embedded = this.config.log.kind === "embedded";
     if (embedded) await this.verifyEmbeddedLog(false);
+    if (this.logStarted) return;
     try {
       await this.log.start();
     } catch (error) {
@@ -266,6 +271,18 @@ export class Node implements PartitionConsumer {
       await this.moveAside(options.partition, file, result.reason ?? errorMessage(error));
       return PartitionStore.open(options);
     }
+  }
+
+  /**
+   * Starts a log that lives outside the data folder (Kafka) before {@linkcode open}: a hand-over
+   * successor connects while its predecessor still runs. False for the embedded log, whose file is
+   * in the folder (it starts in `open()`).
+   */
+  async startLogEarly(): Promise<boolean> {
+    if (this.config.log.kind === "embedded") return false;
+    await this.log.start();
+    this.logStarted = true;
+    return true;
   }
 
   /** Starts the consume loop: partitions get assigned, restored, caught up and served. */
@@ -418,7 +435,7 @@ export class Node implements PartitionConsumer {
     const store = entry.store!;
     // The serving threads let go of the file first: none may read it while it closes.
     if (this.replicas !== null) await this.replicas.release(entry.partition);
-    await store.close();
+    await store.close(this.syncOnClose);
     this.table.transition(entry.partition, "closed", {
       fields: { offset: store.applied.offset, ...fields },
       level,
@@ -645,8 +662,12 @@ export class Node implements PartitionConsumer {
     });
   }
 
-  /** Stops consuming, closes every store and the log. */
-  async stop(): Promise<void> {
+  /**
+   * Stops consuming, closes every store and the log. `sync: false` (a hand-over: the successor
+   * opens the files from the same page cache at once) skips flushing them to disk.
+   */
+  async stop(options: { readonly sync?: boolean } = {}): Promise<void> {
+    this.syncOnClose = options.sync ?? true;
     this.stopping.abort();
     if (this.consuming !== null) await this.consuming.catch(() => {});
     await this.revoked(this.table.inState(...OWNED).map((e) => e.partition));
@@ -658,6 +679,6 @@ export class Node implements PartitionConsumer {
     }
     await this.log.close();
     // Last: every file is closed, so the record vouches for all of them at the next start.
-    await writeCleanStop(this.storeDir);
+    await writeCleanStop(this.storeDir, this.syncOnClose);
   }
 }

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { publicHandler } from "../api/mod.ts";
+import { type Closing, expectAcceptStops, Front, publicHandler } from "../api/mod.ts";
 import { ConditionCache, type Mutation } from "../apply/mod.ts";
 import type { Config } from "../config/mod.ts";
 import { createMetrics } from "../metrics/mod.ts";
@@ -80,6 +80,9 @@ class PeersThroughMain implements PeerReads {
 /** Runs a serving thread on `scope` (the worker's global scope). */
 export function runThread(scope: Scope): void {
   let server: Deno.HttpServer | null = null;
+  let front: Front | null = null;
+  /** Set when a stop or hand-over begins: answers then close their HTTP/1.1 connections. */
+  const stopNear: Closing = { closing: false };
   let partitions: ThreadPartitions | null = null;
   let metrics: ReturnType<typeof createMetrics> | null = null;
   let releasing: ReturnType<typeof setInterval> | undefined;
@@ -92,6 +95,9 @@ export function runThread(scope: Scope): void {
         return null;
       case "metrics":
         return metrics?.registry.snapshot() ?? null;
+      case "closing":
+        stopNear.closing = true;
+        return null;
       case "shutdown":
         clearInterval(releasing);
         // Finishes requests in flight (their writes still reach the main thread), then closes.
@@ -134,11 +140,16 @@ export function runThread(scope: Scope): void {
         ) as Promise<Record<string, number>>;
       },
     };
-    const serve = publicHandler(node, reader, JSON.stringify({ status: "ok", thread }));
+    const health = JSON.stringify({ status: "ok", thread });
+    const serve = publicHandler(node, reader, health, stopNear);
     // A hand-over restart holds requests until the folder is taken over (held at most this long).
     const holdMs = 2 * config.lifecycle.shutdownTimeoutMs;
-    const handler = (request: Request) =>
-      state.open ? serve(request) : state.opened(holdMs).then(() => serve(request));
+    const opened = async () => {
+      await state.opened(holdMs);
+      if (state.open) front?.open();
+    };
+    front = new Front(serve, state.open ? null : opened);
+    const handler = front.serve;
     const { listenHost } = config.node;
     server = bindOrThrow("api", listenHost, config.api.port, () =>
       Deno.serve({
@@ -154,6 +165,8 @@ export function runThread(scope: Scope): void {
     return { kind: "listening", port };
   };
 
+  // A hand-over shuts this thread's listening socket down from the main thread (app.ts).
+  expectAcceptStops();
   scope.onmessage = (event: MessageEvent) => {
     const message = event.data as ThreadInit | CallMessage | ReplyMessage;
     if (message.kind === "init") {

@@ -216,6 +216,17 @@ export class ServeThreads implements ReadReplicas {
     return snapshots.filter((s): s is RegistrySnapshot => s !== null);
   }
 
+  /** Every thread's HTTP/1.1 answers close their connection from now on (a stop is near). */
+  async closing(): Promise<void> {
+    await Promise.all(
+      this.threads.map((t) =>
+        t.calls.call("closing", null).catch((error) =>
+          log("error", "serve_thread_closing_failed", { error: errorMessage(error) })
+        )
+      ),
+    );
+  }
+
   /**
    * Stops every thread: each stops accepting, finishes its requests in flight (writes among them
    * still reach the node) and closes its readers; then the workers end.

@@ -92,7 +92,7 @@ export function needsVerify(
  * Writes the record for every covered file in `dir` (call it after every LMDB file there is
  * closed). Written to a temporary name and renamed, so a crash never leaves half a record.
  */
-export async function writeCleanStop(dir: string): Promise<void> {
+export async function writeCleanStop(dir: string, sync = true): Promise<void> {
   const files: Record<string, FileStamp> = {};
   if (await stampOf(dir) === null) return; // Nothing was ever opened here.
   let count = 0;
@@ -105,11 +105,13 @@ export async function writeCleanStop(dir: string): Promise<void> {
   const path = `${dir}/${CLEAN_STOP_FILE}`;
   const temporary = `${path}.tmp`;
   await Deno.writeTextFile(temporary, JSON.stringify({ version: 1, files }));
-  const file = await Deno.open(temporary, { write: true });
-  try {
-    await file.sync();
-  } finally {
-    file.close();
+  if (sync) {
+    const file = await Deno.open(temporary, { write: true });
+    try {
+      await file.sync();
+    } finally {
+      file.close();
+    }
   }
   await Deno.rename(temporary, path);
 }

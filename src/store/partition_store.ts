@@ -547,8 +547,12 @@ export class PartitionStore {
     }
   }
 
-  /** Flushes and closes the environment (after any snapshot copy ends). Further calls fail. */
-  async close(): Promise<void> {
+  /**
+   * Flushes and closes the environment (after any snapshot copy ends). Further calls fail.
+   * `sync: false` skips the flush: for a hand-over, where the successor opens the file from the
+   * same page cache at once (its own stop flushes).
+   */
+  async close(sync = true): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     if (this.syncTimer !== null) clearTimeout(this.syncTimer);
@@ -558,7 +562,7 @@ export class PartitionStore {
     this.renewSnapshot();
     // LMDB does not flush a noSync file at close: the clean-stop record written after this
     // vouches that the file is whole on disk, not only in the page cache.
-    await this.sync();
+    if (sync) await this.sync();
     await this.env.close();
   }
 }
