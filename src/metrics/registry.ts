@@ -154,6 +154,24 @@ function addValue(into: Counter | Gauge, from: ChildSnapshot): void {
   into.value += from.value;
 }
 
+/** How a family of single values (counters, gauges) is made, snapshotted, summed and rendered. */
+function valueKind<T extends Counter | Gauge>(
+  type: "counter" | "gauge",
+  name: string,
+  labelNames: Labels,
+  Child: new () => T,
+): Kind<T> {
+  return {
+    type,
+    buckets: [],
+    make: () => new Child(),
+    snapshot: valueSnapshot,
+    add: addValue,
+    render: (o, v, child) =>
+      o.push(`${name}${labelText(labelNames, v)} ${formatNumber(child.value)}`),
+  };
+}
+
 class Family<T> implements Metric {
   private readonly children = new Map<string, { values: Labels; child: T }>();
   readonly type: MetricType;
@@ -259,34 +277,16 @@ export class Registry {
 
   /** Registers a counter family. */
   counter(name: string, help: string, labelNames: Labels = []): CounterFamily {
-    const render = (o: string[], v: Labels, c: Counter) =>
-      o.push(`${name}${labelText(labelNames, v)} ${formatNumber(c.value)}`);
-    const make = () => new Counter();
-    const kind: Kind<Counter> = {
-      type: "counter",
-      buckets: [],
-      make,
-      snapshot: valueSnapshot,
-      add: addValue,
-      render,
-    };
-    return this.add(new Family(name, help, labelNames, kind));
+    return this.add(
+      new Family(name, help, labelNames, valueKind("counter", name, labelNames, Counter)),
+    );
   }
 
   /** Registers a gauge family. */
   gauge(name: string, help: string, labelNames: Labels = []): GaugeFamily {
-    const render = (o: string[], v: Labels, g: Gauge) =>
-      o.push(`${name}${labelText(labelNames, v)} ${formatNumber(g.value)}`);
-    const make = () => new Gauge();
-    const kind: Kind<Gauge> = {
-      type: "gauge",
-      buckets: [],
-      make,
-      snapshot: valueSnapshot,
-      add: addValue,
-      render,
-    };
-    return this.add(new Family(name, help, labelNames, kind));
+    return this.add(
+      new Family(name, help, labelNames, valueKind("gauge", name, labelNames, Gauge)),
+    );
   }
 
   /** Registers a histogram family with the given bucket upper bounds. */

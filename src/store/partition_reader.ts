@@ -43,7 +43,7 @@
  * @module
  */
 import { open, type RootDatabase } from "lmdb";
-import { RECORD_KEY_BYTES_MAX, STORE_FORMAT } from "../config/mod.ts";
+import { STORE_FORMAT } from "../config/mod.ts";
 import { assert } from "../util/assert.ts";
 import {
   type AppliedPosition,
@@ -60,6 +60,7 @@ import {
   type ListPage,
   type ListQuery,
   listRecords,
+  openRecordsDb,
   type ReadTxn,
   type RecordsDb,
 } from "./record_reads.ts";
@@ -111,16 +112,7 @@ export class PartitionReader {
     }
     this.env = open({ path: this.path, maxDbs: 4, readOnly: true });
     try {
-      this.records = this.env.openDB<Uint8Array, Uint8Array>({
-        name: "records",
-        keyEncoding: "binary",
-        encoding: "binary",
-      });
-      const { maxKeySize } = this.records as unknown as { readonly maxKeySize: number };
-      assert(
-        maxKeySize >= RECORD_KEY_BYTES_MAX,
-        `LMDB keys are limited to ${maxKeySize} bytes, less than RECORD_KEY_BYTES_MAX (${RECORD_KEY_BYTES_MAX})`,
-      );
+      this.records = openRecordsDb(this.env);
       this.meta = this.env.openDB<unknown, string>({ name: "meta", encoding: "json" });
       this.txn = this.records.useReadTransaction();
       this.position = this.checkMeta(this.txn);

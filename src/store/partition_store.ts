@@ -7,7 +7,7 @@
  */
 import { createHash } from "node:crypto";
 import { open, type RootDatabase } from "lmdb";
-import { RECORD_KEY_BYTES_MAX, STORE_FORMAT } from "../config/mod.ts";
+import { STORE_FORMAT } from "../config/mod.ts";
 import { assert } from "../util/assert.ts";
 import { log } from "../util/log.ts";
 import {
@@ -24,6 +24,7 @@ import {
   type ListPage,
   type ListQuery,
   listRecords,
+  openRecordsDb,
   type ReadTxn,
   type RecordsDb,
 } from "./record_reads.ts";
@@ -272,17 +273,7 @@ export class PartitionStore {
     // Whatever makes the open fail (a mismatch, damaged meta) must not leave the file mapped:
     // the caller may move it aside and open a new one at the same path.
     try {
-      this.records = this.env.openDB<Uint8Array, Uint8Array>({
-        name: "records",
-        keyEncoding: "binary",
-        encoding: "binary",
-      });
-      // The cluster's key limits hold for LMDB as this build of lmdb-js compiled it.
-      const { maxKeySize } = this.records as unknown as { readonly maxKeySize: number };
-      assert(
-        maxKeySize >= RECORD_KEY_BYTES_MAX,
-        `LMDB keys are limited to ${maxKeySize} bytes, less than RECORD_KEY_BYTES_MAX (${RECORD_KEY_BYTES_MAX})`,
-      );
+      this.records = openRecordsDb(this.env);
       this.meta = this.env.openDB<unknown, string>({ name: "meta", encoding: "json" });
       const partition = this.meta.get("partition");
       const namespace = this.meta.get("namespace");

@@ -10,8 +10,8 @@
  *
  * @module
  */
-import type { Database, Transaction } from "lmdb";
-import { PK_BYTES_MAX, SK_BYTES_MAX } from "../config/mod.ts";
+import type { Database, RootDatabase, Transaction } from "lmdb";
+import { PK_BYTES_MAX, RECORD_KEY_BYTES_MAX, SK_BYTES_MAX } from "../config/mod.ts";
 import { decodeSk, keyWithSk, pkPrefix, writeRecordKey } from "../keys/mod.ts";
 import { assert } from "../util/assert.ts";
 import { decodeRecordValue, type StoredRecord } from "./record_codec.ts";
@@ -21,6 +21,24 @@ export type RecordsDb = Database<Uint8Array, Uint8Array>;
 
 /** A read transaction (a snapshot) of a partition's environment. */
 export type ReadTxn = Transaction;
+
+/**
+ * The `records` DB of a partition environment (binary keys and values), asserting that LMDB as
+ * lmdb-js compiled it takes keys as long as the cluster's key limits allow.
+ */
+export function openRecordsDb(env: RootDatabase): RecordsDb {
+  const records = env.openDB<Uint8Array, Uint8Array>({
+    name: "records",
+    keyEncoding: "binary",
+    encoding: "binary",
+  });
+  const { maxKeySize } = records as unknown as { readonly maxKeySize: number };
+  assert(
+    maxKeySize >= RECORD_KEY_BYTES_MAX,
+    `LMDB keys are limited to ${maxKeySize} bytes, less than RECORD_KEY_BYTES_MAX (${RECORD_KEY_BYTES_MAX})`,
+  );
+  return records;
+}
 
 /** A list query, already validated by the API. */
 export interface ListQuery {
