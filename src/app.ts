@@ -281,7 +281,7 @@ export async function startApp(
   // Set when a stop or hand-over begins: answers then close their HTTP/1.1 connections.
   const stopNear: Closing = { closing: false };
   const publicFront = threadCount === 1
-    ? new Front(publicHandler(node, reader, undefined, stopNear), whenOpen)
+    ? new Front(publicHandler(node, reader, { stop: stopNear }), whenOpen)
     : null;
   const api = threadCount === 1
     ? bindOrThrow("api", host, apiPort, () =>

@@ -68,6 +68,15 @@ export interface IdleSweeperOptions {
   readonly metrics: Metrics;
 }
 
+/** This process's file descriptors (every thread's), at most {@linkcode SWEEP_FDS_MAX}. */
+function* fileDescriptors(): Generator<number> {
+  let seen = 0;
+  for (const entry of Deno.readDirSync("/proc/self/fd")) {
+    if (++seen > SWEEP_FDS_MAX) return;
+    yield Number(entry.name);
+  }
+}
+
 /** Connections idle at least this long may be closed to get back under `connectionsMax`. */
 const OVER_LIMIT_IDLE_MS_MIN = 1000;
 
@@ -107,10 +116,7 @@ export class IdleSweeper {
     const { idleTimeoutMs, connectionsMax } = this.options.api;
     const connections: { fd: number; idleMs: number }[] = [];
     let idle = 0;
-    let seen = 0;
-    for (const entry of Deno.readDirSync("/proc/self/fd")) {
-      if (++seen > SWEEP_FDS_MAX) break;
-      const fd = Number(entry.name);
+    for (const fd of fileDescriptors()) {
       const idleMs = this.connectionIdleMs(libc, fd);
       if (idleMs === null) continue;
       if (idleTimeoutMs > 0 && idleMs >= idleTimeoutMs) {
@@ -174,10 +180,7 @@ export class IdleSweeper {
   stopListening(port: number): number {
     const libc = this.library.symbols;
     let stopped = 0;
-    let seen = 0;
-    for (const entry of Deno.readDirSync("/proc/self/fd")) {
-      if (++seen > SWEEP_FDS_MAX) break;
-      const fd = Number(entry.name);
+    for (const fd of fileDescriptors()) {
       if (this.tcpState(libc, fd, port) !== TCP_LISTEN) continue;
       if (libc.shutdown(fd, SHUT_RD) === 0) stopped++;
     }
@@ -188,10 +191,8 @@ export class IdleSweeper {
   busyConnections(port: number, withinMs: number): number {
     const libc = this.library.symbols;
     let busy = 0;
-    let seen = 0;
-    for (const entry of Deno.readDirSync("/proc/self/fd")) {
-      if (++seen > SWEEP_FDS_MAX) break;
-      const idleMs = this.connectionIdleMs(libc, Number(entry.name), port);
+    for (const fd of fileDescriptors()) {
+      const idleMs = this.connectionIdleMs(libc, fd, port);
       if (idleMs !== null && idleMs < withinMs) busy++;
     }
     return busy;

@@ -115,16 +115,25 @@ function notFound(path: string): OperationalError {
 }
 
 /**
+/** What else a public handler answers with. */
+export interface PublicHandlerOptions {
+  /** The `/healthz` body (a serving thread names itself). */
+  readonly health?: string;
+  /** Once `closing`, answers close their HTTP/1.1 connections (front.ts). */
+  readonly stop?: Readonly<Closing>;
+}
+
+/**
  * The public API handler of `node`: parses, authorizes and serializes; writes go to the node,
- * reads to `reads`. `health` is the `/healthz` body; once `stop.closing`, answers close their
- * HTTP/1.1 connections (front.ts).
+ * reads to `reads`.
  */
 export function publicHandler(
   node: ApiNode,
   reads: Reader,
-  health = '{"status":"ok"}',
-  stop: Readonly<Closing> = NEVER_CLOSING,
+  options: PublicHandlerOptions = {},
 ): (request: Request) => Promise<Response> {
+  const health = options.health ?? '{"status":"ok"}';
+  const stop = options.stop ?? NEVER_CLOSING;
   const duration = node.metrics.requestDuration;
   // Histogram children by "route status", looked up once each: no label work per request.
   const children = new Map<string, Histogram>();

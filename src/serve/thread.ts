@@ -141,7 +141,7 @@ export function runThread(scope: Scope): void {
       },
     };
     const health = JSON.stringify({ status: "ok", thread });
-    const serve = publicHandler(node, reader, health, stopNear);
+    const serve = publicHandler(node, reader, { health, stop: stopNear });
     // A hand-over restart holds requests until the folder is taken over (held at most this long).
     const holdMs = 2 * config.lifecycle.shutdownTimeoutMs;
     const opened = async () => {
