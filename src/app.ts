@@ -373,6 +373,20 @@ export async function startApp(
   if (backups !== null && kafka !== null) await checkRetention(config, kafka);
 
   let stopping = false;
+  // Keep-alive clients reconnect elsewhere (a peer, the successor) after their next answer here,
+  // rather than lose a request to the close.
+  const closeConnections = async () => {
+    stopNear.closing = true;
+    await threads?.closing();
+  };
+  // What every stop ends with once the servers no longer take requests: the loops, then the node
+  // (its files flushed unless a successor opens them from the same page cache at once).
+  const stopNode = async (sync: boolean) => {
+    router?.close();
+    background.abort();
+    await Promise.all([backingUp, sweeping, sweepingIdle]);
+    await node.stop({ sync });
+  };
   const stop = async () => {
     if (stopping) return;
     stopping = true;
@@ -380,20 +394,14 @@ export async function startApp(
     // Fail parked `after` reads at once, then stop accepting and drain in-flight requests;
     // then no write can race the close.
     node.drain();
-    // Keep-alive clients reconnect elsewhere after their next answer, rather than lose a request
-    // to the close.
-    stopNear.closing = true;
-    await threads?.closing();
+    await closeConnections();
     // In a region cluster, keep serving reads until peers have taken the partitions over.
     await node.handOff();
     // And at least DRAIN_DELAY_MS in all: a load balancer sees /readyz fail and moves away.
     const delayMs = config.lifecycle.drainDelayMs - (performance.now() - signalled);
     if (delayMs > 0) await sleep(delayMs, background.signal);
     await (api === null ? threads!.shutdown() : api.shutdown());
-    router?.close();
-    background.abort();
-    await Promise.all([backingUp, sweeping, sweepingIdle]);
-    await node.stop();
+    await stopNode(true);
     control?.close();
     lock.release();
     gossipStop.abort();
@@ -409,16 +417,14 @@ export async function startApp(
     stopping = true;
     const started = performance.now();
     log("info", "handing_over", {});
-    // Keep-alive clients reconnect — to the successor — after their next answer here, rather
-    // than lose a request to a close; requests in flight finish here, `after` reads among them
-    // too: this node goes on applying until they are done.
+    // Requests in flight finish here, `after` reads among them too: this node goes on applying
+    // until they are done.
     if (sweeper !== null) {
       // Out of both ports' SO_REUSEPORT groups first, while clients still keep their connections
       // (few new ones can be waiting in the kernel's queue, which a close resets unless
       // net.ipv4.tcp_migrate_req = 1): every new connection goes to the successor from here.
       const stopped = sweeper.stopListening(apiPort) + sweeper.stopListening(internalPort);
-      stopNear.closing = true;
-      await threads?.closing();
+      await closeConnections();
       const deadline = performance.now() + HAND_OVER_DRAIN_MS_MAX;
       let busy = Infinity;
       while (busy > 0 && performance.now() < deadline) {
@@ -432,16 +438,11 @@ export async function startApp(
         ms: Math.round(performance.now() - started),
       });
     } else {
-      stopNear.closing = true;
-      await threads?.closing();
+      await closeConnections();
       await sleep(HAND_OVER_CLOSE_MS, background.signal);
     }
     await Promise.all([api === null ? threads!.shutdown() : api.shutdown(), internal.shutdown()]);
-    router?.close();
-    background.abort();
-    await Promise.all([backingUp, sweeping, sweepingIdle]);
-    // Not flushed to disk: the successor opens the files from the same page cache at once.
-    await node.stop({ sync: false });
+    await stopNode(false);
     // The gossip port is free before the successor binds it; its new incarnation replaces ours.
     gossipStop.abort();
     await gossiping;
