@@ -322,10 +322,12 @@ export async function startApp(
       throw new StartError("start_failed", errorMessage(error), {});
     }
     const started = performance.now();
+    const preopened = node.preopen();
     const predecessor = await requestTakeover(config.store.dbPath, holdMs);
     dataDir = await lockAfterHandOver(config.store.dbPath);
     log("info", "takeover_released", {
       predecessor_pid: predecessor,
+      preopened,
       ms: Math.round(performance.now() - started),
     });
     await openNode(node);
@@ -449,6 +451,7 @@ export async function startApp(
     control?.close();
     lock.release();
     log("info", "handed_over", { ms: Math.round(performance.now() - started) });
+    await node.closeLeftFiles();
   };
   const control = ControlSocket.listen(config.store.dbPath, handOver, () => handedOver());
   if (takingOver) {
@@ -460,6 +463,7 @@ export async function startApp(
     internalFront.open();
     threads?.open();
     log("info", "takeover_serving", { ready: node.ready });
+    await node.dropPreopened();
   }
   return { ...app, apiPort, internalPort, stop, handedOver: handingOver };
 }

@@ -42,8 +42,8 @@ Deno.test("takeCleanStop() returns the record written at the stop and removes it
     const record = await takeCleanStop(dir);
     ok(record !== null);
     deepEqual([...record.keys()].sort(), ["log.mdb", "p0.mdb"]);
-    deepEqual(record.get("p0.mdb"), await stampOf(`${dir}/p0.mdb`));
-    equal(await stampOf(`${dir}/${CLEAN_STOP_FILE}`), null, "taken: a crash now leaves none");
+    deepEqual(record.get("p0.mdb"), stampOf(`${dir}/p0.mdb`));
+    equal(stampOf(`${dir}/${CLEAN_STOP_FILE}`), null, "taken: a crash now leaves none");
     equal(await takeCleanStop(dir), null);
   });
 });

@@ -240,6 +240,9 @@ export class PartitionStore {
   private position: AppliedPosition;
   /** Content digest (XOR of {@linkcode recordHash} over all records), as committed. */
   private digestBytes: Uint8Array;
+  /** The file opened (device and inode): {@linkcode reload} checks the path still holds it. */
+  private readonly inode: number | null;
+  private readonly device: number;
   private readonly namespace: string;
   private closed = false;
   private writing = false;
@@ -273,6 +276,9 @@ export class PartitionStore {
     // Whatever makes the open fail (a mismatch, damaged meta) must not leave the file mapped:
     // the caller may move it aside and open a new one at the same path.
     try {
+      const file = Deno.statSync(this.path);
+      this.inode = file.ino;
+      this.device = file.dev;
       this.records = openRecordsDb(this.env);
       this.meta = this.env.openDB<unknown, string>({ name: "meta", encoding: "json" });
       const partition = this.meta.get("partition");
@@ -301,33 +307,9 @@ export class PartitionStore {
           `Cannot open ${this.path}: format ${format}, expected ${STORE_FORMAT}`,
         );
       }
-      const offset = this.meta.get("offset");
-      const chain = this.meta.get("chain");
-      assert(
-        typeof offset === "number" && Number.isSafeInteger(offset) && offset >= -1,
-        "meta offset is corrupt",
-      );
-      assert(typeof chain === "string" && /^[0-9a-f]{64}$/.test(chain), "meta chain is corrupt");
-      this.position = { offset, chain };
-      const digest = this.meta.get("digest");
-      if (digest === undefined) {
-        // A file written before digests existed: compute it once, from every record.
-        this.digestBytes = this.computeDigest();
-        this.meta.transactionSync(() => {
-          this.meta.putSync("digest", this.digest);
-          this.meta.putSync("check", this.checkOf(offset, chain, this.digest));
-        });
-      } else {
-        if (typeof digest !== "string" || !DIGEST_PATTERN.test(digest)) {
-          this.env.close();
-          throw new StoreCorruptError(`Cannot open ${this.path}: its meta digest is malformed`);
-        }
-        if (this.meta.get("check") !== this.checkOf(offset, chain, digest)) {
-          this.env.close();
-          throw new StoreCorruptError(`Cannot open ${this.path}: its meta checksum does not match`);
-        }
-        this.digestBytes = fromHex(digest);
-      }
+      const position = this.readPosition();
+      this.position = position.position;
+      this.digestBytes = position.digest;
     } catch (error) {
       try {
         this.env.close();
@@ -336,6 +318,68 @@ export class PartitionStore {
       }
       throw error;
     }
+  }
+
+  /**
+   * The position and digest the meta holds, checked against its checksum (the env is closed when
+   * they do not match). A file written before digests existed gets its digest computed once.
+   */
+  private readPosition(): { position: AppliedPosition; digest: Uint8Array } {
+    const offset = this.meta.get("offset");
+    const chain = this.meta.get("chain");
+    assert(
+      typeof offset === "number" && Number.isSafeInteger(offset) && offset >= -1,
+      "meta offset is corrupt",
+    );
+    assert(typeof chain === "string" && /^[0-9a-f]{64}$/.test(chain), "meta chain is corrupt");
+    const digest = this.meta.get("digest");
+    if (digest === undefined) {
+      // A file written before digests existed: compute it once, from every record.
+      const computed = this.computeDigest();
+      const hex = toHex(computed);
+      this.meta.transactionSync(() => {
+        this.meta.putSync("digest", hex);
+        this.meta.putSync("check", this.checkOf(offset, chain, hex));
+      });
+      return { position: { offset, chain }, digest: computed };
+    }
+    if (typeof digest !== "string" || !DIGEST_PATTERN.test(digest)) {
+      this.env.close();
+      throw new StoreCorruptError(`Cannot open ${this.path}: its meta digest is malformed`);
+    }
+    if (this.meta.get("check") !== this.checkOf(offset, chain, digest)) {
+      this.env.close();
+      throw new StoreCorruptError(`Cannot open ${this.path}: its meta checksum does not match`);
+    }
+    return { position: { offset, chain }, digest: fromHex(digest) };
+  }
+
+  /**
+   * Reads the position again after another process wrote the file: a hand-over successor opens
+   * its files while the predecessor still applies to them (src/node/node.ts, `preopen`), and
+   * reloads once the predecessor has let go. False (the store closed) when the path now holds
+   * another file (moved aside, restored or swept meanwhile): the caller opens the path afresh.
+   */
+  async reload(): Promise<boolean> {
+    assert(!this.writing && !this.closed, "reload of a store in use");
+    let same = false;
+    try {
+      const now = Deno.statSync(this.path);
+      same = now.ino === this.inode && now.dev === this.device;
+    } catch {
+      // Gone: not the same file.
+    }
+    if (!same) {
+      await this.close(false);
+      return false;
+    }
+    this.renewSnapshot();
+    // lmdb-js reuses one read transaction per event-loop turn: take one that sees the last commit.
+    this.env.resetReadTxn();
+    const position = this.readPosition();
+    this.position = position.position;
+    this.digestBytes = position.digest;
+    return true;
   }
 
   private checkOf(offset: number, chain: string, digest: string): string {

@@ -488,3 +488,93 @@ Deno.test("PartitionStore.list() stops after scanMax rows and returns a cursor t
     equal(store.list(query("p", { limit: 5, scanMax: 5 })).records.length, 5);
   });
 });
+
+/** Runs testdata/store_writer.ts: another process writes one record at `offset`. */
+async function writeFromAnotherProcess(dir: string, offset: number, pk: string): Promise<void> {
+  const script = new URL("./testdata/store_writer.ts", import.meta.url).pathname;
+  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script, dir, "test", "3", String(offset), pk, "s"],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  equal(code, 0, new TextDecoder().decode(stderr));
+}
+
+Deno.test("PartitionStore.reload() sees what another process committed while the file was open", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "firescroll_store_test_" });
+  const options = { dir, namespace: "test", partition: 3, mapBytes: MAP_BYTES };
+  try {
+    const first = PartitionStore.open(options);
+    await putAll(first, 0, [["a", "s"]]);
+    await first.close();
+    // Opened early, as a hand-over successor does while its predecessor still applies.
+    const early = PartitionStore.open(options);
+    equal(early.applied.offset, 0);
+    await writeFromAnotherProcess(dir, 1, "b");
+    equal(early.applied.offset, 0, "the position is the one read at open until a reload");
+    equal(await early.reload(), true);
+    deepEqual(early.applied, { offset: 1, chain: chainOf(1) });
+    equal(early.get("b", "s")?.dataJson, '{"from":"writer"}');
+    const reloaded = early.digest;
+    // The reloaded store writes on from there, its digest carried on from the reloaded one.
+    await putAll(early, 2, [["c", "s"]]);
+    const written = early.digest;
+    ok(written !== reloaded);
+    await early.close();
+    // The same three writes, each by a store opened after the one before: the same digest.
+    const reference = await Deno.makeTempDir({ prefix: "firescroll_store_test_" });
+    try {
+      const one = PartitionStore.open({ ...options, dir: reference });
+      await putAll(one, 0, [["a", "s"]]);
+      await one.close();
+      await writeFromAnotherProcess(reference, 1, "b");
+      const three = PartitionStore.open({ ...options, dir: reference });
+      await putAll(three, 2, [["c", "s"]]);
+      equal(
+        written,
+        three.digest,
+        "the reload carried the other process's records into the digest",
+      );
+      await three.close();
+    } finally {
+      await Deno.remove(reference, { recursive: true });
+    }
+    const reopened = PartitionStore.open(options);
+    try {
+      deepEqual(reopened.applied, { offset: 2, chain: chainOf(2) });
+      equal(reopened.digest, written);
+      deepEqual(sks(reopened.list(query("b")).records), ["s"]);
+    } finally {
+      await reopened.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("PartitionStore.reload() closes the store and answers false when the path holds another file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "firescroll_store_test_" });
+  const other = await Deno.makeTempDir({ prefix: "firescroll_store_test_" });
+  const options = { dir, namespace: "test", partition: 3, mapBytes: MAP_BYTES };
+  try {
+    const first = PartitionStore.open(options);
+    await putAll(first, 0, [["a", "s"]]);
+    await first.close();
+    const early = PartitionStore.open(options);
+    // Another file moved into the path (a restore, a move aside and rebuild).
+    await writeFromAnotherProcess(other, 5, "z");
+    await Deno.rename(storePath(other, 3), storePath(dir, 3));
+    equal(await early.reload(), false);
+    throws(() => early.get("a", "s"));
+    const fresh = PartitionStore.open(options);
+    try {
+      equal(fresh.applied.offset, 5);
+      equal(fresh.get("a", "s"), null);
+    } finally {
+      await fresh.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(other, { recursive: true });
+  }
+});
