@@ -8,6 +8,8 @@
 import {
   type Closing,
   expectAcceptStops,
+  type Forwarding,
+  forwardTarget,
   Front,
   IdleSweeper,
   internalHandler,
@@ -28,6 +30,7 @@ import {
   Reader,
   requestTakeover,
   type SnapshotSource,
+  type Takeover,
 } from "./node/mod.ts";
 import { serveThreadCount, ServeThreads } from "./serve/mod.ts";
 import { bindOrThrow, errorMessage, type Listener, log, sleep, StartError } from "./util/mod.ts";
@@ -280,8 +283,10 @@ export async function startApp(
   // One thread: the main thread serves the public port itself. More: that many workers do.
   // Set when a stop or hand-over begins: answers then close their HTTP/1.1 connections.
   const stopNear: Closing = { closing: false };
+  // Set when a hand-over lets go of the folder early: writes and `after` reads go to the successor.
+  const forwarding: Forwarding = { target: null };
   const publicFront = threadCount === 1
-    ? new Front(publicHandler(node, reader, { stop: stopNear }), whenOpen)
+    ? new Front(publicHandler(node, reader, { stop: stopNear, forwarding }), whenOpen)
     : null;
   const api = threadCount === 1
     ? bindOrThrow("api", host, apiPort, () =>
@@ -314,6 +319,7 @@ export async function startApp(
       reusePort: true,
       onListen: ({ port, hostname }) => log("info", "internal_listening", { hostname, port }),
     }, internalFront.serve));
+  let takeover: Takeover | null = null;
   if (takingOver) {
     // Kafka connects now, while the predecessor still serves: it is not in the folder.
     try {
@@ -323,10 +329,10 @@ export async function startApp(
     }
     const started = performance.now();
     const preopened = node.preopen();
-    const predecessor = await requestTakeover(config.store.dbPath, holdMs);
+    takeover = await requestTakeover(config.store.dbPath, holdMs);
     dataDir = await lockAfterHandOver(config.store.dbPath);
     log("info", "takeover_released", {
-      predecessor_pid: predecessor,
+      predecessor_pid: takeover.pid,
       preopened,
       ms: Math.round(performance.now() - started),
     });
@@ -413,19 +419,11 @@ export async function startApp(
 
   let handedOver: () => void = () => {};
   const handingOver = new Promise<void>((resolve) => handedOver = resolve);
-  // Asked by a successor (TAKEOVER): it already listens on both ports, holding what it accepts.
-  const handOver = async () => {
-    if (stopping) throw new Error("the node is already stopping");
-    stopping = true;
-    const started = performance.now();
-    log("info", "handing_over", {});
-    // Requests in flight finish here, `after` reads among them too: this node goes on applying
-    // until they are done.
+  let handOverStarted = 0;
+  // In-flight requests finish and every HTTP/1.1 client is asked to reconnect (to the successor:
+  // this node has left the ports' SO_REUSEPORT groups by then); then the servers shut down.
+  const drainConnections = async () => {
     if (sweeper !== null) {
-      // Out of both ports' SO_REUSEPORT groups first, while clients still keep their connections
-      // (few new ones can be waiting in the kernel's queue, which a close resets unless
-      // net.ipv4.tcp_migrate_req = 1): every new connection goes to the successor from here.
-      const stopped = sweeper.stopListening(apiPort) + sweeper.stopListening(internalPort);
       await closeConnections();
       const deadline = performance.now() + HAND_OVER_DRAIN_MS_MAX;
       let busy = Infinity;
@@ -435,25 +433,77 @@ export async function startApp(
         if (busy > 0) await sleep(2, background.signal);
       }
       log("info", "hand_over_drained", {
-        listeners_stopped: stopped,
         busy_connections: busy,
-        ms: Math.round(performance.now() - started),
+        ms: Math.round(performance.now() - handOverStarted),
       });
     } else {
       await closeConnections();
       await sleep(HAND_OVER_CLOSE_MS, background.signal);
     }
     await Promise.all([api === null ? threads!.shutdown() : api.shutdown(), internal.shutdown()]);
-    await stopNode(false);
-    // The gossip port is free before the successor binds it; its new incarnation replaces ours.
+  };
+  // The folder is the successor's from here: gossip's port is free before it binds it (its new
+  // incarnation replaces ours), and the lock goes.
+  const letGo = async () => {
     gossipStop.abort();
     await gossiping;
     control?.close();
     lock.release();
-    log("info", "handed_over", { ms: Math.round(performance.now() - started) });
-    await node.closeLeftFiles();
+    log("info", "hand_over_released", { ms: Math.round(performance.now() - handOverStarted) });
   };
-  const control = ControlSocket.listen(config.store.dbPath, handOver, () => handedOver());
+  // Whether this hand-over lets go of the folder before it stops answering (set when asked).
+  let early = false;
+  // Asked by a successor (TAKEOVER): it already listens on both ports, holding what it accepts.
+  const handOver = async () => {
+    if (stopping) throw new Error("the node is already stopping");
+    stopping = true;
+    handOverStarted = performance.now();
+    // Out of both ports' SO_REUSEPORT groups first, while clients keep their connections (few
+    // new ones can be waiting in the kernel's queue, which a close resets unless
+    // net.ipv4.tcp_migrate_req = 1): every new connection goes to the successor from here.
+    const stopped = sweeper === null
+      ? 0
+      : sweeper.stopListening(apiPort) + sweeper.stopListening(internalPort);
+    // With the embedded log, this node lets go of the folder at once and answers plain reads
+    // from its files until the successor serves; writes and `after` reads it passes on to the
+    // successor (src/api/forward.ts), which it reaches on the port it has just left. That needs
+    // the listeners gone (a forward must not come back here) and plain HTTP.
+    early = config.log.kind === "embedded" && stopped >= 2 && !("cert" in tls);
+    log("info", "handing_over", { listeners_stopped: stopped, early_release: early });
+    if (early) {
+      const target = forwardTarget(host, apiPort);
+      forwarding.target = target;
+      await threads?.forwardTo(target);
+      // Every write appended here applied (parked `after` reads answered), nothing more applied.
+      await node.freeze(HAND_OVER_DRAIN_MS_MAX);
+      router?.close();
+      background.abort();
+      await Promise.all([backingUp, sweeping, sweepingIdle]);
+    } else {
+      // Requests in flight finish here, `after` reads among them: this node goes on applying
+      // until they are done. Then it stops, leaving its files unflushed (the successor opens
+      // them from the same page cache).
+      await drainConnections();
+      await stopNode(false);
+    }
+    await letGo();
+  };
+  // The successor serves (or went away, or did not say in time): this process ends.
+  const served = async () => {
+    if (early) {
+      await drainConnections();
+      await stopNode(false);
+    }
+    await node.closeLeftFiles();
+    log("info", "handed_over", { ms: Math.round(performance.now() - handOverStarted) });
+    handedOver();
+  };
+  const control = ControlSocket.listen(
+    config.store.dbPath,
+    handOver,
+    () => void served().catch((error) => fatal(error, "hand_over_failed")),
+    holdMs,
+  );
   if (takingOver) {
     // Answer what was held once every partition serves (or the hold runs out).
     const deadline = performance.now() + holdMs;
@@ -463,6 +513,8 @@ export async function startApp(
     internalFront.open();
     threads?.open();
     log("info", "takeover_serving", { ready: node.ready });
+    // The predecessor, which may still answer plain reads, ends now.
+    await takeover?.serving();
     await node.dropPreopened();
   }
   return { ...app, apiPort, internalPort, stop, handedOver: handingOver };

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { internalHandler, publicHandler } from "../src/api/mod.ts";
+import { type Forwarding, internalHandler, publicHandler } from "../src/api/mod.ts";
 import { buildNode } from "../src/app.ts";
 import { type Config, loadConfig } from "../src/config/mod.ts";
 import { createMetrics } from "../src/metrics/mod.ts";
@@ -245,6 +245,7 @@ function testRequest(
  */
 export async function inProcessApi(
   env: Readonly<Record<string, string>> = {},
+  options: { readonly forwarding?: Readonly<Forwarding> } = {},
 ): Promise<InProcessApi> {
   const dir = await Deno.makeTempDir({ prefix: "firescroll_api_test_" });
   const config = testConfig(dir, {
@@ -276,7 +277,11 @@ export async function inProcessApi(
   }
   // One reader for both ports, as src/app.ts wires it (no peers: a single node).
   const reader = new Reader(node, null, { limits: config.limits, now: node.now });
-  const publicApi = publicHandler(node, reader);
+  const publicApi = publicHandler(
+    node,
+    reader,
+    options.forwarding === undefined ? {} : { forwarding: options.forwarding },
+  );
   const internalApi = internalHandler(node, null, reader);
   let serverErrors = 0;
   const call = async (

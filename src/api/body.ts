@@ -32,6 +32,11 @@ export async function readJson(
   limit: number,
   exact = false,
 ): Promise<unknown> {
+  return parseBody(await readBody(request, limit), exact);
+}
+
+/** Reads the body as UTF-8 text, at most `limit` bytes (refused past it, never buffered). */
+export async function readBody(request: Request, limit: number): Promise<string> {
   const declared = request.headers.get("content-length");
   if (declared !== null && Number(declared) > limit) {
     await request.body?.cancel();
@@ -61,6 +66,11 @@ export async function readJson(
       throw badRequest("invalid_json", "Cannot parse body: it is not UTF-8");
     }
   }
+  return text;
+}
+
+/** Parses a body read by {@linkcode readBody}; see {@linkcode readJson}. */
+export function parseBody(text: string, exact = false): unknown {
   try {
     return exact ? parseJsonExact(text, { refuseDuplicates: true }) : JSON.parse(text);
   } catch (error) {

@@ -6,6 +6,7 @@
  * @module
  */
 export { type Closing, expectAcceptStops, Front, type Handler } from "./front.ts";
+export { type Forwarding, forwardTarget } from "./forward.ts";
 export { IdleSweeper, sweepIntervalMs, type SweepResult } from "./idle_sweeper.ts";
 export { internalHandler } from "./internal.ts";
 export { problemResponse } from "./problem.ts";

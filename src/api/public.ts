@@ -8,7 +8,8 @@ import type { GetKey, Reader } from "../node/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { authorize } from "./auth.ts";
 import { closeConnection, type Closing, NEVER_CLOSING } from "./front.ts";
-import { readJson } from "./body.ts";
+import { parseBody, readBody } from "./body.ts";
+import { type Forwarding, forwardRequest, NEVER_FORWARDING } from "./forward.ts";
 import { problemResponse } from "./problem.ts";
 import { parseBatch, parseGet, parseList, parseWrite } from "./requests.ts";
 
@@ -62,12 +63,23 @@ export interface ApiNode {
   write(mutations: ReadonlyMap<number, Mutation>): Promise<Record<string, number>>;
 }
 
+/** Whether a read body asks for `after` offsets (which a node handing over cannot wait for). */
+function asksAfter(body: unknown): boolean {
+  if (typeof body !== "object" || body === null) return false;
+  const after = (body as { after?: unknown }).after;
+  if (typeof after !== "object" || after === null) return false;
+  for (const _ in after) return true;
+  return false;
+}
+
 async function route(
   node: ApiNode,
   reader: Reader,
   name: Route,
   request: Request,
   health: string,
+  forwarding: Readonly<Forwarding>,
+  path: string,
 ): Promise<Response> {
   const config = node.config;
   switch (name) {
@@ -76,27 +88,37 @@ async function route(
     case "readyz":
       return node.ready ? json('{"status":"ready"}') : json('{"status":"not_ready"}', 503);
     case "put":
-    case "delete": {
-      authorize(request, config, "write");
-      const body = await readJson(request, config.limits.bodyBytesMax, true);
-      const offsets = await node.write(parseWrite(body, name, config, node.conditions));
-      return json(JSON.stringify({ offsets }));
-    }
+    case "delete":
     case "batch": {
       authorize(request, config, "write");
-      const body = await readJson(request, config.limits.bodyBytesMax, true);
-      const offsets = await node.write(parseBatch(body, config, node.conditions));
-      return json(JSON.stringify({ offsets }));
+      const text = await readBody(request, config.limits.bodyBytesMax);
+      const target = forwarding.target;
+      if (target !== null) return forwardRequest(target, path, request, text, true);
+      const body = parseBody(text, true);
+      const mutations = name === "batch"
+        ? parseBatch(body, config, node.conditions)
+        : parseWrite(body, name, config, node.conditions);
+      return json(JSON.stringify({ offsets: await node.write(mutations) }));
     }
     case "get": {
       authorize(request, config, "read");
-      const body = await readJson(request, config.limits.bodyBytesMax);
+      const text = await readBody(request, config.limits.bodyBytesMax);
+      const body = parseBody(text);
+      const target = forwarding.target;
+      if (target !== null && asksAfter(body)) {
+        return forwardRequest(target, path, request, text, false);
+      }
       const get = parseGet(body, config);
       return json(getResponse(get.keys, await reader.get(get, () => request.signal)));
     }
     case "list": {
       authorize(request, config, "read");
-      const body = await readJson(request, config.limits.bodyBytesMax);
+      const text = await readBody(request, config.limits.bodyBytesMax);
+      const body = parseBody(text);
+      const target = forwarding.target;
+      if (target !== null && asksAfter(body)) {
+        return forwardRequest(target, path, request, text, false);
+      }
       return json(await reader.list(parseList(body, config, node.conditions), body));
     }
   }
@@ -121,6 +143,8 @@ export interface PublicHandlerOptions {
   readonly health?: string;
   /** Once `closing`, answers close their HTTP/1.1 connections (front.ts). */
   readonly stop?: Readonly<Closing>;
+  /** Once it has a target, writes and `after` reads go there (forward.ts). */
+  readonly forwarding?: Readonly<Forwarding>;
 }
 
 /**
@@ -134,6 +158,7 @@ export function publicHandler(
 ): (request: Request) => Promise<Response> {
   const health = options.health ?? '{"status":"ok"}';
   const stop = options.stop ?? NEVER_CLOSING;
+  const forwarding = options.forwarding ?? NEVER_FORWARDING;
   const duration = node.metrics.requestDuration;
   // Histogram children by "route status", looked up once each: no label work per request.
   const children = new Map<string, Histogram>();
@@ -166,7 +191,7 @@ export function publicHandler(
         throw new OperationalError("method_not_allowed", `Cannot ${request.method} ${path}`);
       }
       if (name === undefined) throw notFound(path);
-      response = await route(node, reads, name, request, health);
+      response = await route(node, reads, name, request, health, forwarding, path);
     } catch (error) {
       const allow = POST_ROUTES[path] !== undefined ? "POST" : "GET, HEAD";
       response = problemResponse(

@@ -1133,3 +1133,91 @@ Deno.test("publicHandler() /readyz turns 503 and parked reads fail once the node
     assert.equal((await api.request("GET", "/healthz")).status, 200);
   });
 });
+
+Deno.test("publicHandler() handing over: writes and reads with after go to the successor, plain reads are answered here", async () => {
+  const seen: { path: string; body: string; authorization: string | null }[] = [];
+  const successor = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (r) => {
+      const { pathname } = new URL(r.url);
+      seen.push({
+        path: pathname,
+        body: await r.text(),
+        authorization: r.headers.get("authorization"),
+      });
+      return new Response('{"from":"successor"}', {
+        headers: { "content-type": "application/json", "retry-after": "1" },
+      });
+    },
+  );
+  const forwarding: { target: string | null } = { target: null };
+  const api = await inProcessApi({}, { forwarding });
+  let stopped = false;
+  try {
+    const offsets = await write(api, "/records/put", { records: [rec({ pk: "a", sk: "s" })] });
+    forwarding.target = `http://127.0.0.1:${successor.addr.port}`;
+
+    // Writes, of every route: passed on as sent, with the client's token, answered as answered.
+    const writes = [
+      ["/records/put", { records: [rec({ pk: "b", sk: "s" })] }],
+      ["/records/delete", { records: [key("a", "s")] }],
+      ["/records/batch", { ops: [{ op: "put", ...rec({ pk: "c", sk: "s" }) }] }],
+    ] as const;
+    for (const [path, body] of writes) {
+      const result = await post(api, path, body, { authorization: "Bearer t" });
+      assert.equal(result.status, 200, result.text);
+      assert.deepEqual(result.json, { from: "successor" });
+      assert.equal(result.headers.get("retry-after"), "1");
+      assert.deepEqual(seen.at(-1), {
+        path,
+        body: JSON.stringify(body),
+        authorization: "Bearer t",
+      });
+    }
+    assert.equal(seen.length, 3);
+
+    // A plain read is answered here, from the files as they were (the delete went elsewhere).
+    const plain = await post(api, "/records/get", { records: [key("a", "s")] });
+    assert.equal(plain.status, 200, plain.text);
+    assert.deepEqual(plain.json.records.map((r: { pk: string }) => r.pk), ["a"]);
+    const list = await post(api, "/records/list", { pk: "a" });
+    assert.equal(list.status, 200, list.text);
+    assert.equal(seen.length, 3, "plain reads never reach the successor");
+
+    // Reads that wait for offsets go to the successor, which applies from now on.
+    for (
+      const [path, body] of [
+        ["/records/get", { records: [key("a", "s")], after: offsets, wait_ms: 10 }],
+        ["/records/list", { pk: "a", after: offsets }],
+      ] as const
+    ) {
+      const result = await post(api, path, body);
+      assert.deepEqual(result.json, { from: "successor" }, `${path} ${result.text}`);
+      assert.equal(seen.at(-1)?.path, path);
+    }
+    // Invalid input is refused here as ever (bad JSON never reaches the successor).
+    assertProblem(await post(api, "/records/get", "{"), 400, "invalid_json");
+    assert.equal(seen.length, 5);
+
+    // The successor gone: 503, never a 500 or a write appended here.
+    await successor.shutdown();
+    stopped = true;
+    assertProblem(
+      await post(api, "/records/put", { records: [rec({ pk: "d", sk: "s" })] }),
+      503,
+      "log_unavailable",
+    );
+    assertProblem(
+      await post(api, "/records/get", { records: [key("a", "s")], after: offsets }),
+      503,
+      "partition_unavailable",
+    );
+    forwarding.target = null;
+    const after = await post(api, "/records/get", { records: [key("d", "s")] });
+    assert.deepEqual(after.json.records, [], "the refused write was not appended here");
+    assert.equal(api.serverErrors, 0);
+  } finally {
+    if (!stopped) await successor.shutdown();
+    await api.close();
+  }
+});

@@ -4,19 +4,22 @@
  * Unix socket in the folder, `{DB_PATH}/.control.sock`; whoever may write the folder may ask it to
  * hand over, which is the same authority the lock already rests on.
  *
- * The conversation is one JSON line each way:
+ * The conversation is JSON lines on one connection:
  *
  * ```
  * successor → holder   {"op":"takeover","pid":<successor pid>}
- * holder → successor   {"event":"released","pid":<holder pid>}   (folder closed, lock dropped)
+ * holder → successor   {"event":"released","pid":<holder pid>}   (lock dropped)
  *                      {"event":"refused","reason":"…"}           (already stopping)
+ * successor → holder   {"op":"serving"}                           (it answers requests now)
  * ```
  *
  * Before asking, the successor listens on the same public and internal ports (`SO_REUSEPORT`)
  * and holds the requests it accepts; the holder, asked, stops accepting (the kernel now gives
- * every new connection to the successor), finishes its requests in flight — still applying, so
- * `after` reads parked on it are answered — closes everything, drops the lock and says so. The
- * successor takes the lock, opens the folder and answers what it held. See src/app.ts.
+ * every new connection to the successor), lets go of the folder and says so. The successor takes
+ * the lock, opens the folder and answers what it held, then says so; the holder ends once told
+ * (or once the successor's connection closes, or after a bound). How the holder lets go — closing
+ * everything first, or answering plain reads from its files until the successor serves — is
+ * src/app.ts's.
  *
  * @module
  */
@@ -88,15 +91,16 @@ export class ControlSocket {
 
   /**
    * Listens on the folder's control socket (the caller holds the folder's lock, so a socket file
-   * left there is stale and replaced). `handOver` stops the node and drops the lock; the
-   * successor is told once it resolves, and `released` runs after that (the process may end
-   * there). Null (logged) when the socket cannot be made: the node runs, but cannot be taken
-   * over.
+   * left there is stale and replaced). `handOver` lets go of the folder and drops the lock; the
+   * successor is told once it resolves, and `served` runs once the successor says it serves, its
+   * connection closes, or `servingWaitMs` passes (the process may end there). Null (logged) when
+   * the socket cannot be made: the node runs, but cannot be taken over.
    */
   static listen(
     dbPath: string,
     handOver: () => Promise<void>,
-    released: () => void,
+    served: () => void,
+    servingWaitMs: number,
   ): ControlSocket | null {
     const path = controlSocketPath(dbPath);
     if (path === null) {
@@ -116,11 +120,15 @@ export class ControlSocket {
       return null;
     }
     const socket = new ControlSocket(listener, path);
-    void socket.serve(handOver, released);
+    void socket.serve(handOver, served, servingWaitMs);
     return socket;
   }
 
-  private async serve(handOver: () => Promise<void>, released: () => void): Promise<void> {
+  private async serve(
+    handOver: () => Promise<void>,
+    served: () => void,
+    servingWaitMs: number,
+  ): Promise<void> {
     let handing = false;
     for await (const conn of this.listener) {
       void (async () => {
@@ -139,8 +147,14 @@ export class ControlSocket {
           await handOver();
           try {
             await writeLine(conn, { event: "released", pid: Deno.pid });
+            const started = performance.now();
+            const line = await readLine(conn, AbortSignal.timeout(servingWaitMs));
+            log("info", "successor_serving", {
+              told: line !== null && (JSON.parse(line) as { op?: unknown }).op === "serving",
+              ms: Math.round(performance.now() - started),
+            });
           } finally {
-            released();
+            served();
           }
         } catch (error) {
           log("warn", "takeover_request_failed", { error: errorMessage(error) });
@@ -170,12 +184,20 @@ export class ControlSocket {
   }
 }
 
+/** A hand-over in progress, on the successor's side. */
+export interface Takeover {
+  /** The holder's pid. */
+  readonly pid: number;
+  /** Tells the holder this process answers requests now, and ends the conversation. */
+  serving(): Promise<void>;
+}
+
 /**
  * The successor's end: asks the holder of `dbPath` to hand over and resolves once it has released
  * the folder. Throws a `StartError` (`takeover_failed`) when there is no holder to ask, it refuses,
  * or it does not answer within `timeoutMs`.
  */
-export async function requestTakeover(dbPath: string, timeoutMs: number): Promise<number> {
+export async function requestTakeover(dbPath: string, timeoutMs: number): Promise<Takeover> {
   const path = controlSocketPath(dbPath);
   const fail = (reason: string) =>
     new StartError("takeover_failed", `Cannot take ${dbPath} over: ${reason}`, { path: dbPath });
@@ -186,6 +208,13 @@ export async function requestTakeover(dbPath: string, timeoutMs: number): Promis
   } catch (error) {
     throw fail(`no node answers on ${path} (${errorMessage(error)})`);
   }
+  const close = () => {
+    try {
+      conn.close();
+    } catch {
+      // Closed by the peer.
+    }
+  };
   try {
     await writeLine(conn, { op: "takeover", pid: Deno.pid });
     const timeout = AbortSignal.timeout(timeoutMs);
@@ -199,12 +228,20 @@ export async function requestTakeover(dbPath: string, timeoutMs: number): Promis
     }
     const reply = JSON.parse(line) as { event?: unknown; pid?: unknown; reason?: unknown };
     if (reply.event !== "released") throw fail(`the node refused: ${String(reply.reason)}`);
-    return typeof reply.pid === "number" ? reply.pid : 0;
-  } finally {
-    try {
-      conn.close();
-    } catch {
-      // Closed by the peer.
-    }
+    return {
+      pid: typeof reply.pid === "number" ? reply.pid : 0,
+      serving: async () => {
+        try {
+          await writeLine(conn, { op: "serving" });
+        } catch {
+          // The holder is gone already: nothing to tell.
+        } finally {
+          close();
+        }
+      },
+    };
+  } catch (error) {
+    close();
+    throw error;
   }
 }

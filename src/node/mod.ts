@@ -38,4 +38,5 @@ export {
   ControlSocket,
   controlSocketPath,
   requestTakeover,
+  type Takeover,
 } from "./hand_over.ts";

@@ -151,6 +151,13 @@ export class Node implements PartitionConsumer {
   private logStarted = false;
   /** Whether closing a file flushes it (not in a hand-over's stop). */
   private syncOnClose = true;
+  /** Appends in flight, and the highest offset appended per partition (see `freeze`). */
+  private appending = 0;
+  private readonly appendedTo = new Map<number, number>();
+  /** Set by `freeze`: nothing more is applied, and `stop` writes nothing in the folder. */
+  private frozen = false;
+  /** Set by `freeze`: appends are refused (the log is the successor's). */
+  private appendsClosed = false;
   /** In a hand-over's stop: files done with but left open until {@linkcode closeLeftFiles}. */
   private leftOpen: PartitionStore[] | null = null;
 
@@ -517,10 +524,54 @@ export class Node implements PartitionConsumer {
 
   /** Appends encoded messages (a serving thread encodes its writes itself); offsets by partition. */
   async append(requests: readonly AppendRequest[]): Promise<Record<string, number>> {
-    const offsets = await this.log.append(requests);
+    if (this.appendsClosed) {
+      // A hand-over let go of the log: appending here would hand out the successor's offsets.
+      throw new OperationalError(
+        "log_unavailable",
+        "Cannot write: this node has handed its log over to its successor",
+      );
+    }
+    this.appending++;
+    let offsets: number[];
+    try {
+      offsets = await this.log.append(requests);
+    } finally {
+      this.appending--;
+    }
     const out: Record<string, number> = {};
-    for (let i = 0; i < requests.length; i++) out[String(requests[i]!.partition)] = offsets[i]!;
+    for (let i = 0; i < requests.length; i++) {
+      const partition = requests[i]!.partition;
+      const offset = offsets[i]!;
+      out[String(partition)] = offset;
+      if (offset > (this.appendedTo.get(partition) ?? -1)) this.appendedTo.set(partition, offset);
+    }
     return out;
+  }
+
+  /**
+   * A hand-over with the embedded log lets go of the folder while this process still answers
+   * plain reads from its files (its writes already go to the successor, src/api/forward.ts):
+   * waits, at most `waitMs`, until no append is in flight and every write this node appended is
+   * applied (so every `after` read parked here is answered), then applies nothing more and
+   * writes the clean-stop record the successor starts from. The files stay open for reads;
+   * `stop()` later closes them and writes nothing in the folder.
+   */
+  async freeze(waitMs: number): Promise<void> {
+    // Writes go to the successor already; one that did not is refused, never appended here.
+    this.appendsClosed = true;
+    const deadline = performance.now() + waitMs;
+    const applied = () => {
+      for (const [partition, offset] of this.appendedTo) {
+        const store = this.table.storeIn(partition, OWNED);
+        if (store !== null && store.applied.offset < offset) return false;
+      }
+      return true;
+    };
+    while ((this.appending > 0 || !applied()) && performance.now() < deadline) {
+      await sleep(1, this.stopping.signal);
+    }
+    this.frozen = true;
+    await writeCleanStop(this.storeDir, false);
   }
 
   /**
@@ -696,6 +747,8 @@ export class Node implements PartitionConsumer {
     nextOffset: number,
     logEnd?: number,
   ): Promise<void> {
+    // Frozen by a hand-over: the successor applies from here.
+    if (this.frozen) return;
     const store = this.table.storeIn(partition, OWNED);
     assert(store !== null, `p${partition} delivered but not owned`);
     if (records.length > 0) {
@@ -748,8 +801,9 @@ export class Node implements PartitionConsumer {
     await this.dropPreopened();
     await this.log.close();
     // Last: every file is closed (or left open with nothing more to write), so the record
-    // vouches for all of them at the next start.
-    await writeCleanStop(this.storeDir, this.syncOnClose);
+    // vouches for all of them at the next start. Frozen, the record is written and the folder
+    // is the successor's already.
+    if (!this.frozen) await writeCleanStop(this.storeDir, this.syncOnClose);
   }
 
   /** Closes the files a hand-over's {@linkcode stop} left open (their data is already written). */

@@ -397,3 +397,33 @@ Deno.test("open() stops with embedded_log_corrupt when the embedded log fails to
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("freeze() applies what was appended, then refuses appends, applies nothing and leaves the clean-stop record to the successor", async () => {
+  const root = await Deno.makeTempDir({ prefix: "firescroll_node_test_" });
+  try {
+    await withInProcessNode({ env: { ...ENV, PARTITIONS: "1" }, dir: root }, async (node) => {
+      await node.open();
+      node.consume();
+      await until("ready", () => node.ready);
+      // Appended but not yet waited for: freeze() waits until it is applied.
+      const offsets = await node.write(put(0));
+      await node.freeze(5000);
+      equal(node.servingStore(0)?.applied.offset, offsets["0"]);
+      const record = `${root}/${NS}/clean-stop.json`;
+      ok(await exists(record), "the record the successor starts from");
+      // The log is the successor's now: a write here is refused, never appended.
+      let code: string | undefined;
+      await node.write(put(1)).catch((error) => code = error.code);
+      equal(code, "log_unavailable");
+      // Plain reads go on from the files as they were.
+      equal(node.servingStore(0)?.get("user", "u0")?.dataJson, JSON.stringify({ i: 0 }));
+      // The successor takes the record at its start; this node's stop must not write another.
+      await Deno.remove(record);
+      await node.stop({ sync: false });
+      await node.closeLeftFiles();
+      equal(await exists(record), false, "a stop after freeze() writes nothing in the folder");
+    });
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});

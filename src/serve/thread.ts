@@ -10,7 +10,13 @@
  *
  * @module
  */
-import { type Closing, expectAcceptStops, Front, publicHandler } from "../api/mod.ts";
+import {
+  type Closing,
+  expectAcceptStops,
+  type Forwarding,
+  Front,
+  publicHandler,
+} from "../api/mod.ts";
 import { ConditionCache, type Mutation } from "../apply/mod.ts";
 import type { Config } from "../config/mod.ts";
 import { createMetrics } from "../metrics/mod.ts";
@@ -83,6 +89,8 @@ export function runThread(scope: Scope): void {
   let front: Front | null = null;
   /** Set when a stop or hand-over begins: answers then close their HTTP/1.1 connections. */
   const stopNear: Closing = { closing: false };
+  /** Set when a hand-over lets go of the folder: writes and `after` reads go to the successor. */
+  const forwarding: Forwarding = { target: null };
   let partitions: ThreadPartitions | null = null;
   let metrics: ReturnType<typeof createMetrics> | null = null;
   let releasing: ReturnType<typeof setInterval> | undefined;
@@ -97,6 +105,9 @@ export function runThread(scope: Scope): void {
         return metrics?.registry.snapshot() ?? null;
       case "closing":
         stopNear.closing = true;
+        return null;
+      case "forward":
+        forwarding.target = args as string;
         return null;
       case "shutdown":
         clearInterval(releasing);
@@ -141,7 +152,7 @@ export function runThread(scope: Scope): void {
       },
     };
     const health = JSON.stringify({ status: "ok", thread });
-    const serve = publicHandler(node, reader, { health, stop: stopNear });
+    const serve = publicHandler(node, reader, { health, stop: stopNear, forwarding });
     // A hand-over restart holds requests until the folder is taken over (held at most this long).
     const holdMs = 2 * config.lifecycle.shutdownTimeoutMs;
     const opened = async () => {

@@ -227,6 +227,17 @@ export class ServeThreads implements ReadReplicas {
     );
   }
 
+  /** Every thread sends writes and `after` reads to `target` from now on (src/api/forward.ts). */
+  async forwardTo(target: string): Promise<void> {
+    await Promise.all(
+      this.threads.map((t) =>
+        t.calls.call("forward", target).catch((error) =>
+          log("error", "serve_thread_forward_failed", { error: errorMessage(error) })
+        )
+      ),
+    );
+  }
+
   /**
    * Stops every thread: each stops accepting, finishes its requests in flight (writes among them
    * still reach the node) and closes its readers; then the workers end.
