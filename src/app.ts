@@ -284,7 +284,7 @@ export async function startApp(
   // Set when a stop or hand-over begins: answers then close their HTTP/1.1 connections.
   const stopNear: Closing = { closing: false };
   // Set when a hand-over lets go of the folder early: writes and `after` reads go to the successor.
-  const forwarding: Forwarding = { target: null };
+  const forwarding: Forwarding = { target: null, writes: false };
   const publicFront = threadCount === 1
     ? new Front(publicHandler(node, reader, { stop: stopNear, forwarding }), whenOpen)
     : null;
@@ -410,7 +410,7 @@ export async function startApp(
     if (delayMs > 0) await sleep(delayMs, background.signal);
     await (api === null ? threads!.shutdown() : api.shutdown());
     await stopNode(true);
-    control?.close();
+    await control?.close();
     lock.release();
     gossipStop.abort();
     await gossiping;
@@ -447,7 +447,7 @@ export async function startApp(
   const letGo = async () => {
     gossipStop.abort();
     await gossiping;
-    control?.close();
+    await control?.close();
     lock.release();
     log("info", "hand_over_released", { ms: Math.round(performance.now() - handOverStarted) });
   };
@@ -464,18 +464,21 @@ export async function startApp(
     const stopped = sweeper === null
       ? 0
       : sweeper.stopListening(apiPort) + sweeper.stopListening(internalPort);
-    // With the embedded log, this node lets go of the folder at once and answers plain reads
-    // from its files until the successor serves; writes and `after` reads it passes on to the
-    // successor (src/api/forward.ts), which it reaches on the port it has just left. That needs
-    // the listeners gone (a forward must not come back here) and plain HTTP.
-    early = config.log.kind === "embedded" && stopped >= 2 && !("cert" in tls);
+    // This node lets go of the folder at once and answers plain reads from its files until the
+    // successor serves; `after` reads (and with the embedded log, a file in the folder, writes)
+    // it passes on to the successor (src/api/forward.ts), which it reaches on the port it has
+    // just left. That needs the listeners gone (a forward must not come back here) and plain
+    // HTTP; with Kafka it goes on producing the writes it is sent.
+    early = stopped >= 2 && !("cert" in tls);
     log("info", "handing_over", { listeners_stopped: stopped, early_release: early });
     if (early) {
+      const embedded = config.log.kind === "embedded";
       const target = forwardTarget(host, apiPort);
+      forwarding.writes = embedded;
       forwarding.target = target;
-      await threads?.forwardTo(target);
-      // Every write appended here applied (parked `after` reads answered), nothing more applied.
-      await node.freeze(HAND_OVER_DRAIN_MS_MAX);
+      await threads?.forwardTo(target, embedded);
+      // What was appended here applied (parked `after` reads answered), nothing more applied.
+      await node.freeze(HAND_OVER_DRAIN_MS_MAX, embedded);
       router?.close();
       background.abort();
       await Promise.all([backingUp, sweeping, sweepingIdle]);

@@ -2,21 +2,29 @@
  * Passing requests on to a hand-over successor. Once a node handing over has let go of its data
  * folder (src/node/hand_over.ts) it no longer applies, so it cannot take a write (its log is the
  * successor's now) nor wait for an offset; it goes on answering plain reads from its files, which
- * are exactly as the successor starts from, and passes writes and reads with `after` to the
- * successor on the same port: it has left that port's `SO_REUSEPORT` group, so a connection to
+ * are exactly as the successor starts from, and passes reads with `after` (and, with the
+ * embedded log, writes) to the successor on the same port: it has left that port's `SO_REUSEPORT` group, so a connection to
  * it reaches the successor, which holds the request until it serves.
  *
  * @module
  */
 import { OperationalError } from "../util/errors.ts";
 
-/** Where a node's answers go instead (`target`, e.g. `http://127.0.0.1:8190`), or null. */
+/**
+ * Where a node's answers go instead (`target`, e.g. `http://127.0.0.1:8190`), or null; and
+ * whether writes go there too (the embedded log, a file the successor now owns) or are still
+ * appended here (Kafka, which any process may produce to).
+ */
 export interface Forwarding {
   target: string | null;
+  writes: boolean;
 }
 
 /** A {@linkcode Forwarding} that never forwards. */
-export const NEVER_FORWARDING: Readonly<Forwarding> = Object.freeze({ target: null });
+export const NEVER_FORWARDING: Readonly<Forwarding> = Object.freeze({
+  target: null,
+  writes: false,
+});
 
 /**
  * The base URL through which this host reaches a server listening on `host:port` (an unspecified

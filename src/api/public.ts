@@ -93,7 +93,9 @@ async function route(
       authorize(request, config, "write");
       const text = await readBody(request, config.limits.bodyBytesMax);
       const target = forwarding.target;
-      if (target !== null) return forwardRequest(target, path, request, text, true);
+      if (target !== null && forwarding.writes) {
+        return forwardRequest(target, path, request, text, true);
+      }
       const body = parseBody(text, true);
       const mutations = name === "batch"
         ? parseBatch(body, config, node.conditions)

@@ -84,6 +84,9 @@ export function controlSocketPath(dbPath: string): string | null {
 
 /** The holder's end: answers one takeover request by handing over. */
 export class ControlSocket {
+  /** The accept loop; it ends once the listener is closed. */
+  private serving: Promise<void> = Promise.resolve();
+
   private constructor(
     private readonly listener: Deno.Listener,
     private readonly path: string,
@@ -120,7 +123,9 @@ export class ControlSocket {
       return null;
     }
     const socket = new ControlSocket(listener, path);
-    void socket.serve(handOver, served, servingWaitMs);
+    socket.serving = socket.serve(handOver, served, servingWaitMs).catch((error) =>
+      log("warn", "control_socket_failed", { error: errorMessage(error) })
+    );
     return socket;
   }
 
@@ -169,13 +174,19 @@ export class ControlSocket {
     }
   }
 
-  /** Stops listening and removes the socket file. Idempotent. */
-  close(): void {
+  /**
+   * Stops listening and removes the socket file; resolves once it is gone. Deno unlinks a Unix
+   * listener's path when the listener is dropped, which happens only when its pending accept
+   * ends: a caller that dropped the folder's lock before that would let this process remove the
+   * socket its successor has just made at the same path. Idempotent.
+   */
+  async close(): Promise<void> {
     try {
       this.listener.close();
     } catch {
       // Already closed.
     }
+    await this.serving;
     try {
       Deno.removeSync(this.path);
     } catch {

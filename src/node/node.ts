@@ -152,12 +152,14 @@ export class Node implements PartitionConsumer {
   /** Whether closing a file flushes it (not in a hand-over's stop). */
   private syncOnClose = true;
   /** Appends in flight, and the highest offset appended per partition (see `freeze`). */
-  private appending = 0;
+  private readonly appending = new Set<Promise<number[]>>();
   private readonly appendedTo = new Map<number, number>();
   /** Set by `freeze`: nothing more is applied, and `stop` writes nothing in the folder. */
   private frozen = false;
-  /** Set by `freeze`: appends are refused (the log is the successor's). */
+  /** Set by `freeze` with the embedded log: appends are refused (the log is the successor's). */
   private appendsClosed = false;
+  /** Set by `stop`: revoked partitions close even when frozen. */
+  private stopCalled = false;
   /** In a hand-over's stop: files done with but left open until {@linkcode closeLeftFiles}. */
   private leftOpen: PartitionStore[] | null = null;
 
@@ -531,12 +533,13 @@ export class Node implements PartitionConsumer {
         "Cannot write: this node has handed its log over to its successor",
       );
     }
-    this.appending++;
+    const appended = this.log.append(requests);
+    this.appending.add(appended);
     let offsets: number[];
     try {
-      offsets = await this.log.append(requests);
+      offsets = await appended;
     } finally {
-      this.appending--;
+      this.appending.delete(appended);
     }
     const out: Record<string, number> = {};
     for (let i = 0; i < requests.length; i++) {
@@ -549,29 +552,40 @@ export class Node implements PartitionConsumer {
   }
 
   /**
-   * A hand-over with the embedded log lets go of the folder while this process still answers
-   * plain reads from its files (its writes already go to the successor, src/api/forward.ts):
-   * waits, at most `waitMs`, until no append is in flight and every write this node appended is
-   * applied (so every `after` read parked here is answered), then applies nothing more and
-   * writes the clean-stop record the successor starts from. The files stay open for reads;
-   * `stop()` later closes them and writes nothing in the folder.
+   * A hand-over lets go of the folder while this process still answers plain reads from its
+   * files: waits, at most `waitMs`, until the appends in flight now are done and everything this
+   * node appended so far is applied (so every `after` read parked here is answered; later ones go
+   * to the successor, src/api/forward.ts), then applies nothing more, writes the clean-stop record
+   * the successor starts from, and leaves the log's consumer group (Kafka: the successor's
+   * consumer joins it) without closing anything. `closeAppends` (the embedded log, a file in the
+   * folder) refuses every append from the start: writes go to the successor, and one that did
+   * not must not take an offset the successor also hands out. With Kafka this node goes on
+   * producing the writes it is sent. The files stay open for reads; `stop()` later closes them
+   * and writes nothing in the folder.
    */
-  async freeze(waitMs: number): Promise<void> {
-    // Writes go to the successor already; one that did not is refused, never appended here.
-    this.appendsClosed = true;
+  async freeze(waitMs: number, closeAppends: boolean): Promise<void> {
+    if (closeAppends) this.appendsClosed = true;
     const deadline = performance.now() + waitMs;
+    const remaining = () => Math.max(0, deadline - performance.now());
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.appending]),
+      new Promise((resolve) => timer = setTimeout(resolve, remaining())),
+    ]);
+    clearTimeout(timer);
+    const targets = new Map(this.appendedTo);
     const applied = () => {
-      for (const [partition, offset] of this.appendedTo) {
+      for (const [partition, offset] of targets) {
         const store = this.table.storeIn(partition, OWNED);
         if (store !== null && store.applied.offset < offset) return false;
       }
       return true;
     };
-    while ((this.appending > 0 || !applied()) && performance.now() < deadline) {
-      await sleep(1, this.stopping.signal);
-    }
+    while (!applied() && remaining() > 0) await sleep(1, this.stopping.signal);
     this.frozen = true;
     await writeCleanStop(this.storeDir, false);
+    // Out of the consumer group (its partitions stay open here, see `revoked`); `stop` waits.
+    this.stopping.abort();
   }
 
   /**
@@ -637,6 +651,13 @@ export class Node implements PartitionConsumer {
     startOffsets: ReadonlyMap<number, number> = new Map(),
   ): Promise<ReadonlyMap<number, number>> {
     const starts = new Map<number, number>();
+    if (this.frozen) {
+      // A rebalance while a frozen node leaves its group: it applies nothing, opens nothing.
+      for (const p of partitions) {
+        starts.set(p, (this.table.get(p)?.store?.applied.offset ?? -1) + 1);
+      }
+      return starts;
+    }
     // Every new partition is `opening` from here (not ready, not swept) until its file is open.
     for (const p of partitions) {
       const state = this.table.stateOf(p);
@@ -722,6 +743,8 @@ export class Node implements PartitionConsumer {
   }
 
   async revoked(partitions: readonly number[]): Promise<void> {
+    // Frozen by a hand-over, this node answers plain reads from its files until `stop`.
+    if (this.frozen && !this.stopCalled) return;
     const closing: Promise<void>[] = [];
     for (const partition of partitions) {
       const entry = this.table.get(partition);
@@ -789,6 +812,7 @@ export class Node implements PartitionConsumer {
    * busy machine unmapping them takes ~10 ms, which the successor would otherwise wait for.
    */
   async stop(options: { readonly sync?: boolean } = {}): Promise<void> {
+    this.stopCalled = true;
     this.syncOnClose = options.sync ?? true;
     if (!this.syncOnClose) this.leftOpen = [];
     this.stopping.abort();

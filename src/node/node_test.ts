@@ -407,7 +407,7 @@ Deno.test("freeze() applies what was appended, then refuses appends, applies not
       await until("ready", () => node.ready);
       // Appended but not yet waited for: freeze() waits until it is applied.
       const offsets = await node.write(put(0));
-      await node.freeze(5000);
+      await node.freeze(5000, true);
       equal(node.servingStore(0)?.applied.offset, offsets["0"]);
       const record = `${root}/${NS}/clean-stop.json`;
       ok(await exists(record), "the record the successor starts from");

@@ -90,7 +90,7 @@ export function runThread(scope: Scope): void {
   /** Set when a stop or hand-over begins: answers then close their HTTP/1.1 connections. */
   const stopNear: Closing = { closing: false };
   /** Set when a hand-over lets go of the folder: writes and `after` reads go to the successor. */
-  const forwarding: Forwarding = { target: null };
+  const forwarding: Forwarding = { target: null, writes: false };
   let partitions: ThreadPartitions | null = null;
   let metrics: ReturnType<typeof createMetrics> | null = null;
   let releasing: ReturnType<typeof setInterval> | undefined;
@@ -106,9 +106,12 @@ export function runThread(scope: Scope): void {
       case "closing":
         stopNear.closing = true;
         return null;
-      case "forward":
-        forwarding.target = args as string;
+      case "forward": {
+        const { target, writes } = args as Forwarding;
+        forwarding.writes = writes;
+        forwarding.target = target;
         return null;
+      }
       case "shutdown":
         clearInterval(releasing);
         // Finishes requests in flight (their writes still reach the main thread), then closes.

@@ -227,11 +227,14 @@ export class ServeThreads implements ReadReplicas {
     );
   }
 
-  /** Every thread sends writes and `after` reads to `target` from now on (src/api/forward.ts). */
-  async forwardTo(target: string): Promise<void> {
+  /**
+   * Every thread sends `after` reads (and writes, with `writes`) to `target` from now on
+   * (src/api/forward.ts).
+   */
+  async forwardTo(target: string, writes: boolean): Promise<void> {
     await Promise.all(
       this.threads.map((t) =>
-        t.calls.call("forward", target).catch((error) =>
+        t.calls.call("forward", { target, writes }).catch((error) =>
           log("error", "serve_thread_forward_failed", { error: errorMessage(error) })
         )
       ),
