@@ -7,6 +7,8 @@
  *   deno run -A bench/threads_probe.ts seed DIR RECORDS          # writes DIR/probe.mdb
  *   deno run -A bench/threads_probe.ts workers DIR PORT N         # N serving workers, one process
  *   deno run -A bench/threads_probe.ts process DIR PORT           # one serving process (start N)
+ *   deno run -A bench/threads_probe.ts process-metadata DIR PORT  # the same, reading what a
+ *                                                                 # FireScroll request needs
  *   deno run -A bench/threads_probe.ts hello PORT N               # N hello-world workers
  *
  * A get body is the node's (`{"records":[{"pk":"user-<i>","sk":"profile"}]}`, what bench/get.lua
@@ -25,6 +27,34 @@ function serveFile(dir: string, port: number): void {
     return new Response(value === undefined ? "null" : JSON.stringify(value), {
       headers: { "content-type": "application/json" },
     });
+  });
+}
+
+/**
+ * `serveFile`'s get plus the request metadata FireScroll's contract makes a server read on every
+ * request (bench/get_floor.sh): the method and path to route, `content-length` to refuse an
+ * oversized body before reading it, and two clock reads for the latency histogram.
+ */
+function serveFileReadingMetadata(dir: string, port: number): void {
+  const db = open({ path: `${dir}/probe.mdb`, readOnly: true });
+  let observed = 0;
+  Deno.serve({ hostname: "127.0.0.1", port, reusePort: true, onListen: () => {} }, async (req) => {
+    const started = performance.now();
+    const url = req.url;
+    const path = url.slice(url.indexOf("/", url.indexOf("//") + 2));
+    if (req.method !== "POST" || path !== "/records/get") {
+      return new Response(null, { status: 404 });
+    }
+    if (Number(req.headers.get("content-length")) > 1 << 20) {
+      return new Response(null, { status: 413 });
+    }
+    const { records } = await req.json();
+    const value = db.get(records[0].pk);
+    const response = new Response(value === undefined ? "null" : JSON.stringify(value), {
+      headers: { "content-type": "application/json" },
+    });
+    observed += performance.now() - started;
+    return response;
   });
 }
 
@@ -59,6 +89,10 @@ if (self?.startsWith("probe-worker:")) {
   setInterval(() => {}, 1 << 30);
 } else if (mode === "process") {
   serveFile(args[0]!, Number(args[1]));
+} else if (mode === "process-metadata") {
+  serveFileReadingMetadata(args[0]!, Number(args[1]));
 } else {
-  throw new Error("usage: seed DIR RECORDS | workers DIR PORT N | process DIR PORT | hello PORT N");
+  throw new Error(
+    "usage: seed DIR RECORDS | workers DIR PORT N | process DIR PORT | process-metadata DIR PORT | hello PORT N",
+  );
 }
