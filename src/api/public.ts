@@ -72,6 +72,22 @@ function asksAfter(body: unknown): boolean {
   return false;
 }
 
+/**
+ * Where a read with `after` that was already waiting here when a hand-over began goes instead: its
+ * wait ran out (504) or was cut (503) because this node stopped applying, and the successor,
+ * which applies from now on, can answer it. Null: the error stands.
+ */
+function forwardAfterWait(
+  error: unknown,
+  forwarding: Readonly<Forwarding>,
+  waited: boolean,
+): string | null {
+  if (!waited || forwarding.target === null || !(error instanceof OperationalError)) return null;
+  return error.code === "not_caught_up" || error.code === "partition_unavailable"
+    ? forwarding.target
+    : null;
+}
+
 async function route(
   node: ApiNode,
   reader: Reader,
@@ -111,7 +127,13 @@ async function route(
         return forwardRequest(target, path, request, text, false);
       }
       const get = parseGet(body, config);
-      return json(getResponse(get.keys, await reader.get(get, () => request.signal)));
+      try {
+        return json(getResponse(get.keys, await reader.get(get, () => request.signal)));
+      } catch (error) {
+        const handedOver = forwardAfterWait(error, forwarding, get.after.size > 0);
+        if (handedOver === null) throw error;
+        return forwardRequest(handedOver, path, request, text, false);
+      }
     }
     case "list": {
       authorize(request, config, "read");
@@ -121,7 +143,14 @@ async function route(
       if (target !== null && asksAfter(body)) {
         return forwardRequest(target, path, request, text, false);
       }
-      return json(await reader.list(parseList(body, config, node.conditions), body));
+      const list = parseList(body, config, node.conditions);
+      try {
+        return json(await reader.list(list, body));
+      } catch (error) {
+        const handedOver = forwardAfterWait(error, forwarding, list.after.size > 0);
+        if (handedOver === null) throw error;
+        return forwardRequest(handedOver, path, request, text, false);
+      }
     }
   }
 }

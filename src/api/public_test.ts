@@ -1225,3 +1225,42 @@ Deno.test("publicHandler() handing over: writes and reads with after go to the s
     await api.close();
   }
 });
+
+Deno.test("publicHandler() a read with after already waiting when a hand-over begins is answered by the successor when its wait runs out", async () => {
+  const successor = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, () => {
+    return new Response('{"from":"successor"}', {
+      headers: { "content-type": "application/json" },
+    });
+  });
+  const forwarding: { target: string | null; writes: boolean } = { target: null, writes: true };
+  const api = await inProcessApi({}, { forwarding });
+  try {
+    const offsets = await write(api, "/records/put", { records: [rec({ pk: "a", sk: "s" })] });
+    const [p, o] = Object.entries(offsets)[0]!;
+    // An offset this node has not applied (nor will: it stops applying when it hands over).
+    const waiting = post(api, "/records/get", {
+      records: [key("a", "s")],
+      after: { [p]: o + 5 },
+      wait_ms: 300,
+    });
+    await new Promise((r) => setTimeout(r, 50));
+    forwarding.target = `http://127.0.0.1:${successor.addr.port}`;
+    const result = await waiting;
+    assert.equal(result.status, 200, result.text);
+    assert.deepEqual(result.json, { from: "successor" });
+    // Without a hand-over the same wait is 504, as ever.
+    forwarding.target = null;
+    assertProblem(
+      await post(api, "/records/get", {
+        records: [key("a", "s")],
+        after: { [p]: o + 5 },
+        wait_ms: 50,
+      }),
+      504,
+      "not_caught_up",
+    );
+  } finally {
+    await successor.shutdown();
+    await api.close();
+  }
+});
