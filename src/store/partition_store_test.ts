@@ -500,15 +500,22 @@ async function writeFromAnotherProcess(dir: string, offset: number, pk: string):
   equal(code, 0, new TextDecoder().decode(stderr));
 }
 
+/**
+ * A partition file in `dir` holding one record at offset 0, and a store opened on it early, as a
+ * hand-over successor opens the files while its predecessor still applies to them.
+ */
+async function openedEarly(dir: string) {
+  const options = { dir, namespace: "test", partition: 3, mapBytes: MAP_BYTES };
+  const first = PartitionStore.open(options);
+  await putAll(first, 0, [["a", "s"]]);
+  await first.close();
+  return { options, early: PartitionStore.open(options) };
+}
+
 Deno.test("PartitionStore.reload() sees what another process committed while the file was open", async () => {
   const dir = await Deno.makeTempDir({ prefix: "firescroll_store_test_" });
-  const options = { dir, namespace: "test", partition: 3, mapBytes: MAP_BYTES };
   try {
-    const first = PartitionStore.open(options);
-    await putAll(first, 0, [["a", "s"]]);
-    await first.close();
-    // Opened early, as a hand-over successor does while its predecessor still applies.
-    const early = PartitionStore.open(options);
+    const { options, early } = await openedEarly(dir);
     equal(early.applied.offset, 0);
     await writeFromAnotherProcess(dir, 1, "b");
     equal(early.applied.offset, 0, "the position is the one read at open until a reload");
@@ -555,12 +562,8 @@ Deno.test("PartitionStore.reload() sees what another process committed while the
 Deno.test("PartitionStore.reload() closes the store and answers false when the path holds another file", async () => {
   const dir = await Deno.makeTempDir({ prefix: "firescroll_store_test_" });
   const other = await Deno.makeTempDir({ prefix: "firescroll_store_test_" });
-  const options = { dir, namespace: "test", partition: 3, mapBytes: MAP_BYTES };
   try {
-    const first = PartitionStore.open(options);
-    await putAll(first, 0, [["a", "s"]]);
-    await first.close();
-    const early = PartitionStore.open(options);
+    const { options, early } = await openedEarly(dir);
     // Another file moved into the path (a restore, a move aside and rebuild).
     await writeFromAnotherProcess(other, 5, "z");
     await Deno.rename(storePath(other, 3), storePath(dir, 3));
