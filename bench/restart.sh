@@ -21,7 +21,7 @@
 #   PROBE_CONNS=4 PROBE_INTERVAL_MS=1 PROBE_WRITERS=1 SETTLE_S=2 (load before the first restart,
 #   between restarts and after the last) RESTART_API_PORT=28590 RESTART_INTERNAL_PORT=28591
 #   PIN=1 (node on CPU SERVER_CPU, wrk and the probe on CLIENT_CPU) KEEP_TMP=1 (keep logs)
-#   KEEP_DATA=1 (keep this run's Kafka topics)
+#   KEEP_DATA=1 (keep this run's Kafka topics) SERVE_THREADS (the nodes'; default: theirs)
 # Usage: bash bench/restart.sh > restart.md
 #        MODE=kafka bash bench/restart.sh > restart-kafka.md
 #   quick: RESTARTS=2 RECORDS=2000 SAT_CONNS="1 4 16" SAT_DURATION=1 SETTLE_S=1 bash bench/restart.sh
@@ -53,6 +53,8 @@ need deno wrk curl jq
 URL="http://127.0.0.1:$API"
 DB="$TMP/db"
 NODE_ENV=(PARTITIONS="$PARTITIONS")
+# The node's serving threads: its default (one per CPU) unless SERVE_THREADS is set.
+if [[ -n "${SERVE_THREADS:-}" ]]; then NODE_ENV+=(SERVE_THREADS="$SERVE_THREADS"); fi
 if [[ $MODE == kafka ]]; then
   ensure_kafka
   NODE_ENV+=(KAFKA_SEEDS="$KAFKA_ADDR" NAMESPACE="${RUN_ID}_rs" REPLICA_GROUP=g
