@@ -423,6 +423,9 @@ export async function startApp(
   // In-flight requests finish and every HTTP/1.1 client is asked to reconnect (to the successor:
   // this node has left the ports' SO_REUSEPORT groups by then); then the servers shut down.
   const drainConnections = async () => {
+    // Not `background`: an early release has aborted it already, and its sleeps would then not
+    // wait, turning the loop below into one that never yields to the requests it waits for.
+    const waits = new AbortController().signal;
     if (sweeper !== null) {
       await closeConnections();
       const deadline = performance.now() + HAND_OVER_DRAIN_MS_MAX;
@@ -430,7 +433,7 @@ export async function startApp(
       while (busy > 0 && performance.now() < deadline) {
         busy = sweeper.busyConnections(apiPort, HAND_OVER_BUSY_MS) +
           sweeper.busyConnections(internalPort, HAND_OVER_BUSY_MS);
-        if (busy > 0) await sleep(2, background.signal);
+        if (busy > 0) await sleep(2, waits);
       }
       log("info", "hand_over_drained", {
         busy_connections: busy,
@@ -438,7 +441,7 @@ export async function startApp(
       });
     } else {
       await closeConnections();
-      await sleep(HAND_OVER_CLOSE_MS, background.signal);
+      await sleep(HAND_OVER_CLOSE_MS, waits);
     }
     await Promise.all([api === null ? threads!.shutdown() : api.shutdown(), internal.shutdown()]);
   };
@@ -469,9 +472,7 @@ export async function startApp(
     // it passes on to the successor (src/api/forward.ts), which it reaches on the port it has
     // just left. That needs the listeners gone (a forward must not come back here) and plain
     // HTTP; with Kafka it goes on producing the writes it is sent.
-    // Not with the main thread serving (SERVE_THREADS=1): there, wrk lost one request per
-    // connection at each early hand-over (0 with close-first), for a reason not found yet.
-    early = stopped >= 2 && !("cert" in tls) && threads !== null;
+    early = stopped >= 2 && !("cert" in tls);
     log("info", "handing_over", { listeners_stopped: stopped, early_release: early });
     if (early) {
       const embedded = config.log.kind === "embedded";
