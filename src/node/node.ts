@@ -21,6 +21,7 @@ import type {
 } from "./ports.ts";
 import type { Metrics } from "../metrics/mod.ts";
 import {
+  type AppliedPosition,
   boundedAll,
   type CleanStop,
   needsVerify,
@@ -154,6 +155,8 @@ export class Node implements PartitionConsumer {
   /** Appends in flight, and the highest offset appended per partition (see `freeze`). */
   private readonly appending = new Set<Promise<number[]>>();
   private readonly appendedTo = new Map<number, number>();
+  /** Applies in flight: `freeze` lets them commit before the folder changes hands. */
+  private readonly applying = new Set<Promise<AppliedPosition>>();
   /** Set by `freeze`: nothing more is applied, and `stop` writes nothing in the folder. */
   private frozen = false;
   /** Set by `freeze` with the embedded log: appends are refused (the log is the successor's). */
@@ -583,6 +586,10 @@ export class Node implements PartitionConsumer {
     };
     while (!applied() && remaining() > 0) await sleep(1, this.stopping.signal);
     this.frozen = true;
+    // An apply that began before is still committing (with Kafka, of messages from anywhere):
+    // after the release the successor applies from what the files hold, and a late commit here
+    // would write under it — an older batch over newer records.
+    await Promise.allSettled([...this.applying]);
     await writeCleanStop(this.storeDir, false);
     // Out of the consumer group (its partitions stay open here, see `revoked`); `stop` waits.
     this.stopping.abort();
@@ -775,7 +782,14 @@ export class Node implements PartitionConsumer {
     const store = this.table.storeIn(partition, OWNED);
     assert(store !== null, `p${partition} delivered but not owned`);
     if (records.length > 0) {
-      const position = await applyBatch(store, records, this.applyContext);
+      const applying = applyBatch(store, records, this.applyContext);
+      this.applying.add(applying);
+      let position: AppliedPosition;
+      try {
+        position = await applying;
+      } finally {
+        this.applying.delete(applying);
+      }
       this.waiters.release(partition, position.offset);
       this.replicas?.applied(partition, position.offset);
     }
