@@ -12,7 +12,8 @@
  * Runs until SIGINT/SIGTERM or `--duration-s`, then checks that every acknowledged write is
  * readable with its data, reads the restart windows from `--windows` (one line per restart:
  * `<start_ms> <end_ms>`, ms since the epoch, as bench/restart.sh writes them) and prints one JSON
- * line: per window the longest interval without a completed read (`gap_ms`), without an
+ * line: per window the longest interval without a completed read (`gap_ms`, and `gap_began_at`,
+ * unix ms, to set against the nodes' logs), without an
  * acknowledged write (`write_gap_ms`) and the failures in it; the same outside every window
  * (`baseline_*`); totals and failure messages.
  *
@@ -111,14 +112,27 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The longest interval between consecutive `times` (sorted) that overlaps [from, to]. */
 function longestGap(times: readonly number[], from: number, to: number): number {
+  return longestGapAt(times, from, to).gap;
+}
+
+/** {@linkcode longestGap} and the time (unix ms) it began, to set against the nodes' logs. */
+function longestGapAt(
+  times: readonly number[],
+  from: number,
+  to: number,
+): { gap: number; at: number | null } {
   let longest = 0;
+  let at: number | null = null;
   for (let i = 1; i < times.length; i++) {
     const a = times[i - 1]!;
     const b = times[i]!;
     if (b < from || a > to) continue;
-    longest = Math.max(longest, b - a);
+    if (b - a > longest) {
+      longest = b - a;
+      at = a;
+    }
   }
-  return longest;
+  return { gap: longest, at };
 }
 
 /** The longest interval between consecutive `times` that overlaps none of `windows`. */
@@ -262,6 +276,7 @@ async function main(): Promise<void> {
       start_ms: from,
       end_ms: to,
       gap_ms: round1(longestGap(reads, from, to)),
+      gap_began_at: longestGapAt(reads, from, to).at,
       write_gap_ms: o.writers > 0 ? round1(longestGap(acks, from, to)) : null,
       failed: seen.failures.filter((f) => f.at >= from && f.at <= to).length,
     })),
