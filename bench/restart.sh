@@ -22,6 +22,7 @@
 #   between restarts and after the last) RESTART_API_PORT=28590 RESTART_INTERNAL_PORT=28591
 #   PIN=1 (node on CPU SERVER_CPU, wrk and the probe on CLIENT_CPU) KEEP_TMP=1 (keep logs)
 #   KEEP_DATA=1 (keep this run's Kafka topics) SERVE_THREADS (the nodes'; default: theirs)
+#   SUCCESSOR_NICE=N (start each successor with `nice -n N`, back to 0 once it serves)
 # Usage: bash bench/restart.sh > restart.md
 #        MODE=kafka bash bench/restart.sh > restart-kafka.md
 #   quick: RESTARTS=2 RECORDS=2000 SAT_CONNS="1 4 16" SAT_DURATION=1 SETTLE_S=1 bash bench/restart.sh
@@ -74,7 +75,7 @@ spawn_gen() {
     # shellcheck disable=SC2046
     exec env -i PATH="$PATH" HOME="$HOME" ${DENO_DIR:+DENO_DIR="$DENO_DIR"} LISTEN_HOST=127.0.0.1 \
       API_PORT="$API" INTERNAL_PORT="$INT" DB_PATH="$DB" "${NODE_ENV[@]}" "$@" \
-      $(server_prefix) deno run --allow-all main.ts
+      $(server_prefix) ${GEN_NICE:+nice -n "$GEN_NICE"} deno run --allow-all main.ts
   ) >"$GEN_LOG" 2>&1 &
   GEN_PID=$!
   STARTED_PIDS+=("$GEN_PID")
@@ -151,9 +152,13 @@ for r in $(seq 1 "$RESTARTS"); do
   old_pid=$pid
   old_log=$log_now
   t0=$(date +%s%3N)
-  spawn_gen "$r" TAKEOVER=1
+  GEN_NICE=${SUCCESSOR_NICE:-} spawn_gen "$r" TAKEOVER=1
   wait_log_event "$GEN_LOG" takeover_serving "$GEN_PID" "$SERVING_TIMEOUT_S"
   t_serving=$(date +%s%3N)
+  if [[ -n "${SUCCESSOR_NICE:-}" ]]; then
+    # Serving now: back to the default priority, every thread, as a supervisor would.
+    for task in /proc/"$GEN_PID"/task/*; do renice -n 0 -p "${task##*/}" >/dev/null 2>&1 || true; done
+  fi
   deadline=$((SECONDS + EXIT_TIMEOUT_S))
   while kill -0 "$old_pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.02; done
   kill -0 "$old_pid" 2>/dev/null && die "restart $r: the old node $old_pid still runs after $EXIT_TIMEOUT_S s"

@@ -328,12 +328,10 @@ export async function startApp(
       throw new StartError("start_failed", errorMessage(error), {});
     }
     const started = performance.now();
-    const preopened = node.preopen();
     takeover = await requestTakeover(config.store.dbPath, holdMs);
     dataDir = await lockAfterHandOver(config.store.dbPath);
     log("info", "takeover_released", {
       predecessor_pid: takeover.pid,
-      preopened,
       ms: Math.round(performance.now() - started),
     });
     await openNode(node);
@@ -521,7 +519,6 @@ export async function startApp(
     log("info", "takeover_serving", { ready: node.ready });
     // The predecessor, which may still answer plain reads, ends now.
     await takeover?.serving();
-    await node.dropPreopened();
   }
   return { ...app, apiPort, internalPort, stop, handedOver: handingOver };
 }

@@ -29,7 +29,6 @@ import {
   stampOf,
   StoreMismatchError,
   type StoreOptions,
-  storePath,
   takeCleanStop,
   VerifierUnavailableError,
   verifyInChild,
@@ -144,8 +143,6 @@ export class Node implements PartitionConsumer {
   private cleanStop: CleanStop | null = null;
   /** Partitions whose file this process verified or opened: never verified again here. */
   private readonly trusted = new Set<number>();
-  /** Files a hand-over successor opened before its predecessor let go (see `preopen`). */
-  private readonly preopened = new Map<number, PartitionStore>();
   /** The serving threads that read the partition files too, when there are any. */
   private replicas: ReadReplicas | null = null;
   /** Started by {@linkcode startLogEarly}. */
@@ -249,9 +246,6 @@ export class Node implements PartitionConsumer {
       if (this.trusted.has(p) || this.table.stateOf(p) === "retiring") continue;
       if (needsVerify(this.cleanStop, `p${p}.mdb`, stampOf(`${this.storeDir}/p${p}.mdb`))) {
         pending.push(p);
-        // A file to verify may be moved aside: none of it stays open from before.
-        await this.preopened.get(p)?.close(false);
-        this.preopened.delete(p);
       } else {
         this.trusted.add(p);
       }
@@ -299,54 +293,6 @@ export class Node implements PartitionConsumer {
       await this.moveAside(options.partition, file, result.reason ?? errorMessage(error));
       return PartitionStore.open(options);
     }
-  }
-
-  /**
-   * Opens the partition files already in the folder while another process (a hand-over
-   * predecessor) still holds it and applies to them: LMDB serves several processes, and opening
-   * 16 files costs ~15 ms that would otherwise fall inside the hand-over's gap. Nothing is read
-   * from them yet: once the folder is this node's, an assignment takes each one over after
-   * reloading its position (`PartitionStore.reload`), or opens the path afresh when it now holds
-   * another file; what no assignment takes is closed by {@linkcode dropPreopened}. Returns how
-   * many files it opened.
-   */
-  preopen(): number {
-    const options = {
-      dir: this.storeDir,
-      namespace: this.config.cluster.namespace,
-      mapBytes: this.config.store.lmdbMapBytes,
-    };
-    for (let partition = 0; partition < this.config.cluster.partitions; partition++) {
-      try {
-        // Only files the predecessor made: opening a missing one would create it.
-        Deno.statSync(storePath(this.storeDir, partition));
-        this.preopened.set(partition, PartitionStore.open({ ...options, partition }));
-      } catch {
-        // Missing, or not openable now: the assignment opens (and verifies) it as usual.
-      }
-    }
-    return this.preopened.size;
-  }
-
-  /** A preopened store of `partition`, reloaded now that the folder is this node's; or null. */
-  private async takePreopened(partition: number): Promise<PartitionStore | null> {
-    const store = this.preopened.get(partition);
-    if (store === undefined) return null;
-    this.preopened.delete(partition);
-    try {
-      return await store.reload() ? store : null;
-    } catch (error) {
-      await store.close(false).catch(() => {});
-      log("warn", "preopened_store_dropped", { partition, error: errorMessage(error) });
-      return null;
-    }
-  }
-
-  /** Closes the preopened files no assignment took (partitions that went to other nodes). */
-  async dropPreopened(): Promise<void> {
-    const left = [...this.preopened.values()];
-    this.preopened.clear();
-    await settleAll(left.map((store) => store.close(false)));
   }
 
   /**
@@ -722,7 +668,7 @@ export class Node implements PartitionConsumer {
       partition,
       mapBytes: this.config.store.lmdbMapBytes,
     };
-    const store = await this.takePreopened(partition) ?? await this.openVerified(options);
+    const store = await this.openVerified(options);
     this.trusted.add(partition);
     if (this.snapshots === null) return store;
     const local = store.applied.offset;
@@ -836,7 +782,6 @@ export class Node implements PartitionConsumer {
     this.closing.abort();
     if (this.retireLoop !== null) await this.retireLoop;
     await settleAll(this.table.inState("retiring").map((r) => this.close(r, { stopping: true })));
-    await this.dropPreopened();
     await this.log.close();
     // Last: every file is closed (or left open with nothing more to write), so the record
     // vouches for all of them at the next start. Frozen, the record is written and the folder

@@ -240,9 +240,6 @@ export class PartitionStore {
   private position: AppliedPosition;
   /** Content digest (XOR of {@linkcode recordHash} over all records), as committed. */
   private digestBytes: Uint8Array;
-  /** The file opened (device and inode): {@linkcode reload} checks the path still holds it. */
-  private readonly inode: number | null;
-  private readonly device: number;
   private readonly namespace: string;
   private closed = false;
   private writing = false;
@@ -276,9 +273,6 @@ export class PartitionStore {
     // Whatever makes the open fail (a mismatch, damaged meta) must not leave the file mapped:
     // the caller may move it aside and open a new one at the same path.
     try {
-      const file = Deno.statSync(this.path);
-      this.inode = file.ino;
-      this.device = file.dev;
       this.records = openRecordsDb(this.env);
       this.meta = this.env.openDB<unknown, string>({ name: "meta", encoding: "json" });
       const partition = this.meta.get("partition");
@@ -352,34 +346,6 @@ export class PartitionStore {
       throw new StoreCorruptError(`Cannot open ${this.path}: its meta checksum does not match`);
     }
     return { position: { offset, chain }, digest: fromHex(digest) };
-  }
-
-  /**
-   * Reads the position again after another process wrote the file: a hand-over successor opens
-   * its files while the predecessor still applies to them (src/node/node.ts, `preopen`), and
-   * reloads once the predecessor has let go. False (the store closed) when the path now holds
-   * another file (moved aside, restored or swept meanwhile): the caller opens the path afresh.
-   */
-  async reload(): Promise<boolean> {
-    assert(!this.writing && !this.closed, "reload of a store in use");
-    let same = false;
-    try {
-      const now = Deno.statSync(this.path);
-      same = now.ino === this.inode && now.dev === this.device;
-    } catch {
-      // Gone: not the same file.
-    }
-    if (!same) {
-      await this.close(false);
-      return false;
-    }
-    this.renewSnapshot();
-    // lmdb-js reuses one read transaction per event-loop turn: take one that sees the last commit.
-    this.env.resetReadTxn();
-    const position = this.readPosition();
-    this.position = position.position;
-    this.digestBytes = position.digest;
-    return true;
   }
 
   private checkOf(offset: number, chain: string, digest: string): string {
