@@ -7,7 +7,8 @@
  * one-key `/records/get` of a seeded key (`user-<i>`, sk `profile`, as bench/seed.ts writes them),
  * waiting for the answer, then `--interval-ms` before the next. Writers: `--writers` connections
  * doing sequential one-record puts (pk `probe-<w>`, sk `n-<i>`). No request is retried: an error,
- * a timeout or a non-200 answer is counted as failed. Every completion time is recorded.
+ * a timeout, a non-200 answer or a read whose record is not the seeded one (bench/seed.ts's
+ * `recordData`) is counted as failed. Every completion time is recorded.
  *
  * Runs until SIGINT/SIGTERM or `--duration-s`, then checks that every acknowledged write is
  * readable with its data, reads the restart windows from `--windows` (one line per restart:
@@ -24,6 +25,7 @@
  *
  * @module
  */
+import { recordData } from "./seed.ts";
 import { intFlag, required } from "./_args.ts";
 
 /** Bounds on what is recorded: completion times per kind, and failure messages kept. */
@@ -172,8 +174,17 @@ async function main(): Promise<void> {
           const r = await post(client, `${o.url}/records/get`, {
             records: [{ pk: `user-${key}`, sk: "profile" }],
           }, o.timeoutMs);
+          const records = r.status === 200
+            ? (JSON.parse(r.text).records as { pk: string; data: unknown }[] | undefined)
+            : undefined;
           if (r.status !== 200) seen.fail(`get ${r.status} ${r.text}`);
-          else if (JSON.parse(r.text).records?.length !== 1) seen.fail(`get missing user-${key}`);
+          else if (records?.length !== 1) seen.fail(`get missing user-${key}`);
+          // What it read, not only that it read: during a hand-over the old process answers
+          // from files the new one is already writing.
+          else if (
+            records[0]!.pk !== `user-${key}` ||
+            JSON.stringify(records[0]!.data) !== JSON.stringify(recordData(key))
+          ) seen.fail(`get wrong data for user-${key}`);
           else if (seen.reads.length < COMPLETIONS_MAX) seen.reads.push(nowMs());
         } catch (error) {
           seen.fail(`get ${describe(error)}`);
