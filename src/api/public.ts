@@ -63,27 +63,21 @@ export interface ApiNode {
   write(mutations: ReadonlyMap<number, Mutation>): Promise<Record<string, number>>;
 }
 
-/** Whether a read body asks for `after` offsets (which a node handing over cannot wait for). */
-function asksAfter(body: unknown): boolean {
-  if (typeof body !== "object" || body === null) return false;
-  const after = (body as { after?: unknown }).after;
-  if (typeof after !== "object" || after === null) return false;
-  for (const _ in after) return true;
-  return false;
-}
-
 /**
- * Where a read with `after` that was already waiting here when a hand-over began goes instead: its
- * wait ran out (504) or was cut (503) because this node stopped applying, and the successor,
- * which applies from now on, can answer it. Null: the error stands.
+ * Where a read goes instead of being answered here during a hand-over (forward.ts): one that waits
+ * for offsets (`waits`: it has `after`) goes to the successor, which applies from now on — at once,
+ * or, if it was already waiting here when the hand-over began, once `error` says its wait ran out
+ * (504) or was cut (503). Null: answer here, or let `error` stand.
  */
-function forwardAfterWait(
-  error: unknown,
+function readTarget(
   forwarding: Readonly<Forwarding>,
-  waited: boolean,
+  waits: boolean,
+  error?: unknown,
 ): string | null {
-  if (!waited || forwarding.target === null || !(error instanceof OperationalError)) return null;
-  return error.code === "not_caught_up" || error.code === "partition_unavailable"
+  if (!waits || forwarding.target === null) return null;
+  if (error === undefined) return forwarding.target;
+  return error instanceof OperationalError &&
+      (error.code === "not_caught_up" || error.code === "partition_unavailable")
     ? forwarding.target
     : null;
 }
@@ -121,35 +115,32 @@ async function route(
     case "get": {
       authorize(request, config, "read");
       const text = await readBody(request, config.limits.bodyBytesMax);
-      const body = parseBody(text);
-      const target = forwarding.target;
-      if (target !== null && asksAfter(body)) {
-        return forwardRequest(target, path, request, text, false);
-      }
-      const get = parseGet(body, config);
+      const get = parseGet(parseBody(text), config);
+      const waits = get.after.size > 0;
+      const target = readTarget(forwarding, waits);
+      if (target !== null) return forwardRequest(target, path, request, text, false);
       try {
         return json(getResponse(get.keys, await reader.get(get, () => request.signal)));
       } catch (error) {
-        const handedOver = forwardAfterWait(error, forwarding, get.after.size > 0);
-        if (handedOver === null) throw error;
-        return forwardRequest(handedOver, path, request, text, false);
+        const later = readTarget(forwarding, waits, error);
+        if (later === null) throw error;
+        return forwardRequest(later, path, request, text, false);
       }
     }
     case "list": {
       authorize(request, config, "read");
       const text = await readBody(request, config.limits.bodyBytesMax);
       const body = parseBody(text);
-      const target = forwarding.target;
-      if (target !== null && asksAfter(body)) {
-        return forwardRequest(target, path, request, text, false);
-      }
       const list = parseList(body, config, node.conditions);
+      const waits = list.after.size > 0;
+      const target = readTarget(forwarding, waits);
+      if (target !== null) return forwardRequest(target, path, request, text, false);
       try {
         return json(await reader.list(list, body));
       } catch (error) {
-        const handedOver = forwardAfterWait(error, forwarding, list.after.size > 0);
-        if (handedOver === null) throw error;
-        return forwardRequest(handedOver, path, request, text, false);
+        const later = readTarget(forwarding, waits, error);
+        if (later === null) throw error;
+        return forwardRequest(later, path, request, text, false);
       }
     }
   }

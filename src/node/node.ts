@@ -190,7 +190,7 @@ export class Node implements PartitionConsumer {
    */
   async open(): Promise<void> {
     await Deno.mkdir(this.storeDir, { recursive: true });
-    this.cleanStop = await takeCleanStop(this.storeDir);
+    this.cleanStop = takeCleanStop(this.storeDir);
     const embedded = this.config.log.kind === "embedded";
     if (embedded) await this.verifyEmbeddedLog(false);
     if (this.logStarted) return;

@@ -41,11 +41,10 @@ export function stampOf(path: string): FileStamp | null {
 }
 
 /**
- * Reads and removes the record of `dir` (so a crash from now on leaves none). Resolves to null
+ * Reads and removes the record of `dir` (so a crash from now on leaves none). Null
  * when there was none or it is unreadable: the previous stop was not clean.
  */
-// deno-lint-ignore require-await -- async for its callers; synchronous inside, like stampOf.
-export async function takeCleanStop(dir: string): Promise<CleanStop | null> {
+export function takeCleanStop(dir: string): CleanStop | null {
   const path = `${dir}/${CLEAN_STOP_FILE}`;
   let text: string;
   try {

@@ -37,13 +37,13 @@ Deno.test("takeCleanStop() returns the record written at the stop and removes it
     await Deno.writeTextFile(`${dir}/p0.mdb`, "zero");
     await Deno.writeTextFile(`${dir}/log.mdb`, "log");
     await Deno.writeTextFile(`${dir}/p1.mdb.corrupt-1`, "aside");
-    equal(await takeCleanStop(dir), null, "no record before any stop");
+    equal(takeCleanStop(dir), null, "no record before any stop");
     await writeCleanStop(dir);
-    const record = await takeCleanStop(dir);
+    const record = takeCleanStop(dir);
     ok(record !== null);
     deepEqual([...record.keys()].sort(), ["log.mdb", "p0.mdb"]);
     deepEqual(record.get("p0.mdb"), stampOf(`${dir}/p0.mdb`));
     equal(stampOf(`${dir}/${CLEAN_STOP_FILE}`), null, "taken: a crash now leaves none");
-    equal(await takeCleanStop(dir), null);
+    equal(takeCleanStop(dir), null);
   });
 });
