@@ -158,7 +158,6 @@ function notFound(path: string): OperationalError {
   return new OperationalError("not_found", `Cannot route ${path}: no such endpoint`);
 }
 
-/**
 /** What else a public handler answers with. */
 export interface PublicHandlerOptions {
   /** The `/healthz` body (a serving thread names itself). */
