@@ -171,6 +171,7 @@ export async function applyBatch(
       applied++;
       lag.observe(Math.max(0, now - record.timestamp) / 1000);
       const decoded = decodeMutation(record.value);
+      tx.message(record.offset, record.timestamp, decoded.ok ? decoded.mutation.ops.length : 0);
       if (!decoded.ok) {
         poisoned++;
         log("warn", "poison_message", { partition, offset, reason: decoded.reason });

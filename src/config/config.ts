@@ -206,6 +206,18 @@ export interface ConfigLifecycle {
   readonly drainDelayMs: number;
 }
 
+/** Watches (changefeeds) and the change log they read. */
+export interface ConfigWatch {
+  /** `WATCH_RETAIN_SEC`: seconds of log time each partition keeps its changes; 0 turns watch off. */
+  readonly retainSec: number;
+  /** `WATCHERS_MAX`: watch streams open at once on this node (503 `too_many_watchers` above). */
+  readonly watchersMax: number;
+  /** `WATCH_BUFFER_BYTES`: bytes queued for one watcher before it gets `overflow` and is closed. */
+  readonly bufferBytes: number;
+  /** `WATCH_HEARTBEAT_MS`: an idle stream gets a comment line this often. */
+  readonly heartbeatMs: number;
+}
+
 /**
  * The configuration of one node, in sections. Built by {@linkcode loadConfig}; never mutated.
  * `cluster` holds what every replica must agree on; the rest may differ per process.
@@ -222,6 +234,7 @@ export interface Config {
   readonly backup: ConfigBackup;
   readonly s3: ConfigS3;
   readonly lifecycle: ConfigLifecycle;
+  readonly watch: ConfigWatch;
 }
 
 /** A configuration value that is out of bounds or malformed. */

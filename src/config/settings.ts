@@ -775,6 +775,49 @@ export const SETTINGS: readonly Setting[] = [
     doc:
       "after SIGTERM, keep accepting and serving (with /readyz at 503) for at least this long, so load balancers and peers route elsewhere before the node stops accepting",
   },
+  // watch: changefeeds and the change log they read.
+  {
+    env: "WATCH_RETAIN_SEC",
+    section: "watch",
+    field: "retainSec",
+    kind: "int",
+    default: 3600,
+    min: 0,
+    max: 30 * 86_400,
+    doc:
+      "seconds of log time each partition keeps its changes for watches to resume from (older cursors get event: reset); 0 turns watch off",
+  },
+  {
+    env: "WATCHERS_MAX",
+    section: "watch",
+    field: "watchersMax",
+    kind: "int",
+    default: 4096,
+    min: 1,
+    max: 1_000_000,
+    doc: "watch streams open at once on this node (503 too_many_watchers above)",
+  },
+  {
+    env: "WATCH_BUFFER_BYTES",
+    section: "watch",
+    field: "bufferBytes",
+    kind: "int",
+    default: 256 * KiB,
+    min: 4 * KiB,
+    max: 64 * MiB,
+    doc:
+      "bytes queued for one watcher that reads too slowly before it gets event: overflow and is closed (it resumes from its last id)",
+  },
+  {
+    env: "WATCH_HEARTBEAT_MS",
+    section: "watch",
+    field: "heartbeatMs",
+    kind: "int",
+    default: 15_000,
+    min: 100,
+    max: 300_000,
+    doc: "an idle watch stream gets a comment line this often, so proxies keep it open",
+  },
 ];
 
 /** Fields that no variable sets: computed by `loadConfig()` from other settings. */

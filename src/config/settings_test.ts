@@ -78,6 +78,7 @@ const FIELDS: { readonly [S in keyof Config]: Readonly<Record<keyof Config[S], t
     handoffTimeoutMs: true,
     drainDelayMs: true,
   },
+  watch: { retainSec: true, watchersMax: true, bufferBytes: true, heartbeatMs: true },
 };
 
 const allFields = Object.entries(FIELDS).flatMap(([s, fields]) =>

@@ -667,6 +667,7 @@ export class Node implements PartitionConsumer {
       namespace: this.config.cluster.namespace,
       partition,
       mapBytes: this.config.store.lmdbMapBytes,
+      changesRetainMs: this.config.watch.retainSec * 1000,
     };
     const store = await this.openVerified(options);
     this.trusted.add(partition);

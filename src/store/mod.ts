@@ -16,6 +16,7 @@ export {
   storePath,
 } from "./partition_store.ts";
 export { PartitionReader, type ReaderOptions } from "./partition_reader.ts";
+export { type Change, type ChangeCursor, type ChangeKind } from "./changes.ts";
 export { compareBytes, type ListPage, type ListQuery } from "./record_reads.ts";
 export {
   CLEAN_STOP_FILE,

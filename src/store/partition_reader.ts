@@ -56,6 +56,13 @@ import {
 } from "./partition_store.ts";
 import type { StoredRecord } from "./record_codec.ts";
 import {
+  type Change,
+  type ChangeCursor,
+  type ChangesDb,
+  openChangesDb,
+  readChanges,
+} from "./changes.ts";
+import {
   getRecord,
   type ListPage,
   type ListQuery,
@@ -87,10 +94,13 @@ export class PartitionReader {
   private readonly env: RootDatabase;
   private readonly records: RecordsDb;
   private readonly meta;
+  private readonly changes: ChangesDb;
   /** The snapshot every read uses; null after `release()` until the next read takes one. */
   private txn: ReadTxn | null = null;
   /** Offset and chain in the meta of the last snapshot taken. */
   private position: AppliedPosition = { offset: -1, chain: "" };
+  /** The meta `changes_since` of the last snapshot taken. */
+  private since = -1;
   private closed = false;
 
   private constructor(options: ReaderOptions) {
@@ -114,8 +124,10 @@ export class PartitionReader {
     try {
       this.records = openRecordsDb(this.env);
       this.meta = this.env.openDB<unknown, string>({ name: "meta", encoding: "json" });
+      this.changes = openChangesDb(this.env);
       this.txn = this.records.useReadTransaction();
       this.position = this.checkMeta(this.txn);
+      this.since = this.sinceIn(this.txn, this.position.offset);
     } catch (error) {
       this.txn?.done();
       this.txn = null;
@@ -197,6 +209,7 @@ export class PartitionReader {
     );
     this.txn = txn;
     this.position = { offset, chain };
+    this.since = this.sinceIn(txn, offset);
     return txn;
   }
 
@@ -217,6 +230,26 @@ export class PartitionReader {
   list(query: ListQuery): ListPage {
     assert(!this.closed, `reader of ${this.path} is closed`);
     return listRecords(this.records, this.txn ?? this.snapshot(), query);
+  }
+
+  /** The meta `changes_since` in `txn` (a file from before the change log: its `offset`). */
+  private sinceIn(txn: ReadTxn, offset: number): number {
+    const since = this.meta.get("changes_since", { transaction: txn });
+    return typeof since === "number" && Number.isSafeInteger(since) ? since : offset;
+  }
+
+  /** Every change of every offset above this is in the current snapshot's change log. */
+  get changesSince(): number {
+    assert(!this.closed, `reader of ${this.path} is closed`);
+    this.snapshot();
+    return this.since;
+  }
+
+  /** At most `limit` changes after `cursor` in the current snapshot. */
+  changesAfter(cursor: ChangeCursor, limit: number): Change[] {
+    assert(!this.closed, `reader of ${this.path} is closed`);
+    const txn = this.txn ?? this.snapshot();
+    return readChanges(this.changes, txn, cursor, this.position.offset, limit);
   }
 
   /** Drops the current snapshot and takes a fresh one; returns the offset it reflects. */

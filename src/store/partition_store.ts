@@ -1,6 +1,7 @@
 /**
- * One partition's database: an LMDB environment `{dir}/p{partition}.mdb` with two named DBs,
- * `records` (encoded `[pk, sk]` → record value) and `meta` (applied offset, hash chain, identity).
+ * One partition's database: an LMDB environment `{dir}/p{partition}.mdb` with three named DBs,
+ * `records` (encoded `[pk, sk]` → record value), `meta` (applied offset, hash chain, identity) and
+ * `changes` (the change log watches read, changes.ts).
  *
  * The applied offset and the chain are written in the same transaction as the records they
  * describe, so after any crash the file says exactly which log prefix it reflects.
@@ -10,6 +11,17 @@ import { open, type RootDatabase } from "lmdb";
 import { STORE_FORMAT } from "../config/mod.ts";
 import { assert } from "../util/assert.ts";
 import { log } from "../util/log.ts";
+import {
+  type Change,
+  type ChangeCursor,
+  changeKey,
+  type ChangesDb,
+  encodeChange,
+  openChangesDb,
+  pruneBudget,
+  pruneChanges,
+  readChanges,
+} from "./changes.ts";
 import {
   decodeRecordValue,
   recordValueRoom,
@@ -102,6 +114,12 @@ export interface AppliedPosition {
 
 /** Reads and writes inside one write transaction. */
 export interface StoreTx {
+  /**
+   * Starts the changes of the log message at `offset` (log timestamp `timestamp`, `ops`
+   * operations): the puts and deletes that follow are recorded in the change log under it. Puts
+   * and deletes outside a message change records without recording anything.
+   */
+  message(offset: number, timestamp: number, ops: number): void;
   /** The record as the transaction sees it (earlier writes of the same transaction included). */
   get(pk: string, sk: string): StoredRecord | null;
   /** Writes a record. */
@@ -127,6 +145,8 @@ export interface StoreOptions {
   readonly partition: number;
   /** LMDB map size, bytes. */
   readonly mapBytes: number;
+  /** How long changes are kept in the change log, ms of log time; 0 records none. */
+  readonly changesRetainMs?: number;
 }
 
 /** Raised when a partition file's meta contradicts itself: the file is damaged. */
@@ -237,6 +257,10 @@ export class PartitionStore {
   private readonly env: RootDatabase;
   private readonly records: RecordsDb;
   private readonly meta;
+  private readonly changes: ChangesDb;
+  private readonly changesRetainMs: number;
+  /** Every change of every offset above this is in the change log (meta `changes_since`). */
+  private since: number;
   private position: AppliedPosition;
   /** Content digest (XOR of {@linkcode recordHash} over all records), as committed. */
   private digestBytes: Uint8Array;
@@ -261,6 +285,7 @@ export class PartitionStore {
   private constructor(options: StoreOptions) {
     this.partition = options.partition;
     this.namespace = options.namespace;
+    this.changesRetainMs = options.changesRetainMs ?? 0;
     this.path = storePath(options.dir, options.partition);
     Deno.mkdirSync(options.dir, { recursive: true });
     this.env = open({
@@ -304,6 +329,15 @@ export class PartitionStore {
       const position = this.readPosition();
       this.position = position.position;
       this.digestBytes = position.digest;
+      this.changes = openChangesDb(this.env);
+      const since = this.meta.get("changes_since");
+      if (typeof since === "number" && Number.isSafeInteger(since) && since >= -1) {
+        this.since = since;
+      } else {
+        // A file from before the change log: it records changes from here on.
+        this.since = this.position.offset;
+        this.meta.putSync("changes_since", this.since);
+      }
     } catch (error) {
       try {
         this.env.close();
@@ -395,6 +429,16 @@ export class PartitionStore {
     return listRecords(this.records, this.snapshot(), query);
   }
 
+  /** Every change of every offset above this is in the change log (see changes.ts). */
+  get changesSince(): number {
+    return this.since;
+  }
+
+  /** At most `limit` changes after `cursor`, as committed. */
+  changesAfter(cursor: ChangeCursor, limit: number): Change[] {
+    return readChanges(this.changes, this.snapshot(), cursor, this.position.offset, limit);
+  }
+
   /** Number of records (LMDB keeps the count; this does not scan). */
   count(): number {
     return (this.records.getStats() as { entryCount: number }).entryCount;
@@ -421,9 +465,33 @@ export class PartitionStore {
     this.writing = true;
     const records = this.records;
     const meta = this.meta;
+    const changes = this.changes;
+    const retainMs = this.changesRetainMs;
     // Updated as the transaction writes; adopted only once it commits.
     const digest = this.digestBytes.slice();
+    let since = this.since;
+    // The current message's change rows, written when it ends (the last one is flagged).
+    let messageOffset = -1;
+    let pending: Uint8Array[] = [];
+    const endMessage = () => {
+      if (pending.length === 0) return;
+      pending[pending.length - 1]![1]! |= 1;
+      for (let i = 0; i < pending.length; i++) {
+        changes.putSync(changeKey(messageOffset, i), pending[i]!);
+      }
+      pending = [];
+    };
+    let messageTimestamp = 0;
+    const recording = () => retainMs > 0 && messageOffset >= 0;
     const tx: StoreTx = {
+      message: (offset, timestamp, ops) => {
+        endMessage();
+        messageOffset = offset;
+        messageTimestamp = timestamp;
+        if (retainMs === 0) return;
+        const pruned = pruneChanges(changes, timestamp - retainMs, pruneBudget(ops));
+        if (pruned !== null && pruned > since) since = pruned;
+      },
       get: (pk, sk) => {
         const value = records.getBinaryFast(keyIn(WRITE_KEY_SCRATCH, pk, sk));
         return value === undefined ? null : decodeRecordValue(pk, sk, value);
@@ -441,6 +509,10 @@ export class PartitionStore {
           writeRecordValue(writeValueScratch, dataJson, version, createdAt, updatedAt),
         );
         xorInto(digest, recordHash(key, value));
+        if (recording()) {
+          // Encoded before the next read: lmdb-js reuses the buffer `old` is in.
+          pending.push(encodeChange("put", false, messageTimestamp, key, value, old ?? null));
+        }
         records.putSync(key, value);
       },
       delete: (pk, sk) => {
@@ -448,6 +520,9 @@ export class PartitionStore {
         const old = records.getBinaryFast(key);
         if (old === undefined) return;
         xorInto(digest, recordHash(key, old));
+        if (recording()) {
+          pending.push(encodeChange("delete", false, messageTimestamp, key, null, old));
+        }
         records.removeSync(key);
       },
     };
@@ -457,8 +532,12 @@ export class PartitionStore {
       // body throws, so records never commit without their offset and chain.
       const reached = this.env.transactionSync(() => {
         const next = body(tx);
+        endMessage();
         if (next === null) return null;
         assert(next.offset > this.position.offset, `p${this.partition} offset must move forward`);
+        // Recording nothing, the change log is whole from the newest offset only.
+        if (retainMs === 0) since = next.offset;
+        if (since !== this.since) meta.putSync("changes_since", since);
         const hex = toHex(digest);
         meta.putSync("offset", next.offset);
         meta.putSync("chain", next.chain);
@@ -468,6 +547,7 @@ export class PartitionStore {
       });
       if (reached !== null) {
         this.renewSnapshot();
+        this.since = since;
         this.position = reached;
         this.digestBytes = digest;
         this.dirty = true;
