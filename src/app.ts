@@ -33,6 +33,7 @@ import {
   type Takeover,
 } from "./node/mod.ts";
 import { serveThreadCount, ServeThreads } from "./serve/mod.ts";
+import { watchHubFor } from "./watch/mod.ts";
 import { bindOrThrow, errorMessage, type Listener, log, sleep, StartError } from "./util/mod.ts";
 
 /** A node and, when configured, its gossip agent, read router, reader and backup loop. */
@@ -285,8 +286,10 @@ export async function startApp(
   const stopNear: Closing = { closing: false };
   // Set when a hand-over lets go of the folder early: writes and `after` reads go to the successor.
   const forwarding: Forwarding = { target: null, writes: false };
+  // The main thread's watch streams, when it serves the public port itself.
+  const watch = threadCount === 1 ? watchHubFor(node, config.watch, node.metrics) : null;
   const publicFront = threadCount === 1
-    ? new Front(publicHandler(node, reader, { stop: stopNear, forwarding }), whenOpen)
+    ? new Front(publicHandler(node, reader, { stop: stopNear, forwarding, watch }), whenOpen)
     : null;
   const api = threadCount === 1
     ? bindOrThrow("api", host, apiPort, () =>
@@ -383,6 +386,8 @@ export async function startApp(
   // rather than lose a request to the close.
   const closeConnections = async () => {
     stopNear.closing = true;
+    // Watch streams end now: their clients resume from their last id on a peer or the successor.
+    watch?.close();
     await threads?.closing();
   };
   // What every stop ends with once the servers no longer take requests: the loops, then the node

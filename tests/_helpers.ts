@@ -19,6 +19,7 @@ import { type Config, loadConfig } from "../src/config/mod.ts";
 import { createMetrics } from "../src/metrics/mod.ts";
 import { type Node, Reader, type SnapshotSource } from "../src/node/mod.ts";
 import { PartitionStore } from "../src/store/mod.ts";
+import { watchHubFor } from "../src/watch/mod.ts";
 
 // --- Documentation ---------------------------------------------------------------------------
 
@@ -205,6 +206,13 @@ export interface InProcessApi {
     body?: TestBody,
     headers?: HeadersInit,
   ): Promise<HttpResult>;
+  /** Calls the public handler and returns its response unread (a watch stream). */
+  stream(
+    method: string,
+    path: string,
+    body?: TestBody,
+    headers?: HeadersInit,
+  ): Promise<Response>;
   /** How many answers were 500 so far (each is a bug). */
   readonly serverErrors: number;
   /** Stops the node and removes its folder. Idempotent. */
@@ -254,10 +262,13 @@ export async function inProcessApi(
     ...env,
   });
   const node = buildNode(config, createMetrics(), null);
+  // The watch streams, as src/app.ts wires them on a node without serving threads.
+  const watch = watchHubFor(node, config.watch, node.metrics);
   let closed = false;
   const close = async () => {
     if (closed) return;
     closed = true;
+    watch?.close();
     await node.stop();
     await Deno.remove(dir, { recursive: true });
   };
@@ -280,7 +291,7 @@ export async function inProcessApi(
   const publicApi = publicHandler(
     node,
     reader,
-    options.forwarding === undefined ? {} : { forwarding: options.forwarding },
+    options.forwarding === undefined ? { watch } : { forwarding: options.forwarding, watch },
   );
   const internalApi = internalHandler(node, null, reader);
   let serverErrors = 0;
@@ -299,6 +310,8 @@ export async function inProcessApi(
       call(publicApi, testRequest(method, path, body, headers)),
     internal: (method, path, body, headers = {}) =>
       call(internalApi, testRequest(method, path, body, headers)),
+    stream: (method, path, body, headers = {}) =>
+      publicApi(testRequest(method, path, body, headers)),
     get serverErrors() {
       return serverErrors;
     },

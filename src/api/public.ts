@@ -11,9 +11,10 @@ import { closeConnection, type Closing, NEVER_CLOSING } from "./front.ts";
 import { parseBody, readBody } from "./body.ts";
 import { type Forwarding, forwardRequest, NEVER_FORWARDING } from "./forward.ts";
 import { problemResponse } from "./problem.ts";
-import { parseBatch, parseGet, parseList, parseWrite } from "./requests.ts";
+import { parseBatch, parseGet, parseList, parseWatch, parseWrite, watchQuery } from "./requests.ts";
+import type { WatchHub } from "../watch/mod.ts";
 
-type Route = "put" | "delete" | "batch" | "get" | "list" | "healthz" | "readyz";
+type Route = "put" | "delete" | "batch" | "get" | "list" | "watch" | "healthz" | "readyz";
 
 const POST_ROUTES: Record<string, Route> = {
   "/records/put": "put",
@@ -21,8 +22,13 @@ const POST_ROUTES: Record<string, Route> = {
   "/records/batch": "batch",
   "/records/get": "get",
   "/records/list": "list",
+  "/records/watch": "watch",
 };
-const GET_ROUTES: Record<string, Route> = { "/healthz": "healthz", "/readyz": "readyz" };
+const GET_ROUTES: Record<string, Route> = {
+  "/healthz": "healthz",
+  "/readyz": "readyz",
+  "/records/watch": "watch",
+};
 
 const JSON_HEADERS = { "content-type": "application/json" };
 
@@ -90,6 +96,7 @@ async function route(
   health: string,
   forwarding: Readonly<Forwarding>,
   path: string,
+  watch: WatchHub | null,
 ): Promise<Response> {
   const config = node.config;
   switch (name) {
@@ -126,6 +133,16 @@ async function route(
         if (later === null) throw error;
         return forwardRequest(later, path, request, text, false);
       }
+    }
+    case "watch": {
+      authorize(request, config, "read");
+      if (watch === null) {
+        throw new OperationalError("watch_disabled", "Cannot watch: WATCH_RETAIN_SEC is 0 here");
+      }
+      const fields = request.method === "POST"
+        ? parseBody(await readBody(request, config.limits.bodyBytesMax))
+        : watchQuery(new URL(request.url));
+      return watch.open(parseWatch(fields, request.headers.get("last-event-id"), config));
     }
     case "list": {
       authorize(request, config, "read");
@@ -166,6 +183,8 @@ export interface PublicHandlerOptions {
   readonly stop?: Readonly<Closing>;
   /** Once it has a target, writes and `after` reads go there (forward.ts). */
   readonly forwarding?: Readonly<Forwarding>;
+  /** This thread's watch streams; none: `/records/watch` is 404 `watch_disabled`. */
+  readonly watch?: WatchHub | null;
 }
 
 /**
@@ -180,6 +199,7 @@ export function publicHandler(
   const health = options.health ?? '{"status":"ok"}';
   const stop = options.stop ?? NEVER_CLOSING;
   const forwarding = options.forwarding ?? NEVER_FORWARDING;
+  const watch = options.watch ?? null;
   const duration = node.metrics.requestDuration;
   // Histogram children by "route status", looked up once each: no label work per request.
   const children = new Map<string, Histogram>();
@@ -212,9 +232,13 @@ export function publicHandler(
         throw new OperationalError("method_not_allowed", `Cannot ${request.method} ${path}`);
       }
       if (name === undefined) throw notFound(path);
-      response = await route(node, reads, name, request, health, forwarding, path);
+      response = await route(node, reads, name, request, health, forwarding, path, watch);
     } catch (error) {
-      const allow = POST_ROUTES[path] !== undefined ? "POST" : "GET, HEAD";
+      const allow = POST_ROUTES[path] === undefined
+        ? "GET, HEAD"
+        : GET_ROUTES[path] === undefined
+        ? "POST"
+        : "GET, HEAD, POST";
       response = problemResponse(
         error,
         error instanceof OperationalError && error.code === "method_not_allowed" ? { allow } : {},

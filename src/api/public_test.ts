@@ -716,6 +716,17 @@ const PRODUCERS: Record<string, Producer> = {
     },
   },
   not_caught_up: P("/records/get", unreachable(30)),
+  watch_disabled: { env: { WATCH_RETAIN_SEC: "0" }, ...P("/records/watch", { pk: "p" }) },
+  too_many_watchers: {
+    env: { WATCHERS_MAX: "1" },
+    async produce(api) {
+      const open = await api.stream("POST", "/records/watch", { pk: "p" });
+      assert.equal(open.status, 200);
+      const refused = await post(api, "/records/watch", { pk: "q" });
+      await open.body!.cancel();
+      return refused;
+    },
+  },
 };
 
 /**

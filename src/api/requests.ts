@@ -7,6 +7,7 @@ import type { Config } from "../config/mod.ts";
 import { keyProblem, partitionOf, utf8Length } from "../keys/mod.ts";
 import type { GetKey, GetRequest, ListRequest, ReadAfter } from "../node/mod.ts";
 import { OperationalError } from "../util/errors.ts";
+import { type Cursors, parseId } from "../watch/cursor.ts";
 import { badRequest } from "./problem.ts";
 
 /** The validated read requests are the reader's types (src/node/reader.ts). */
@@ -202,34 +203,40 @@ export function parseBatch(
   return new Map([[partition!, { v: 1, atomic: true, ops }]]);
 }
 
-function parseAfter(object: Json, config: Config): ReadAfter {
+/**
+ * An `after` object `{"<partition>": <offset>}` (absent or null: empty): what a read waits for,
+ * and where a watch resumes.
+ */
+export function parseAfterMap(value: unknown, config: Config): Map<number, number> {
   const after = new Map<number, number>();
-  if (object.after !== undefined && object.after !== null) {
-    if (!isObject(object.after)) {
+  if (value === undefined || value === null) return after;
+  if (!isObject(value)) {
+    throw badRequest(
+      "invalid_after",
+      'Cannot use "after": must be an object {"<partition>": <offset>}',
+    );
+  }
+  for (const [key, offset] of Object.entries(value)) {
+    const p = Number(key);
+    if (!/^\d+$/.test(key) || p >= config.cluster.partitions) {
       throw badRequest(
         "invalid_after",
-        'Cannot use "after": must be an object {"<partition>": <offset>}',
+        `Cannot use "after": "${key}" is not a partition in [0, ${config.cluster.partitions - 1}]`,
       );
     }
-    for (const [key, value] of Object.entries(object.after)) {
-      const p = Number(key);
-      if (!/^\d+$/.test(key) || p >= config.cluster.partitions) {
-        throw badRequest(
-          "invalid_after",
-          `Cannot use "after": "${key}" is not a partition in [0, ${
-            config.cluster.partitions - 1
-          }]`,
-        );
-      }
-      if (typeof value !== "number" || !Number.isSafeInteger(value) || value < -1) {
-        throw badRequest(
-          "invalid_after",
-          `Cannot use "after": offset of partition ${key} must be an integer ≥ -1`,
-        );
-      }
-      after.set(p, value);
+    if (typeof offset !== "number" || !Number.isSafeInteger(offset) || offset < -1) {
+      throw badRequest(
+        "invalid_after",
+        `Cannot use "after": offset of partition ${key} must be an integer ≥ -1`,
+      );
     }
+    after.set(p, offset);
   }
+  return after;
+}
+
+function parseAfter(object: Json, config: Config): ReadAfter {
+  const after = parseAfterMap(object.after, config);
   let waitMs = 0;
   if (object.wait_ms !== undefined && object.wait_ms !== null) {
     const w = object.wait_ms;
@@ -333,4 +340,103 @@ export function parseList(body: unknown, config: Config, conditions: ConditionCa
     stopOnFilter,
     ...parseAfter(object, config),
   };
+}
+
+/** A validated watch: which partitions, which keys, and where to resume in each. */
+export interface WatchRequest {
+  /** Watched partitions, ascending. */
+  readonly partitions: readonly number[];
+  /** Only changes of this pk (then `partitions` is its partition alone). */
+  readonly pk: string | null;
+  /** Only changes whose sk starts with this. */
+  readonly skPrefix: string;
+  /** Where to resume, for the partitions the client gave (the others start now). */
+  readonly cursors: Cursors;
+}
+
+const WATCH_BODY = new Set(["pk", "sk_prefix", "partitions", "after"]);
+const WATCH_QUERY = new Set(["pk", "sk_prefix", "partitions", "after"]);
+
+function watchPartitions(value: unknown, config: Config): number[] {
+  const count = config.cluster.partitions;
+  const list = typeof value === "string"
+    ? value.split(",").map((p) => /^\d{1,10}$/.test(p.trim()) ? Number(p) : NaN)
+    : value;
+  if (
+    !Array.isArray(list) || list.length === 0 || list.length > count ||
+    !list.every((p) => Number.isSafeInteger(p) && p >= 0 && p < count)
+  ) {
+    throw badRequest(
+      "invalid_request",
+      `Cannot use "partitions": must be 1 to ${count} partitions in [0, ${count - 1}]`,
+    );
+  }
+  return [...new Set(list as number[])].sort((a, b) => a - b);
+}
+
+function watchCursors(value: unknown, config: Config): Cursors {
+  if (value === undefined || value === null) return new Map();
+  if (typeof value !== "string") {
+    const cursors: Cursors = new Map();
+    for (const [p, offset] of parseAfterMap(value, config)) cursors.set(p, { offset, index: null });
+    return cursors;
+  }
+  try {
+    return parseId(value, config.cluster.partitions);
+  } catch (error) {
+    throw badRequest("invalid_after", `Cannot resume from "${value}": ${(error as Error).message}`);
+  }
+}
+
+/**
+ * `/records/watch`: `GET` with query parameters or `POST` with a JSON body, the same fields
+ * (`pk`, `sk_prefix`, `partitions`, `after`); a `Last-Event-ID` header (an `EventSource`
+ * reconnecting) takes the place of `after`. Neither `pk` nor `partitions`: every partition.
+ */
+export function parseWatch(
+  fields: unknown,
+  lastEventId: string | null,
+  config: Config,
+): WatchRequest {
+  const object = requireObject(fields, "body");
+  rejectUnknown(object, WATCH_BODY, "body");
+  const skPrefix = optionalSk(object, "sk_prefix") ?? "";
+  let pk: string | null = null;
+  let partitions: number[];
+  if (object.pk !== undefined && object.pk !== null) {
+    if (object.partitions !== undefined && object.partitions !== null) {
+      throw badRequest("invalid_request", 'Cannot watch: give "pk" or "partitions", not both');
+    }
+    checkKey(object.pk, "", "body");
+    pk = object.pk as string;
+    partitions = [partitionOf(pk, config.cluster.partitions)];
+  } else if (object.partitions !== undefined && object.partitions !== null) {
+    partitions = watchPartitions(object.partitions, config);
+  } else {
+    partitions = Array.from({ length: config.cluster.partitions }, (_, i) => i);
+  }
+  const cursors = watchCursors(lastEventId ?? object.after, config);
+  for (const p of cursors.keys()) {
+    if (!partitions.includes(p)) {
+      throw badRequest("invalid_after", `Cannot resume: partition ${p} is not watched here`);
+    }
+  }
+  return { partitions, pk, skPrefix, cursors };
+}
+
+/** The fields of a `GET /records/watch` query string, for {@linkcode parseWatch}. */
+export function watchQuery(url: URL): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const [name, value] of url.searchParams) {
+    if (!WATCH_QUERY.has(name)) {
+      throw badRequest("unknown_field", `Cannot use the query: unknown parameter "${name}"`, {
+        field: name,
+      });
+    }
+    if (name in fields) {
+      throw badRequest("invalid_request", `Cannot use the query: "${name}" appears twice`);
+    }
+    fields[name] = value;
+  }
+  return fields;
 }

@@ -28,6 +28,7 @@ export type {
   ConfigNode,
   ConfigS3,
   ConfigStore,
+  ConfigWatch,
   LogKind,
 } from "./config.ts";
 export {

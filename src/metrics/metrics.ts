@@ -91,6 +91,14 @@ export interface Metrics {
   readonly partitionsBlocked: CounterFamily;
   /** `firescroll_node_partitions{state}`: partitions owned / serving. */
   readonly partitions: GaugeFamily;
+  /** `firescroll_watch_streams`: watch streams open. */
+  readonly watchers: GaugeFamily;
+  /** `firescroll_watch_events_total`: change events written to watch streams. */
+  readonly watchEvents: CounterFamily;
+  /** `firescroll_watch_resets_total`: watches resumed from a cursor older than the change log. */
+  readonly watchResets: CounterFamily;
+  /** `firescroll_watch_overflows_total`: watch streams closed because their reader fell behind. */
+  readonly watchOverflows: CounterFamily;
 }
 
 /** Creates the registry and every metric handle. */
@@ -225,6 +233,19 @@ export function createMetrics(): Metrics {
       "firescroll_node_partitions",
       "Partitions by state: owned, serving.",
       ["state"],
+    ),
+    watchers: registry.gauge("firescroll_watch_streams", "Watch streams open."),
+    watchEvents: registry.counter(
+      "firescroll_watch_events_total",
+      "Change events written to watch streams (one per stream per change).",
+    ),
+    watchResets: registry.counter(
+      "firescroll_watch_resets_total",
+      "Watches that resumed from a cursor older than the change log holds and got event: reset.",
+    ),
+    watchOverflows: registry.counter(
+      "firescroll_watch_overflows_total",
+      "Watch streams closed with event: overflow because their reader fell WATCH_BUFFER_BYTES behind.",
     ),
   };
 }

@@ -30,7 +30,7 @@ export type {
   ReaderOptions,
   StoreReads,
 } from "./reader.ts";
-export { Waiters } from "./waiters.ts";
+export { LocalSlots, Waiters } from "./waiters.ts";
 export type { WaiterSlots } from "./waiters.ts";
 export { DataDirLock, LOCK_FILE_NAME, lockDataDir } from "./data_dir.ts";
 export {

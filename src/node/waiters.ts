@@ -32,8 +32,8 @@ export interface WaiterSlots {
   readonly taken: number;
 }
 
-/** Slots counted in this thread alone. */
-class LocalSlots implements WaiterSlots {
+/** Slots counted in this thread alone (also the node's watch streams without serving threads). */
+export class LocalSlots implements WaiterSlots {
   taken = 0;
   constructor(private readonly max: number) {}
   take(): boolean {

@@ -3,7 +3,8 @@
  * `SharedArrayBuffer` holding, per partition, whether it is readable here (serving or retiring),
  * whether a live region peer serves it, its applied offset and a sequence number the main thread
  * bumps and `Atomics.notify`s on every change; and, for the node, readiness, draining and the
- * count of parked reads (`WAITERS_MAX` bounds the whole node, not each thread).
+ * count of parked reads and of open watch streams (`WAITERS_MAX` and `WATCHERS_MAX` bound the whole
+ * node, not each thread).
  *
  * A serving thread reads these on its hot path (one typed-array load per get) and parks `after`
  * reads with `Atomics.waitAsync` on the partition's sequence number: it learns of a new applied
@@ -33,7 +34,9 @@ const WAITERS = 2;
 const STOPPED = 3;
 /** 1 once requests are answered; 0 while a hand-over restart holds them (app.ts). */
 const OPEN = 4;
-const HEADER_CELLS = 5;
+/** Watch streams open, every thread's (`WATCHERS_MAX`). */
+const WATCHERS = 5;
+const HEADER_CELLS = 6;
 
 /** The node's state shared with its serving threads; see the module doc. */
 export class SharedState implements WaiterSlots {
@@ -179,5 +182,23 @@ export class SharedState implements WaiterSlots {
 
   get taken(): number {
     return Atomics.load(this.header, WAITERS);
+  }
+
+  /** The node-wide count of watch streams, bounded by `max` (`WATCHERS_MAX`). */
+  watcherSlots(max: number): WaiterSlots {
+    const header = this.header;
+    return {
+      take(): boolean {
+        if (Atomics.add(header, WATCHERS, 1) < max) return true;
+        Atomics.sub(header, WATCHERS, 1);
+        return false;
+      },
+      give(): void {
+        Atomics.sub(header, WATCHERS, 1);
+      },
+      get taken(): number {
+        return Atomics.load(header, WATCHERS);
+      },
+    };
   }
 }

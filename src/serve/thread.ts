@@ -25,6 +25,7 @@ import { bindOrThrow, errorMessage, log, StartError } from "../util/mod.ts";
 import { answer, type CallMessage, Calls, type Port, type ReplyMessage } from "./calls.ts";
 import { SharedState } from "./shared_state.ts";
 import { ThreadPartitions } from "./thread_partitions.ts";
+import { type WatchHub, watchHubFor } from "../watch/mod.ts";
 
 /** What the main thread sends first. */
 export interface ThreadInit {
@@ -92,6 +93,7 @@ export function runThread(scope: Scope): void {
   /** Set when a hand-over lets go of the folder: writes and `after` reads go to the successor. */
   const forwarding: Forwarding = { target: null, writes: false };
   let partitions: ThreadPartitions | null = null;
+  let watch: WatchHub | null = null;
   let metrics: ReturnType<typeof createMetrics> | null = null;
   let releasing: ReturnType<typeof setInterval> | undefined;
   const calls = new Calls(scope, CALLS_MAX, CALL_TIMEOUT_MS);
@@ -105,6 +107,7 @@ export function runThread(scope: Scope): void {
         return metrics?.registry.snapshot() ?? null;
       case "closing":
         stopNear.closing = true;
+        watch?.close();
         return null;
       case "forward": {
         const { target, writes } = args as Forwarding;
@@ -114,6 +117,7 @@ export function runThread(scope: Scope): void {
       }
       case "shutdown":
         clearInterval(releasing);
+        watch?.close();
         // Finishes requests in flight (their writes still reach the main thread), then closes.
         await server?.shutdown();
         partitions?.close();
@@ -154,8 +158,10 @@ export function runThread(scope: Scope): void {
         ) as Promise<Record<string, number>>;
       },
     };
+    const slots = state.watcherSlots(config.watch.watchersMax);
+    watch = watchHubFor(partitions, config.watch, metrics, slots);
     const health = JSON.stringify({ status: "ok", thread });
-    const serve = publicHandler(node, reader, { health, stop: stopNear, forwarding });
+    const serve = publicHandler(node, reader, { health, stop: stopNear, forwarding, watch });
     // A hand-over restart holds requests until the folder is taken over (held at most this long).
     const holdMs = 2 * config.lifecycle.shutdownTimeoutMs;
     const opened = async () => {

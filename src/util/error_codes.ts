@@ -25,6 +25,7 @@ export const ERROR_CODES = [
   "forbidden",
   "not_found",
   "method_not_allowed",
+  "watch_disabled",
   // Sizes over a limit.
   "body_too_large",
   "data_too_large",
@@ -34,6 +35,7 @@ export const ERROR_CODES = [
   "log_unavailable",
   "log_overloaded",
   "too_many_waiters",
+  "too_many_watchers",
   "snapshot_busy",
   "not_caught_up",
   // Failures of the node itself; the last three stop a start or a restore and are only logged.

@@ -1,0 +1,432 @@
+/**
+ * The watch streams of one thread (the main thread, or each serving thread): Server-Sent Events
+ * read from the partitions' change logs (src/store/changes.ts).
+ *
+ * **One reader per partition, not per watcher.** For each partition with watchers, one loop waits
+ * for the partition's next applied offset (the `after` wait machinery, so a serving thread learns
+ * of it without polling), reads the new changes once, renders each once, and hands it to every
+ * watcher of that partition whose keys it matches.
+ *
+ * **Exactly once, in order.** A new watcher first reads its backlog (the changes after its cursor)
+ * itself, paced by its stream, and joins the live fan-out in the same synchronous step as its last
+ * read finds nothing more in the current snapshot; the fan-out hands a watcher only changes after
+ * its own cursor. So nothing falls between the backlog and the live stream, and nothing comes
+ * twice.
+ *
+ * **Bounded.** `WATCHERS_MAX` streams per node (the slots are shared by the serving threads); each
+ * stream queues at most `WATCH_BUFFER_BYTES` (the live fan-out never waits for a slow reader: past
+ * the bound it sends `event: overflow` and closes the stream, and the client resumes from its
+ * last id); the backlog is read in batches of {@linkcode BATCH} only while the stream has room.
+ *
+ * **Ends.** A stream ends when the client goes, when its partition stops being served here (it
+ * moved, or the node stops: {@linkcode WatchHub.close}), or on overflow; the client reconnects with
+ * `Last-Event-ID` and resumes wherever the partition is served.
+ *
+ * @module
+ */
+import type { ConfigWatch } from "../config/mod.ts";
+import type { Metrics } from "../metrics/mod.ts";
+import { LocalSlots, recordJson, type WaiterSlots } from "../node/mod.ts";
+import type { Change, ChangeCursor } from "../store/mod.ts";
+import { OperationalError } from "../util/errors.ts";
+import { log } from "../util/log.ts";
+import { type Cursors, cursorText } from "./cursor.ts";
+
+/** Changes read at once, by a partition's loop or by a watcher's backlog. */
+export const BATCH = 256;
+/** Longest a partition's loop waits for a new offset before it looks again. */
+const WAKE_MS = 1000;
+/** Pause of a partition's loop when the node's waiter slots are all taken. */
+const BUSY_RETRY_MS = 50;
+/** Clients reconnect this soon after a stream ends (the SSE `retry` field). */
+const RETRY_MS = 1000;
+
+const encoder = new TextEncoder();
+
+/** What a watch reads from a partition file (`PartitionStore` or `PartitionReader`). */
+export interface ChangeReads {
+  readonly applied: { readonly offset: number };
+  readonly changesSince: number;
+  changesAfter(cursor: ChangeCursor, limit: number): Change[];
+}
+
+/** The partitions of a thread, as a watch reads them (`Node` or `ThreadPartitions`). */
+export interface WatchSource {
+  servingStore(partition: number): ChangeReads | null;
+  isRetiring(partition: number): boolean;
+  waitForOffset(partition: number, offset: number, waitMs: number): Promise<void>;
+}
+
+/** What to watch: validated by the API (src/api/requests.ts). */
+export interface WatchSpec {
+  readonly partitions: readonly number[];
+  readonly pk: string | null;
+  readonly skPrefix: string;
+  readonly cursors: Cursors;
+}
+
+/** Settings of a hub. */
+export interface WatchHubOptions {
+  /** `WATCH_BUFFER_BYTES`. */
+  readonly bufferBytes: number;
+  /** `WATCH_HEARTBEAT_MS`. */
+  readonly heartbeatMs: number;
+  /** `WATCHERS_MAX`, counted node-wide. */
+  readonly slots: WaiterSlots;
+  readonly metrics: Metrics;
+}
+
+/** Whether the change at (`offset`, `index`) comes after `cursor`. */
+function isAfter(offset: number, index: number, cursor: ChangeCursor): boolean {
+  return offset > cursor.offset ||
+    (offset === cursor.offset && cursor.index !== null && index > cursor.index);
+}
+
+/** The cursor right after `change`. */
+function cursorAfter(change: Change): ChangeCursor {
+  return { offset: change.offset, index: change.last ? null : change.index };
+}
+
+/** An event's `event:` and `data:` lines (its `id:` is each stream's own). */
+function eventBody(change: Change): Uint8Array {
+  const data = change.record !== null
+    ? recordJson(change.record)
+    : `{"pk":${JSON.stringify(change.pk)},"sk":${
+      JSON.stringify(change.sk)
+    },"version":${change.offset}}`;
+  return encoder.encode(`event: ${change.kind}\ndata: ${data}\n\n`);
+}
+
+/** 503 `too_many_watchers`. */
+function tooMany(slots: WaiterSlots): OperationalError {
+  return new OperationalError(
+    "too_many_watchers",
+    `Cannot watch: ${slots.taken} watch streams are already open (WATCHERS_MAX)`,
+  );
+}
+
+function unavailable(partition: number, why: string): OperationalError {
+  return new OperationalError(
+    "partition_unavailable",
+    `Cannot watch: partition ${partition} ${why}`,
+    { partition },
+  );
+}
+
+/** One open stream. */
+class Watcher {
+  /** In the live fan-out (its backlog is read). */
+  live = false;
+  ended = false;
+  /** Something was written since the last heartbeat tick. */
+  wrote = true;
+  private controller!: ReadableStreamDefaultController<Uint8Array>;
+  private room: (() => void) | null = null;
+  readonly stream: ReadableStream<Uint8Array>;
+  private readonly sorted: readonly number[];
+
+  constructor(
+    readonly spec: WatchSpec,
+    readonly cursors: Cursors,
+    bufferBytes: number,
+    private readonly onEnd: (watcher: Watcher) => void,
+  ) {
+    this.sorted = [...cursors.keys()].sort((a, b) => a - b);
+    this.stream = new ReadableStream<Uint8Array>({
+      start: (controller) => {
+        this.controller = controller;
+      },
+      pull: () => {
+        this.room?.();
+        this.room = null;
+      },
+      cancel: () => this.end(false),
+    }, { highWaterMark: bufferBytes, size: (chunk) => chunk.byteLength });
+  }
+
+  matches(change: Change): boolean {
+    return (this.spec.pk === null || change.pk === this.spec.pk) &&
+      change.sk.startsWith(this.spec.skPrefix);
+  }
+
+  /** The stream's id: every partition's cursor. */
+  id(): string {
+    let out = "";
+    for (const p of this.sorted) {
+      out += (out === "" ? "" : ",") + cursorText(p, this.cursors.get(p)!);
+    }
+    return out;
+  }
+
+  /** Whether the queue holds less than the buffer bound. */
+  get hasRoom(): boolean {
+    return (this.controller.desiredSize ?? 0) > 0;
+  }
+
+  /** Resolves once the stream wants more (or has ended). */
+  whenRoom(): Promise<void> {
+    if (this.ended || this.hasRoom) return Promise.resolve();
+    return new Promise((resolve) => this.room = resolve);
+  }
+
+  write(text: string, body?: Uint8Array): void {
+    if (this.ended) return;
+    this.controller.enqueue(encoder.encode(text));
+    if (body !== undefined) this.controller.enqueue(body);
+    this.wrote = true;
+  }
+
+  /** Hands `change` (rendered as `body`) to this stream if it comes after its cursor. */
+  deliver(partition: number, change: Change, body: () => Uint8Array): boolean {
+    const cursor = this.cursors.get(partition)!;
+    if (!isAfter(change.offset, change.index, cursor)) return false;
+    this.cursors.set(partition, cursorAfter(change));
+    if (!this.matches(change)) return false;
+    this.write(`id: ${this.id()}\n`, body());
+    return true;
+  }
+
+  /** Moves `partition`'s cursor up to `offset` (whole) when nothing of it is left to hand over. */
+  advance(partition: number, offset: number): void {
+    const cursor = this.cursors.get(partition)!;
+    if (offset > cursor.offset) this.cursors.set(partition, { offset, index: null });
+  }
+
+  /** Closes the stream (`close`: from this side; otherwise the client went). */
+  end(close = true): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.room?.();
+    this.room = null;
+    if (close) {
+      try {
+        this.controller.close();
+      } catch {
+        // Already errored or cancelled.
+      }
+    }
+    this.onEnd(this);
+  }
+}
+
+/** The watch streams of one thread; see the module doc. */
+export class WatchHub {
+  private readonly byPartition = new Map<number, Set<Watcher>>();
+  /** Per partition with a loop: the position its fan-out has reached. */
+  private readonly through = new Map<number, ChangeCursor>();
+  private readonly all = new Set<Watcher>();
+  private heartbeat: ReturnType<typeof setInterval> | null = null;
+  private closed = false;
+
+  constructor(private readonly source: WatchSource, private readonly options: WatchHubOptions) {}
+
+  /** Open streams of this thread. */
+  get size(): number {
+    return this.all.size;
+  }
+
+  /**
+   * Opens a stream for `spec`: its response, or a 503 (`partition_unavailable` when a partition
+   * is not served here, `too_many_watchers`).
+   */
+  open(spec: WatchSpec): Response {
+    if (this.closed) throw unavailable(spec.partitions[0]!, "is not served: the node is stopping");
+    const cursors: Cursors = new Map();
+    const resets: { partition: number; since: number; from: ChangeCursor }[] = [];
+    for (const p of spec.partitions) {
+      const store = this.source.servingStore(p);
+      if (store === null) throw unavailable(p, "is not served by this node");
+      if (this.source.isRetiring(p)) throw unavailable(p, "is moving to another node");
+      const now: ChangeCursor = { offset: store.applied.offset, index: null };
+      const given = spec.cursors.get(p);
+      if (given === undefined) {
+        cursors.set(p, now);
+      } else if (
+        given.offset < store.changesSince ||
+        (given.offset === store.changesSince && given.index !== null)
+      ) {
+        // Older than the change log still holds: the client must re-list (etcd's "compacted").
+        resets.push({ partition: p, since: store.changesSince, from: given });
+        cursors.set(p, now);
+      } else {
+        cursors.set(p, given);
+      }
+    }
+    const slots = this.options.slots;
+    if (!slots.take()) throw tooMany(slots);
+    const watcher = new Watcher(spec, cursors, this.options.bufferBytes, (w) => this.remove(w));
+    this.all.add(watcher);
+    const m = this.options.metrics;
+    m.watchers.labels().set(this.all.size);
+    let head = `retry: ${RETRY_MS}\n: watching\nid: ${watcher.id()}\n\n`;
+    for (const r of resets) {
+      m.watchResets.labels().inc();
+      const data = JSON.stringify({
+        partition: r.partition,
+        since: r.since,
+        after: cursorText(r.partition, r.from),
+      });
+      head += `event: reset\nid: ${watcher.id()}\ndata: ${data}\n\n`;
+    }
+    watcher.write(head);
+    for (const p of spec.partitions) {
+      let watchers = this.byPartition.get(p);
+      if (watchers === undefined) this.byPartition.set(p, watchers = new Set());
+      watchers.add(watcher);
+      if (!this.through.has(p)) {
+        this.through.set(
+          p,
+          cursors.get(p)!.index === null ? { ...cursors.get(p)! } : {
+            offset: this.source.servingStore(p)!.applied.offset,
+            index: null,
+          },
+        );
+        void this.loop(p);
+      }
+    }
+    this.heartbeat ??= setInterval(() => this.beat(), this.options.heartbeatMs);
+    void this.catchUp(watcher);
+    return new Response(watcher.stream, {
+      headers: {
+        "content-type": "text/event-stream",
+        "cache-control": "no-cache",
+        "x-accel-buffering": "no",
+      },
+    });
+  }
+
+  /** Ends every stream (the node stops or hands over); new ones are refused. */
+  close(): void {
+    this.closed = true;
+    for (const watcher of [...this.all]) watcher.end();
+    if (this.heartbeat !== null) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+  }
+
+  private remove(watcher: Watcher): void {
+    if (!this.all.delete(watcher)) return;
+    for (const p of watcher.spec.partitions) this.byPartition.get(p)?.delete(watcher);
+    this.options.slots.give();
+    this.options.metrics.watchers.labels().set(this.all.size);
+    if (this.all.size === 0 && this.heartbeat !== null) {
+      clearInterval(this.heartbeat);
+      this.heartbeat = null;
+    }
+  }
+
+  /**
+   * Reads `watcher`'s backlog while its stream has room, then puts it in the live fan-out in the
+   * same synchronous step as the read that found nothing more.
+   */
+  private async catchUp(watcher: Watcher): Promise<void> {
+    const events = this.options.metrics.watchEvents.labels();
+    while (!watcher.ended) {
+      let more = false;
+      for (const p of watcher.spec.partitions) {
+        const store = this.source.servingStore(p);
+        if (store === null) {
+          watcher.end();
+          return;
+        }
+        const changes = store.changesAfter(watcher.cursors.get(p)!, BATCH);
+        for (const change of changes) {
+          if (watcher.deliver(p, change, () => eventBody(change))) events.inc();
+        }
+        if (changes.length === BATCH) more = true;
+        else watcher.advance(p, store.applied.offset);
+      }
+      if (!more) {
+        watcher.live = true;
+        return;
+      }
+      await watcher.whenRoom();
+    }
+  }
+
+  /** Fans `partition`'s new changes out to its live watchers while it has any. */
+  private async loop(partition: number): Promise<void> {
+    const watchers = this.byPartition.get(partition)!;
+    const events = this.options.metrics.watchEvents.labels();
+    const overflows = this.options.metrics.watchOverflows.labels();
+    try {
+      while (watchers.size > 0 && !this.closed) {
+        const store = this.source.servingStore(partition);
+        if (store === null || this.source.isRetiring(partition)) break;
+        let through = this.through.get(partition)!;
+        const changes = store.changesAfter(through, BATCH);
+        for (const change of changes) {
+          let body: Uint8Array | null = null;
+          const render = () => body ??= eventBody(change);
+          for (const watcher of watchers) {
+            if (!watcher.live) continue;
+            if (watcher.deliver(partition, change, render)) events.inc();
+            if (!watcher.hasRoom) {
+              overflows.inc();
+              watcher.write(
+                `event: overflow\ndata: {"buffer_bytes":${this.options.bufferBytes}}\n\n`,
+              );
+              watcher.end();
+            }
+          }
+          through = cursorAfter(change);
+        }
+        if (changes.length === BATCH) {
+          this.through.set(partition, through);
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          continue;
+        }
+        // Everything up to the snapshot's offset is handed over (messages may change nothing).
+        const applied = store.applied.offset;
+        this.through.set(partition, { offset: Math.max(applied, through.offset), index: null });
+        for (const watcher of watchers) if (watcher.live) watcher.advance(partition, applied);
+        try {
+          await this.source.waitForOffset(partition, applied + 1, WAKE_MS);
+        } catch (error) {
+          const code = error instanceof OperationalError ? error.code : null;
+          if (code === "not_caught_up") continue;
+          if (code === "too_many_waiters") {
+            await new Promise((resolve) => setTimeout(resolve, BUSY_RETRY_MS));
+            continue;
+          }
+          if (code !== "partition_unavailable") throw error;
+          break;
+        }
+      }
+    } catch (error) {
+      log("error", "watch_failed", { partition, error: String(error) });
+    } finally {
+      this.through.delete(partition);
+      // Its watchers end: they resume wherever the partition is served.
+      for (const watcher of [...watchers]) watcher.end();
+      this.byPartition.delete(partition);
+    }
+  }
+
+  /** Every stream that wrote nothing since the last tick gets a comment and its current id. */
+  private beat(): void {
+    for (const watcher of this.all) {
+      if (!watcher.wrote && watcher.live) watcher.write(`: heartbeat\nid: ${watcher.id()}\n\n`);
+      watcher.wrote = false;
+    }
+  }
+}
+
+/**
+ * The hub of a thread as the `watch` config section sets it, or null when watch is off
+ * (`WATCH_RETAIN_SEC=0`). `slots`: the node-wide count when serving threads share it; by default
+ * this thread counts alone.
+ */
+export function watchHubFor(
+  source: WatchSource,
+  config: ConfigWatch,
+  metrics: Metrics,
+  slots: WaiterSlots = new LocalSlots(config.watchersMax),
+): WatchHub | null {
+  if (config.retainSec === 0) return null;
+  return new WatchHub(source, {
+    bufferBytes: config.bufferBytes,
+    heartbeatMs: config.heartbeatMs,
+    slots,
+    metrics,
+  });
+}
