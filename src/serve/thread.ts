@@ -159,7 +159,7 @@ export function runThread(scope: Scope): void {
       },
     };
     const slots = state.watcherSlots(config.watch.watchersMax);
-    watch = watchHubFor(partitions, config.watch, metrics, slots);
+    watch = watchHubFor(partitions, config.watch, metrics, slots, thread);
     const health = JSON.stringify({ status: "ok", thread });
     const serve = publicHandler(node, reader, { health, stop: stopNear, forwarding, watch });
     // A hand-over restart holds requests until the folder is taken over (held at most this long).

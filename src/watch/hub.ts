@@ -74,6 +74,8 @@ export interface WatchHubOptions {
   /** `WATCHERS_MAX`, counted node-wide. */
   readonly slots: WaiterSlots;
   readonly metrics: Metrics;
+  /** The serving thread's number, named in each stream's first comment (null: the main thread). */
+  readonly thread?: number | null;
 }
 
 /** Whether the change at (`offset`, `index`) comes after `cursor`. */
@@ -258,7 +260,9 @@ export class WatchHub {
     this.all.add(watcher);
     const m = this.options.metrics;
     m.watchers.labels().set(this.all.size);
-    let head = `retry: ${RETRY_MS}\n: watching\nid: ${watcher.id()}\n\n`;
+    const thread = this.options.thread ?? null;
+    const hello = thread === null ? "watching" : `watching, thread ${thread}`;
+    let head = `retry: ${RETRY_MS}\n: ${hello}\nid: ${watcher.id()}\n\n`;
     for (const r of resets) {
       m.watchResets.labels().inc();
       const data = JSON.stringify({
@@ -421,6 +425,7 @@ export function watchHubFor(
   config: ConfigWatch,
   metrics: Metrics,
   slots: WaiterSlots = new LocalSlots(config.watchersMax),
+  thread: number | null = null,
 ): WatchHub | null {
   if (config.retainSec === 0) return null;
   return new WatchHub(source, {
@@ -428,5 +433,6 @@ export function watchHubFor(
     heartbeatMs: config.heartbeatMs,
     slots,
     metrics,
+    thread,
   });
 }

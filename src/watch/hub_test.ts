@@ -15,7 +15,7 @@ class Stream {
   private readonly events: AsyncGenerator<SseEvent>;
   private readonly abort = new AbortController();
   constructor(readonly response: Response) {
-    this.events = readSse(response.body!, this.abort.signal);
+    this.events = readSse(response.body!, { signal: this.abort.signal });
   }
 
   /** The next `n` dispatches with data (id-only dispatches skipped), within `timeoutMs`. */

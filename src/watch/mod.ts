@@ -15,4 +15,4 @@ export {
   type WatchSource,
   type WatchSpec,
 } from "./hub.ts";
-export { readSse, SSE_LINE_CHARS_MAX, type SseEvent } from "./sse.ts";
+export { readSse, type ReadSseOptions, SSE_LINE_CHARS_MAX, type SseEvent } from "./sse.ts";

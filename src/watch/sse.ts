@@ -18,14 +18,20 @@ export interface SseEvent {
 /** Longest line accepted; a longer one ends the read with an error (a stream gone wrong). */
 export const SSE_LINE_CHARS_MAX = 64 * 1024 * 1024;
 
-/**
- * The events of `body`, as they arrive. Ending the iteration, or aborting `signal` (which also
- * ends a read that waits), cancels the body.
- */
+/** How to read a stream. */
+export interface ReadSseOptions {
+  /** Aborting it ends the read (a read that waits included) and cancels the body. */
+  readonly signal?: AbortSignal;
+  /** Called with each comment line's text (after the `:`), which is otherwise skipped. */
+  readonly onComment?: (text: string) => void;
+}
+
+/** The events of `body`, as they arrive. Ending the iteration cancels the body. */
 export async function* readSse(
   body: ReadableStream<Uint8Array>,
-  signal?: AbortSignal,
+  options: ReadSseOptions = {},
 ): AsyncGenerator<SseEvent> {
+  const { signal, onComment } = options;
   const decoder = new TextDecoder();
   const reader = body.getReader();
   const cancel = () => void reader.cancel().catch(() => {});
@@ -55,7 +61,10 @@ export async function* readSse(
           type = "";
           continue;
         }
-        if (line.startsWith(":")) continue;
+        if (line.startsWith(":")) {
+          onComment?.(line.slice(1).trimStart());
+          continue;
+        }
         const colon = line.indexOf(":");
         const field = colon < 0 ? line : line.slice(0, colon);
         let text = colon < 0 ? "" : line.slice(colon + 1);

@@ -31,6 +31,22 @@ export const READY_TIMEOUT_MS = 20_000;
 /** Default bound on waiting for a node to exit after a signal. */
 export const STOP_TIMEOUT_MS = 15_000;
 
+/**
+ * A free port from `from` on, below the ephemeral range: a node with serving threads needs a
+ * fixed public port, which every thread binds (`API_PORT=0` would give each thread its own).
+ */
+export function fixedPort(from: number): number {
+  for (let port = from; port < from + 50; port++) {
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+    }
+  }
+  throw new Error(`Cannot find a free port in ${from}..${from + 49}`);
+}
+
 /** Environment variables of the parent passed on to the node; everything else is dropped. */
 const INHERITED_ENV = new Set([
   "PATH",
@@ -473,12 +489,14 @@ export function stepper(
     });
 }
 
-/** `/internal/status` partitions: `{ "<p>": { state, offset, chain, records } }`. */
+/** `/internal/status` partitions: `{ "<p>": { state, offset, chain, records, digest } }`. */
 export interface PartitionStatus {
   state: string;
   offset: number;
   chain: string;
   records: number;
+  /** Content digest of the records (equal on replicas with equal records). */
+  digest: string;
 }
 
 /** Reads `/internal/status` (with the node's cluster secret, if any) and returns its partitions. */

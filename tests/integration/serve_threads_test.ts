@@ -12,7 +12,14 @@
 import assert from "node:assert/strict";
 import { partitionOf } from "../../src/keys/mod.ts";
 import { ThreadConnections } from "./_http1.ts";
-import { assertProblem, type HttpResult, stepper, type TestNode, withNode } from "./_node.ts";
+import {
+  assertProblem,
+  fixedPort,
+  type HttpResult,
+  stepper,
+  type TestNode,
+  withNode,
+} from "./_node.ts";
 
 const PARTITIONS = 3;
 const READ_TOKEN = "threads-read-token";
@@ -26,19 +33,6 @@ const PARK_MS = 300;
 
 type Offsets = Record<string, number>;
 type Key = { pk: string; sk: string };
-
-/** A free public port from `from` on (fixed ports: every thread must bind the same one). */
-function fixedPort(from: number): number {
-  for (let port = from; port < from + 50; port++) {
-    try {
-      Deno.listen({ hostname: "127.0.0.1", port }).close();
-      return port;
-    } catch (error) {
-      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
-    }
-  }
-  throw new Error(`Cannot find a free port in ${from}..${from + 49}`);
-}
 
 function threadEnv(threads: number, port: number, env: Record<string, string> = {}) {
   return {
