@@ -287,7 +287,10 @@ export async function startApp(
   // Set when a hand-over lets go of the folder early: writes and `after` reads go to the successor.
   const forwarding: Forwarding = { target: null, writes: false };
   // The main thread's watch streams, when it serves the public port itself.
-  const watch = threadCount === 1 ? watchHubFor(node, config.watch, node.metrics) : null;
+  // The main thread's watch streams when it serves the public port (serving threads have theirs).
+  const watch = threadCount === 1
+    ? watchHubFor(node, config, node.metrics, { peers: router })
+    : null;
   const publicFront = threadCount === 1
     ? new Front(publicHandler(node, reader, { stop: stopNear, forwarding, watch }), whenOpen)
     : null;
@@ -311,8 +314,12 @@ export async function startApp(
     held: takingOver,
   });
   const threadMetrics = threads === null ? null : () => threads.metrics();
+  // A peer's proxied watch of partitions served here (local only, never proxied again).
+  const internalWatch = watch ?? watchHubFor(node, config, node.metrics, {
+    ...(threads === null ? {} : { slots: threads.state.watcherSlots(config.watch.watchersMax) }),
+  });
   const internalFront = new Front(
-    internalHandler(node, gossip, reader, threadMetrics, stopNear),
+    internalHandler(node, { gossip, reader, threadMetrics, stop: stopNear, watch: internalWatch }),
     whenOpen,
   );
   const internal = bindOrThrow("internal", host, internalPort, () =>
@@ -387,7 +394,7 @@ export async function startApp(
   const closeConnections = async () => {
     stopNear.closing = true;
     // Watch streams end now: their clients resume from their last id on a peer or the successor.
-    watch?.close();
+    internalWatch?.close();
     await threads?.closing();
   };
   // What every stop ends with once the servers no longer take requests: the loops, then the node

@@ -263,7 +263,7 @@ export async function inProcessApi(
   });
   const node = buildNode(config, createMetrics(), null);
   // The watch streams, as src/app.ts wires them on a node without serving threads.
-  const watch = watchHubFor(node, config.watch, node.metrics);
+  const watch = watchHubFor(node, config, node.metrics);
   let closed = false;
   const close = async () => {
     if (closed) return;
@@ -293,7 +293,7 @@ export async function inProcessApi(
     reader,
     options.forwarding === undefined ? { watch } : { forwarding: options.forwarding, watch },
   );
-  const internalApi = internalHandler(node, null, reader);
+  const internalApi = internalHandler(node, { reader, watch });
   let serverErrors = 0;
   const call = async (
     handler: (request: Request) => Promise<Response>,

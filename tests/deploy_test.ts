@@ -388,7 +388,7 @@ Deno.test("fly.toml's [metrics] scrapes /metrics on the internal port, which nee
   const path = text(metrics[0]!.path, "metrics.path");
   // Fly's scraper sends no cluster secret: the route must answer without one.
   const { node, gossip } = buildApp(config);
-  const response = await internalHandler(node, gossip)(new Request(`http://machine${path}`));
+  const response = await internalHandler(node, { gossip })(new Request(`http://machine${path}`));
   equal(response.status, 200);
   match(await response.text(), /^# (HELP|TYPE) firescroll_/m);
 });

@@ -1,6 +1,6 @@
 /**
  * The internal port: `/metrics` (Prometheus text), `/internal/status`, and the proxy targets
- * `/internal/records/{get,list}`. Never published; `/internal/*` requires the cluster secret as a
+ * `/internal/records/{get,list,watch}`. Never published; `/internal/*` requires the cluster secret as a
  * bearer token when `CLUSTER_SECRET` is set. Proxy targets answer from local files only
  * (`Reader.localGet` / `localList`): a proxied read never hops again.
  */
@@ -10,6 +10,7 @@ import {
   INTERNAL_GET_PATH,
   INTERNAL_LIST_PATH,
   INTERNAL_SNAPSHOT_PATH,
+  INTERNAL_WATCH_PATH,
   MANIFEST_HEADER,
 } from "../cluster/mod.ts";
 import type { RegistrySnapshot } from "../metrics/mod.ts";
@@ -20,7 +21,8 @@ import { readJson } from "./body.ts";
 import { closeConnection, type Closing, NEVER_CLOSING } from "./front.ts";
 import { problemResponse } from "./problem.ts";
 import { pathOf } from "./public.ts";
-import { parseGet, parseList } from "./requests.ts";
+import { parseGet, parseList, parseWatch } from "./requests.ts";
+import type { WatchHub } from "../watch/mod.ts";
 
 function checkSecret(request: Request, secret: string | null): void {
   if (secret === null) return;
@@ -148,9 +150,22 @@ class SnapshotSender {
   }
 }
 
-/** What the internal handler serves from. */
 /** The metrics of other threads (the serving threads), summed into `/metrics`. */
 export type ThreadMetrics = () => Promise<readonly RegistrySnapshot[]>;
+
+/** What the internal handler serves from, besides the node. */
+export interface InternalHandlerOptions {
+  /** The gossip agent in cluster mode (`/internal/status` lists its members). */
+  readonly gossip?: Gossip | null;
+  /** Proxy targets read through its local half (default: a reader of the node's partitions). */
+  readonly reader?: Reader | null;
+  /** The serving threads' metrics, added to the node's own on `/metrics`. */
+  readonly threadMetrics?: ThreadMetrics | null;
+  /** Once `closing`, answers close their HTTP/1.1 connections (front.ts). */
+  readonly stop?: Readonly<Closing>;
+  /** The main thread's watch streams: a peer's proxied watch (local partitions only). */
+  readonly watch?: WatchHub | null;
+}
 
 interface Internal {
   readonly node: Node;
@@ -158,10 +173,11 @@ interface Internal {
   readonly reader: Reader;
   readonly gossip: Gossip | null;
   readonly snapshots: SnapshotSender;
+  readonly watch: WatchHub | null;
 }
 
 async function route(
-  { node, reader, gossip, snapshots, threadMetrics }: Internal,
+  { node, reader, gossip, snapshots, threadMetrics, watch }: Internal,
   request: Request,
 ): Promise<Response> {
   const path = pathOf(request.url);
@@ -177,6 +193,16 @@ async function route(
     }
     const list = await reader.localList(parseList(body, config, node.conditions));
     return new Response(list, { headers: JSON_HEADERS });
+  }
+  if (path === INTERNAL_WATCH_PATH) {
+    if (request.method !== "POST") throw methodNotAllowed(request.method, path, "POST");
+    checkSecret(request, config.cluster.secret);
+    if (watch === null) {
+      throw new OperationalError("watch_disabled", "Cannot watch: WATCH_RETAIN_SEC is 0 here");
+    }
+    const body = await readJson(request, config.limits.bodyBytesMax);
+    // Local partitions only: a proxied watch never hops again.
+    return await watch.open(parseWatch(body, null, config), { proxy: false });
   }
   if (request.method !== "GET" && request.method !== "HEAD") {
     throw methodNotAllowed(request.method, path, "GET, HEAD");
@@ -198,26 +224,20 @@ async function route(
   throw new OperationalError("not_found", `Cannot route ${path}: no such endpoint`);
 }
 
-/**
- * The internal handler of `node` (with its gossip agent in cluster mode); proxy targets read
- * through `reader`'s local half (null: a reader of the node's own partitions); `/metrics` adds
- * `threadMetrics` (the serving threads') to the node's own; once `stop.closing`, answers close
- * their HTTP/1.1 connections (front.ts).
- */
+/** The internal handler of `node`; see {@linkcode InternalHandlerOptions}. */
 export function internalHandler(
   node: Node,
-  gossip: Gossip | null = null,
-  reader: Reader | null = null,
-  threadMetrics: ThreadMetrics | null = null,
-  stop: Readonly<Closing> = NEVER_CLOSING,
+  options: InternalHandlerOptions = {},
 ): (request: Request) => Promise<Response> {
+  const stop = options.stop ?? NEVER_CLOSING;
   const internal: Internal = {
     node,
-    gossip,
-    threadMetrics,
-    reader: reader ??
+    gossip: options.gossip ?? null,
+    threadMetrics: options.threadMetrics ?? null,
+    reader: options.reader ??
       new Reader(node, null, { limits: node.config.limits, now: node.now }),
     snapshots: new SnapshotSender(node),
+    watch: options.watch ?? null,
   };
   return async (request) => {
     let response: Response;

@@ -142,7 +142,7 @@ async function route(
       const fields = request.method === "POST"
         ? parseBody(await readBody(request, config.limits.bodyBytesMax))
         : watchQuery(new URL(request.url));
-      return watch.open(parseWatch(fields, request.headers.get("last-event-id"), config));
+      return await watch.open(parseWatch(fields, request.headers.get("last-event-id"), config));
     }
     case "list": {
       authorize(request, config, "read");

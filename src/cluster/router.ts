@@ -17,6 +17,8 @@ import type { Member, Membership } from "./membership.ts";
 export const INTERNAL_GET_PATH = "/internal/records/get";
 /** Internal route a peer serves a list on: body and answer like `/records/list`. */
 export const INTERNAL_LIST_PATH = "/internal/records/list";
+/** Internal route a peer serves a watch of its own partitions on: body like `/records/watch`. */
+export const INTERNAL_WATCH_PATH = "/internal/records/watch";
 /** Internal route prefix a peer streams a partition snapshot from (`…/{partition}`). */
 export const INTERNAL_SNAPSHOT_PATH = "/internal/snapshots/";
 /** Response header carrying the snapshot's manifest (JSON). */
@@ -271,6 +273,10 @@ export class Router implements PeerReads {
     if (answer !== null) return answer;
     this.options.metrics.proxyRequests.labels("failed").inc();
     throw unavailable(partition, "could not be read from any peer of this region");
+  }
+
+  watchPeer(partition: number): Promise<string | null> {
+    return Promise.resolve(this.membership.ownersOf(partition, this.random)[0]?.addr ?? null);
   }
 
   /**

@@ -93,6 +93,11 @@ export interface PeerReads {
   ): Promise<(string | null)[]>;
   /** A list page (JSON text) from a peer serving `partition`; `body` is the client's request. */
   list(partition: number, body: string, waitMs: number): Promise<string>;
+  /**
+   * The internal `host:port` of an alive peer serving `partition` (a random one of them), where a
+   * watch of it is proxied; null when none does.
+   */
+  watchPeer(partition: number): Promise<string | null>;
 }
 
 /** A verified snapshot file ready to replace a partition's file. */

@@ -49,6 +49,9 @@ class Peers implements PeerReads {
     this.lists.push(partition);
     return Promise.resolve('{"records":[],"next":null,"from":"peer"}');
   }
+  watchPeer(): Promise<string | null> {
+    return Promise.resolve(null);
+  }
 }
 
 function getOf(keys: [string, string, number][], after: [number, number][] = [], waitMs = 0) {

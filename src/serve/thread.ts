@@ -82,6 +82,10 @@ class PeersThroughMain implements PeerReads {
   list(partition: number, body: string, waitMs: number): Promise<string> {
     return this.calls.call("peer_list", { partition, body, waitMs }) as Promise<string>;
   }
+
+  watchPeer(partition: number): Promise<string | null> {
+    return this.calls.call("peer_watch", partition) as Promise<string | null>;
+  }
 }
 
 /** Runs a serving thread on `scope` (the worker's global scope). */
@@ -159,7 +163,7 @@ export function runThread(scope: Scope): void {
       },
     };
     const slots = state.watcherSlots(config.watch.watchersMax);
-    watch = watchHubFor(partitions, config.watch, metrics, slots, thread);
+    watch = watchHubFor(partitions, config, metrics, { slots, thread, peers });
     const health = JSON.stringify({ status: "ok", thread });
     const serve = publicHandler(node, reader, { health, stop: stopNear, forwarding, watch });
     // A hand-over restart holds requests until the folder is taken over (held at most this long).

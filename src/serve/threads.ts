@@ -164,6 +164,8 @@ export class ServeThreads implements ReadReplicas {
         if (peers === null) throw new Error("Cannot read through peers: not in a cluster");
         return peers.list(partition, body, waitMs);
       }
+      case "peer_watch":
+        return peers === null ? Promise.resolve(null) : peers.watchPeer(args as number);
     }
     return Promise.reject(new Error(`Cannot answer ${op}: no such call`));
   }

@@ -24,13 +24,15 @@
  *
  * @module
  */
-import type { ConfigWatch } from "../config/mod.ts";
+import { INTERNAL_WATCH_PATH } from "../cluster/mod.ts";
+import type { Config } from "../config/mod.ts";
 import type { Metrics } from "../metrics/mod.ts";
-import { LocalSlots, recordJson, type WaiterSlots } from "../node/mod.ts";
+import { LocalSlots, type PeerReads, recordJson, type WaiterSlots } from "../node/mod.ts";
 import type { Change, ChangeCursor } from "../store/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
-import { type Cursors, cursorText } from "./cursor.ts";
+import { type Cursors, cursorText, parseId } from "./cursor.ts";
+import { readSse, type SseEvent } from "./sse.ts";
 
 /** Changes read at once, by a partition's loop or by a watcher's backlog. */
 export const BATCH = 256;
@@ -38,6 +40,10 @@ export const BATCH = 256;
 const WAKE_MS = 1000;
 /** Pause of a partition's loop when the node's waiter slots are all taken. */
 const BUSY_RETRY_MS = 50;
+/** Peers asked in turn for a proxied partition before the watch is refused. */
+const PROXY_ROUNDS = 3;
+/** Pause between those rounds. */
+const PROXY_RETRY_MS = 100;
 /** Clients reconnect this soon after a stream ends (the SSE `retry` field). */
 const RETRY_MS = 1000;
 
@@ -76,6 +82,20 @@ export interface WatchHubOptions {
   readonly metrics: Metrics;
   /** The serving thread's number, named in each stream's first comment (null: the main thread). */
   readonly thread?: number | null;
+  /** Region peers, for partitions not served here (null: not in a cluster). */
+  readonly peers?: PeerReads | null;
+  /** `CLUSTER_SECRET`, the bearer of a proxied watch. */
+  readonly secret?: string | null;
+  /** `GOSSIP_PROXY_TIMEOUT_MS`: bound on a peer answering a proxied watch's start. */
+  readonly proxyTimeoutMs?: number;
+  /** `PARTITIONS` (to read a peer's ids). */
+  readonly partitions?: number;
+}
+
+/** A peer's stream of the partitions it serves, proxied into one of ours. */
+interface Upstream {
+  readonly partitions: readonly number[];
+  readonly events: AsyncGenerator<SseEvent>;
 }
 
 /** Whether the change at (`offset`, `index`) comes after `cursor`. */
@@ -122,10 +142,14 @@ class Watcher {
   ended = false;
   /** Something was written since the last heartbeat tick. */
   wrote = true;
+  /** Aborted when the stream ends: its upstreams (proxied partitions) go with it. */
+  readonly gone = new AbortController();
   private controller!: ReadableStreamDefaultController<Uint8Array>;
   private room: (() => void) | null = null;
   readonly stream: ReadableStream<Uint8Array>;
   private readonly sorted: readonly number[];
+  /** The partitions served here (the rest come from peers). */
+  readonly local: readonly number[];
 
   constructor(
     readonly spec: WatchSpec,
@@ -133,7 +157,8 @@ class Watcher {
     bufferBytes: number,
     private readonly onEnd: (watcher: Watcher) => void,
   ) {
-    this.sorted = [...cursors.keys()].sort((a, b) => a - b);
+    this.local = [...cursors.keys()];
+    this.sorted = [...spec.partitions];
     this.stream = new ReadableStream<Uint8Array>({
       start: (controller) => {
         this.controller = controller;
@@ -188,6 +213,13 @@ class Watcher {
     return true;
   }
 
+  /** Takes the cursors of an id a peer sent for the partitions it streams. */
+  adopt(id: string, partitions: number): void {
+    for (const [p, cursor] of parseId(id, partitions)) {
+      if (this.cursors.has(p) || this.spec.partitions.includes(p)) this.cursors.set(p, cursor);
+    }
+  }
+
   /** Moves `partition`'s cursor up to `offset` (whole) when nothing of it is left to hand over. */
   advance(partition: number, offset: number): void {
     const cursor = this.cursors.get(partition)!;
@@ -198,6 +230,7 @@ class Watcher {
   end(close = true): void {
     if (this.ended) return;
     this.ended = true;
+    this.gone.abort();
     this.room?.();
     this.room = null;
     if (close) {
@@ -229,16 +262,21 @@ export class WatchHub {
 
   /**
    * Opens a stream for `spec`: its response, or a 503 (`partition_unavailable` when a partition
-   * is not served here, `too_many_watchers`).
+   * is served neither here nor, with `proxy`, by a live region peer; `too_many_watchers`).
+   * Partitions served elsewhere come from one proxied stream per peer: the peer's own watch of
+   * them, which never hops again.
    */
-  open(spec: WatchSpec): Response {
+  async open(spec: WatchSpec, { proxy = true }: { proxy?: boolean } = {}): Promise<Response> {
     if (this.closed) throw unavailable(spec.partitions[0]!, "is not served: the node is stopping");
     const cursors: Cursors = new Map();
     const resets: { partition: number; since: number; from: ChangeCursor }[] = [];
+    const remote: number[] = [];
     for (const p of spec.partitions) {
       const store = this.source.servingStore(p);
-      if (store === null) throw unavailable(p, "is not served by this node");
-      if (this.source.isRetiring(p)) throw unavailable(p, "is moving to another node");
+      if (store === null || this.source.isRetiring(p)) {
+        remote.push(p);
+        continue;
+      }
       const now: ChangeCursor = { offset: store.applied.offset, index: null };
       const given = spec.cursors.get(p);
       if (given === undefined) {
@@ -254,9 +292,20 @@ export class WatchHub {
         cursors.set(p, given);
       }
     }
+    if (remote.length > 0 && (!proxy || (this.options.peers ?? null) === null)) {
+      throw unavailable(remote[0]!, "is not served by this node");
+    }
     const slots = this.options.slots;
     if (!slots.take()) throw tooMany(slots);
     const watcher = new Watcher(spec, cursors, this.options.bufferBytes, (w) => this.remove(w));
+    let upstreams: Upstream[];
+    try {
+      upstreams = await this.upstreams(remote, watcher);
+    } catch (error) {
+      watcher.gone.abort();
+      slots.give();
+      throw error;
+    }
     this.all.add(watcher);
     const m = this.options.metrics;
     m.watchers.labels().set(this.all.size);
@@ -273,22 +322,17 @@ export class WatchHub {
       head += `event: reset\nid: ${watcher.id()}\ndata: ${data}\n\n`;
     }
     watcher.write(head);
-    for (const p of spec.partitions) {
+    for (const p of watcher.local) {
       let watchers = this.byPartition.get(p);
       if (watchers === undefined) this.byPartition.set(p, watchers = new Set());
       watchers.add(watcher);
       if (!this.through.has(p)) {
-        this.through.set(
-          p,
-          cursors.get(p)!.index === null ? { ...cursors.get(p)! } : {
-            offset: this.source.servingStore(p)!.applied.offset,
-            index: null,
-          },
-        );
+        this.through.set(p, { offset: this.source.servingStore(p)!.applied.offset, index: null });
         void this.loop(p);
       }
     }
     this.heartbeat ??= setInterval(() => this.beat(), this.options.heartbeatMs);
+    for (const upstream of upstreams) void this.relay(upstream, watcher);
     void this.catchUp(watcher);
     return new Response(watcher.stream, {
       headers: {
@@ -297,6 +341,131 @@ export class WatchHub {
         "x-accel-buffering": "no",
       },
     });
+  }
+
+  /**
+   * One proxied stream per peer for the partitions of `remote`. A partition whose peer refuses
+   * (its ownership is moving, gossip lags) is asked of another peer, at most
+   * {@linkcode PROXY_ROUNDS} times; then the watch is a 503.
+   */
+  private async upstreams(remote: readonly number[], watcher: Watcher): Promise<Upstream[]> {
+    const peers = this.options.peers!;
+    const opened: Upstream[] = [];
+    let left = [...remote];
+    for (let round = 1; left.length > 0; round++) {
+      const byPeer = new Map<string, number[]>();
+      for (const p of left) {
+        const addr = await peers.watchPeer(p);
+        if (addr === null) throw unavailable(p, "is not served by any node of this region");
+        byPeer.set(addr, [...byPeer.get(addr) ?? [], p]);
+      }
+      const results = await Promise.allSettled(
+        [...byPeer].map(([addr, partitions]) => this.upstream(addr, partitions, watcher)),
+      );
+      left = [];
+      let failure: unknown = null;
+      for (const [i, result] of results.entries()) {
+        if (result.status === "fulfilled") opened.push(result.value);
+        else {
+          failure = result.reason;
+          left.push(...[...byPeer.values()][i]!);
+        }
+      }
+      if (left.length > 0 && round === PROXY_ROUNDS) throw failure;
+      if (left.length > 0) await new Promise((resolve) => setTimeout(resolve, PROXY_RETRY_MS));
+    }
+    return opened;
+  }
+
+  /**
+   * Opens the peer's stream of `partitions` (from the client's cursors where it gave them), takes
+   * its first id into `watcher`'s cursors, and returns it; a peer that does not answer within the
+   * proxy timeout is a 503.
+   */
+  private async upstream(
+    addr: string,
+    partitions: readonly number[],
+    watcher: Watcher,
+  ): Promise<Upstream> {
+    const spec = watcher.spec;
+    const given = partitions.filter((p) => spec.cursors.has(p));
+    // A pk watch has one partition, named by the pk alone (a peer refuses both).
+    const body = {
+      ...(spec.pk === null ? { partitions } : { pk: spec.pk }),
+      ...(spec.skPrefix === "" ? {} : { sk_prefix: spec.skPrefix }),
+      ...(given.length === 0
+        ? {}
+        : { after: given.map((p) => cursorText(p, spec.cursors.get(p)!)).join(",") }),
+    };
+    // Bounds the start only: once the first id is in, the stream lives as long as the watcher.
+    const start = new AbortController();
+    const timer = setTimeout(() => start.abort(), this.options.proxyTimeoutMs ?? 5000);
+    const failed = (why: string) =>
+      unavailable(partitions[0]!, `could not be watched on a region peer: ${why}`);
+    let events: AsyncGenerator<SseEvent> | null = null;
+    try {
+      let response: Response;
+      try {
+        response = await fetch(`http://${addr}${INTERNAL_WATCH_PATH}`, {
+          method: "POST",
+          body: JSON.stringify(body),
+          headers: {
+            "content-type": "application/json",
+            ...(this.options.secret ? { authorization: `Bearer ${this.options.secret}` } : {}),
+          },
+          signal: AbortSignal.any([watcher.gone.signal, start.signal]),
+        });
+      } catch (error) {
+        throw failed(String(error));
+      }
+      if (response.status !== 200) {
+        const text = await response.text().catch(() => "");
+        throw failed(`${response.status} ${text.slice(0, 200)}`);
+      }
+      events = readSse(response.body!, {
+        signal: AbortSignal.any([watcher.gone.signal, start.signal]),
+      });
+      const first = await events.next();
+      if (first.done || first.value.id === null) throw failed("its stream did not start");
+      watcher.adopt(first.value.id, this.options.partitions ?? Number.MAX_SAFE_INTEGER);
+      for (const p of partitions) {
+        if (!watcher.cursors.has(p)) throw failed(`its first id does not name partition ${p}`);
+      }
+    } catch (error) {
+      start.abort();
+      await events?.return(undefined);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+    return { partitions, events };
+  }
+
+  /** Passes a peer's events into `watcher` under its own ids; ends it when the peer's ends. */
+  private async relay(upstream: Upstream, watcher: Watcher): Promise<void> {
+    const events = this.options.metrics.watchEvents.labels();
+    const overflows = this.options.metrics.watchOverflows.labels();
+    const partitions = this.options.partitions ?? Number.MAX_SAFE_INTEGER;
+    try {
+      for await (const event of upstream.events) {
+        if (watcher.ended) break;
+        if (event.id !== null) watcher.adopt(event.id, partitions);
+        if (event.event === "") continue;
+        watcher.write(`id: ${watcher.id()}\nevent: ${event.event}\ndata: ${event.data}\n\n`);
+        if (event.event === "put" || event.event === "delete") events.inc();
+        if (!watcher.hasRoom) {
+          overflows.inc();
+          watcher.write(
+            `event: overflow\ndata: {"buffer_bytes":${this.options.bufferBytes}}\n\n`,
+          );
+          break;
+        }
+      }
+    } catch {
+      // The peer went away: the client resumes from its last id.
+    } finally {
+      watcher.end();
+    }
   }
 
   /** Ends every stream (the node stops or hands over); new ones are refused. */
@@ -309,7 +478,7 @@ export class WatchHub {
 
   private remove(watcher: Watcher): void {
     if (!this.all.delete(watcher)) return;
-    for (const p of watcher.spec.partitions) this.byPartition.get(p)?.delete(watcher);
+    for (const p of watcher.local) this.byPartition.get(p)?.delete(watcher);
     this.options.slots.give();
     this.options.metrics.watchers.labels().set(this.all.size);
     if (this.all.size === 0 && this.heartbeat !== null) {
@@ -326,7 +495,7 @@ export class WatchHub {
     const events = this.options.metrics.watchEvents.labels();
     while (!watcher.ended) {
       let more = false;
-      for (const p of watcher.spec.partitions) {
+      for (const p of watcher.local) {
         const store = this.source.servingStore(p);
         if (store === null) {
           watcher.end();
@@ -416,23 +585,32 @@ export class WatchHub {
 }
 
 /**
- * The hub of a thread as the `watch` config section sets it, or null when watch is off
- * (`WATCH_RETAIN_SEC=0`). `slots`: the node-wide count when serving threads share it; by default
- * this thread counts alone.
+ * The hub of a thread as the config sets it (the `watch` section; in a cluster the secret and
+ * proxy timeout of a proxied watch), or null when watch is off (`WATCH_RETAIN_SEC=0`).
+ * `slots`: the node-wide count when serving threads share it (by default this thread counts
+ * alone); `thread`: the serving thread's number; `peers`: the region's peers, in a cluster.
  */
 export function watchHubFor(
   source: WatchSource,
-  config: ConfigWatch,
+  config: Config,
   metrics: Metrics,
-  slots: WaiterSlots = new LocalSlots(config.watchersMax),
-  thread: number | null = null,
+  extras: {
+    readonly slots?: WaiterSlots;
+    readonly thread?: number | null;
+    readonly peers?: PeerReads | null;
+  } = {},
 ): WatchHub | null {
-  if (config.retainSec === 0) return null;
+  const watch = config.watch;
+  if (watch.retainSec === 0) return null;
   return new WatchHub(source, {
-    bufferBytes: config.bufferBytes,
-    heartbeatMs: config.heartbeatMs,
-    slots,
+    bufferBytes: watch.bufferBytes,
+    heartbeatMs: watch.heartbeatMs,
+    slots: extras.slots ?? new LocalSlots(watch.watchersMax),
     metrics,
-    thread,
+    thread: extras.thread ?? null,
+    peers: extras.peers ?? null,
+    secret: config.cluster.secret,
+    proxyTimeoutMs: config.gossip.proxyTimeoutMs,
+    partitions: config.cluster.partitions,
   });
 }

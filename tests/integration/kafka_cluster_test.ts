@@ -20,6 +20,7 @@ import {
   waitForSplit,
 } from "./_kafka.ts";
 import type { TestNode } from "./_node.ts";
+import { positionOf, WatchClient } from "./_watch.ts";
 
 const PARTITIONS = 8;
 const SECRET = "cluster-test-secret-0123456789";
@@ -182,6 +183,55 @@ Deno.test({
         const metrics = (await a.internal("/metrics")).text;
         assert.ok(metric(metrics, 'firescroll_cluster_proxy_requests_total{result="ok"}') > 0);
       });
+
+      await t.step(
+        "a watch of every partition on one node streams all of them, proxied from their owners, and resumes on another node",
+        async () => {
+          const start = Array.from({ length: PARTITIONS }, (_, p) => `${p}:-1`).join(",");
+          const all = await WatchClient.open(a.apiUrl, "", start);
+          const owned = await servingPartitions(a);
+          const foreign = Array.from({ length: 100 }, (_, i) => `w${i}`)
+            .find((pk) => !owned.includes(partitionOf(pk, PARTITIONS)))!;
+          const one = await WatchClient.open(a.apiUrl, `pk=${foreign}`);
+          const expected: string[] = [];
+          for (let i = 0; i < 24; i++) {
+            const pk = i % 4 === 0 ? foreign : `w${i}`;
+            const put = await nodes[i % 3]!.post("/records/put", {
+              records: [{ pk, sk: `s${i}`, data: i }],
+            });
+            assert.equal(put.status, 200, put.text);
+            expected.push(`${pk}/s${i}@${put.json.offsets[String(partitionOf(pk, PARTITIONS))]}`);
+          }
+          const seen = (w: WatchClient) =>
+            w.events.filter((e) => (e.data.pk as string).startsWith("w"))
+              .map((e) => `${e.data.pk}/${e.data.sk}@${e.data.version}`);
+          await all.until("the burst", 20_000, () => seen(all).length >= expected.length);
+          assert.deepEqual(seen(all).sort(), [...expected].sort());
+          const ofForeign = expected.filter((c) => c.startsWith(`${foreign}/`));
+          await one.until("the foreign pk's changes", 20_000, (e) => e.length >= ofForeign.length);
+          assert.deepEqual(seen(one), ofForeign);
+          // The ids are cursors of the log, the same on every node: resume on another one.
+          const middle = all.events.find((e) => e.data.pk === foreign)!;
+          await all.close();
+          await one.close();
+          const resumed = await WatchClient.open(b.apiUrl, "", middle.id);
+          const put = await c.post("/records/put", {
+            records: [{ pk: foreign, sk: "end", data: 0 }],
+          });
+          assert.equal(put.status, 200, put.text);
+          await resumed.until("the rest", 20_000, (e) => e.some((x) => x.data.sk === "end"));
+          // Exactly the changes after the id's cursor of their own partition, and the new one.
+          const wanted = expected.filter((c) => {
+            const pk = c.split("/")[0]!;
+            const offset = Number(c.split("@")[1]);
+            return offset > positionOf(middle.id, partitionOf(pk, PARTITIONS))[0];
+          });
+          const rest = seen(resumed);
+          assert.deepEqual(rest.filter((c) => !c.includes("/end@")).sort(), wanted.sort());
+          assert.equal(rest.filter((c) => c.includes("/end@")).length, 1);
+          await resumed.close();
+        },
+      );
 
       await t.step("a proxied read with after waits on the owner for the offset", async () => {
         const owned = await servingPartitions(b);
