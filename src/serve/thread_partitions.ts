@@ -125,24 +125,33 @@ export class ThreadPartitions implements LocalPartitions {
   private watch(partition: number): void {
     if (this.watching.has(partition)) return;
     this.watching.add(partition);
-    void this.watchLoop(partition).finally(() => this.watching.delete(partition));
+    void this.watchLoop(partition);
   }
 
-  /** Releases `partition`'s waiters as its applied offset becomes visible here. */
+  /**
+   * Releases `partition`'s waiters as its applied offset becomes visible here. The loop leaves
+   * `watching` in the same step as its last look (the `finally` of this function, not of its
+   * promise, which would run a step later): a waiter it released that parks again at once (a
+   * watch's loop does) must find no loop running and start one, or it sleeps until its timeout.
+   */
   private async watchLoop(partition: number): Promise<void> {
     const state = this.state;
-    while (this.waiters.waiting(partition)) {
-      // The sequence first: a change after this read wakes the wait below at once.
-      const seen = state.sequence(partition);
-      if (state.stopped || state.draining || state.readState(partition) !== "serving") {
-        this.waiters.cancel(partition);
-        return;
+    try {
+      while (this.waiters.waiting(partition)) {
+        // The sequence first: a change after this read wakes the wait below at once.
+        const seen = state.sequence(partition);
+        if (state.stopped || state.draining || state.readState(partition) !== "serving") {
+          this.waiters.cancel(partition);
+          return;
+        }
+        this.fresh(partition);
+        this.waiters.release(partition, this.seen[partition]!);
+        if (!this.waiters.waiting(partition)) return;
+        const notVisible = this.seen[partition]! < state.applied(partition);
+        await state.changed(partition, seen, notVisible ? NOT_VISIBLE_RETRY_MS : WATCH_MS_MAX);
       }
-      this.fresh(partition);
-      this.waiters.release(partition, this.seen[partition]!);
-      if (!this.waiters.waiting(partition)) return;
-      const notVisible = this.seen[partition]! < state.applied(partition);
-      await state.changed(partition, seen, notVisible ? NOT_VISIBLE_RETRY_MS : WATCH_MS_MAX);
+    } finally {
+      this.watching.delete(partition);
     }
   }
 }

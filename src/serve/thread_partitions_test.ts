@@ -99,6 +99,36 @@ Deno.test("ThreadPartitions releases an `after` wait once its own snapshot shows
   });
 });
 
+Deno.test("ThreadPartitions releases a wait parked again right after the last one was released", async () => {
+  await withTempDir(async (dir) => {
+    const store = openStore(dir, 0);
+    await writeUpTo(store, 0);
+    const { main, partitions } = setUp(dir);
+    const alive = setTimeout(() => {}, 10_000);
+    try {
+      main.setPartition(0, "serving", false);
+      main.publishApplied(0, 0);
+      // A watch's loop: each release parks the next wait at once, in its continuation.
+      const started = performance.now();
+      const chained = partitions.waitForOffset(0, 1, 5000)
+        .then(() => partitions.waitForOffset(0, 2, 5000));
+      await writeUpTo(store, 1);
+      main.publishApplied(0, 1);
+      await new Promise((r) => setTimeout(r, 20));
+      await writeUpTo(store, 2);
+      main.publishApplied(0, 2);
+      await chained;
+      // Before the fix the second wait found the first's loop still marked running and slept
+      // until its 5 s ran out.
+      ok(performance.now() - started < 2000, "the second wait was released by the publish");
+    } finally {
+      clearTimeout(alive);
+      partitions.close();
+      await store.close();
+    }
+  });
+});
+
 Deno.test("ThreadPartitions fails parked waits when the node drains, the partition retires or closes", async () => {
   await withTempDir(async (dir) => {
     const stores = [openStore(dir, 0), openStore(dir, 1)];
