@@ -8,6 +8,9 @@
  *   deno run -A --v8-flags=--expose-gc bench/watch_probe.ts server PORT
  *   deno run -A bench/watch_probe.ts client PORT N EVENTS
  *
+ * The server also answers `POST /records/put` by sending the first record to every stream as a
+ * `put` event, so `bench/watch.ts --broadcast-only` measures it as the baseline of a node.
+ *
  * The client prints one JSON line: the server's resident memory before and after opening the
  * streams (from the server's /stats), so memory per idle stream; and for each of EVENTS events,
  * the time from the publish request to its arrival on every stream, as p50/p99/max over all
@@ -29,6 +32,16 @@ function serve(port: number): void {
       const { rss, heapUsed } = Deno.memoryUsage();
       return Response.json({ streams: streams.size, rss, heap_used: heapUsed });
     }
+    if (path === "/records/put") {
+      // bench/watch.ts's broadcast, answered as a node would: one event of the first record.
+      return request.json().then((body) => {
+        sequence++;
+        const record = JSON.stringify(body.records[0]);
+        const bytes = encoder.encode(`id: 0:${sequence}\nevent: put\ndata: ${record}\n\n`);
+        for (const controller of streams) controller.enqueue(bytes);
+        return Response.json({ offsets: { "0": sequence } });
+      });
+    }
     if (path === "/publish") {
       sequence++;
       const bytes = encoder.encode(`id: 0:${sequence}\nevent: put\ndata: ${Date.now()}\n\n`);
@@ -40,7 +53,7 @@ function serve(port: number): void {
       start(controller) {
         self = controller;
         streams.add(controller);
-        controller.enqueue(encoder.encode(": open\n\n"));
+        controller.enqueue(encoder.encode(`: open\nid: 0:${sequence}\n\n`));
       },
       cancel() {
         if (self !== null) streams.delete(self);

@@ -1,6 +1,7 @@
 /**
- * Storage: one {@linkcode PartitionStore} per log partition on LMDB, holding the records and the
- * meta (applied offset, hash chain) that say which prefix of the log the file reflects, and
+ * Storage: one {@linkcode PartitionStore} per log partition on LMDB, holding the records, the
+ * meta (applied offset, hash chain) that say which prefix of the log the file reflects and the
+ * change log watches read (`changes.ts`), and
  * {@linkcode PartitionReader}s: read-only views of a partition's file for other threads or
  * processes.
  *

@@ -109,14 +109,34 @@ function cursorAfter(change: Change): ChangeCursor {
   return { offset: change.offset, index: change.last ? null : change.index };
 }
 
-/** An event's `event:` and `data:` lines (its `id:` is each stream's own). */
-function eventBody(change: Change): Uint8Array {
-  const data = change.record !== null
-    ? recordJson(change.record)
-    : `{"pk":${JSON.stringify(change.pk)},"sk":${
-      JSON.stringify(change.sk)
-    },"version":${change.offset}}`;
-  return encoder.encode(`event: ${change.kind}\ndata: ${data}\n\n`);
+/**
+ * One change, rendered once for every stream it goes to: its `event:` and `data:` lines, and for
+ * streams of one partition (whose id is then the change's own position) the whole frame.
+ */
+class Frame {
+  private lines: string | null = null;
+  private whole: Uint8Array | null = null;
+
+  constructor(readonly partition: number, readonly change: Change) {}
+
+  /** The `event:` and `data:` lines. */
+  get body(): string {
+    if (this.lines !== null) return this.lines;
+    const change = this.change;
+    const data = change.record !== null
+      ? recordJson(change.record)
+      : `{"pk":${JSON.stringify(change.pk)},"sk":${
+        JSON.stringify(change.sk)
+      },"version":${change.offset}}`;
+    return this.lines = `event: ${change.kind}\ndata: ${data}\n\n`;
+  }
+
+  /** The frame of a stream that watches this partition alone. */
+  get onePartition(): Uint8Array {
+    return this.whole ??= encoder.encode(
+      `id: ${cursorText(this.partition, cursorAfter(this.change))}\n${this.body}`,
+    );
+  }
 }
 
 /** 503 `too_many_watchers`. */
@@ -196,20 +216,27 @@ class Watcher {
     return new Promise((resolve) => this.room = resolve);
   }
 
-  write(text: string, body?: Uint8Array): void {
+  write(text: string): void {
+    this.enqueue(encoder.encode(text));
+  }
+
+  /** One chunk per frame: each chunk is one write to the connection. */
+  private enqueue(bytes: Uint8Array): void {
     if (this.ended) return;
-    this.controller.enqueue(encoder.encode(text));
-    if (body !== undefined) this.controller.enqueue(body);
+    this.controller.enqueue(bytes);
     this.wrote = true;
   }
 
-  /** Hands `change` (rendered as `body`) to this stream if it comes after its cursor. */
-  deliver(partition: number, change: Change, body: () => Uint8Array): boolean {
+  /** Hands `frame`'s change to this stream if it comes after its cursor and matches its keys. */
+  deliver(frame: Frame): boolean {
+    const { partition, change } = frame;
     const cursor = this.cursors.get(partition)!;
     if (!isAfter(change.offset, change.index, cursor)) return false;
     this.cursors.set(partition, cursorAfter(change));
     if (!this.matches(change)) return false;
-    this.write(`id: ${this.id()}\n`, body());
+    // A stream of one partition shares the frame every such stream gets.
+    if (this.sorted.length === 1) this.enqueue(frame.onePartition);
+    else this.write(`id: ${this.id()}\n${frame.body}`);
     return true;
   }
 
@@ -503,7 +530,7 @@ export class WatchHub {
         }
         const changes = store.changesAfter(watcher.cursors.get(p)!, BATCH);
         for (const change of changes) {
-          if (watcher.deliver(p, change, () => eventBody(change))) events.inc();
+          if (watcher.deliver(new Frame(p, change))) events.inc();
         }
         if (changes.length === BATCH) more = true;
         else watcher.advance(p, store.applied.offset);
@@ -528,11 +555,10 @@ export class WatchHub {
         let through = this.through.get(partition)!;
         const changes = store.changesAfter(through, BATCH);
         for (const change of changes) {
-          let body: Uint8Array | null = null;
-          const render = () => body ??= eventBody(change);
+          const frame = new Frame(partition, change);
           for (const watcher of watchers) {
             if (!watcher.live) continue;
-            if (watcher.deliver(partition, change, render)) events.inc();
+            if (watcher.deliver(frame)) events.inc();
             if (!watcher.hasRoom) {
               overflows.inc();
               watcher.write(
