@@ -39,6 +39,7 @@ export const PROBLEMS = {
   invalid_after: { status: 400, title: "Bad Request" },
   invalid_wait: { status: 400, title: "Bad Request" },
   invalid_limit: { status: 400, title: "Bad Request" },
+  invalid_ttl: { status: 400, title: "Bad Request" },
   unauthorized: { status: 401, title: "Unauthorized" },
   forbidden: { status: 403, title: "Forbidden" },
   not_found: { status: 404, title: "Not Found" },

@@ -665,6 +665,7 @@ const PRODUCERS: Record<string, Producer> = {
   invalid_after: P("/records/get", { records: [key("p", "s")], after: "0" }),
   invalid_wait: P("/records/list", { pk: "p", wait_ms: WAIT_MS_MAX + 1 }),
   invalid_limit: P("/records/list", { pk: "p", limit: -1 }),
+  invalid_ttl: P("/records/put", { records: [rec({ ttl_ms: 0 })] }),
   unauthorized: { env: { API_TOKENS_READ: "r" }, ...P("/records/list", { pk: "p" }) },
   forbidden: {
     env: { API_TOKENS_READ: "r", API_TOKENS_WRITE: "w" },

@@ -2,7 +2,14 @@
  * Validation of request bodies into typed commands. Every limit of the config is enforced here,
  * before anything reaches the log: a rejected request writes nothing.
  */
-import { type ConditionCache, ConditionError, type Mutation, type Op } from "../apply/mod.ts";
+import {
+  type ConditionCache,
+  ConditionError,
+  expiryProblem,
+  type Mutation,
+  type Op,
+  type PutOp,
+} from "../apply/mod.ts";
 import type { Config } from "../config/mod.ts";
 import { keyProblem, partitionOf, utf8Length } from "../keys/mod.ts";
 import type { GetKey, GetRequest, ListRequest, ReadAfter } from "../node/mod.ts";
@@ -107,10 +114,10 @@ function recordsOf(body: Json, field: "records" | "ops", config: Config): unknow
 }
 
 const WRITE_BODY = new Set(["records", "Records"]);
-const PUT_FIELDS = new Set(["pk", "sk", "data", "if"]);
+const PUT_FIELDS = new Set(["pk", "sk", "data", "if", "ttl_ms", "expires_at"]);
 const DELETE_FIELDS = new Set(["pk", "sk", "if"]);
 const BATCH_BODY = new Set(["ops"]);
-const BATCH_FIELDS = new Set(["op", "pk", "sk", "data", "if"]);
+const BATCH_FIELDS = new Set(["op", "pk", "sk", "data", "if", "ttl_ms", "expires_at"]);
 
 function group(ops: readonly Op[], partitions: number): Map<number, Mutation> {
   const byPartition = new Map<number, Op[]>();
@@ -138,11 +145,19 @@ function parseOp(
   const pk = record.pk as string;
   const sk = record.sk as string;
   const condition = checkCondition(record.if, where, config, conditions);
+  const ttl = record.ttl_ms ?? undefined;
+  const at = record.expires_at ?? undefined;
+  const expiry = expiryProblem({ op: kind, ttl_ms: ttl, expires_at: at });
+  if (expiry !== null) throw badRequest("invalid_ttl", `Cannot use ${where}: ${expiry}`);
   if (kind === "put") {
     checkData(record.data, where, config);
-    return condition === undefined
-      ? { op: "put", pk, sk, data: record.data }
-      : { op: "put", pk, sk, data: record.data, if: condition };
+    const put: PutOp = { op: "put", pk, sk, data: record.data };
+    return {
+      ...put,
+      ...(condition === undefined ? {} : { if: condition }),
+      ...(ttl === undefined ? {} : { ttl_ms: ttl as number }),
+      ...(at === undefined ? {} : { expires_at: at as number }),
+    };
   }
   return condition === undefined
     ? { op: "delete", pk, sk }

@@ -83,6 +83,14 @@ function conditionHolds(
   return false;
 }
 
+/**
+ * `record` as a message with log timestamp `ts` sees it: null when absent or expired by then.
+ * Conditions and `created_at` go by this, so every replica judges an expiry alike.
+ */
+function live(record: StoredRecord | null, ts: number): StoredRecord | null {
+  return record !== null && record.expiresAt !== null && record.expiresAt <= ts ? null : record;
+}
+
 function written(
   op: Op,
   current: StoredRecord | null,
@@ -99,12 +107,27 @@ function written(
     version: offset,
     createdAt: current === null ? ts : current.createdAt,
     updatedAt: ts,
+    // Fixed from the message's timestamp: the same instant on every replica.
+    expiresAt: op.ttl_ms !== undefined ? ts + op.ttl_ms : op.expires_at ?? null,
   };
 }
 
-function store(tx: StoreTx, op: Op, record: StoredRecord | null): void {
-  if (record === null) tx.delete(op.pk, op.sk);
-  else tx.put(op.pk, op.sk, record.dataJson, record.version, record.createdAt, record.updatedAt);
+/** Writes `record` (null: deletes), unless it deletes a record that is already absent. */
+function store(tx: StoreTx, op: Op, current: StoredRecord | null, record: StoredRecord | null) {
+  if (record !== null) {
+    tx.put(
+      op.pk,
+      op.sk,
+      record.dataJson,
+      record.version,
+      record.createdAt,
+      record.updatedAt,
+      record.expiresAt,
+    );
+  } else if (current !== null) {
+    // A record expired but not yet purged is absent: its purge, not this delete, removes it.
+    tx.delete(op.pk, op.sk);
+  }
 }
 
 /**
@@ -122,22 +145,28 @@ function applyMutation(
 ): void {
   if (!mutation.atomic) {
     for (const op of mutation.ops) {
-      const current = tx.get(op.pk, op.sk);
-      if (conditionHolds(op, current, ctx, counts)) store(tx, op, written(op, current, offset, ts));
+      const current = live(tx.get(op.pk, op.sk), ts);
+      if (conditionHolds(op, current, ctx, counts)) {
+        store(tx, op, current, written(op, current, offset, ts));
+      }
     }
     return;
   }
   const staged = new Map<string, StoredRecord | null>();
+  const before: (StoredRecord | null)[] = [];
   const results: (StoredRecord | null)[] = [];
   for (const op of mutation.ops) {
     const key = overlayKey(op.pk, op.sk);
-    const current = staged.has(key) ? staged.get(key)! : tx.get(op.pk, op.sk);
+    const current = staged.has(key) ? staged.get(key)! : live(tx.get(op.pk, op.sk), ts);
     if (!conditionHolds(op, current, ctx, counts)) return;
     const record = written(op, current, offset, ts);
     staged.set(key, record);
+    before.push(current);
     results.push(record);
   }
-  for (let i = 0; i < mutation.ops.length; i++) store(tx, mutation.ops[i]!, results[i]!);
+  for (let i = 0; i < mutation.ops.length; i++) {
+    store(tx, mutation.ops[i]!, before[i]!, results[i]!);
+  }
 }
 
 /**

@@ -114,6 +114,7 @@ Deno.test("applyBatch() writes a put with version = offset and both timestamps f
       version: 0,
       createdAt: 5_000,
       updatedAt: 5_000,
+      expiresAt: null,
     });
     deepEqual(store.applied, position);
   });
@@ -130,6 +131,7 @@ Deno.test("applyBatch() keeps created_at on update and moves updated_at to the m
       version: 8,
       createdAt: 5_000,
       updatedAt: 9_000,
+      expiresAt: null,
     });
     // A delete and a re-create starts a new life.
     await apply([

@@ -9,6 +9,7 @@ import {
 } from "./conditions.ts";
 
 const RECORD: StoredRecord = {
+  expiresAt: null,
   pk: "user",
   sk: "42",
   dataJson: JSON.stringify({ n: 7, name: "ada", tags: ["a", "b"], nested: { on: true } }),

@@ -1,16 +1,30 @@
 /**
  * The log message format (DESIGN §4): the Kafka value / embedded log entry, JSON
- * `{"v":1,"atomic":bool,"ops":[{"op":"put"|"delete","pk","sk","data"?,"if"?}]}`.
+ * `{"v":1,"atomic":bool,"ops":[{"op":"put"|"delete","pk","sk","data"?,"if"?,"ttl_ms"?,"expires_at"?}]}`,
+ * or a tick `{"v":1,"tick":true}`: no ops, sent by a node when a record of the partition has
+ * expired and no other message came since, so that apply purges it (see `apply.ts`).
  *
  * Decoding is strict and depends on nothing but the bytes, so every replica accepts or rejects
  * the same messages; a rejected message is poison and is skipped, never retried.
  */
-import { MESSAGE_CONDITION_CHARS_MAX, MESSAGE_OPS_MAX, MESSAGE_VERSION } from "../config/mod.ts";
+import {
+  EXPIRES_AT_MAX,
+  MESSAGE_CONDITION_CHARS_MAX,
+  MESSAGE_OPS_MAX,
+  MESSAGE_VERSION,
+  TTL_MS_MAX,
+} from "../config/mod.ts";
 import { keyProblem } from "../keys/mod.ts";
 import { JsonRefusedError, parseJsonExact } from "../util/json.ts";
 
 /** The format's version and bounds are cluster-wide constants (`config/cluster.ts`). */
-export { MESSAGE_CONDITION_CHARS_MAX, MESSAGE_OPS_MAX, MESSAGE_VERSION };
+export {
+  EXPIRES_AT_MAX,
+  MESSAGE_CONDITION_CHARS_MAX,
+  MESSAGE_OPS_MAX,
+  MESSAGE_VERSION,
+  TTL_MS_MAX,
+};
 
 /** A put: write `data` at `[pk, sk]` if `if` holds. */
 export interface PutOp {
@@ -20,6 +34,10 @@ export interface PutOp {
   /** Any JSON value. */
   readonly data: unknown;
   readonly if?: string;
+  /** The record expires this long after the message's log timestamp (1 … `TTL_MS_MAX`). */
+  readonly ttl_ms?: number;
+  /** The record expires at this unix ms (0 … `EXPIRES_AT_MAX`); not with `ttl_ms`. */
+  readonly expires_at?: number;
 }
 
 /** A delete of `[pk, sk]` if `if` holds. */
@@ -38,7 +56,38 @@ export interface Mutation {
   readonly v: typeof MESSAGE_VERSION;
   /** All ops or none: any false condition aborts the whole message. */
   readonly atomic: boolean;
+  /** Empty only in a tick. */
   readonly ops: readonly Op[];
+}
+
+/** The tick message: no ops (see the module doc). */
+export const TICK: Mutation = Object.freeze({ v: MESSAGE_VERSION, atomic: false, ops: [] });
+
+/** The log value of a tick. */
+export function encodeTick(): Uint8Array {
+  return encoder.encode(`{"v":${MESSAGE_VERSION},"tick":true}`);
+}
+
+/** Why an op's expiry fields are unusable, or null (shared by the API and the decoder). */
+export function expiryProblem(op: Readonly<Record<string, unknown>>): string | null {
+  const { ttl_ms: ttl, expires_at: at } = op;
+  if (ttl !== undefined && at !== undefined) return "give ttl_ms or expires_at, not both";
+  if (
+    ttl !== undefined &&
+    (!Number.isSafeInteger(ttl) || (ttl as number) < 1 || (ttl as number) > TTL_MS_MAX)
+  ) {
+    return `ttl_ms must be an integer in [1, ${TTL_MS_MAX}]`;
+  }
+  if (
+    at !== undefined &&
+    (!Number.isSafeInteger(at) || (at as number) < 0 || (at as number) > EXPIRES_AT_MAX)
+  ) {
+    return `expires_at must be an integer unix ms in [0, ${EXPIRES_AT_MAX}]`;
+  }
+  if ((ttl !== undefined || at !== undefined) && op.op === "delete") {
+    return "a delete takes no ttl_ms or expires_at";
+  }
+  return null;
 }
 
 const encoder = new TextEncoder();
@@ -83,6 +132,7 @@ export function decodeMutation(value: Uint8Array): Decoded {
   }
   const m = parsed as Record<string, unknown>;
   if (m.v !== MESSAGE_VERSION) return poison(`unknown version ${JSON.stringify(m.v)}`);
+  if (m.tick === true) return { ok: true, mutation: TICK };
   if (typeof m.atomic !== "boolean") return poison("atomic must be a boolean");
   const ops = m.ops;
   if (!Array.isArray(ops) || ops.length === 0 || ops.length > MESSAGE_OPS_MAX) {
@@ -103,6 +153,8 @@ export function decodeMutation(value: Uint8Array): Decoded {
     ) {
       return poison(`ops[${i}].if must be a string of at most ${MESSAGE_CONDITION_CHARS_MAX}`);
     }
+    const expiry = expiryProblem(op);
+    if (expiry !== null) return poison(`ops[${i}]: ${expiry}`);
   }
   return { ok: true, mutation: m as unknown as Mutation };
 }

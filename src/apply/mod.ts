@@ -12,6 +12,8 @@ export type { Verdict } from "./conditions.ts";
 export {
   decodeMutation,
   encodeMutation,
+  encodeTick,
+  expiryProblem,
   MESSAGE_CONDITION_CHARS_MAX,
   MESSAGE_OPS_MAX,
   MESSAGE_VERSION,

@@ -72,5 +72,11 @@ export const MESSAGE_ENVELOPE_BYTES_MAX = 128;
 
 /** Version of the partition file layout, stored in each file's `meta`. */
 export const STORE_FORMAT = 1;
-/** The format byte of a record value in a partition file. */
+/** The format byte of a record value in a partition file (a record without expiry). */
 export const RECORD_FORMAT = 1;
+/** The format byte of a record value with an expiry instant (`ttl_ms` / `expires_at`). */
+export const RECORD_FORMAT_EXPIRING = 2;
+/** Largest `ttl_ms` of a put: ten years. A format bound, the same for every replica. */
+export const TTL_MS_MAX = 10 * 365 * 86_400_000;
+/** Largest `expires_at` (unix ms): JavaScript's last representable date. */
+export const EXPIRES_AT_MAX = 8_640_000_000_000_000;

@@ -32,6 +32,7 @@ export type {
   LogKind,
 } from "./config.ts";
 export {
+  EXPIRES_AT_MAX,
   LMDB_KEY_BYTES_MAX,
   MESSAGE_CONDITION_CHARS_MAX,
   MESSAGE_ENVELOPE_BYTES_MAX,
@@ -40,10 +41,12 @@ export {
   MESSAGE_VERSION,
   PK_BYTES_MAX,
   RECORD_FORMAT,
+  RECORD_FORMAT_EXPIRING,
   RECORD_KEY_BYTES_MAX,
   RECORD_KEY_PREFIX_BYTES,
   SK_BYTES_MAX,
   STORE_FORMAT,
+  TTL_MS_MAX,
 } from "./cluster.ts";
 export type { ConfigCluster } from "./cluster.ts";
 export {

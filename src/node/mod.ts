@@ -20,7 +20,7 @@ export type {
   ReadReplicas,
   SnapshotSource,
 } from "./ports.ts";
-export { movedError, Reader, recordJson, stoppingError, unavailable } from "./reader.ts";
+export { liveJson, movedError, Reader, recordJson, stoppingError, unavailable } from "./reader.ts";
 export type {
   GetKey,
   GetRequest,

@@ -8,6 +8,7 @@ import {
   type ApplyContext,
   ConditionCache,
   encodeMutation,
+  encodeTick,
   type LogRecord,
   type Mutation,
 } from "../apply/mod.ts";
@@ -43,6 +44,11 @@ import { sleep } from "../util/sleep.ts";
 import { type Partition, PartitionTable } from "./partition_state.ts";
 import { movedError, stoppingError } from "./reader.ts";
 import { Waiters } from "./waiters.ts";
+
+/** How often the node looks for partitions with expired records, ms. */
+const TICK_LOOK_MS = 250;
+/** Least time between two ticks of one partition from this node, ms. */
+const TICK_EVERY_MS = 1000;
 
 /** States whose file answers reads here. */
 /**
@@ -145,6 +151,8 @@ export class Node implements PartitionConsumer {
   private readonly trusted = new Set<number>();
   /** The serving threads that read the partition files too, when there are any. */
   private replicas: ReadReplicas | null = null;
+  /** The loop sending tick messages for expired records (see `tickLoop`). */
+  private ticking: Promise<void> | null = null;
   /** Started by {@linkcode startLogEarly}. */
   private logStarted = false;
   /** Whether closing a file flushes it (not in a hand-over's stop). */
@@ -315,6 +323,35 @@ export class Node implements PartitionConsumer {
       log("error", "consume_loop_failed", { error: errorMessage(error) });
       throw error;
     });
+    this.ticking = this.tickLoop();
+  }
+
+  /**
+   * Expired records are purged by apply, before the next message of their partition (apply.ts):
+   * a partition with a record past its instant gets a tick message (no ops) from this node, at
+   * most one per {@linkcode TICK_EVERY_MS}, so the purge and its `expire` events do not wait for
+   * the next write. Every node serving the partition may send one; a tick changes nothing but the
+   * purge, so several cost one message each.
+   */
+  private async tickLoop(): Promise<void> {
+    const signal = this.stopping.signal;
+    const sent = new Map<number, number>();
+    while (!signal.aborted) {
+      await sleep(TICK_LOOK_MS, signal).catch(() => {});
+      if (signal.aborted || this.frozen || this.draining) break;
+      const now = this.now();
+      for (const entry of this.table.inState("serving")) {
+        const due = entry.store!.earliestExpiry();
+        if (due === null || due > now || now - (sent.get(entry.partition) ?? 0) < TICK_EVERY_MS) {
+          continue;
+        }
+        sent.set(entry.partition, now);
+        this.append([{ partition: entry.partition, key: "", value: encodeTick() }]).catch(
+          (error) =>
+            log("warn", "tick_failed", { partition: entry.partition, error: errorMessage(error) }),
+        );
+      }
+    }
   }
 
   /** Whether every owned partition is serving (`/readyz`). */
@@ -778,6 +815,7 @@ export class Node implements PartitionConsumer {
     if (!this.syncOnClose) this.leftOpen = [];
     this.stopping.abort();
     if (this.consuming !== null) await this.consuming.catch(() => {});
+    await this.ticking;
     await this.revoked(this.table.inState(...OWNED).map((e) => e.partition));
     // Whatever still retires closes now: the process is going away.
     this.closing.abort();

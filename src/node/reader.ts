@@ -82,11 +82,24 @@ export interface ReaderOptions {
 /** Pause between looks while a read waits for a moving partition's new owner. */
 const NEW_OWNER_POLL_MS = 25;
 
-/** The JSON text of a record; `data` is spliced in as stored, never re-serialized. */
+/**
+ * The JSON text of `record` as a read at unix ms `now` answers it: null when absent or expired
+ * (an expired record is absent from its instant on, by this node's clock, until apply purges it).
+ */
+export function liveJson(record: StoredRecord | null, now: number): string | null {
+  if (record === null || (record.expiresAt !== null && record.expiresAt <= now)) return null;
+  return recordJson(record);
+}
+
+/**
+ * The JSON text of a record; `data` is spliced in as stored, never re-serialized. A record that
+ * expires says when (`expires_at`, unix ms).
+ */
 export function recordJson(r: StoredRecord): string {
+  const expires = r.expiresAt === null ? "" : `,"expires_at":${r.expiresAt}`;
   return `{"pk":${JSON.stringify(r.pk)},"sk":${
     JSON.stringify(r.sk)
-  },"data":${r.dataJson},"version":${r.version},"created_at":${r.createdAt},"updated_at":${r.updatedAt}}`;
+  },"data":${r.dataJson},"version":${r.version},"created_at":${r.createdAt},"updated_at":${r.updatedAt}${expires}}`;
 }
 
 /** 503 `partition_unavailable`: a read of a partition not served here. */
@@ -233,6 +246,7 @@ export class Reader {
       filter: expression === null ? null : (r) => conditions.evaluate(expression, r) === "true",
       stopOnFilter: request.stopOnFilter,
       scanMax: Math.max(this.options.limits.listScanMax, request.limit),
+      now: this.options.now(),
     });
     const records = page.records.map(recordJson).join(",");
     return `{"records":[${records}],"next":${JSON.stringify(page.next)}}`;
@@ -260,8 +274,7 @@ export class Reader {
       const key = keys[0]!;
       const store = this.localStore(key.partition, read);
       if (store === null) return null;
-      const record = store.get(key.pk, key.sk);
-      return [record === null ? null : recordJson(record)];
+      return [liveJson(store.get(key.pk, key.sk), this.options.now())];
     }
     const stores = new Map<number, StoreReads>();
     for (const key of keys) {
@@ -271,10 +284,10 @@ export class Reader {
       stores.set(key.partition, store);
     }
     const out: (string | null)[] = new Array(keys.length);
+    const now = this.options.now();
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]!;
-      const record = stores.get(key.partition)!.get(key.pk, key.sk);
-      out[i] = record === null ? null : recordJson(record);
+      out[i] = liveJson(stores.get(key.partition)!.get(key.pk, key.sk), now);
     }
     return out;
   }
@@ -290,6 +303,7 @@ export class Reader {
   ): number[] {
     const stores = new Map<number, StoreReads | null>();
     const left: number[] = [];
+    const now = this.options.now();
     for (const i of indexes) {
       const key = keys[i]!;
       let store = stores.get(key.partition);
@@ -300,8 +314,7 @@ export class Reader {
         left.push(i);
         continue;
       }
-      const record = store.get(key.pk, key.sk);
-      out[i] = record === null ? null : recordJson(record);
+      out[i] = liveJson(store.get(key.pk, key.sk), now);
     }
     return left;
   }

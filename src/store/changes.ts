@@ -5,7 +5,8 @@
  * rows with the same ids, and a watcher resumes on any of them, across restarts.
  *
  * Key: `u64be(offset) ‖ u32be(index)` — rows in log order; `index` counts the changes of one
- * message from 0 (a batch put of 100 records is one message with 100 changes).
+ * message from 0 (a batch put of 100 records is one message with 100 changes; the records its
+ * timestamp expires come first, as `expire` changes).
  *
  * Value: `u8 kind ‖ u8 flags ‖ f64le timestamp ‖ u16be key length ‖ record key ‖
  * u32le new-value length ‖ new record value ‖ previous record value`. `flags` bit 0 marks the last
@@ -28,10 +29,10 @@ import { assert } from "../util/assert.ts";
 import { decodeRecordValue, type StoredRecord } from "./record_codec.ts";
 import type { ReadTxn } from "./record_reads.ts";
 
-/** What a change did to its record. */
-export type ChangeKind = "put" | "delete";
+/** What a change did to its record (`expire`: apply purged it, its expiry instant had passed). */
+export type ChangeKind = "put" | "delete" | "expire";
 
-const KINDS: readonly ChangeKind[] = ["put", "delete"];
+const KINDS: readonly ChangeKind[] = ["put", "delete", "expire"];
 const LAST = 1;
 const HEAD_BYTES = 1 + 1 + 8 + 2;
 /** Rows pruned before any message, whatever its size. */
@@ -62,7 +63,7 @@ export interface Change {
   readonly timestamp: number;
   readonly pk: string;
   readonly sk: string;
-  /** The record as the change left it; null for a delete. */
+  /** The record as the change left it; null for a delete or an expiry. */
   readonly record: StoredRecord | null;
 }
 

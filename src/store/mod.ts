@@ -38,5 +38,10 @@ export {
   type VerifyResult,
 } from "./verify.ts";
 export type { AppliedPosition, StoreMeta, StoreOptions, StoreTx } from "./partition_store.ts";
-export { decodeRecordValue, encodeRecordValue, RECORD_FORMAT } from "./record_codec.ts";
+export {
+  decodeRecordValue,
+  encodeRecordValue,
+  RECORD_FORMAT,
+  RECORD_FORMAT_EXPIRING,
+} from "./record_codec.ts";
 export type { StoredRecord } from "./record_codec.ts";

@@ -120,7 +120,7 @@ export class PartitionReader {
     if (problem !== null) {
       throw new StoreMismatchError(`Cannot open a reader on ${this.path}: ${problem}`);
     }
-    this.env = open({ path: this.path, maxDbs: 4, readOnly: true });
+    this.env = open({ path: this.path, maxDbs: 8, readOnly: true });
     try {
       this.records = openRecordsDb(this.env);
       this.meta = this.env.openDB<unknown, string>({ name: "meta", encoding: "json" });

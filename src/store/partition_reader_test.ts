@@ -143,6 +143,7 @@ Deno.test("a reader sees a store's commit after refresh() and not before", async
           version: 1,
           createdAt: 1001,
           updatedAt: 2001,
+          expiresAt: null,
         });
         deepEqual(sks(reader.list(query("a")).records), ["2"]);
 

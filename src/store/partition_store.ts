@@ -1,7 +1,8 @@
 /**
- * One partition's database: an LMDB environment `{dir}/p{partition}.mdb` with three named DBs,
- * `records` (encoded `[pk, sk]` → record value), `meta` (applied offset, hash chain, identity) and
- * `changes` (the change log watches read, changes.ts).
+ * One partition's database: an LMDB environment `{dir}/p{partition}.mdb` with four named DBs,
+ * `records` (encoded `[pk, sk]` → record value), `meta` (applied offset, hash chain, identity),
+ * `changes` (the change log watches read, changes.ts) and `expiry` (the records that expire, by
+ * instant, expiry.ts).
  *
  * The applied offset and the chain are written in the same transaction as the records they
  * describe, so after any crash the file says exactly which log prefix it reflects.
@@ -23,9 +24,18 @@ import {
   readChanges,
 } from "./changes.ts";
 import {
+  dueBy,
+  earliestExpiry,
+  EXPIRY_ROW,
+  type ExpiryDb,
+  expiryKey,
+  openExpiryDb,
+} from "./expiry.ts";
+import {
   decodeRecordValue,
   recordValueRoom,
   type StoredRecord,
+  valueExpiresAt,
   writeRecordValue,
 } from "./record_codec.ts";
 import { RECORD_HASH_BYTES, recordHash } from "./record_hash.ts";
@@ -115,14 +125,15 @@ export interface AppliedPosition {
 /** Reads and writes inside one write transaction. */
 export interface StoreTx {
   /**
-   * Starts the changes of the log message at `offset` (log timestamp `timestamp`, `ops`
-   * operations): the puts and deletes that follow are recorded in the change log under it. Puts
-   * and deletes outside a message change records without recording anything.
+   * Starts the log message at `offset` (log timestamp `timestamp`, `ops` operations): purges the
+   * records whose expiry instant is at or before `timestamp` (earliest first, at most
+   * `1024 + 2 × ops`, each an `expire` change), and records the puts and deletes that follow in
+   * the change log under it. Puts and deletes outside a message record nothing.
    */
   message(offset: number, timestamp: number, ops: number): void;
   /** The record as the transaction sees it (earlier writes of the same transaction included). */
   get(pk: string, sk: string): StoredRecord | null;
-  /** Writes a record. */
+  /** Writes a record (`expiresAt`: the unix ms it expires at; null: never). */
   put(
     pk: string,
     sk: string,
@@ -130,6 +141,7 @@ export interface StoreTx {
     version: number,
     createdAt: number,
     updatedAt: number,
+    expiresAt?: number | null,
   ): void;
   /** Deletes a record; absent records are ignored. */
   delete(pk: string, sk: string): void;
@@ -258,7 +270,10 @@ export class PartitionStore {
   private readonly records: RecordsDb;
   private readonly meta;
   private readonly changes: ChangesDb;
+  private readonly expiry: ExpiryDb;
   private readonly changesRetainMs: number;
+  /** The log timestamp of the last message applied since the file was opened (0: none). */
+  private lastTimestamp = 0;
   /** Every change of every offset above this is in the change log (meta `changes_since`). */
   private since: number;
   private position: AppliedPosition;
@@ -290,7 +305,7 @@ export class PartitionStore {
     Deno.mkdirSync(options.dir, { recursive: true });
     this.env = open({
       path: this.path,
-      maxDbs: 4,
+      maxDbs: 8,
       mapSize: options.mapBytes,
       noSync: true,
       overlappingSync: false,
@@ -330,6 +345,7 @@ export class PartitionStore {
       this.position = position.position;
       this.digestBytes = position.digest;
       this.changes = openChangesDb(this.env);
+      this.expiry = openExpiryDb(this.env);
       const since = this.meta.get("changes_since");
       if (typeof since === "number" && Number.isSafeInteger(since) && since >= -1) {
         this.since = since;
@@ -434,6 +450,16 @@ export class PartitionStore {
     return this.since;
   }
 
+  /** The earliest expiry instant of a record in the file (unix ms), or null when none expires. */
+  earliestExpiry(): number | null {
+    return earliestExpiry(this.expiry, this.snapshot());
+  }
+
+  /** The log timestamp of the last message applied since the file was opened (0: none yet). */
+  get lastMessageTimestamp(): number {
+    return this.lastTimestamp;
+  }
+
   /** At most `limit` changes after `cursor`, as committed. */
   changesAfter(cursor: ChangeCursor, limit: number): Change[] {
     return readChanges(this.changes, this.snapshot(), cursor, this.position.offset, limit);
@@ -466,6 +492,7 @@ export class PartitionStore {
     const records = this.records;
     const meta = this.meta;
     const changes = this.changes;
+    const expiry = this.expiry;
     const retainMs = this.changesRetainMs;
     // Updated as the transaction writes; adopted only once it commits.
     const digest = this.digestBytes.slice();
@@ -488,17 +515,31 @@ export class PartitionStore {
         endMessage();
         messageOffset = offset;
         messageTimestamp = timestamp;
-        if (retainMs === 0) return;
-        const pruned = pruneChanges(changes, timestamp - retainMs, pruneBudget(ops));
-        if (pruned !== null && pruned > since) since = pruned;
+        if (retainMs > 0) {
+          const pruned = pruneChanges(changes, timestamp - retainMs, pruneBudget(ops));
+          if (pruned !== null && pruned > since) since = pruned;
+        }
+        // What expired by this message's time goes before the message applies.
+        for (const due of dueBy(expiry, timestamp, pruneBudget(ops))) {
+          expiry.removeSync(due.indexKey);
+          const old = records.getBinaryFast(due.recordKey);
+          if (old === undefined || valueExpiresAt(old) !== due.expiresAt) continue;
+          xorInto(digest, recordHash(due.recordKey, old));
+          if (recording()) {
+            pending.push(encodeChange("expire", false, timestamp, due.recordKey, null, old));
+          }
+          records.removeSync(due.recordKey);
+        }
       },
       get: (pk, sk) => {
         const value = records.getBinaryFast(keyIn(WRITE_KEY_SCRATCH, pk, sk));
         return value === undefined ? null : decodeRecordValue(pk, sk, value);
       },
-      put: (pk, sk, dataJson, version, createdAt, updatedAt) => {
+      put: (pk, sk, dataJson, version, createdAt, updatedAt, expiresAt = null) => {
         const key = keyIn(WRITE_KEY_SCRATCH, pk, sk);
         const old = records.getBinaryFast(key);
+        // Everything `old` says is taken before the next read: lmdb-js reuses its buffer.
+        const oldExpiresAt = old === undefined ? null : valueExpiresAt(old);
         if (old !== undefined) xorInto(digest, recordHash(key, old));
         const room = recordValueRoom(dataJson);
         if (room > writeValueScratch.length) {
@@ -506,23 +547,26 @@ export class PartitionStore {
         }
         const value = writeValueScratch.subarray(
           0,
-          writeRecordValue(writeValueScratch, dataJson, version, createdAt, updatedAt),
+          writeRecordValue(writeValueScratch, dataJson, version, createdAt, updatedAt, expiresAt),
         );
         xorInto(digest, recordHash(key, value));
         if (recording()) {
-          // Encoded before the next read: lmdb-js reuses the buffer `old` is in.
           pending.push(encodeChange("put", false, messageTimestamp, key, value, old ?? null));
         }
+        if (oldExpiresAt !== null) expiry.removeSync(expiryKey(oldExpiresAt, key));
+        if (expiresAt !== null) expiry.putSync(expiryKey(expiresAt, key), EXPIRY_ROW);
         records.putSync(key, value);
       },
       delete: (pk, sk) => {
         const key = keyIn(WRITE_KEY_SCRATCH, pk, sk);
         const old = records.getBinaryFast(key);
         if (old === undefined) return;
+        const oldExpiresAt = valueExpiresAt(old);
         xorInto(digest, recordHash(key, old));
         if (recording()) {
           pending.push(encodeChange("delete", false, messageTimestamp, key, null, old));
         }
+        if (oldExpiresAt !== null) expiry.removeSync(expiryKey(oldExpiresAt, key));
         records.removeSync(key);
       },
     };
@@ -548,6 +592,7 @@ export class PartitionStore {
       if (reached !== null) {
         this.renewSnapshot();
         this.since = since;
+        this.lastTimestamp = Math.max(this.lastTimestamp, messageTimestamp);
         this.position = reached;
         this.digestBytes = digest;
         this.dirty = true;
@@ -608,7 +653,7 @@ export class PartitionStore {
   static readMeta(path: string): StoreMeta {
     const problem = lmdbHeaderProblem(path);
     if (problem !== null) throw new StoreMismatchError(`Cannot use ${path}: ${problem}`);
-    const env = open({ path, maxDbs: 4, readOnly: true });
+    const env = open({ path, maxDbs: 8, readOnly: true });
     try {
       const meta = env.openDB<unknown, string>({ name: "meta", encoding: "json" });
       const partition = meta.get("partition");

@@ -109,6 +109,7 @@ Deno.test("PartitionStore.write() puts, overwrites and deletes records", async (
       version: 0,
       createdAt: 111,
       updatedAt: 222,
+      expiresAt: null,
     });
     equal(store.get("p", "t")?.dataJson, "null");
     equal(store.count(), 2);
@@ -126,6 +127,7 @@ Deno.test("PartitionStore.write() puts, overwrites and deletes records", async (
       version: 4,
       createdAt: 111,
       updatedAt: 444,
+      expiresAt: null,
     });
     equal(store.get("p", "t"), null);
     equal(store.count(), 1);
@@ -334,6 +336,7 @@ Deno.test("PartitionStore.list() returns one pk's records in UTF-8 order of sk",
       version: 0,
       createdAt: 1000,
       updatedAt: 2000,
+      expiresAt: null,
     });
     deepEqual(store.list(query("nobody")), { records: [], next: null });
   });

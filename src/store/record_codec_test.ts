@@ -1,6 +1,12 @@
 import { deepEqual, equal, throws } from "node:assert/strict";
 import { AssertionError } from "../util/assert.ts";
-import { decodeRecordValue, encodeRecordValue, RECORD_FORMAT } from "./record_codec.ts";
+import {
+  decodeRecordValue,
+  encodeRecordValue,
+  RECORD_FORMAT,
+  RECORD_FORMAT_EXPIRING,
+  valueExpiresAt,
+} from "./record_codec.ts";
 
 Deno.test("encodeRecordValue() round-trips data, version and timestamps exactly", () => {
   const cases: [string, number, number, number][] = [
@@ -19,6 +25,7 @@ Deno.test("encodeRecordValue() round-trips data, version and timestamps exactly"
       version,
       createdAt,
       updatedAt,
+      expiresAt: null,
     });
   }
 });
@@ -34,6 +41,7 @@ Deno.test("decodeRecordValue() reads a value that sits inside a larger buffer", 
     version: 7,
     createdAt: 8,
     updatedAt: 9,
+    expiresAt: null,
   });
 });
 
@@ -48,4 +56,25 @@ Deno.test("decodeRecordValue() treats a short or foreign value as corruption", (
   const value = encodeRecordValue("1", 0, 0, 0);
   value[0] = RECORD_FORMAT + 1;
   throws(() => decodeRecordValue("p", "s", value), AssertionError);
+});
+
+Deno.test("a record with an expiry instant takes format 2 and round-trips it; without, format 1", () => {
+  const expiring = encodeRecordValue('{"a":1}', 3, 10, 20, 1_796_000_000_123);
+  equal(expiring[0], RECORD_FORMAT_EXPIRING);
+  equal(expiring.length, 33 + 7);
+  deepEqual(decodeRecordValue("p", "s", expiring), {
+    pk: "p",
+    sk: "s",
+    dataJson: '{"a":1}',
+    version: 3,
+    createdAt: 10,
+    updatedAt: 20,
+    expiresAt: 1_796_000_000_123,
+  });
+  equal(valueExpiresAt(expiring), 1_796_000_000_123);
+  const plain = encodeRecordValue('{"a":1}', 3, 10, 20);
+  equal(plain[0], RECORD_FORMAT);
+  equal(plain.length, 25 + 7);
+  equal(valueExpiresAt(plain), null);
+  throws(() => decodeRecordValue("p", "s", expiring.subarray(0, 30)), AssertionError);
 });

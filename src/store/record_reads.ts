@@ -60,6 +60,8 @@ export interface ListQuery {
   readonly stopOnFilter: boolean;
   /** Most rows examined, so a selective filter cannot scan a whole partition in one request. */
   readonly scanMax: number;
+  /** Records expired by this unix ms are skipped (absent); omitted: none is. */
+  readonly now?: number;
 }
 
 /** One page of a list. */
@@ -169,6 +171,8 @@ export function listRecords(records: RecordsDb, txn: ReadTxn, query: ListQuery):
     const sk = decodeSk(key);
     lastScanned = sk;
     const record = decodeRecordValue(query.pk, sk, value);
+    // Expired, not yet purged: absent, like a row that was never there.
+    if (record.expiresAt !== null && record.expiresAt <= (query.now ?? -Infinity)) continue;
     if (query.filter !== null && !query.filter(record)) {
       if (query.stopOnFilter) return { records: page, next: null };
       continue;

@@ -21,7 +21,7 @@ import {
   toHex,
   xorInto,
 } from "./partition_store.ts";
-import { RECORD_FORMAT } from "./record_codec.ts";
+import { isRecordValue } from "./record_codec.ts";
 import { RECORD_HASH_BYTES } from "./record_hash.ts";
 import { compareBytes } from "./record_reads.ts";
 
@@ -51,7 +51,7 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 function walkProblem(kind: VerifyKind, path: string): string | null {
   const header = lmdbHeaderProblem(path);
   if (header !== null) return header;
-  const env = open({ path, maxDbs: 4, readOnly: true });
+  const env = open({ path, maxDbs: 8, readOnly: true });
   try {
     return kind === "partition" ? partitionProblem(env) : logProblem(env);
   } finally {
@@ -116,7 +116,7 @@ function partitionProblem(env: Env): string | null {
     } catch {
       return `record ${count} has a key that is not UTF-8`;
     }
-    if (v.length < 25 || v[0] !== RECORD_FORMAT) return `record ${count} has a malformed value`;
+    if (!isRecordValue(v)) return `record ${count} has a malformed value`;
     xorInto(computed, recordHash(k, v));
     previous = k.slice();
     count++;

@@ -20,6 +20,7 @@ export const ERROR_CODES = [
   "invalid_after",
   "invalid_wait",
   "invalid_limit",
+  "invalid_ttl",
   // Who may call what, and where.
   "unauthorized",
   "forbidden",

@@ -275,3 +275,51 @@ Deno.test("bad watch requests get 4xx problems; WATCH_RETAIN_SEC=0 turns watch o
     assertProblem(await api.request("GET", "/records/watch?pk=a"), 404, "watch_disabled");
   });
 });
+
+Deno.test("a record with ttl_ms is read until its instant, then absent from get and list, and a watcher gets event: expire", async () => {
+  await withWatchApi({}, async (api) => {
+    const stream = await watch(api, "pk=t");
+    const written = await api.request("POST", "/records/put", {
+      records: [{ pk: "t", sk: "1", data: 1, ttl_ms: 400 }, { pk: "t", sk: "2", data: 2 }],
+    });
+    equal(written.status, 200, written.text);
+    const got = await api.request("POST", "/records/get", { records: [{ pk: "t", sk: "1" }] });
+    const record = got.json.records[0];
+    equal(record.expires_at, record.created_at + 400);
+    deepEqual(keys(await stream.take(2)), ["put t/1", "put t/2"]);
+    // The node sends a tick once the instant has passed; the purge is the expire event.
+    const [expired] = await stream.take(1, 5000);
+    equal(expired!.event, "expire");
+    deepEqual(JSON.parse(expired!.data).sk, "1");
+    const after = await api.request("POST", "/records/get", { records: [{ pk: "t", sk: "1" }] });
+    deepEqual(after.json.missing, [{ pk: "t", sk: "1" }]);
+    const list = await api.request("POST", "/records/list", { pk: "t" });
+    deepEqual(list.json.records.map((r: { sk: string }) => r.sk), ["2"]);
+    await stream.close();
+  });
+});
+
+Deno.test("an expired record is absent to reads from its instant on, before any purge", async () => {
+  // Expired long before it was written: absent to every read, purged or not yet.
+  await withWatchApi({}, async (api) => {
+    const past = await api.request("POST", "/records/put", {
+      records: [{ pk: "t", sk: "gone", data: 1, expires_at: 1 }, { pk: "t", sk: "kept", data: 2 }],
+    });
+    equal(past.status, 200, past.text);
+    const got = await api.request("POST", "/records/get", {
+      records: [{ pk: "t", sk: "gone" }, { pk: "t", sk: "kept" }],
+      after: past.json.offsets,
+      wait_ms: 1000,
+    });
+    deepEqual(got.json.missing, [{ pk: "t", sk: "gone" }]);
+    const list = await api.request("POST", "/records/list", { pk: "t" });
+    deepEqual(list.json.records.map((r: { sk: string }) => r.sk), ["kept"]);
+    assertProblem(
+      await api.request("POST", "/records/put", {
+        records: [{ pk: "t", sk: "x", data: 1, ttl_ms: 1, expires_at: 5 }],
+      }),
+      400,
+      "invalid_ttl",
+    );
+  });
+});

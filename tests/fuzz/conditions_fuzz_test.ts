@@ -34,9 +34,18 @@ const RECORDS: (StoredRecord | null)[] = [
     version: 12,
     createdAt: 1_000,
     updatedAt: 2_000,
+    expiresAt: null,
   },
-  { pk: "p", sk: "", dataJson: '[0,0,0,false,"",null]', version: 0, createdAt: 0, updatedAt: 0 },
-  { pk: "p", sk: "s", dataJson: '"text"', version: 1, createdAt: 1, updatedAt: 1 },
+  {
+    pk: "p",
+    sk: "",
+    dataJson: '[0,0,0,false,"",null]',
+    version: 0,
+    createdAt: 0,
+    updatedAt: 0,
+    expiresAt: null,
+  },
+  { pk: "p", sk: "s", dataJson: '"text"', version: 1, createdAt: 1, updatedAt: 1, expiresAt: null },
 ];
 
 Deno.test(`ConditionCache.compile() throws only ConditionError and accepted conditions always evaluate (seed ${SEED}, ${CASES} cases)`, () => {

@@ -184,11 +184,25 @@ Deno.test({
       const start = Array.from({ length: PARTITIONS }, (_, p) => `${p}:-1`).join(",");
       const onA = await WatchClient.open(a.apiUrl, "", start);
       const onB = await WatchClient.open(b.apiUrl, "", start);
-      // Writes through both nodes: one log, so one order per partition.
+      // Writes through both nodes: one log, so one order per partition. Some records expire:
+      // their purges (driven by both groups' ticks) must be the same events on both.
       const expected = (await Promise.all([burst(a, "ka", 2, 15), burst(b, "kb", 2, 15)])).flat();
+      for (let i = 0; i < 4; i++) {
+        const pk = `ttl${i}`;
+        const result = await (i % 2 === 0 ? a : b).post("/records/put", {
+          records: [{ pk, sk: "x", data: i, ttl_ms: 300 }],
+        });
+        assert.equal(result.status, 200, result.text);
+        expected.push(`put ${pk}/x@${result.json.offsets[String(partitionOf(pk, PARTITIONS))]}`);
+      }
+      const expiring = 4;
       for (const [name, watcher] of [["a", onA], ["b", onB]] as const) {
-        await watcher.until("every change", EVENT_WAIT_MS, (e) => e.length >= expected.length);
-        assertExactlyOnceInOrder(watcher.events, expected, `group ${name}`);
+        const total = expected.length + expiring;
+        await watcher.until("every change and expiry", EVENT_WAIT_MS, (e) => e.length >= total);
+        const changes = watcher.events.filter((e) => e.event !== "expire");
+        assertExactlyOnceInOrder(changes, expected, `group ${name}`);
+        const expired = watcher.events.filter((e) => e.event === "expire");
+        assert.deepEqual(expired.map((e) => e.data.pk).sort(), ["ttl0", "ttl1", "ttl2", "ttl3"]);
       }
       // Same ids, same events, same data — per partition, in the same order.
       const byPartition = (events: SeenEvent[]) => {

@@ -1,0 +1,68 @@
+/**
+ * A partition's expiry index: the `expiry` DB of its file, one row per record that expires
+ * (`ttl_ms` / `expires_at`), kept by the same transactions that write the records. Key:
+ * `u64be(expires_at) ‖ record key`, value empty — so the records due by an instant are the DB's
+ * first rows, and apply purges them without scanning the partition.
+ *
+ * @module
+ */
+import type { Database, RootDatabase } from "lmdb";
+import type { ReadTxn } from "./record_reads.ts";
+
+/** A partition's `expiry` DB. */
+export type ExpiryDb = Database<Uint8Array, Uint8Array>;
+
+/** The value of every row. */
+export const EXPIRY_ROW = new Uint8Array(0);
+
+/** Opens (creating it when the environment may write) a partition file's `expiry` DB. */
+export function openExpiryDb(env: RootDatabase): ExpiryDb {
+  return env.openDB<Uint8Array, Uint8Array>({
+    name: "expiry",
+    keyEncoding: "binary",
+    encoding: "binary",
+  });
+}
+
+/** The index key of `recordKey` expiring at `expiresAt` (unix ms, a safe integer). */
+export function expiryKey(expiresAt: number, recordKey: Uint8Array): Uint8Array {
+  const key = new Uint8Array(8 + recordKey.length);
+  const view = new DataView(key.buffer);
+  view.setUint32(0, Math.floor(expiresAt / 0x1_0000_0000));
+  view.setUint32(4, expiresAt >>> 0);
+  key.set(recordKey.subarray(0, recordKey.length), 8);
+  return key;
+}
+
+function instantOf(key: Uint8Array): number {
+  const view = new DataView(key.buffer, key.byteOffset, key.length);
+  return view.getUint32(0) * 0x1_0000_0000 + view.getUint32(4);
+}
+
+/** A record due to expire. */
+export interface Due {
+  /** Its row in the index. */
+  readonly indexKey: Uint8Array;
+  /** Its key in `records`. */
+  readonly recordKey: Uint8Array;
+  readonly expiresAt: number;
+}
+
+/** At most `budget` records expiring at or before `by`, earliest first (in the caller's txn). */
+export function dueBy(expiry: ExpiryDb, by: number, budget: number): Due[] {
+  const out: Due[] = [];
+  for (const { key } of expiry.getRange({ limit: budget })) {
+    const expiresAt = instantOf(key);
+    if (expiresAt > by) break;
+    // Copied: lmdb-js may reuse the key's buffer on the next read.
+    const indexKey = key.slice(0, key.length);
+    out.push({ indexKey, recordKey: indexKey.subarray(8), expiresAt });
+  }
+  return out;
+}
+
+/** The earliest expiry instant in `txn`'s snapshot, or null when nothing expires. */
+export function earliestExpiry(expiry: ExpiryDb, txn: ReadTxn): number | null {
+  for (const { key } of expiry.getRange({ limit: 1, transaction: txn })) return instantOf(key);
+  return null;
+}
