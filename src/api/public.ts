@@ -11,10 +11,27 @@ import { closeConnection, type Closing, NEVER_CLOSING } from "./front.ts";
 import { parseBody, readBody } from "./body.ts";
 import { type Forwarding, forwardRequest, NEVER_FORWARDING } from "./forward.ts";
 import { problemResponse } from "./problem.ts";
-import { parseBatch, parseGet, parseList, parseWatch, parseWrite, watchQuery } from "./requests.ts";
+import {
+  parseBatch,
+  parseGet,
+  parseHistory,
+  parseList,
+  parseWatch,
+  parseWrite,
+  watchQuery,
+} from "./requests.ts";
 import type { WatchHub } from "../watch/mod.ts";
 
-type Route = "put" | "delete" | "batch" | "get" | "list" | "watch" | "healthz" | "readyz";
+type Route =
+  | "put"
+  | "delete"
+  | "batch"
+  | "get"
+  | "list"
+  | "history"
+  | "watch"
+  | "healthz"
+  | "readyz";
 
 const POST_ROUTES: Record<string, Route> = {
   "/records/put": "put",
@@ -22,6 +39,7 @@ const POST_ROUTES: Record<string, Route> = {
   "/records/batch": "batch",
   "/records/get": "get",
   "/records/list": "list",
+  "/records/history": "history",
   "/records/watch": "watch",
 };
 const GET_ROUTES: Record<string, Route> = {
@@ -133,6 +151,11 @@ async function route(
         if (later === null) throw error;
         return forwardRequest(later, path, request, text, false);
       }
+    }
+    case "history": {
+      authorize(request, config, "read");
+      const text = await readBody(request, config.limits.bodyBytesMax);
+      return json(await reader.history(parseHistory(parseBody(text), config)));
     }
     case "watch": {
       authorize(request, config, "read");

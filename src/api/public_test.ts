@@ -718,6 +718,21 @@ const PRODUCERS: Record<string, Producer> = {
   },
   not_caught_up: P("/records/get", unreachable(30)),
   watch_disabled: { env: { WATCH_RETAIN_SEC: "0" }, ...P("/records/watch", { pk: "p" }) },
+  history_disabled: {
+    env: { HISTORY_RETAIN_SEC: "0" },
+    ...P("/records/history", { pk: "p", sk: "s" }),
+  },
+  invalid_as_of: P("/records/get", { records: [key("p", "s")], as_of_ms: -1 }),
+  history_expired: {
+    env: { HISTORY_RETAIN_SEC: "1", WATCH_RETAIN_SEC: "1" },
+    async produce(api) {
+      await post(api, "/records/put", { records: [rec()] });
+      await new Promise((r) => setTimeout(r, 1100));
+      // Applying this one prunes the first change: the log from before it is gone.
+      await post(api, "/records/put", { records: [rec()] });
+      return await post(api, "/records/get", { records: [key("p", "s")], as_of_ms: 1 });
+    },
+  },
   too_many_watchers: {
     env: { WATCHERS_MAX: "1" },
     async produce(api) {

@@ -12,7 +12,14 @@ import {
 } from "../apply/mod.ts";
 import type { Config } from "../config/mod.ts";
 import { keyProblem, partitionOf, utf8Length } from "../keys/mod.ts";
-import type { GetKey, GetRequest, ListRequest, ReadAfter } from "../node/mod.ts";
+import type {
+  AsOf,
+  GetKey,
+  GetRequest,
+  HistoryRequest,
+  ListRequest,
+  ReadAfter,
+} from "../node/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { type Cursors, parseId } from "../watch/cursor.ts";
 import { badRequest } from "./problem.ts";
@@ -222,32 +229,59 @@ export function parseBatch(
  * An `after` object `{"<partition>": <offset>}` (absent or null: empty): what a read waits for,
  * and where a watch resumes.
  */
-export function parseAfterMap(value: unknown, config: Config): Map<number, number> {
+export function parseAfterMap(
+  value: unknown,
+  config: Config,
+  field: "after" | "as_of" = "after",
+): Map<number, number> {
+  const code = field === "after" ? "invalid_after" : "invalid_as_of";
   const after = new Map<number, number>();
   if (value === undefined || value === null) return after;
   if (!isObject(value)) {
-    throw badRequest(
-      "invalid_after",
-      'Cannot use "after": must be an object {"<partition>": <offset>}',
-    );
+    throw badRequest(code, `Cannot use "${field}": must be an object {"<partition>": <offset>}`);
   }
   for (const [key, offset] of Object.entries(value)) {
     const p = Number(key);
     if (!/^\d+$/.test(key) || p >= config.cluster.partitions) {
       throw badRequest(
-        "invalid_after",
-        `Cannot use "after": "${key}" is not a partition in [0, ${config.cluster.partitions - 1}]`,
+        code,
+        `Cannot use "${field}": "${key}" is not a partition in [0, ${
+          config.cluster.partitions - 1
+        }]`,
       );
     }
     if (typeof offset !== "number" || !Number.isSafeInteger(offset) || offset < -1) {
       throw badRequest(
-        "invalid_after",
-        `Cannot use "after": offset of partition ${key} must be an integer ≥ -1`,
+        code,
+        `Cannot use "${field}": offset of partition ${key} must be an integer ≥ -1`,
       );
     }
     after.set(p, offset);
   }
   return after;
+}
+
+/** `as_of` (a map of offsets) or `as_of_ms` (unix ms of log time): a read of the past. */
+function parseAsOf(object: Json, config: Config): AsOf | undefined {
+  const map = object.as_of ?? null;
+  const ms = object.as_of_ms ?? null;
+  if (map === null && ms === null) return undefined;
+  if (config.history.retainSec === 0) {
+    throw new OperationalError(
+      "history_disabled",
+      "Cannot read the past: HISTORY_RETAIN_SEC is 0 here",
+    );
+  }
+  if (map !== null && ms !== null) {
+    throw badRequest("invalid_as_of", 'Cannot read the past: give "as_of" or "as_of_ms", not both');
+  }
+  if (ms !== null) {
+    if (typeof ms !== "number" || !Number.isSafeInteger(ms) || ms < 0) {
+      throw badRequest("invalid_as_of", 'Cannot use "as_of_ms": must be an integer unix ms ≥ 0');
+    }
+    return { ms };
+  }
+  return { offsets: parseAfterMap(map, config, "as_of") };
 }
 
 function parseAfter(object: Json, config: Config): ReadAfter {
@@ -267,7 +301,7 @@ function parseAfter(object: Json, config: Config): ReadAfter {
   return { after, waitMs };
 }
 
-const GET_BODY = new Set(["records", "Records", "after", "wait_ms"]);
+const GET_BODY = new Set(["records", "Records", "after", "wait_ms", "as_of", "as_of_ms"]);
 const GET_FIELDS = new Set(["pk", "sk"]);
 
 /** `/records/get`. */
@@ -284,7 +318,38 @@ export function parseGet(body: unknown, config: Config): GetRequest {
     const pk = key.pk as string;
     keys[i] = { pk, sk: key.sk as string, partition: partitionOf(pk, config.cluster.partitions) };
   }
-  return { keys, ...parseAfter(object, config) };
+  const asOf = parseAsOf(object, config);
+  return { keys, ...parseAfter(object, config), ...(asOf === undefined ? {} : { asOf }) };
+}
+
+const HISTORY_BODY = new Set(["pk", "sk", "limit", "before_version", "after", "wait_ms"]);
+
+/** `/records/history`. */
+export function parseHistory(body: unknown, config: Config): HistoryRequest {
+  const object = requireObject(body, "body");
+  rejectUnknown(object, HISTORY_BODY, "body");
+  if (config.history.retainSec === 0) {
+    throw new OperationalError(
+      "history_disabled",
+      "Cannot read history: HISTORY_RETAIN_SEC is 0 here",
+    );
+  }
+  checkKey(object.pk, object.sk, "body");
+  const pk = object.pk as string;
+  const before = object.before_version ?? null;
+  if (
+    before !== null && (typeof before !== "number" || !Number.isSafeInteger(before) || before < 0)
+  ) {
+    throw badRequest("invalid_as_of", 'Cannot use "before_version": must be an offset ≥ 0');
+  }
+  return {
+    pk,
+    sk: object.sk as string,
+    partition: partitionOf(pk, config.cluster.partitions),
+    limit: parseLimit(object, config),
+    beforeVersion: before as number | null,
+    ...parseAfter(object, config),
+  };
 }
 
 const LIST_BODY = new Set([
@@ -321,26 +386,31 @@ function optionalBoolean(object: Json, field: string): boolean {
   return value;
 }
 
+/** A page size: `limit`, 100 when absent, at most `LIST_LIMIT_MAX`. */
+function parseLimit(object: Json, config: Config): number {
+  const l = object.limit;
+  if (l === undefined || l === null) {
+    return Math.min(DEFAULT_LIST_LIMIT, config.limits.listLimitMax);
+  }
+  if (
+    typeof l !== "number" || !Number.isSafeInteger(l) || l < 1 || l > config.limits.listLimitMax
+  ) {
+    throw badRequest(
+      "invalid_limit",
+      `Cannot use "limit": must be an integer in [1, ${config.limits.listLimitMax}] (LIST_LIMIT_MAX)`,
+      { limit: config.limits.listLimitMax },
+    );
+  }
+  return l;
+}
+
 /** `/records/list`. */
 export function parseList(body: unknown, config: Config, conditions: ConditionCache): ListRequest {
   const object = requireObject(body, "body");
   rejectUnknown(object, LIST_BODY, "body");
   checkKey(object.pk, "", "body");
   const pk = object.pk as string;
-  let limit = Math.min(DEFAULT_LIST_LIMIT, config.limits.listLimitMax);
-  if (object.limit !== undefined && object.limit !== null) {
-    const l = object.limit;
-    if (
-      typeof l !== "number" || !Number.isSafeInteger(l) || l < 1 || l > config.limits.listLimitMax
-    ) {
-      throw badRequest(
-        "invalid_limit",
-        `Cannot use "limit": must be an integer in [1, ${config.limits.listLimitMax}] (LIST_LIMIT_MAX)`,
-        { limit: config.limits.listLimitMax },
-      );
-    }
-    limit = l;
-  }
+  const limit = parseLimit(object, config);
   const filter = checkCondition(object.if, "body", config, conditions) ?? null;
   const stopOnFilter = optionalBoolean(object, "if_stop");
   return {

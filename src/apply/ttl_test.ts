@@ -9,13 +9,13 @@ import { decodeMutation, encodeTick } from "./message.ts";
 const encoder = new TextEncoder();
 const HOUR = 3_600_000;
 
-function open(dir: string, partition = 0): PartitionStore {
+function open(dir: string, retainMs = HOUR): PartitionStore {
   return PartitionStore.open({
     dir,
     namespace: "test",
-    partition,
+    partition: 0,
     mapBytes: TEST_MAP_BYTES,
-    changesRetainMs: HOUR,
+    changesRetainMs: retainMs,
   });
 }
 
@@ -121,7 +121,7 @@ Deno.test("a delete of an expired record that is not yet purged changes nothing:
   });
 });
 
-Deno.test("replicas applying the same log in different batches end with the same records, digests and change logs", async () => {
+Deno.test("replicas applying the same log in different batches end with the same records, digests, change logs and histories, pruned or not", async () => {
   await withTempDir(async (dir) => {
     const log: LogRecord[] = [];
     for (let i = 0; i < 60; i++) {
@@ -137,18 +137,33 @@ Deno.test("replicas applying the same log in different batches end with the same
       ];
       log.push(i % 10 === 9 ? tick(i, 1000 + i * 7) : msg(ops, i, 1000 + i * 7));
     }
-    const one = open(`${dir}/one`);
-    const many = open(`${dir}/many`);
-    try {
-      for (const record of log) await applyBatch(one, [record], ctx());
-      for (let i = 0; i < log.length; i += 13) await applyBatch(many, log.slice(i, i + 13), ctx());
-      equal(one.digest, many.digest);
-      equal(one.count(), many.count());
-      deepEqual(changes(one), changes(many));
-      ok(changes(one).some((c) => c.startsWith("expire ")), "the log purged something");
-    } finally {
-      await one.close();
-      await many.close();
+    // The log spans 413 ms of log time: with 150 ms kept, history is pruned as it goes.
+    for (const retainMs of [HOUR, 150]) {
+      const one = open(`${dir}/one-${retainMs}`, retainMs);
+      const many = open(`${dir}/many-${retainMs}`, retainMs);
+      try {
+        for (const record of log) await applyBatch(one, [record], ctx());
+        for (let i = 0; i < log.length; i += 13) {
+          await applyBatch(many, log.slice(i, i + 13), ctx());
+        }
+        equal(one.digest, many.digest);
+        equal(one.count(), many.count());
+        deepEqual(changes(one), changes(many));
+        equal(one.changesSince, many.changesSince);
+        ok(changes(one).some((c) => c.startsWith("expire ")), "the log purged something");
+        for (let k = 0; k < 7; k++) {
+          for (let s = 0; s < 5; s++) {
+            const versions = (store: PartitionStore) =>
+              store.historyOf(`k${k}`, `s${s}`, null, 100).map((v) => v.change.offset);
+            deepEqual(versions(one), versions(many), `history of k${k}/s${s}`);
+          }
+        }
+        if (retainMs === HOUR) equal(one.changesSince, -1);
+        else ok(one.changesSince > 0, "history was pruned");
+      } finally {
+        await one.close();
+        await many.close();
+      }
     }
   });
 });

@@ -218,6 +218,15 @@ export interface ConfigWatch {
   readonly heartbeatMs: number;
 }
 
+/** Version history and reads of the past (`as_of`). */
+export interface ConfigHistory {
+  /**
+   * `HISTORY_RETAIN_SEC`: seconds of log time each partition keeps the versions of changed and
+   * deleted records; 0 turns `/records/history` and `as_of` off.
+   */
+  readonly retainSec: number;
+}
+
 /**
  * The configuration of one node, in sections. Built by {@linkcode loadConfig}; never mutated.
  * `cluster` holds what every replica must agree on; the rest may differ per process.
@@ -235,6 +244,7 @@ export interface Config {
   readonly s3: ConfigS3;
   readonly lifecycle: ConfigLifecycle;
   readonly watch: ConfigWatch;
+  readonly history: ConfigHistory;
 }
 
 /** A configuration value that is out of bounds or malformed. */

@@ -21,6 +21,7 @@ export type {
   ConfigApi,
   ConfigBackup,
   ConfigGossip,
+  ConfigHistory,
   ConfigKafka,
   ConfigLifecycle,
   ConfigLimits,

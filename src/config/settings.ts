@@ -775,6 +775,18 @@ export const SETTINGS: readonly Setting[] = [
     doc:
       "after SIGTERM, keep accepting and serving (with /readyz at 503) for at least this long, so load balancers and peers route elsewhere before the node stops accepting",
   },
+  // history: versions of changed records, and reads of the past.
+  {
+    env: "HISTORY_RETAIN_SEC",
+    section: "history",
+    field: "retainSec",
+    kind: "int",
+    default: 86_400,
+    min: 0,
+    max: 30 * 86_400,
+    doc:
+      "seconds of log time each partition keeps the versions of changed and deleted records (/records/history, as_of); 0 turns both off",
+  },
   // watch: changefeeds and the change log they read.
   {
     env: "WATCH_RETAIN_SEC",

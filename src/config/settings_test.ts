@@ -79,6 +79,7 @@ const FIELDS: { readonly [S in keyof Config]: Readonly<Record<keyof Config[S], t
     drainDelayMs: true,
   },
   watch: { retainSec: true, watchersMax: true, bufferBytes: true, heartbeatMs: true },
+  history: { retainSec: true },
 };
 
 const allFields = Object.entries(FIELDS).flatMap(([s, fields]) =>

@@ -22,8 +22,10 @@ export type {
 } from "./ports.ts";
 export { liveJson, movedError, Reader, recordJson, stoppingError, unavailable } from "./reader.ts";
 export type {
+  AsOf,
   GetKey,
   GetRequest,
+  HistoryRequest,
   ListRequest,
   LocalPartitions,
   ReadAfter,

@@ -704,7 +704,8 @@ export class Node implements PartitionConsumer {
       namespace: this.config.cluster.namespace,
       partition,
       mapBytes: this.config.store.lmdbMapBytes,
-      changesRetainMs: this.config.watch.retainSec * 1000,
+      // One change log serves watches and history: kept as long as the longer of the two.
+      changesRetainMs: Math.max(this.config.watch.retainSec, this.config.history.retainSec) * 1000,
     };
     const store = await this.openVerified(options);
     this.trusted.add(partition);

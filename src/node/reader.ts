@@ -11,7 +11,7 @@
  */
 import type { ConditionCache } from "../apply/mod.ts";
 import type { ConfigLimits } from "../config/mod.ts";
-import type { ListPage, ListQuery, StoredRecord } from "../store/mod.ts";
+import type { ListPage, ListQuery, StoredRecord, Version } from "../store/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { sleep } from "../util/sleep.ts";
 import type { PeerReads } from "./ports.ts";
@@ -31,9 +31,26 @@ export interface GetKey {
   readonly partition: number;
 }
 
+/** A read of the past: the state after these offsets, or at this instant of log time. */
+export type AsOf =
+  | { readonly offsets: ReadonlyMap<number, number>; readonly ms?: undefined }
+  | { readonly ms: number; readonly offsets?: undefined };
+
 /** A validated `/records/get`. */
 export interface GetRequest extends ReadAfter {
   readonly keys: readonly GetKey[];
+  /** Read the past (history); absent: now. */
+  readonly asOf?: AsOf;
+}
+
+/** A validated `/records/history`. */
+export interface HistoryRequest extends ReadAfter {
+  readonly pk: string;
+  readonly sk: string;
+  readonly partition: number;
+  readonly limit: number;
+  /** Only versions of offsets below this. */
+  readonly beforeVersion: number | null;
 }
 
 /** A validated `/records/list`. */
@@ -53,6 +70,16 @@ export interface ListRequest extends ReadAfter {
 export interface StoreReads {
   /** One record, or null. */
   get(pk: string, sk: string): StoredRecord | null;
+  /** One record just after `offset` (null: absent), from its history. */
+  getAt(pk: string, sk: string, offset: number): StoredRecord | null;
+  /** One record at unix ms `at` of log time (null: absent), from its history. */
+  getAtTime(pk: string, sk: string, at: number): StoredRecord | null;
+  /** The versions of one record, newest first. */
+  historyOf(pk: string, sk: string, beforeOffset: number | null, limit: number): Version[];
+  /** Every change of every offset above this is in the change log. */
+  readonly changesSince: number;
+  /** The newest log timestamp of a change the change log no longer holds (-1: none). */
+  readonly changesSinceTs: number;
   /** One page of a pk's records. */
   list(query: ListQuery): ListPage;
   /** The last applied offset the reads see. */
@@ -100,6 +127,24 @@ export function recordJson(r: StoredRecord): string {
   return `{"pk":${JSON.stringify(r.pk)},"sk":${
     JSON.stringify(r.sk)
   },"data":${r.dataJson},"version":${r.version},"created_at":${r.createdAt},"updated_at":${r.updatedAt}${expires}}`;
+}
+
+/** 410 `history_expired`: a read of a point older than the change log holds. */
+function expired(partition: number, what: string, point: number): OperationalError {
+  return new OperationalError(
+    "history_expired",
+    `Cannot read partition ${partition} as of ${what} ${point}: its history is no longer kept (HISTORY_RETAIN_SEC)`,
+    { partition },
+  );
+}
+
+/** 503 `partition_unavailable`: a read of history where the partition's file is not. */
+function historyHere(partition: number): OperationalError {
+  return new OperationalError(
+    "partition_unavailable",
+    `Cannot read the history of partition ${partition}: it is read on a node that serves it`,
+    { partition },
+  );
 }
 
 /** 503 `partition_unavailable`: a read of a partition not served here. */
@@ -150,6 +195,7 @@ export class Reader {
     abort: () => AbortSignal = () => NEVER,
   ): Promise<(string | null)[]> {
     const keys = request.keys;
+    if (request.asOf !== undefined) return await this.getAsOf(request, request.asOf);
     if (request.after.size === 0) {
       // The common case: every key is local and nothing to wait for. No promises, one pass.
       const out = this.readAllLocal(keys, request);
@@ -188,6 +234,55 @@ export class Reader {
       await proxy(left);
     }
     return out;
+  }
+
+  /**
+   * A get of the past, from the partitions' history (served here only: the history of a
+   * partition is read where its file is). 410 `history_expired` when the point is older than the
+   * change log holds.
+   */
+  private async getAsOf(request: GetRequest, asOf: AsOf): Promise<(string | null)[]> {
+    const partitions = new Set(request.keys.map((k) => k.partition));
+    for (const p of partitions) {
+      if (this.local.servingStore(p) === null) throw historyHere(p);
+    }
+    await this.awaitAfter(request, partitions);
+    return request.keys.map((key) => {
+      const store = this.local.servingStore(key.partition);
+      if (store === null) throw historyHere(key.partition);
+      if (asOf.ms !== undefined) {
+        if (asOf.ms < store.changesSinceTs) throw expired(key.partition, "its log time", asOf.ms);
+        return liveJson(store.getAtTime(key.pk, key.sk, asOf.ms), asOf.ms);
+      }
+      const offset = asOf.offsets.get(key.partition);
+      // A partition without an entry, or at a point not reached yet, is read as it is now.
+      if (offset === undefined || offset >= store.applied.offset) {
+        return liveJson(store.get(key.pk, key.sk), this.options.now());
+      }
+      if (offset < store.changesSince) throw expired(key.partition, "offset", offset);
+      const record = store.getAt(key.pk, key.sk, offset);
+      // Expiry as of then is not known by offset: a record is shown until its purge.
+      return record === null ? null : recordJson(record);
+    });
+  }
+
+  /** `/records/history`: the versions of one key, newest first, from where its file is served. */
+  async history(request: HistoryRequest): Promise<string> {
+    const p = request.partition;
+    if (this.local.servingStore(p) === null) throw historyHere(p);
+    await this.awaitAfter(request, [p]);
+    const store = this.local.servingStore(p);
+    if (store === null) throw historyHere(p);
+    const versions = store.historyOf(request.pk, request.sk, request.beforeVersion, request.limit);
+    const items = versions.map(({ change }) => {
+      const head = `{"change":"${change.kind}","version":${change.offset},"at":${change.timestamp}`;
+      return change.record === null ? `${head}}` : `${head},"record":${recordJson(change.record)}}`;
+    });
+    const last = versions.at(-1);
+    const more = last !== undefined && versions.length >= request.limit;
+    return `{"versions":[${items.join(",")}],"next":${
+      more ? last.change.offset : null
+    },"since":${store.changesSince}}`;
   }
 
   /** `/records/list` as the client sees it: local if served, else proxied with the same body. */

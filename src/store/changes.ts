@@ -122,6 +122,22 @@ export function encodeChange(
   return out;
 }
 
+/** The record key inside an encoded change value (a view of it). */
+export function changeRecordKey(value: Uint8Array): Uint8Array {
+  const keyLength = (value[10]! << 8) | value[11]!;
+  return value.subarray(HEAD_BYTES, HEAD_BYTES + keyLength);
+}
+
+/** The record a change replaced (null: there was none), decoded from its value. */
+export function changePrevious(change: Change, value: Uint8Array): StoredRecord | null {
+  const keyLength = (value[10]! << 8) | value[11]!;
+  const at = HEAD_BYTES + keyLength;
+  const newLength = new DataView(value.buffer, value.byteOffset, value.length).getUint32(at, true);
+  const start = at + 4 + newLength;
+  if (start >= value.length) return null;
+  return decodeRecordValue(change.pk, change.sk, value.subarray(start, value.length));
+}
+
 /** The timestamp of an encoded change value. */
 export function changeTimestamp(value: Uint8Array): number {
   return new DataView(value.buffer, value.byteOffset, value.length).getFloat64(2, true);
@@ -189,17 +205,37 @@ export function pruneBudget(ops: number): number {
   return PRUNE_BASE + 2 * ops;
 }
 
+/** What pruning removed: the last row's offset and log timestamp. */
+export interface Pruned {
+  readonly offset: number;
+  readonly timestamp: number;
+}
+
 /**
  * Removes, oldest first, at most `budget` rows with a timestamp below `before`, inside the
- * caller's write transaction. Returns the offset of the last row removed, or null when none was.
+ * caller's write transaction, telling `removed` of each (the history index goes with them).
+ * Returns the last row removed, or null when none was.
  */
-export function pruneChanges(changes: ChangesDb, before: number, budget: number): number | null {
-  const expired: Uint8Array[] = [];
+export function pruneChanges(
+  changes: ChangesDb,
+  before: number,
+  budget: number,
+  removed: (key: Uint8Array, value: Uint8Array) => void = () => {},
+): Pruned | null {
+  const expired: [Uint8Array, Uint8Array][] = [];
+  let timestamp = -Infinity;
   for (const { key, value } of changes.getRange({ limit: budget })) {
-    if (changeTimestamp(value) >= before) break;
-    expired.push(key);
+    const at = changeTimestamp(value);
+    if (at >= before) break;
+    timestamp = Math.max(timestamp, at);
+    // Copied: lmdb-js may reuse the buffers at the next read.
+    expired.push([key.slice(0, key.length), value.slice(0, value.length)]);
   }
   // Removed after the walk: the range's cursor is not moved under it.
-  for (const key of expired) changes.removeSync(key);
-  return expired.length === 0 ? null : keyOffset(expired[expired.length - 1]!);
+  for (const [key, value] of expired) {
+    removed(key, value);
+    changes.removeSync(key);
+  }
+  if (expired.length === 0) return null;
+  return { offset: keyOffset(expired[expired.length - 1]![0]), timestamp };
 }

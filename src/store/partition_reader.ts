@@ -63,6 +63,15 @@ import {
   readChanges,
 } from "./changes.ts";
 import {
+  type HistoryDb,
+  openHistoryDb,
+  readHistory,
+  recordAt,
+  recordAtTime,
+  type Version,
+} from "./history.ts";
+import { encodeRecordKey } from "../keys/mod.ts";
+import {
   getRecord,
   type ListPage,
   type ListQuery,
@@ -95,6 +104,7 @@ export class PartitionReader {
   private readonly records: RecordsDb;
   private readonly meta;
   private readonly changes: ChangesDb;
+  private readonly history: HistoryDb;
   /** The snapshot every read uses; null after `release()` until the next read takes one. */
   private txn: ReadTxn | null = null;
   /** Offset and chain in the meta of the last snapshot taken. */
@@ -125,6 +135,7 @@ export class PartitionReader {
       this.records = openRecordsDb(this.env);
       this.meta = this.env.openDB<unknown, string>({ name: "meta", encoding: "json" });
       this.changes = openChangesDb(this.env);
+      this.history = openHistoryDb(this.env);
       this.txn = this.records.useReadTransaction();
       this.position = this.checkMeta(this.txn);
       this.since = this.sinceIn(this.txn, this.position.offset);
@@ -243,6 +254,41 @@ export class PartitionReader {
     assert(!this.closed, `reader of ${this.path} is closed`);
     this.snapshot();
     return this.since;
+  }
+
+  /** The newest log timestamp of a change the snapshot's change log no longer holds (-1: none). */
+  get changesSinceTs(): number {
+    assert(!this.closed, `reader of ${this.path} is closed`);
+    const since = this.meta.get("changes_since_ts", { transaction: this.txn ?? this.snapshot() });
+    return typeof since === "number" ? since : -1;
+  }
+
+  /** The versions of `[pk, sk]` in the current snapshot (see history.ts). */
+  historyOf(pk: string, sk: string, beforeOffset: number | null, limit: number): Version[] {
+    assert(!this.closed, `reader of ${this.path} is closed`);
+    const txn = this.txn ?? this.snapshot();
+    return readHistory(
+      this.history,
+      this.changes,
+      txn,
+      encodeRecordKey(pk, sk),
+      beforeOffset,
+      limit,
+    );
+  }
+
+  /** `[pk, sk]` just after `offset` (null: absent); see history.ts. */
+  getAt(pk: string, sk: string, offset: number): StoredRecord | null {
+    const current = this.get(pk, sk);
+    const txn = this.txn ?? this.snapshot();
+    return recordAt(this.history, this.changes, txn, encodeRecordKey(pk, sk), offset, current);
+  }
+
+  /** `[pk, sk]` at unix ms `at` of log time (null: absent); see history.ts. */
+  getAtTime(pk: string, sk: string, at: number): StoredRecord | null {
+    const current = this.get(pk, sk);
+    const txn = this.txn ?? this.snapshot();
+    return recordAtTime(this.history, this.changes, txn, encodeRecordKey(pk, sk), at, current);
   }
 
   /** At most `limit` changes after `cursor` in the current snapshot. */

@@ -10,6 +10,7 @@
 import { createHash } from "node:crypto";
 import { open, type RootDatabase } from "lmdb";
 import { STORE_FORMAT } from "../config/mod.ts";
+import { encodeRecordKey } from "../keys/mod.ts";
 import { assert } from "../util/assert.ts";
 import { log } from "../util/log.ts";
 import {
@@ -23,6 +24,16 @@ import {
   pruneChanges,
   readChanges,
 } from "./changes.ts";
+import {
+  type HistoryDb,
+  indexChange,
+  openHistoryDb,
+  readHistory,
+  recordAt,
+  recordAtTime,
+  unindexChange,
+  type Version,
+} from "./history.ts";
 import {
   dueBy,
   earliestExpiry,
@@ -271,6 +282,9 @@ export class PartitionStore {
   private readonly meta;
   private readonly changes: ChangesDb;
   private readonly expiry: ExpiryDb;
+  private readonly history: HistoryDb;
+  /** The newest log timestamp of a pruned change (every later change is kept); -1: none. */
+  private sinceTs: number;
   private readonly changesRetainMs: number;
   /** The log timestamp of the last message applied since the file was opened (0: none). */
   private lastTimestamp = 0;
@@ -346,6 +360,9 @@ export class PartitionStore {
       this.digestBytes = position.digest;
       this.changes = openChangesDb(this.env);
       this.expiry = openExpiryDb(this.env);
+      this.history = openHistoryDb(this.env);
+      const sinceTs = this.meta.get("changes_since_ts");
+      this.sinceTs = typeof sinceTs === "number" ? sinceTs : -1;
       const since = this.meta.get("changes_since");
       if (typeof since === "number" && Number.isSafeInteger(since) && since >= -1) {
         this.since = since;
@@ -450,6 +467,37 @@ export class PartitionStore {
     return this.since;
   }
 
+  /** The newest log timestamp of a change the change log no longer holds (-1: none). */
+  get changesSinceTs(): number {
+    return this.sinceTs;
+  }
+
+  /** The versions of `[pk, sk]`, newest first, below `beforeOffset` (see history.ts). */
+  historyOf(pk: string, sk: string, beforeOffset: number | null, limit: number): Version[] {
+    return readHistory(
+      this.history,
+      this.changes,
+      this.snapshot(),
+      encodeRecordKey(pk, sk),
+      beforeOffset,
+      limit,
+    );
+  }
+
+  /** `[pk, sk]` just after `offset` (null: absent); see history.ts. */
+  getAt(pk: string, sk: string, offset: number): StoredRecord | null {
+    const txn = this.snapshot();
+    const key = encodeRecordKey(pk, sk);
+    return recordAt(this.history, this.changes, txn, key, offset, this.get(pk, sk));
+  }
+
+  /** `[pk, sk]` at unix ms `at` of log time (null: absent); see history.ts. */
+  getAtTime(pk: string, sk: string, at: number): StoredRecord | null {
+    const txn = this.snapshot();
+    const key = encodeRecordKey(pk, sk);
+    return recordAtTime(this.history, this.changes, txn, key, at, this.get(pk, sk));
+  }
+
   /** The earliest expiry instant of a record in the file (unix ms), or null when none expires. */
   earliestExpiry(): number | null {
     return earliestExpiry(this.expiry, this.snapshot());
@@ -493,6 +541,8 @@ export class PartitionStore {
     const meta = this.meta;
     const changes = this.changes;
     const expiry = this.expiry;
+    const history = this.history;
+    let sinceTs = this.sinceTs;
     const retainMs = this.changesRetainMs;
     // Updated as the transaction writes; adopted only once it commits.
     const digest = this.digestBytes.slice();
@@ -504,7 +554,9 @@ export class PartitionStore {
       if (pending.length === 0) return;
       pending[pending.length - 1]![1]! |= 1;
       for (let i = 0; i < pending.length; i++) {
-        changes.putSync(changeKey(messageOffset, i), pending[i]!);
+        const key = changeKey(messageOffset, i);
+        changes.putSync(key, pending[i]!);
+        indexChange(history, key, pending[i]!);
       }
       pending = [];
     };
@@ -516,8 +568,16 @@ export class PartitionStore {
         messageOffset = offset;
         messageTimestamp = timestamp;
         if (retainMs > 0) {
-          const pruned = pruneChanges(changes, timestamp - retainMs, pruneBudget(ops));
-          if (pruned !== null && pruned > since) since = pruned;
+          const pruned = pruneChanges(
+            changes,
+            timestamp - retainMs,
+            pruneBudget(ops),
+            (key, value) => unindexChange(history, key, value),
+          );
+          if (pruned !== null) {
+            since = Math.max(since, pruned.offset);
+            sinceTs = Math.max(sinceTs, pruned.timestamp);
+          }
         }
         // What expired by this message's time goes before the message applies.
         for (const due of dueBy(expiry, timestamp, pruneBudget(ops))) {
@@ -582,6 +642,7 @@ export class PartitionStore {
         // Recording nothing, the change log is whole from the newest offset only.
         if (retainMs === 0) since = next.offset;
         if (since !== this.since) meta.putSync("changes_since", since);
+        if (sinceTs !== this.sinceTs) meta.putSync("changes_since_ts", sinceTs);
         const hex = toHex(digest);
         meta.putSync("offset", next.offset);
         meta.putSync("chain", next.chain);
@@ -592,6 +653,7 @@ export class PartitionStore {
       if (reached !== null) {
         this.renewSnapshot();
         this.since = since;
+        this.sinceTs = sinceTs;
         this.lastTimestamp = Math.max(this.lastTimestamp, messageTimestamp);
         this.position = reached;
         this.digestBytes = digest;

@@ -21,12 +21,15 @@ export const ERROR_CODES = [
   "invalid_wait",
   "invalid_limit",
   "invalid_ttl",
+  "invalid_as_of",
   // Who may call what, and where.
   "unauthorized",
   "forbidden",
   "not_found",
   "method_not_allowed",
   "watch_disabled",
+  "history_disabled",
+  "history_expired",
   // Sizes over a limit.
   "body_too_large",
   "data_too_large",

@@ -168,7 +168,7 @@ Deno.test("a watch of several partitions carries every partition's cursor in its
 });
 
 Deno.test("a cursor older than the change log gets one reset event, then the live stream", async () => {
-  await withWatchApi({ WATCH_RETAIN_SEC: "1" }, async (api) => {
+  await withWatchApi({ WATCH_RETAIN_SEC: "1", HISTORY_RETAIN_SEC: "0" }, async (api) => {
     await put(api, [["a", "1", 1]]);
     await new Promise((r) => setTimeout(r, 1100));
     // Applying this one prunes the first change (older than 1 s of log time).
