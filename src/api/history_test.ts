@@ -152,3 +152,45 @@ Deno.test("a point older than the kept history is 410 history_expired; HISTORY_R
     );
   });
 });
+
+Deno.test("list as_of shows a pk's records as they were: changed, deleted and later keys as of then", async () => {
+  await withApi({ PARTITIONS: String(PARTITIONS) }, async (api) => {
+    const put = async (records: Record<string, unknown>[], path = "/records/put") => {
+      const result = await api.request("POST", path, {
+        records: records.map((r) => ({ pk: "cfg", ...r })),
+      });
+      equal(result.status, 200, result.text);
+      return result.json.offsets[P] as number;
+    };
+    const then = await put([{ sk: "a", data: 1 }, { sk: "b", data: 1 }, { sk: "c", data: 1 }]);
+    await new Promise((r) => setTimeout(r, 5));
+    await put([{ sk: "b", data: 2 }, { sk: "d", data: 2 }]);
+    await put([{ sk: "c" }], "/records/delete");
+    await put([{ sk: "a", data: 3 }]);
+    const list = async (extra: Record<string, unknown>) => {
+      const result = await api.request("POST", "/records/list", { pk: "cfg", ...extra });
+      equal(result.status, 200, result.text);
+      return [
+        result.json.records.map((r: { sk: string; data: unknown }) => `${r.sk}=${r.data}`),
+        result.json.next,
+      ];
+    };
+    deepEqual(await list({}), [["a=3", "b=2", "d=2"], null]);
+    deepEqual(await list({ as_of: { [P]: then } }), [["a=1", "b=1", "c=1"], null]);
+    deepEqual(await list({ as_of: { [P]: then }, reverse: true, limit: 2 }), [["c=1", "b=1"], "b"]);
+    deepEqual(await list({ as_of: { [P]: then }, start_after: "a", limit: 1 }), [["b=1"], "b"]);
+    deepEqual(await list({ as_of: { [P]: then }, if: "data == 1 && sk != 'b'" }), [
+      ["a=1", "c=1"],
+      null,
+    ]);
+    deepEqual(await list({ as_of: { [P]: then - 1 } }), [[], null]);
+    const history = await api.request("POST", "/records/history", { pk: "cfg", sk: "a" });
+    const firstAt = history.json.versions.at(-1).at as number;
+    deepEqual(await list({ as_of_ms: firstAt }), [["a=1", "b=1", "c=1"], null]);
+    assertProblem(
+      await api.request("POST", "/records/list", { pk: "cfg", as_of: { [P]: then }, if: "(" }),
+      400,
+      "invalid_condition",
+    );
+  });
+});

@@ -363,6 +363,8 @@ const LIST_BODY = new Set([
   "if_stop",
   "after",
   "wait_ms",
+  "as_of",
+  "as_of_ms",
 ]);
 
 const DEFAULT_LIST_LIMIT = 100;
@@ -412,6 +414,7 @@ export function parseList(body: unknown, config: Config, conditions: ConditionCa
   const pk = object.pk as string;
   const limit = parseLimit(object, config);
   const filter = checkCondition(object.if, "body", config, conditions) ?? null;
+  const asOf = parseAsOf(object, config);
   const stopOnFilter = optionalBoolean(object, "if_stop");
   return {
     pk,
@@ -424,6 +427,7 @@ export function parseList(body: unknown, config: Config, conditions: ConditionCa
     filter,
     stopOnFilter,
     ...parseAfter(object, config),
+    ...(asOf === undefined ? {} : { asOf }),
   };
 }
 

@@ -11,7 +11,14 @@
  */
 import type { ConditionCache } from "../apply/mod.ts";
 import type { ConfigLimits } from "../config/mod.ts";
-import type { ListPage, ListQuery, StoredRecord, Version } from "../store/mod.ts";
+import {
+  type ListPage,
+  type ListQuery,
+  type Point,
+  type StoredRecord,
+  TooMuchHistoryError,
+  type Version,
+} from "../store/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { sleep } from "../util/sleep.ts";
 import type { PeerReads } from "./ports.ts";
@@ -64,6 +71,8 @@ export interface ListRequest extends ReadAfter {
   readonly reverse: boolean;
   readonly filter: string | null;
   readonly stopOnFilter: boolean;
+  /** Read the past (history); absent: now. */
+  readonly asOf?: AsOf;
 }
 
 /** The reads of one partition's file: its store on the main thread, a read-only view elsewhere. */
@@ -82,6 +91,8 @@ export interface StoreReads {
   readonly changesSinceTs: number;
   /** One page of a pk's records. */
   list(query: ListQuery): ListPage;
+  /** One page of a pk's records as they were at `point`, from their history. */
+  listAt(query: ListQuery, point: Point): ListPage;
   /** The last applied offset the reads see. */
   readonly applied: { readonly offset: number };
 }
@@ -127,6 +138,13 @@ export function recordJson(r: StoredRecord): string {
   return `{"pk":${JSON.stringify(r.pk)},"sk":${
     JSON.stringify(r.sk)
   },"data":${r.dataJson},"version":${r.version},"created_at":${r.createdAt},"updated_at":${r.updatedAt}${expires}}`;
+}
+
+/** The JSON of a list page. */
+function pageJson(page: ListPage): string {
+  return `{"records":[${page.records.map(recordJson).join(",")}],"next":${
+    JSON.stringify(page.next)
+  }}`;
 }
 
 /** 410 `history_expired`: a read of a point older than the change log holds. */
@@ -266,6 +284,38 @@ export class Reader {
     });
   }
 
+  /** A list of the past, from the partition's history (served here only). */
+  private async listAsOf(request: ListRequest, asOf: AsOf): Promise<string> {
+    const p = request.partition;
+    if (this.local.servingStore(p) === null) throw historyHere(p);
+    await this.awaitAfter(request, [p]);
+    const store = this.local.servingStore(p);
+    if (store === null) throw historyHere(p);
+    const query = this.listQuery(request);
+    let point: Point;
+    if (asOf.ms !== undefined) {
+      if (asOf.ms < store.changesSinceTs) throw expired(p, "its log time", asOf.ms);
+      point = { ms: asOf.ms };
+    } else {
+      const offset = asOf.offsets.get(p);
+      if (offset === undefined || offset >= store.applied.offset) {
+        return pageJson(store.list({ ...query, now: this.options.now() }));
+      }
+      if (offset < store.changesSince) throw expired(p, "offset", offset);
+      point = { offset };
+    }
+    try {
+      return pageJson(store.listAt(query, point));
+    } catch (error) {
+      if (!(error instanceof TooMuchHistoryError)) throw error;
+      throw new OperationalError(
+        "invalid_as_of",
+        `Cannot list partition ${p} as of then: ${error.message} (LIST_SCAN_MAX); narrow sk_prefix`,
+        { limit: error.scanned },
+      );
+    }
+  }
+
   /** `/records/history`: the versions of one key, newest first, from where its file is served. */
   async history(request: HistoryRequest): Promise<string> {
     const p = request.partition;
@@ -287,6 +337,7 @@ export class Reader {
 
   /** `/records/list` as the client sees it: local if served, else proxied with the same body. */
   async list(request: ListRequest, body: unknown): Promise<string> {
+    if (request.asOf !== undefined) return await this.listAsOf(request, request.asOf);
     const peers = this.peers;
     if (peers === null || this.localStore(request.partition, request) !== null) {
       const page = await this.listHere(request);
@@ -329,9 +380,14 @@ export class Reader {
     // Looked up again after the wait, and used for the whole page: one snapshot.
     const store = this.local.servingStore(request.partition);
     if (store === null) return null;
+    return pageJson(store.list({ ...this.listQuery(request), now: this.options.now() }));
+  }
+
+  /** The store query of a list request (its filter compiled). */
+  private listQuery(request: ListRequest): ListQuery {
     const conditions = this.local.conditions;
     const expression = request.filter;
-    const page = store.list({
+    return {
       pk: request.pk,
       skPrefix: request.skPrefix,
       startAfter: request.startAfter,
@@ -341,10 +397,7 @@ export class Reader {
       filter: expression === null ? null : (r) => conditions.evaluate(expression, r) === "true",
       stopOnFilter: request.stopOnFilter,
       scanMax: Math.max(this.options.limits.listScanMax, request.limit),
-      now: this.options.now(),
-    });
-    const records = page.records.map(recordJson).join(",");
-    return `{"records":[${records}],"next":${JSON.stringify(page.next)}}`;
+    };
   }
 
   /**

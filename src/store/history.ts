@@ -18,7 +18,15 @@ import {
   decodeChange,
 } from "./changes.ts";
 import type { StoredRecord } from "./record_codec.ts";
-import { compareBytes, type ReadTxn } from "./record_reads.ts";
+import { decodeSk, keyWithSk, pkPrefix } from "../keys/mod.ts";
+import {
+  compareBytes,
+  type ListPage,
+  type ListQuery,
+  listRecords,
+  type ReadTxn,
+  type RecordsDb,
+} from "./record_reads.ts";
 
 /** A partition's `history` DB. */
 export type HistoryDb = Database<Uint8Array, Uint8Array>;
@@ -171,4 +179,119 @@ export function recordAtTime(
     replaced = changePrevious(change, value);
   }
   return replaced === undefined ? current : replaced;
+}
+
+/** A point of the past: just after a log offset, or an instant of log time (unix ms). */
+export type Point = { readonly offset: number } | { readonly ms: number };
+
+/** Raised when a read of the past would examine more than its bound. */
+export class TooMuchHistoryError extends Error {
+  constructor(readonly scanned: number) {
+    super(`more than ${scanned} records and versions under this prefix`);
+    this.name = "TooMuchHistoryError";
+  }
+}
+
+/**
+ * The records of `query`'s pk and sk prefix as they were at `point`: the keys that changed
+ * since, from their history; the others as they are now (`current`, every record under the
+ * prefix, in key order). Then `query`'s range, order, filter and limit. Examines at most
+ * `query.scanMax` history rows (else {@linkcode TooMuchHistoryError}).
+ */
+export function listAt(
+  records: RecordsDb,
+  history: HistoryDb,
+  changes: ChangesDb,
+  txn: ReadTxn,
+  query: ListQuery,
+  point: Point,
+): ListPage {
+  // Every record under the prefix now, in key order: the keys that did not change since.
+  const now = listRecords(records, txn, {
+    pk: query.pk,
+    skPrefix: query.skPrefix,
+    startAfter: null,
+    endBefore: null,
+    limit: query.scanMax,
+    reverse: false,
+    filter: null,
+    stopOnFilter: false,
+    scanMax: query.scanMax,
+  });
+  if (now.next !== null) throw new TooMuchHistoryError(query.scanMax);
+  const current = now.records;
+  const prefix = keyWithSk(pkPrefix(query.pk), query.skPrefix);
+  const end = new Uint8Array(prefix.length + 1);
+  end.set(prefix, 0);
+  end[prefix.length] = SEPARATOR;
+  // sk → what the key held at the point (null: absent), for every key that changed since.
+  const then = new Map<string, StoredRecord | null>();
+  let group: { recordKey: Uint8Array; rows: Uint8Array[] } | null = null;
+  let scanned = 0;
+  const settle = () => {
+    if (group === null) return;
+    const state = stateOfGroup(changes, txn, group.rows, point);
+    if (state !== undefined) then.set(decodeSk(group.recordKey), state);
+  };
+  // Every row under the prefix: `end` (prefix ‖ 0xff) bounds them, since no key holds 0xff.
+  const upper = new Uint8Array(prefix.length + 2);
+  upper.set(end, 0);
+  upper[prefix.length + 1] = 0xff;
+  for (const { key } of history.getRange({ start: prefix, end: upper, transaction: txn })) {
+    if (++scanned > query.scanMax) throw new TooMuchHistoryError(query.scanMax);
+    const recordKey = key.subarray(0, key.length - 13);
+    if (group === null || compareBytes(group.recordKey, recordKey) !== 0) {
+      settle();
+      group = { recordKey: recordKey.slice(), rows: [] };
+    }
+    group.rows.push(key.slice(key.length - 12));
+  }
+  settle();
+  const state = new Map(current.map((r) => [r.sk, r]));
+  for (const [sk, record] of then) {
+    if (record === null) state.delete(sk);
+    else state.set(sk, record);
+  }
+  const encoder = new TextEncoder();
+  const sorted = [...state.values()]
+    .filter((r) => !("ms" in point) || r.expiresAt === null || r.expiresAt > point.ms)
+    .map((r) => ({ r, key: encoder.encode(r.sk) }))
+    .sort((a, b) => compareBytes(a.key, b.key));
+  if (query.reverse) sorted.reverse();
+  const after = query.startAfter === null ? null : encoder.encode(query.startAfter);
+  const before = query.endBefore === null ? null : encoder.encode(query.endBefore);
+  const sign = query.reverse ? -1 : 1;
+  const page: StoredRecord[] = [];
+  for (const { r, key } of sorted) {
+    if (after !== null && sign * compareBytes(key, after) <= 0) continue;
+    if (before !== null && sign * compareBytes(key, before) >= 0) break;
+    if (query.filter !== null && !query.filter(r)) {
+      if (query.stopOnFilter) return { records: page, next: null };
+      continue;
+    }
+    if (page.length === query.limit) return { records: page, next: page[page.length - 1]!.sk };
+    page.push(r);
+  }
+  return { records: page, next: null };
+}
+
+/**
+ * What one key held at `point`, from its change rows (`rows`, oldest first), or undefined when it
+ * did not change after the point (it holds now what it held then).
+ */
+function stateOfGroup(
+  changes: ChangesDb,
+  txn: ReadTxn,
+  rows: readonly Uint8Array[],
+  point: Point,
+): StoredRecord | null | undefined {
+  for (const rowKey of rows) {
+    const value = changes.get(rowKey, { transaction: txn });
+    if (value === undefined) continue;
+    const change = decodeChange(rowKey, value);
+    const later = "offset" in point ? change.offset > point.offset : change.timestamp > point.ms;
+    // The first change after the point replaced what the key held then.
+    if (later) return changePrevious(change, value);
+  }
+  return undefined;
 }

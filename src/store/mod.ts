@@ -18,7 +18,7 @@ export {
 } from "./partition_store.ts";
 export { PartitionReader, type ReaderOptions } from "./partition_reader.ts";
 export { type Change, type ChangeCursor, type ChangeKind } from "./changes.ts";
-export type { Version } from "./history.ts";
+export { type Point, TooMuchHistoryError, type Version } from "./history.ts";
 export { compareBytes, type ListPage, type ListQuery } from "./record_reads.ts";
 export {
   CLEAN_STOP_FILE,

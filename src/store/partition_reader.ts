@@ -64,7 +64,9 @@ import {
 } from "./changes.ts";
 import {
   type HistoryDb,
+  listAt,
   openHistoryDb,
+  type Point,
   readHistory,
   recordAt,
   recordAtTime,
@@ -282,6 +284,13 @@ export class PartitionReader {
     const current = this.get(pk, sk);
     const txn = this.txn ?? this.snapshot();
     return recordAt(this.history, this.changes, txn, encodeRecordKey(pk, sk), offset, current);
+  }
+
+  /** One page of `query` as the partition was at `point`; see history.ts. */
+  listAt(query: ListQuery, point: Point): ListPage {
+    assert(!this.closed, `reader of ${this.path} is closed`);
+    const txn = this.txn ?? this.snapshot();
+    return listAt(this.records, this.history, this.changes, txn, query, point);
   }
 
   /** `[pk, sk]` at unix ms `at` of log time (null: absent); see history.ts. */

@@ -27,7 +27,9 @@ import {
 import {
   type HistoryDb,
   indexChange,
+  listAt,
   openHistoryDb,
+  type Point,
   readHistory,
   recordAt,
   recordAtTime,
@@ -489,6 +491,11 @@ export class PartitionStore {
     const txn = this.snapshot();
     const key = encodeRecordKey(pk, sk);
     return recordAt(this.history, this.changes, txn, key, offset, this.get(pk, sk));
+  }
+
+  /** One page of `query` as the partition was at `point`; see history.ts. */
+  listAt(query: ListQuery, point: Point): ListPage {
+    return listAt(this.records, this.history, this.changes, this.snapshot(), query, point);
   }
 
   /** `[pk, sk]` at unix ms `at` of log time (null: absent); see history.ts. */
