@@ -84,6 +84,17 @@ export function openStore(dir: string, partition: number, namespace = "test"): P
   return PartitionStore.open({ dir, namespace, partition, mapBytes: TEST_MAP_BYTES });
 }
 
+/** Opens (creating) partition 0 in `dir`, keeping its change log `retainMs` of log time. */
+export function openLoggingStore(dir: string, retainMs: number): PartitionStore {
+  return PartitionStore.open({
+    dir,
+    namespace: "test",
+    partition: 0,
+    mapBytes: TEST_MAP_BYTES,
+    changesRetainMs: retainMs,
+  });
+}
+
 /**
  * Applies one transaction per offset from the store's next offset up to `offset`, each putting
  * record `("pk", "k{offset}")`, so every offset changes the file.

@@ -1,5 +1,5 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { TEST_MAP_BYTES, withTempDir } from "../../tests/_helpers.ts";
+import { openLoggingStore, withTempDir } from "../../tests/_helpers.ts";
 import { createMetrics } from "../metrics/mod.ts";
 import { PartitionStore } from "../store/mod.ts";
 import { applyBatch, type ApplyContext, type LogRecord } from "./apply.ts";
@@ -10,13 +10,7 @@ const encoder = new TextEncoder();
 const HOUR = 3_600_000;
 
 function open(dir: string, retainMs = HOUR): PartitionStore {
-  return PartitionStore.open({
-    dir,
-    namespace: "test",
-    partition: 0,
-    mapBytes: TEST_MAP_BYTES,
-    changesRetainMs: retainMs,
-  });
+  return openLoggingStore(dir, retainMs);
 }
 
 const ctx = (): ApplyContext => ({

@@ -197,6 +197,12 @@ export function readChanges(
   return out;
 }
 
+/** The log timestamp of the oldest row (in the caller's transaction), or null when none. */
+export function oldestChange(changes: ChangesDb): number | null {
+  for (const { value } of changes.getRange({ limit: 1 })) return changeTimestamp(value);
+  return null;
+}
+
 /**
  * Rows pruning may remove before a message of `ops` operations: more than the message can add, so
  * a change log over its retention shrinks with every message until it is back within it.

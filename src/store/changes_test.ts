@@ -1,5 +1,5 @@
 import { deepEqual, equal } from "node:assert/strict";
-import { chainOf, TEST_MAP_BYTES, withTempDir } from "../../tests/_helpers.ts";
+import { chainOf, openLoggingStore, withTempDir } from "../../tests/_helpers.ts";
 import { changeKey, decodeChange, encodeChange, pruneBudget } from "./changes.ts";
 import { type Change, PartitionReader, PartitionStore } from "./mod.ts";
 import { encodeRecordKey } from "../keys/mod.ts";
@@ -8,13 +8,7 @@ import { encodeRecordValue } from "./record_codec.ts";
 const HOUR = 3_600_000;
 
 function open(dir: string, retainMs = HOUR): PartitionStore {
-  return PartitionStore.open({
-    dir,
-    namespace: "test",
-    partition: 0,
-    mapBytes: TEST_MAP_BYTES,
-    changesRetainMs: retainMs,
-  });
+  return openLoggingStore(dir, retainMs);
 }
 
 type Op = readonly ["put", string, string, unknown] | readonly ["delete", string, string];

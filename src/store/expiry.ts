@@ -61,8 +61,12 @@ export function dueBy(expiry: ExpiryDb, by: number, budget: number): Due[] {
   return out;
 }
 
-/** The earliest expiry instant in `txn`'s snapshot, or null when nothing expires. */
-export function earliestExpiry(expiry: ExpiryDb, txn: ReadTxn): number | null {
-  for (const { key } of expiry.getRange({ limit: 1, transaction: txn })) return instantOf(key);
+/**
+ * The earliest expiry instant in `txn`'s snapshot (none: the caller's write transaction), or
+ * null when nothing expires.
+ */
+export function earliestExpiry(expiry: ExpiryDb, txn?: ReadTxn): number | null {
+  const range = txn === undefined ? { limit: 1 } : { limit: 1, transaction: txn };
+  for (const { key } of expiry.getRange(range)) return instantOf(key);
   return null;
 }

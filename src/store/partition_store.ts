@@ -19,6 +19,7 @@ import {
   changeKey,
   type ChangesDb,
   encodeChange,
+  oldestChange,
   openChangesDb,
   pruneBudget,
   pruneChanges,
@@ -290,6 +291,14 @@ export class PartitionStore {
   private readonly changesRetainMs: number;
   /** The log timestamp of the last message applied since the file was opened (0: none). */
   private lastTimestamp = 0;
+  /**
+   * The log timestamp of the change log's oldest row (null: empty), and the earliest expiry
+   * instant (null: none).
+   * Apply looks at the DBs only when these say pruning or a purge is due: a range read per
+   * message is a measurable share of a small write.
+   */
+  private oldestTs: number | null = null;
+  private earliestDue: number | null = null;
   /** Every change of every offset above this is in the change log (meta `changes_since`). */
   private since: number;
   private position: AppliedPosition;
@@ -363,6 +372,8 @@ export class PartitionStore {
       this.changes = openChangesDb(this.env);
       this.expiry = openExpiryDb(this.env);
       this.history = openHistoryDb(this.env);
+      this.oldestTs = oldestChange(this.changes);
+      this.earliestDue = earliestExpiry(this.expiry);
       const sinceTs = this.meta.get("changes_since_ts");
       this.sinceTs = typeof sinceTs === "number" ? sinceTs : -1;
       const since = this.meta.get("changes_since");
@@ -507,7 +518,7 @@ export class PartitionStore {
 
   /** The earliest expiry instant of a record in the file (unix ms), or null when none expires. */
   earliestExpiry(): number | null {
-    return earliestExpiry(this.expiry, this.snapshot());
+    return this.earliestDue;
   }
 
   /** The log timestamp of the last message applied since the file was opened (0: none yet). */
@@ -550,6 +561,8 @@ export class PartitionStore {
     const expiry = this.expiry;
     const history = this.history;
     let sinceTs = this.sinceTs;
+    let oldest = this.oldestTs;
+    let earliest = this.earliestDue;
     const retainMs = this.changesRetainMs;
     // Updated as the transaction writes; adopted only once it commits.
     const digest = this.digestBytes.slice();
@@ -563,18 +576,24 @@ export class PartitionStore {
       for (let i = 0; i < pending.length; i++) {
         const key = changeKey(messageOffset, i);
         changes.putSync(key, pending[i]!);
+        oldest ??= messageTimestamp;
         indexChange(history, key, pending[i]!);
       }
       pending = [];
     };
     let messageTimestamp = 0;
     const recording = () => retainMs > 0 && messageOffset >= 0;
+    // Drops `key`'s expiry row; the earliest instant is looked up again if it was that one.
+    const unexpire = (expiresAt: number, key: Uint8Array) => {
+      expiry.removeSync(expiryKey(expiresAt, key));
+      if (expiresAt === earliest) earliest = earliestExpiry(expiry);
+    };
     const tx: StoreTx = {
       message: (offset, timestamp, ops) => {
         endMessage();
         messageOffset = offset;
         messageTimestamp = timestamp;
-        if (retainMs > 0) {
+        if (retainMs > 0 && oldest !== null && oldest < timestamp - retainMs) {
           const pruned = pruneChanges(
             changes,
             timestamp - retainMs,
@@ -585,8 +604,10 @@ export class PartitionStore {
             since = Math.max(since, pruned.offset);
             sinceTs = Math.max(sinceTs, pruned.timestamp);
           }
+          oldest = oldestChange(changes);
         }
         // What expired by this message's time goes before the message applies.
+        if (earliest === null || earliest > timestamp) return;
         for (const due of dueBy(expiry, timestamp, pruneBudget(ops))) {
           expiry.removeSync(due.indexKey);
           const old = records.getBinaryFast(due.recordKey);
@@ -597,6 +618,7 @@ export class PartitionStore {
           }
           records.removeSync(due.recordKey);
         }
+        earliest = earliestExpiry(expiry);
       },
       get: (pk, sk) => {
         const value = records.getBinaryFast(keyIn(WRITE_KEY_SCRATCH, pk, sk));
@@ -620,8 +642,11 @@ export class PartitionStore {
         if (recording()) {
           pending.push(encodeChange("put", false, messageTimestamp, key, value, old ?? null));
         }
-        if (oldExpiresAt !== null) expiry.removeSync(expiryKey(oldExpiresAt, key));
-        if (expiresAt !== null) expiry.putSync(expiryKey(expiresAt, key), EXPIRY_ROW);
+        if (oldExpiresAt !== null) unexpire(oldExpiresAt, key);
+        if (expiresAt !== null) {
+          expiry.putSync(expiryKey(expiresAt, key), EXPIRY_ROW);
+          if (earliest === null || expiresAt < earliest) earliest = expiresAt;
+        }
         records.putSync(key, value);
       },
       delete: (pk, sk) => {
@@ -633,7 +658,7 @@ export class PartitionStore {
         if (recording()) {
           pending.push(encodeChange("delete", false, messageTimestamp, key, null, old));
         }
-        if (oldExpiresAt !== null) expiry.removeSync(expiryKey(oldExpiresAt, key));
+        if (oldExpiresAt !== null) unexpire(oldExpiresAt, key);
         records.removeSync(key);
       },
     };
@@ -661,6 +686,8 @@ export class PartitionStore {
         this.renewSnapshot();
         this.since = since;
         this.sinceTs = sinceTs;
+        this.oldestTs = oldest;
+        this.earliestDue = earliest;
         this.lastTimestamp = Math.max(this.lastTimestamp, messageTimestamp);
         this.position = reached;
         this.digestBytes = digest;

@@ -177,7 +177,8 @@ Deno.test({
   async fn() {
     assert.ok(KAFKA !== null);
     const namespace = freshNamespace("watch");
-    const env = { PARTITIONS: String(PARTITIONS) };
+    // A short history: pruned during the test, the same way on both groups.
+    const env = { PARTITIONS: String(PARTITIONS), WATCH_RETAIN_SEC: "3", HISTORY_RETAIN_SEC: "3" };
     const a = await startKafkaNode(namespace, "ga", env);
     const b = await startKafkaNode(namespace, "gb", env);
     try {
@@ -218,6 +219,18 @@ Deno.test({
       assert.deepEqual(byPartition(onA.events), byPartition(onB.events));
       await onA.close();
       await onB.close();
+      // Past the retention, one more write per partition prunes what is older on both.
+      await new Promise((r) => setTimeout(r, 3500));
+      const pks = ["ka-w0-0", "ka-w0-1", "kb-w1-2", "ttl0"];
+      for (let p = 0; p < PARTITIONS; p++) {
+        const pk = Array.from({ length: 100 }, (_, i) => `late${i}`)
+          .find((k) => partitionOf(k, PARTITIONS) === p)!;
+        pks.push(pk);
+        assert.equal(
+          (await a.post("/records/put", { records: [{ pk, sk: "k0", data: p }] })).status,
+          200,
+        );
+      }
       // And the same stores: offsets, hash chains and content digests.
       const [sa, sb] = await waitFor("both groups at the same offsets", 20_000, async () => {
         const sa = await partitionStatus(a);
@@ -231,6 +244,23 @@ Deno.test({
         assert.match(sa[p]!.digest, /^[0-9a-f]{32}$/);
         assert.equal(sa[p]!.digest, sb[p]!.digest, `digest of partition ${p}`);
       }
+      // The same histories, pruned to the same horizon, and the same reads of the past.
+      for (const pk of pks) {
+        const body = { pk, sk: "k0" };
+        const [ha, hb] = [
+          await a.post("/records/history", body),
+          await b.post("/records/history", body),
+        ];
+        assert.equal(ha.status, 200, ha.text);
+        assert.equal(ha.text, hb.text, `history of ${pk}`);
+        const p = String(partitionOf(pk, PARTITIONS));
+        const since = ha.json.since as number;
+        const asOf = { records: [body], as_of: { [p]: since + 1 } };
+        const [ga, gb] = [await a.post("/records/get", asOf), await b.post("/records/get", asOf)];
+        assert.equal(ga.text, gb.text, `${pk} as of ${since + 1}`);
+      }
+      const pruned = await a.post("/records/history", { pk: pks.at(-1)!, sk: "k0" });
+      assert.ok(pruned.json.since >= 0, "the history was pruned");
     } finally {
       await a.cleanup();
       await b.cleanup();
