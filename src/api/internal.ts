@@ -1,6 +1,6 @@
 /**
  * The internal port: `/metrics` (Prometheus text), `/internal/status`, and the proxy targets
- * `/internal/records/{get,list,watch}`. Never published; `/internal/*` requires the cluster secret as a
+ * `/internal/records/{get,list,history,watch}`. Never published; `/internal/*` requires the cluster secret as a
  * bearer token when `CLUSTER_SECRET` is set. Proxy targets answer from local files only
  * (`Reader.localGet` / `localList`): a proxied read never hops again.
  */
@@ -8,6 +8,7 @@ import { createSnapshot } from "../backup/mod.ts";
 import {
   type Gossip,
   INTERNAL_GET_PATH,
+  INTERNAL_HISTORY_PATH,
   INTERNAL_LIST_PATH,
   INTERNAL_SNAPSHOT_PATH,
   INTERNAL_WATCH_PATH,
@@ -21,7 +22,7 @@ import { readJson } from "./body.ts";
 import { closeConnection, type Closing, NEVER_CLOSING } from "./front.ts";
 import { problemResponse } from "./problem.ts";
 import { pathOf } from "./public.ts";
-import { parseGet, parseList, parseWatch } from "./requests.ts";
+import { parseGet, parseHistory, parseList, parseWatch } from "./requests.ts";
 import type { WatchHub } from "../watch/mod.ts";
 
 function checkSecret(request: Request, secret: string | null): void {
@@ -193,6 +194,14 @@ async function route(
     }
     const list = await reader.localList(parseList(body, config, node.conditions));
     return new Response(list, { headers: JSON_HEADERS });
+  }
+  if (path === INTERNAL_HISTORY_PATH) {
+    if (request.method !== "POST") throw methodNotAllowed(request.method, path, "POST");
+    checkSecret(request, config.cluster.secret);
+    const body = await readJson(request, config.limits.bodyBytesMax);
+    return new Response(await reader.localHistory(parseHistory(body, config)), {
+      headers: JSON_HEADERS,
+    });
   }
   if (path === INTERNAL_WATCH_PATH) {
     if (request.method !== "POST") throw methodNotAllowed(request.method, path, "POST");

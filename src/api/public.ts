@@ -155,7 +155,8 @@ async function route(
     case "history": {
       authorize(request, config, "read");
       const text = await readBody(request, config.limits.bodyBytesMax);
-      return json(await reader.history(parseHistory(parseBody(text), config)));
+      const body = parseBody(text);
+      return json(await reader.history(parseHistory(body, config), body));
     }
     case "watch": {
       authorize(request, config, "read");

@@ -20,6 +20,7 @@ export {
 export type { DropReason, NodeState } from "./message.ts";
 export {
   INTERNAL_GET_PATH,
+  INTERNAL_HISTORY_PATH,
   INTERNAL_LIST_PATH,
   INTERNAL_SNAPSHOT_PATH,
   INTERNAL_WATCH_PATH,

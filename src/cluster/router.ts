@@ -17,6 +17,8 @@ import type { Member, Membership } from "./membership.ts";
 export const INTERNAL_GET_PATH = "/internal/records/get";
 /** Internal route a peer serves a list on: body and answer like `/records/list`. */
 export const INTERNAL_LIST_PATH = "/internal/records/list";
+/** Internal route a peer serves a key's history on: body and answer like `/records/history`. */
+export const INTERNAL_HISTORY_PATH = "/internal/records/history";
 /** Internal route a peer serves a watch of its own partitions on: body like `/records/watch`. */
 export const INTERNAL_WATCH_PATH = "/internal/records/watch";
 /** Internal route prefix a peer streams a partition snapshot from (`…/{partition}`). */
@@ -255,7 +257,22 @@ export class Router implements PeerReads {
   }
 
   /** Proxies one list (`body` as the client sent it, validated) to a peer serving `partition`. */
-  async list(partition: number, body: string, waitMs: number): Promise<string> {
+  list(partition: number, body: string, waitMs: number): Promise<string> {
+    return this.forward(INTERNAL_LIST_PATH, partition, body, waitMs);
+  }
+
+  past(kind: "get" | "history", partition: number, body: string, waitMs: number): Promise<string> {
+    const path = kind === "get" ? INTERNAL_GET_PATH : INTERNAL_HISTORY_PATH;
+    return this.forward(path, partition, body, waitMs);
+  }
+
+  /** `body` to `path` on a peer serving `partition` (one retry on another; follows moves). */
+  private async forward(
+    path: string,
+    partition: number,
+    body: string,
+    waitMs: number,
+  ): Promise<string> {
     let answer: string | null = null;
     await this.follow(waitMs, async (round, remainingMs) => {
       const owners = this.membership.ownersOf(partition, this.random);
@@ -265,7 +282,7 @@ export class Router implements PeerReads {
       }
       for (let attempt = 0; attempt < 2 && attempt < owners.length; attempt++) {
         if (attempt > 0) this.options.metrics.proxyRequests.labels("retried").inc();
-        answer = await this.attempt(owners[attempt]!, INTERNAL_LIST_PATH, body, remainingMs);
+        answer = await this.attempt(owners[attempt]!, path, body, remainingMs);
         if (answer !== null) return true;
       }
       return false;

@@ -94,6 +94,12 @@ export interface PeerReads {
   /** A list page (JSON text) from a peer serving `partition`; `body` is the client's request. */
   list(partition: number, body: string, waitMs: number): Promise<string>;
   /**
+   * A read of the past from a peer serving `partition`: the peer's text answer to `body` (a
+   * validated client body) on its internal route for `kind` (a get answers one line per key).
+   * Follows the partition within `waitMs` like `list`.
+   */
+  past(kind: "get" | "history", partition: number, body: string, waitMs: number): Promise<string>;
+  /**
    * The internal `host:port` of an alive peer serving `partition` (a random one of them), where a
    * watch of it is proxied; null when none does.
    */

@@ -156,7 +156,7 @@ function expired(partition: number, what: string, point: number): OperationalErr
   );
 }
 
-/** 503 `partition_unavailable`: a read of history where the partition's file is not. */
+/** 503 `partition_unavailable`: a read of history where the partition's file is not (alone). */
 function historyHere(partition: number): OperationalError {
   return new OperationalError(
     "partition_unavailable",
@@ -259,29 +259,61 @@ export class Reader {
    * partition is read where its file is). 410 `history_expired` when the point is older than the
    * change log holds.
    */
-  private async getAsOf(request: GetRequest, asOf: AsOf): Promise<(string | null)[]> {
-    const partitions = new Set(request.keys.map((k) => k.partition));
-    for (const p of partitions) {
-      if (this.local.servingStore(p) === null) throw historyHere(p);
+  private async getAsOf(
+    request: GetRequest,
+    asOf: AsOf,
+    proxy = true,
+  ): Promise<(string | null)[]> {
+    const out: (string | null)[] = new Array(request.keys.length).fill(null);
+    const local = new Set<number>();
+    const remote = new Map<number, number[]>();
+    for (const [i, key] of request.keys.entries()) {
+      const p = key.partition;
+      if (this.local.servingStore(p) !== null) local.add(p);
+      else if (!proxy || this.peers === null) throw historyHere(p);
+      else remote.set(p, [...remote.get(p) ?? [], i]);
     }
-    await this.awaitAfter(request, partitions);
-    return request.keys.map((key) => {
-      const store = this.local.servingStore(key.partition);
-      if (store === null) throw historyHere(key.partition);
-      if (asOf.ms !== undefined) {
-        if (asOf.ms < store.changesSinceTs) throw expired(key.partition, "its log time", asOf.ms);
-        return liveJson(store.getAtTime(key.pk, key.sk, asOf.ms), asOf.ms);
+    // A partition served elsewhere: one request per partition to a peer that serves it, which
+    // reads its own history (never proxied again).
+    const peers = this.peers;
+    const proxied = [...remote].map(async ([p, indexes]) => {
+      const body = JSON.stringify({
+        records: indexes.map((i) => ({ pk: request.keys[i]!.pk, sk: request.keys[i]!.sk })),
+        ...(asOf.ms !== undefined
+          ? { as_of_ms: asOf.ms }
+          : { as_of: Object.fromEntries(asOf.offsets) }),
+        ...(request.after.has(p) ? { after: { [p]: request.after.get(p) } } : {}),
+        wait_ms: request.waitMs,
+      });
+      const lines = (await peers!.past("get", p, body, request.waitMs)).split("\n");
+      for (const [j, i] of indexes.entries()) {
+        out[i] = lines[j] === undefined || lines[j] === "null" ? null : lines[j]!;
       }
-      const offset = asOf.offsets.get(key.partition);
-      // A partition without an entry, or at a point not reached yet, is read as it is now.
-      if (offset === undefined || offset >= store.applied.offset) {
-        return liveJson(store.get(key.pk, key.sk), this.options.now());
-      }
-      if (offset < store.changesSince) throw expired(key.partition, "offset", offset);
-      const record = store.getAt(key.pk, key.sk, offset);
-      // Expiry as of then is not known by offset: a record is shown until its purge.
-      return record === null ? null : recordJson(record);
     });
+    await Promise.all([...proxied, this.awaitAfter(request, local)]);
+    for (const [i, key] of request.keys.entries()) {
+      if (local.has(key.partition)) out[i] = this.readAsOf(key, asOf);
+    }
+    return out;
+  }
+
+  /** One key of a get of the past, from its local partition's history. */
+  private readAsOf(key: GetKey, asOf: AsOf): string | null {
+    const store = this.local.servingStore(key.partition);
+    if (store === null) throw historyHere(key.partition);
+    if (asOf.ms !== undefined) {
+      if (asOf.ms < store.changesSinceTs) throw expired(key.partition, "its log time", asOf.ms);
+      return liveJson(store.getAtTime(key.pk, key.sk, asOf.ms), asOf.ms);
+    }
+    const offset = asOf.offsets.get(key.partition);
+    // A partition without an entry, or at a point not reached yet, is read as it is now.
+    if (offset === undefined || offset >= store.applied.offset) {
+      return liveJson(store.get(key.pk, key.sk), this.options.now());
+    }
+    if (offset < store.changesSince) throw expired(key.partition, "offset", offset);
+    const record = store.getAt(key.pk, key.sk, offset);
+    // Expiry as of then is not known by offset: a record is shown until its purge.
+    return record === null ? null : recordJson(record);
   }
 
   /** A list of the past, from the partition's history (served here only). */
@@ -317,7 +349,16 @@ export class Reader {
   }
 
   /** `/records/history`: the versions of one key, newest first, from where its file is served. */
-  async history(request: HistoryRequest): Promise<string> {
+  async history(request: HistoryRequest, body: unknown): Promise<string> {
+    const p = request.partition;
+    if (this.local.servingStore(p) === null && this.peers !== null) {
+      return await this.peers.past("history", p, JSON.stringify(body), request.waitMs);
+    }
+    return await this.localHistory(request);
+  }
+
+  /** `/records/history` from the local file only (a peer's proxy target). */
+  async localHistory(request: HistoryRequest): Promise<string> {
     const p = request.partition;
     if (this.local.servingStore(p) === null) throw historyHere(p);
     await this.awaitAfter(request, [p]);
@@ -337,7 +378,11 @@ export class Reader {
 
   /** `/records/list` as the client sees it: local if served, else proxied with the same body. */
   async list(request: ListRequest, body: unknown): Promise<string> {
-    if (request.asOf !== undefined) return await this.listAsOf(request, request.asOf);
+    // A list of the past is read where the partition's file is (the body carries `as_of`).
+    if (request.asOf !== undefined && this.local.servingStore(request.partition) !== null) {
+      return await this.listAsOf(request, request.asOf);
+    }
+    if (request.asOf !== undefined && this.peers === null) throw historyHere(request.partition);
     const peers = this.peers;
     if (peers === null || this.localStore(request.partition, request) !== null) {
       const page = await this.listHere(request);
@@ -353,6 +398,7 @@ export class Reader {
    * is what makes the hop limit 1). 503 when a key's partition is not served here.
    */
   async localGet(request: GetRequest): Promise<(string | null)[]> {
+    if (request.asOf !== undefined) return await this.getAsOf(request, request.asOf, false);
     const keys = request.keys;
     const partitions = new Set<number>();
     for (const key of keys) {
@@ -368,6 +414,7 @@ export class Reader {
 
   /** A list answered from the local file (JSON text); 503 when not served here. */
   async localList(request: ListRequest): Promise<string> {
+    if (request.asOf !== undefined) return await this.listAsOf(request, request.asOf);
     const page = await this.listHere(request);
     if (page === null) throw unavailable(request.partition);
     return page;

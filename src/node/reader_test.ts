@@ -49,6 +49,9 @@ class Peers implements PeerReads {
     this.lists.push(partition);
     return Promise.resolve('{"records":[],"next":null,"from":"peer"}');
   }
+  past(): Promise<string> {
+    return Promise.reject(new Error("no history through peers in these tests"));
+  }
   watchPeer(): Promise<string | null> {
     return Promise.resolve(null);
   }

@@ -83,6 +83,10 @@ class PeersThroughMain implements PeerReads {
     return this.calls.call("peer_list", { partition, body, waitMs }) as Promise<string>;
   }
 
+  past(kind: "get" | "history", partition: number, body: string, waitMs: number): Promise<string> {
+    return this.calls.call("peer_past", { kind, partition, body, waitMs }) as Promise<string>;
+  }
+
   watchPeer(partition: number): Promise<string | null> {
     return this.calls.call("peer_watch", partition) as Promise<string | null>;
   }

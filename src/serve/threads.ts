@@ -164,6 +164,16 @@ export class ServeThreads implements ReadReplicas {
         if (peers === null) throw new Error("Cannot read through peers: not in a cluster");
         return peers.list(partition, body, waitMs);
       }
+      case "peer_past": {
+        const { kind, partition, body, waitMs } = args as {
+          kind: "get" | "history";
+          partition: number;
+          body: string;
+          waitMs: number;
+        };
+        if (peers === null) throw new Error("Cannot read through peers: not in a cluster");
+        return peers.past(kind, partition, body, waitMs);
+      }
       case "peer_watch":
         return peers === null ? Promise.resolve(null) : peers.watchPeer(args as number);
     }

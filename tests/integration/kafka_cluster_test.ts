@@ -233,6 +233,38 @@ Deno.test({
         },
       );
 
+      await t.step(
+        "history and reads of the past of a pk held elsewhere are proxied to its owner",
+        async () => {
+          const owned = await servingPartitions(a);
+          const pk = Array.from({ length: 100 }, (_, i) => `past${i}`)
+            .find((k) => !owned.includes(partitionOf(k, PARTITIONS)))!;
+          const p = String(partitionOf(pk, PARTITIONS));
+          const v1 = await b.post("/records/put", { records: [{ pk, sk: "s", data: "v1" }] });
+          const v2 = await b.post("/records/put", { records: [{ pk, sk: "s", data: "v2" }] });
+          assert.equal(v2.status, 200, v2.text);
+          const at = { [p]: v2.json.offsets[p] };
+          const history = await a.post("/records/history", {
+            pk,
+            sk: "s",
+            after: at,
+            wait_ms: 5000,
+          });
+          assert.equal(history.status, 200, history.text);
+          assert.deepEqual(
+            history.json.versions.map((v: { record: { data: string } }) => v.record.data),
+            ["v2", "v1"],
+          );
+          const then = { [p]: v1.json.offsets[p] };
+          const get = await a.post("/records/get", { records: [{ pk, sk: "s" }], as_of: then });
+          assert.equal(get.status, 200, get.text);
+          assert.equal(get.json.records[0].data, "v1");
+          const list = await c.post("/records/list", { pk, as_of: then });
+          assert.equal(list.status, 200, list.text);
+          assert.deepEqual(list.json.records.map((r: { data: string }) => r.data), ["v1"]);
+        },
+      );
+
       await t.step("a proxied read with after waits on the owner for the offset", async () => {
         const owned = await servingPartitions(b);
         const pk = Array.from({ length: 100 }, (_, i) => `late${i}`)
