@@ -1,6 +1,7 @@
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { openStore, withTempDir, writeUpTo } from "../../tests/_helpers.ts";
 import { ConditionCache } from "../apply/mod.ts";
+import type { PartitionStore } from "../store/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { SharedState } from "./shared_state.ts";
 import { ThreadPartitions } from "./thread_partitions.ts";
@@ -70,62 +71,62 @@ Deno.test("ThreadPartitions renews its snapshot when the main thread publishes a
   });
 });
 
-Deno.test("ThreadPartitions releases an `after` wait once its own snapshot shows the offset", async () => {
+/**
+ * Runs `body` with partition 0 written up to offset 0, serving and published, and a thread's view
+ * of it; the event loop is kept alive (a parked Atomics.waitAsync does not keep it, a server does
+ * in a thread).
+ */
+async function withServingPartition(
+  body: (store: PartitionStore, main: SharedState, partitions: ThreadPartitions) => Promise<void>,
+): Promise<void> {
   await withTempDir(async (dir) => {
     const store = openStore(dir, 0);
     await writeUpTo(store, 0);
     const { main, partitions } = setUp(dir);
-    // A parked Atomics.waitAsync does not keep the event loop alive (a server does in a thread).
     const alive = setTimeout(() => {}, 10_000);
     try {
       main.setPartition(0, "serving", false);
       main.publishApplied(0, 0);
-      await partitions.waitForOffset(0, 0, 0);
-      const started = performance.now();
-      const waiting = partitions.waitForOffset(0, 2, 5000);
-      await writeUpTo(store, 2);
-      main.publishApplied(0, 2);
-      await waiting;
-      ok(performance.now() - started < 2000, "released long before its wait ran out");
-      equal(partitions.servingStore(0)!.get("pk", "k2")?.dataJson, '{"offset":2}');
-      // Past the offset, no wait: 504 at once.
-      await rejects(partitions.waitForOffset(0, 9, 0), isCode("not_caught_up"));
-      await rejects(partitions.waitForOffset(0, 9, 30), isCode("not_caught_up"));
+      await body(store, main, partitions);
     } finally {
       clearTimeout(alive);
       partitions.close();
       await store.close();
     }
   });
+}
+
+Deno.test("ThreadPartitions releases an `after` wait once its own snapshot shows the offset", async () => {
+  await withServingPartition(async (store, main, partitions) => {
+    await partitions.waitForOffset(0, 0, 0);
+    const started = performance.now();
+    const waiting = partitions.waitForOffset(0, 2, 5000);
+    await writeUpTo(store, 2);
+    main.publishApplied(0, 2);
+    await waiting;
+    ok(performance.now() - started < 2000, "released long before its wait ran out");
+    equal(partitions.servingStore(0)!.get("pk", "k2")?.dataJson, '{"offset":2}');
+    // Past the offset, no wait: 504 at once.
+    await rejects(partitions.waitForOffset(0, 9, 0), isCode("not_caught_up"));
+    await rejects(partitions.waitForOffset(0, 9, 30), isCode("not_caught_up"));
+  });
 });
 
 Deno.test("ThreadPartitions releases a wait parked again right after the last one was released", async () => {
-  await withTempDir(async (dir) => {
-    const store = openStore(dir, 0);
-    await writeUpTo(store, 0);
-    const { main, partitions } = setUp(dir);
-    const alive = setTimeout(() => {}, 10_000);
-    try {
-      main.setPartition(0, "serving", false);
-      main.publishApplied(0, 0);
-      // A watch's loop: each release parks the next wait at once, in its continuation.
-      const started = performance.now();
-      const chained = partitions.waitForOffset(0, 1, 5000)
-        .then(() => partitions.waitForOffset(0, 2, 5000));
-      await writeUpTo(store, 1);
-      main.publishApplied(0, 1);
-      await new Promise((r) => setTimeout(r, 20));
-      await writeUpTo(store, 2);
-      main.publishApplied(0, 2);
-      await chained;
-      // Before the fix the second wait found the first's loop still marked running and slept
-      // until its 5 s ran out.
-      ok(performance.now() - started < 2000, "the second wait was released by the publish");
-    } finally {
-      clearTimeout(alive);
-      partitions.close();
-      await store.close();
-    }
+  await withServingPartition(async (store, main, partitions) => {
+    // A watch's loop: each release parks the next wait at once, in its continuation.
+    const started = performance.now();
+    const chained = partitions.waitForOffset(0, 1, 5000)
+      .then(() => partitions.waitForOffset(0, 2, 5000));
+    await writeUpTo(store, 1);
+    main.publishApplied(0, 1);
+    await new Promise((r) => setTimeout(r, 20));
+    await writeUpTo(store, 2);
+    main.publishApplied(0, 2);
+    await chained;
+    // Before the fix the second wait found the first's loop still marked running and slept
+    // until its 5 s ran out.
+    ok(performance.now() - started < 2000, "the second wait was released by the publish");
   });
 });
 
