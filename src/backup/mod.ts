@@ -2,7 +2,8 @@
  * Backup: partition snapshots in S3-compatible storage (DESIGN §8). The backup loop (compacting
  * online copy → multipart upload → manifest → `latest.json` → retention), the restorer that puts
  * the furthest verified snapshot (S3 or a region peer) in place before a partition is consumed,
- * and the snapshot files and manifests both share.
+ * and the snapshot files and manifests both share. `segment.ts` is the format of log archive
+ * segments (issue 15): encoded, compressed and verified here, not yet uploaded by anything.
  *
  * @module
  */
@@ -24,3 +25,14 @@ export {
   verifySnapshot,
 } from "./snapshot.ts";
 export type { Manifest } from "./snapshot.ts";
+export {
+  compress,
+  decodeSegmentBody,
+  decompress,
+  encodeSegmentBody,
+  parseSegmentKey,
+  type Segment,
+  SegmentCorruptError,
+  type SegmentHeader,
+  segmentKey,
+} from "./segment.ts";

@@ -1,0 +1,229 @@
+/**
+ * Log archive segments (issue 15): a run of one partition's log messages, in order, as one
+ * gzip object in S3 at `{namespace}/p{partition}/log/{first:020}-{last:020}`.
+ *
+ * The bytes depend on the log alone, so every node archiving the same offsets uploads the same
+ * object (and a conditional create makes the second upload a no-op):
+ *
+ * - body: `"FSLOG1\n"` ‖ a JSON header line `{"partition","first","last","count","chain_before"}`
+ *   ‖ per message `u64be(offset) ‖ f64be(timestamp) ‖ u32be(length) ‖ bytes` ‖ a JSON trailer
+ *   `{"chain_after","sha256"}` (sha256 of everything before it) ‖ `u32be(trailer length)`;
+ * - gzip of the whole body in one write: `CompressionStream` output depends on how the input is
+ *   fed (bench/RESULTS.md, "issue 15, first probe"), and its header carries no time.
+ *
+ * Reading one checks the sha256 and that the hash chain over its messages, from `chain_before`,
+ * ends at `chain_after` — the same chain apply computes, so a restored partition's chain is
+ * checked against the archive's.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { type LogRecord, nextChain } from "../apply/mod.ts";
+import { assert } from "../util/assert.ts";
+
+const MAGIC = "FSLOG1\n";
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+const RECORD_HEAD_BYTES = 8 + 8 + 4;
+
+/** What a segment holds besides its messages. */
+export interface SegmentHeader {
+  readonly partition: number;
+  /** Offset of the first message. */
+  readonly first: number;
+  /** Offset of the last message. */
+  readonly last: number;
+  readonly count: number;
+  /** The hash chain before the first message (hex). */
+  readonly chainBefore: string;
+  /** The hash chain after the last message (hex). */
+  readonly chainAfter: string;
+}
+
+/** A segment read back and verified. */
+export interface Segment extends SegmentHeader {
+  readonly records: readonly LogRecord[];
+}
+
+/** Raised when a segment's bytes are not a segment, or fail their sha256 or chain check. */
+export class SegmentCorruptError extends Error {
+  /** Stable code. */
+  readonly code = "segment_corrupt";
+  constructor(message: string) {
+    super(message);
+    this.name = "SegmentCorruptError";
+  }
+}
+
+/** The object key of a segment. */
+export function segmentKey(namespace: string, partition: number, first: number, last: number) {
+  return `${namespace}/p${partition}/log/${String(first).padStart(20, "0")}-${
+    String(last).padStart(20, "0")
+  }`;
+}
+
+/** The first and last offsets a segment key names, or null when it is not a segment key. */
+export function parseSegmentKey(key: string): { first: number; last: number } | null {
+  const match = /\/log\/(\d{20})-(\d{20})$/.exec(key);
+  if (match === null) return null;
+  const first = Number(match[1]);
+  const last = Number(match[2]);
+  if (!Number.isSafeInteger(first) || !Number.isSafeInteger(last) || last < first) return null;
+  return { first, last };
+}
+
+function u64(view: DataView, at: number, value: number): void {
+  view.setUint32(at, Math.floor(value / 0x1_0000_0000));
+  view.setUint32(at + 4, value >>> 0);
+}
+
+function readU64(view: DataView, at: number): number {
+  return view.getUint32(at) * 0x1_0000_0000 + view.getUint32(at + 4);
+}
+
+/**
+ * The uncompressed body of a segment of `records` (one partition's, offsets increasing) after
+ * `chainBefore`; returns it with its header (the chain after the last message included).
+ */
+export function encodeSegmentBody(
+  partition: number,
+  chainBefore: string,
+  records: readonly LogRecord[],
+): { body: Uint8Array; header: SegmentHeader } {
+  assert(records.length > 0, "a segment holds at least one message");
+  let chain = chainBefore;
+  let size = 0;
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    assert(i === 0 || r.offset > records[i - 1]!.offset, "segment offsets must increase");
+    chain = nextChain(chain, r.offset, r.value);
+    size += RECORD_HEAD_BYTES + r.value.length;
+  }
+  const header: SegmentHeader = {
+    partition,
+    first: records[0]!.offset,
+    last: records[records.length - 1]!.offset,
+    count: records.length,
+    chainBefore,
+    chainAfter: chain,
+  };
+  const head = encoder.encode(
+    MAGIC +
+      JSON.stringify({
+        partition,
+        first: header.first,
+        last: header.last,
+        count: header.count,
+        chain_before: chainBefore,
+      }) + "\n",
+  );
+  const main = new Uint8Array(head.length + size);
+  main.set(head, 0);
+  const view = new DataView(main.buffer);
+  let at = head.length;
+  for (const r of records) {
+    u64(view, at, r.offset);
+    view.setFloat64(at + 8, r.timestamp);
+    view.setUint32(at + 16, r.value.length);
+    main.set(r.value, at + RECORD_HEAD_BYTES);
+    at += RECORD_HEAD_BYTES + r.value.length;
+  }
+  const sha256 = createHash("sha256").update(main).digest("hex");
+  const trailer = encoder.encode(JSON.stringify({ chain_after: chain, sha256 }));
+  const body = new Uint8Array(main.length + trailer.length + 4);
+  body.set(main, 0);
+  body.set(trailer, main.length);
+  new DataView(body.buffer).setUint32(main.length + trailer.length, trailer.length);
+  return { body, header };
+}
+
+/** gzip of `body` in one write (the same bytes on every node). */
+export async function compress(body: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([body as Uint8Array<ArrayBuffer>]).stream()
+    .pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/** The body of a gzip'd segment. */
+export async function decompress(object: Uint8Array): Promise<Uint8Array> {
+  const stream = new Blob([object as Uint8Array<ArrayBuffer>]).stream()
+    .pipeThrough(new DecompressionStream("gzip"));
+  try {
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  } catch (error) {
+    throw new SegmentCorruptError(`Cannot read a segment: it is not gzip (${error})`);
+  }
+}
+
+/** Reads and verifies a segment body: its layout, its sha256 and its hash chain. */
+export function decodeSegmentBody(body: Uint8Array): Segment {
+  const fail = (why: string): never => {
+    throw new SegmentCorruptError(`Cannot read a segment: ${why}`);
+  };
+  const magic = encoder.encode(MAGIC);
+  if (body.length < magic.length || !magic.every((b, i) => body[i] === b)) fail("no magic");
+  const headEnd = body.indexOf(0x0a, magic.length);
+  if (headEnd < 0) fail("no header line");
+  let head: Record<string, unknown>;
+  try {
+    head = JSON.parse(decoder.decode(body.subarray(magic.length, headEnd)));
+  } catch {
+    return fail("its header is not JSON");
+  }
+  const { partition, first, last, count, chain_before: chainBefore } = head;
+  if (
+    !Number.isSafeInteger(partition) || !Number.isSafeInteger(first) ||
+    !Number.isSafeInteger(last) || !Number.isSafeInteger(count) ||
+    typeof chainBefore !== "string" || !/^[0-9a-f]{64}$/.test(chainBefore)
+  ) {
+    fail("its header is malformed");
+  }
+  const trailerLength = body.length >= 4
+    ? new DataView(body.buffer, body.byteOffset + body.length - 4, 4).getUint32(0)
+    : 0;
+  const trailerStart = body.length - 4 - trailerLength;
+  if (trailerLength === 0 || trailerStart <= headEnd) fail("no trailer");
+  let trailer: Record<string, unknown>;
+  try {
+    trailer = JSON.parse(decoder.decode(body.subarray(trailerStart, body.length - 4)));
+  } catch {
+    return fail("its trailer is not JSON");
+  }
+  const sha256 = createHash("sha256").update(body.subarray(0, trailerStart)).digest("hex");
+  if (trailer.sha256 !== sha256) fail("its sha256 does not match");
+  const view = new DataView(body.buffer, body.byteOffset, trailerStart);
+  const records: LogRecord[] = [];
+  let chain = chainBefore as string;
+  let at = headEnd + 1;
+  while (at < trailerStart) {
+    if (at + RECORD_HEAD_BYTES > trailerStart) fail("a message is cut short");
+    const offset = readU64(view, at);
+    const timestamp = view.getFloat64(at + 8);
+    const length = view.getUint32(at + 16);
+    const end = at + RECORD_HEAD_BYTES + length;
+    if (end > trailerStart) fail("a message is cut short");
+    const value = body.slice(at + RECORD_HEAD_BYTES, end);
+    if (records.length > 0 && offset <= records[records.length - 1]!.offset) {
+      fail("its offsets do not increase");
+    }
+    chain = nextChain(chain, offset, value);
+    records.push({ offset, timestamp, value });
+    at = end;
+  }
+  if (
+    records.length !== count || records[0]?.offset !== first ||
+    records[records.length - 1]?.offset !== last
+  ) {
+    fail("its messages do not match its header");
+  }
+  if (trailer.chain_after !== chain) fail("its hash chain does not end where it says");
+  return {
+    partition: partition as number,
+    first: first as number,
+    last: last as number,
+    count: count as number,
+    chainBefore: chainBefore as string,
+    chainAfter: chain,
+    records,
+  };
+}
