@@ -32,7 +32,9 @@ export {
   encodeSegmentBody,
   parseSegmentKey,
   type Segment,
+  type SegmentBounds,
   SegmentCorruptError,
   type SegmentHeader,
   segmentKey,
+  segmentLength,
 } from "./segment.ts";

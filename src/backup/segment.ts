@@ -227,3 +227,32 @@ export function decodeSegmentBody(body: Uint8Array): Segment {
     records,
   };
 }
+
+/** When a segment closes: `sec` of log time (by bucket) or `bytes` of messages, whichever first. */
+export interface SegmentBounds {
+  /** `ARCHIVE_SEGMENT_SEC`: messages of one segment share `floor(timestamp / (sec × 1000))`. */
+  readonly sec: number;
+  /** `ARCHIVE_SEGMENT_BYTES`: a segment's message bytes stay at or under this (one larger
+   * message is a segment of its own). */
+  readonly bytes: number;
+}
+
+/**
+ * How many of `records` (a partition's next messages, in offset order, the first opening a
+ * segment) belong to that segment, or null when they do not show yet where it ends — a segment
+ * ends before the first message of a later time bucket, or before the message that would take it
+ * past `bounds.bytes`. A function of the messages alone: every node archiving the same log cuts
+ * the same segments, so they upload the same objects.
+ */
+export function segmentLength(records: readonly LogRecord[], bounds: SegmentBounds): number | null {
+  if (records.length === 0) return null;
+  const bucketOf = (r: LogRecord) => Math.floor(r.timestamp / (bounds.sec * 1000));
+  const bucket = bucketOf(records[0]!);
+  let bytes = records[0]!.value.length;
+  for (let i = 1; i < records.length; i++) {
+    const r = records[i]!;
+    if (bucketOf(r) !== bucket || bytes + r.value.length > bounds.bytes) return i;
+    bytes += r.value.length;
+  }
+  return null;
+}

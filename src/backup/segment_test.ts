@@ -10,6 +10,7 @@ import {
   parseSegmentKey,
   SegmentCorruptError,
   segmentKey,
+  segmentLength,
 } from "./segment.ts";
 
 const encoder = new TextEncoder();
@@ -85,4 +86,25 @@ Deno.test("segment keys sort by offset and name both ends", () => {
   equal(parseSegmentKey("ns/p3/00000000000000000042.mdb"), null);
   equal(parseSegmentKey("ns/p3/log/00000000000000000042-00000000000000000041"), null);
   throws(() => encodeSegmentBody(1, CHAIN_ZERO, []));
+});
+
+Deno.test("segments end at a time bucket or a size, from the messages alone", () => {
+  const at = (offset: number, timestamp: number, size = 10): LogRecord => ({
+    offset,
+    timestamp,
+    value: new Uint8Array(size),
+  });
+  const bounds = { sec: 10, bytes: 35 };
+  // Bucket 0 is [0, 10 000) ms: the message at 10 000 opens the next segment.
+  equal(segmentLength([at(0, 0), at(1, 9_999), at(2, 10_000)], bounds), 2);
+  // 10 + 10 + 10 bytes fit in 35; a fourth does not.
+  equal(segmentLength([at(0, 0), at(1, 1), at(2, 2), at(3, 3)], bounds), 3);
+  // Nothing shows the end yet: the segment stays open.
+  equal(segmentLength([at(0, 0), at(1, 1)], bounds), null);
+  equal(segmentLength([], bounds), null);
+  // One message larger than the bound is a segment of its own.
+  equal(segmentLength([at(0, 0, 100), at(1, 1)], bounds), 1);
+  // A log timestamp that goes back (producers' clocks differ) still ends the segment, the same
+  // way on every node.
+  equal(segmentLength([at(0, 15_000), at(1, 9_000)], bounds), 1);
 });
