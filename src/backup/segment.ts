@@ -20,6 +20,7 @@
 import { createHash } from "node:crypto";
 import { type LogRecord, nextChain } from "../apply/mod.ts";
 import { assert } from "../util/assert.ts";
+import { getU64, setU64 } from "../util/u64.ts";
 
 const MAGIC = "FSLOG1\n";
 const encoder = new TextEncoder();
@@ -72,15 +73,6 @@ export function parseSegmentKey(key: string): { first: number; last: number } | 
   return { first, last };
 }
 
-function u64(view: DataView, at: number, value: number): void {
-  view.setUint32(at, Math.floor(value / 0x1_0000_0000));
-  view.setUint32(at + 4, value >>> 0);
-}
-
-function readU64(view: DataView, at: number): number {
-  return view.getUint32(at) * 0x1_0000_0000 + view.getUint32(at + 4);
-}
-
 /**
  * The uncompressed body of a segment of `records` (one partition's, offsets increasing) after
  * `chainBefore`; returns it with its header (the chain after the last message included).
@@ -122,7 +114,7 @@ export function encodeSegmentBody(
   const view = new DataView(main.buffer);
   let at = head.length;
   for (const r of records) {
-    u64(view, at, r.offset);
+    setU64(view, at, r.offset);
     view.setFloat64(at + 8, r.timestamp);
     view.setUint32(at + 16, r.value.length);
     main.set(r.value, at + RECORD_HEAD_BYTES);
@@ -197,7 +189,7 @@ export function decodeSegmentBody(body: Uint8Array): Segment {
   let at = headEnd + 1;
   while (at < trailerStart) {
     if (at + RECORD_HEAD_BYTES > trailerStart) fail("a message is cut short");
-    const offset = readU64(view, at);
+    const offset = getU64(view, at);
     const timestamp = view.getFloat64(at + 8);
     const length = view.getUint32(at + 16);
     const end = at + RECORD_HEAD_BYTES + length;

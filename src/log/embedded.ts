@@ -13,6 +13,7 @@ import type { Metrics } from "../metrics/mod.ts";
 import { assert } from "../util/assert.ts";
 import { OperationalError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
+import { getU64, setU64 } from "../util/u64.ts";
 import type { AppendRequest, MutationLog, PartitionConsumer } from "../node/mod.ts";
 
 /**
@@ -42,9 +43,7 @@ const TIMESTAMP_BYTES = 8;
 function entryKey(partition: number, offset: number, key = new Uint8Array(12)): Uint8Array {
   const view = new DataView(key.buffer, key.byteOffset, 12);
   view.setUint32(0, partition, false);
-  // u64 big endian without BigInt: offsets are safe integers.
-  view.setUint32(4, Math.floor(offset / 0x1_0000_0000), false);
-  view.setUint32(8, offset >>> 0, false);
+  setU64(view, 4, offset);
   return key;
 }
 
@@ -69,7 +68,7 @@ function entryPartition(key: Uint8Array): number {
 
 function entryOffset(key: Uint8Array): number {
   const view = new DataView(key.buffer, key.byteOffset, key.length);
-  return view.getUint32(4, false) * 0x1_0000_0000 + view.getUint32(8, false);
+  return getU64(view, 4);
 }
 
 /** The embedded implementation of {@linkcode MutationLog}. */

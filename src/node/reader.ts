@@ -121,11 +121,12 @@ export interface ReaderOptions {
 const NEW_OWNER_POLL_MS = 25;
 
 /**
- * The JSON text of `record` as a read at unix ms `now` answers it: null when absent or expired
+ * The JSON text of `record` as a read at unix ms `now()` answers it: null when absent or expired
  * (an expired record is absent from its instant on, by this node's clock, until apply purges it).
+ * The clock is read only for a record that expires.
  */
-export function liveJson(record: StoredRecord | null, now: number): string | null {
-  if (record === null || (record.expiresAt !== null && record.expiresAt <= now)) return null;
+export function liveJson(record: StoredRecord | null, now: () => number): string | null {
+  if (record === null || (record.expiresAt !== null && record.expiresAt <= now())) return null;
   return recordJson(record);
 }
 
@@ -303,12 +304,12 @@ export class Reader {
     if (store === null) throw historyHere(key.partition);
     if (asOf.ms !== undefined) {
       if (asOf.ms < store.changesSinceTs) throw expired(key.partition, "its log time", asOf.ms);
-      return liveJson(store.getAtTime(key.pk, key.sk, asOf.ms), asOf.ms);
+      return liveJson(store.getAtTime(key.pk, key.sk, asOf.ms), () => asOf.ms);
     }
     const offset = asOf.offsets.get(key.partition);
     // A partition without an entry, or at a point not reached yet, is read as it is now.
     if (offset === undefined || offset >= store.applied.offset) {
-      return liveJson(store.get(key.pk, key.sk), this.options.now());
+      return liveJson(store.get(key.pk, key.sk), this.options.now);
     }
     if (offset < store.changesSince) throw expired(key.partition, "offset", offset);
     const record = store.getAt(key.pk, key.sk, offset);
@@ -469,7 +470,7 @@ export class Reader {
       const key = keys[0]!;
       const store = this.localStore(key.partition, read);
       if (store === null) return null;
-      return [liveJson(store.get(key.pk, key.sk), this.options.now())];
+      return [liveJson(store.get(key.pk, key.sk), this.options.now)];
     }
     const stores = new Map<number, StoreReads>();
     for (const key of keys) {
@@ -479,7 +480,7 @@ export class Reader {
       stores.set(key.partition, store);
     }
     const out: (string | null)[] = new Array(keys.length);
-    const now = this.options.now();
+    const now = this.options.now;
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]!;
       out[i] = liveJson(stores.get(key.partition)!.get(key.pk, key.sk), now);
@@ -498,7 +499,7 @@ export class Reader {
   ): number[] {
     const stores = new Map<number, StoreReads | null>();
     const left: number[] = [];
-    const now = this.options.now();
+    const now = this.options.now;
     for (const i of indexes) {
       const key = keys[i]!;
       let store = stores.get(key.partition);

@@ -26,6 +26,7 @@
 import type { Database, RootDatabase } from "lmdb";
 import { decodeRecordKey } from "../keys/mod.ts";
 import { assert } from "../util/assert.ts";
+import { getU64, setU64 } from "../util/u64.ts";
 import { decodeRecordValue, type StoredRecord } from "./record_codec.ts";
 import type { ReadTxn } from "./record_reads.ts";
 
@@ -82,15 +83,14 @@ export function changeKey(offset: number, index: number): Uint8Array {
   );
   const key = new Uint8Array(12);
   const view = new DataView(key.buffer);
-  view.setUint32(0, Math.floor(offset / 0x1_0000_0000));
-  view.setUint32(4, offset >>> 0);
+  setU64(view, 0, offset);
   view.setUint32(8, index);
   return key;
 }
 
 function keyOffset(key: Uint8Array): number {
   const view = new DataView(key.buffer, key.byteOffset, key.length);
-  return view.getUint32(0) * 0x1_0000_0000 + view.getUint32(4);
+  return getU64(view, 0);
 }
 
 /** Encodes a change row's value (see the module doc). */

@@ -7,6 +7,7 @@
  * @module
  */
 import type { Database, RootDatabase } from "lmdb";
+import { getU64, setU64 } from "../util/u64.ts";
 import type { ReadTxn } from "./record_reads.ts";
 
 /** A partition's `expiry` DB. */
@@ -28,15 +29,14 @@ export function openExpiryDb(env: RootDatabase): ExpiryDb {
 export function expiryKey(expiresAt: number, recordKey: Uint8Array): Uint8Array {
   const key = new Uint8Array(8 + recordKey.length);
   const view = new DataView(key.buffer);
-  view.setUint32(0, Math.floor(expiresAt / 0x1_0000_0000));
-  view.setUint32(4, expiresAt >>> 0);
+  setU64(view, 0, expiresAt);
   key.set(recordKey.subarray(0, recordKey.length), 8);
   return key;
 }
 
 function instantOf(key: Uint8Array): number {
   const view = new DataView(key.buffer, key.byteOffset, key.length);
-  return view.getUint32(0) * 0x1_0000_0000 + view.getUint32(4);
+  return getU64(view, 0);
 }
 
 /** A record due to expire. */
