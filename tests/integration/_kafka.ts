@@ -6,6 +6,8 @@
  */
 import {
   type HttpResult,
+  nodeStatus,
+  type PartitionStatus,
   partitionStatus,
   REPO_ROOT,
   run,
@@ -74,22 +76,41 @@ export async function waitFor<T>(
 
 /** The partitions a node serves, sorted. */
 export async function servingPartitions(node: TestNode): Promise<number[]> {
-  const status = await partitionStatus(node);
+  return servingOf(await partitionStatus(node));
+}
+
+/**
+ * Waits until `nodes` together serve all `partitions`, each partition on exactly one node, and
+ * every node that gossips sees every other one alive and serving what it serves: until then a
+ * read without `after` may still be answered from a retiring copy of a moved partition.
+ */
+export function waitForSplit(nodes: TestNode[], partitions: number): Promise<number[][]> {
+  return waitFor(`${nodes.length} nodes to split ${partitions} partitions`, 60_000, async () => {
+    const statuses = await Promise.all(nodes.map((n) => nodeStatus(n)));
+    const owned = statuses.map((s) => servingOf(s.partitions));
+    const all = owned.flat().sort((a, b) => a - b);
+    const expected = Array.from({ length: partitions }, (_, i) => i);
+    if (owned.some((o) => o.length === 0)) return null;
+    if (JSON.stringify(all) !== JSON.stringify(expected)) return null;
+    for (const view of statuses) {
+      if (view.members.length === 0) continue;
+      for (const [i, other] of statuses.entries()) {
+        if (other === view) continue;
+        const seen = view.members.find((m) => m.id === other.node.id);
+        if (seen?.state !== "alive") return null;
+        if (JSON.stringify(seen.serving) !== JSON.stringify(owned[i])) return null;
+      }
+    }
+    return owned;
+  });
+}
+
+/** The serving partitions in a status's `partitions`, sorted. */
+function servingOf(status: Record<string, PartitionStatus>): number[] {
   return Object.entries(status)
     .filter(([, s]) => s.state === "serving")
     .map(([p]) => Number(p))
     .sort((a, b) => a - b);
-}
-
-/** Waits until `nodes` together serve all `partitions`, each partition on exactly one node. */
-export function waitForSplit(nodes: TestNode[], partitions: number): Promise<number[][]> {
-  return waitFor(`${nodes.length} nodes to split ${partitions} partitions`, 60_000, async () => {
-    const owned = await Promise.all(nodes.map(servingPartitions));
-    const all = owned.flat().sort((a, b) => a - b);
-    const expected = Array.from({ length: partitions }, (_, i) => i);
-    if (owned.some((o) => o.length === 0)) return null;
-    return JSON.stringify(all) === JSON.stringify(expected) ? owned : null;
-  });
 }
 
 /** Merges write offsets into `into`, keeping the highest per partition. */

@@ -504,6 +504,21 @@ export async function partitionStatus(
   node: TestNode,
   secret: string | undefined = node.clusterSecret,
 ): Promise<Record<string, PartitionStatus>> {
+  return (await nodeStatus(node, secret)).partitions;
+}
+
+/** A node's whole `/internal/status`: itself, its gossip view of the members, its partitions. */
+export interface NodeStatus {
+  node: { id: string };
+  members: { id: string; state: string; serving: number[] }[];
+  partitions: Record<string, PartitionStatus>;
+}
+
+/** Reads a node's `/internal/status`. */
+export async function nodeStatus(
+  node: TestNode,
+  secret: string | undefined = node.clusterSecret,
+): Promise<NodeStatus> {
   const result = await node.internal(
     "/internal/status",
     secret === undefined ? {} : { authorization: `Bearer ${secret}` },
@@ -511,7 +526,7 @@ export async function partitionStatus(
   if (result.status !== 200) {
     throw new Error(`Cannot read /internal/status: ${result.status} ${result.text}`);
   }
-  return result.json.partitions;
+  return result.json;
 }
 
 /** Runs a command and returns its exit code and stdout (stderr is kept for error messages). */

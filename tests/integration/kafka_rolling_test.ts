@@ -63,7 +63,9 @@ function readLoad(
         const result = await node.post("/records/get", {
           records: keys.map((pk) => ({ pk, sk: "s" })),
           after,
-          wait_ms: 5000,
+          // The longest a client may wait: a rebalance on a loaded machine takes seconds (heartbeats
+          // every 3 s, then join and sync).
+          wait_ms: 10_000,
         });
         if (result.status !== 200) {
           state.failures.push(`${phase()}: ${node.apiUrl} ${result.status} ${result.text}`);
