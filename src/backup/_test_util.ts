@@ -8,7 +8,15 @@
 import type { ObjectStore } from "./object_store.ts";
 
 /** The operations of an {@linkcode ObjectStore}, as recorded by {@linkcode MemoryObjectStore}. */
-export type ObjectOp = "putFile" | "putJson" | "getJson" | "getFile" | "list" | "delete";
+export type ObjectOp =
+  | "putFile"
+  | "putJson"
+  | "getJson"
+  | "getFile"
+  | "createBytes"
+  | "getBytes"
+  | "list"
+  | "delete";
 
 /** One call made to a {@linkcode MemoryObjectStore}. */
 export interface ObjectCall {
@@ -69,6 +77,18 @@ export class MemoryObjectStore implements ObjectStore {
     if (bytes === undefined) return false;
     await Deno.writeFile(path, bytes);
     return true;
+  }
+
+  async createBytes(key: string, bytes: Uint8Array, signal: AbortSignal): Promise<boolean> {
+    await this.enter("createBytes", key, signal);
+    if (this.objects.has(key)) return false;
+    this.objects.set(key, bytes.slice());
+    return true;
+  }
+
+  async getBytes(key: string, signal: AbortSignal): Promise<Uint8Array | null> {
+    await this.enter("getBytes", key, signal);
+    return this.objects.get(key)?.slice() ?? null;
   }
 
   async list(prefix: string, signal: AbortSignal, max = 100_000): Promise<string[]> {

@@ -24,6 +24,13 @@ export interface ObjectStore {
   getJson(key: string, signal: AbortSignal): Promise<unknown | null>;
   /** Downloads an object to a file; false when the key does not exist. */
   getFile(key: string, path: string, signal: AbortSignal): Promise<boolean>;
+  /**
+   * Creates a small object unless the key exists (S3's `If-None-Match: *`): true when this call
+   * created it, false when an object was there already (first writer wins; it is not replaced).
+   */
+  createBytes(key: string, bytes: Uint8Array, signal: AbortSignal): Promise<boolean>;
+  /** Reads a small object whole, or null when the key does not exist. */
+  getBytes(key: string, signal: AbortSignal): Promise<Uint8Array | null>;
   /** Every key under `prefix` (paged; bounded by `max`). */
   list(prefix: string, signal: AbortSignal, max?: number): Promise<string[]>;
   /** Deletes keys (absent ones are fine). */
@@ -113,6 +120,35 @@ export class S3ObjectStore implements ObjectStore {
       );
       const text = await result.Body!.transformToString();
       return JSON.parse(text);
+    } catch (error) {
+      if (isMissing(error)) return null;
+      throw error;
+    }
+  }
+
+  async createBytes(key: string, bytes: Uint8Array, signal: AbortSignal): Promise<boolean> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: bytes, IfNoneMatch: "*" }),
+        { abortSignal: signal },
+      );
+      return true;
+    } catch (error) {
+      // 412: the key exists. 409: a concurrent conditional write of it is in flight (S3).
+      const status = (error as { $metadata?: { httpStatusCode?: number } })?.$metadata
+        ?.httpStatusCode;
+      if (status === 412 || status === 409) return false;
+      throw error;
+    }
+  }
+
+  async getBytes(key: string, signal: AbortSignal): Promise<Uint8Array | null> {
+    try {
+      const result = await this.client.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key }),
+        { abortSignal: signal },
+      );
+      return await result.Body!.transformToByteArray();
     } catch (error) {
       if (isMissing(error)) return null;
       throw error;

@@ -132,6 +132,28 @@ export function objectStoreConformance(
     },
   );
 
+  test(
+    "createBytes() creates a key once: a second create of it leaves the first bytes; getBytes() reads them",
+    async ({ store, prefix }) => {
+      const key = `${prefix}ns/p3/log/00000000000000000000-00000000000000000009`;
+      equal(await store.getBytes(key, live()), null);
+      const first = pattern(70_000, 3);
+      equal(await store.createBytes(key, first, live()), true);
+      equal(await store.createBytes(key, pattern(1_000, 9), live()), false);
+      deepEqual(await store.getBytes(key, live()), first);
+      // Two creates of one new key at once: exactly one wins, and its bytes are there whole.
+      const race = `${prefix}ns/p3/log/00000000000000000010-00000000000000000019`;
+      const [a, b] = [pattern(40_000, 5), pattern(40_000, 7)];
+      const won = await Promise.all([
+        store.createBytes(race, a, live()),
+        store.createBytes(race, b, live()),
+      ]);
+      equal(won.filter((w) => w).length, 1, `both or neither won: ${won}`);
+      deepEqual(await store.getBytes(race, live()), won[0] ? a : b);
+      await store.delete([key, race], live());
+    },
+  );
+
   test("list() returns exactly the keys under a prefix: p1/ is not p10/", async ({ store, prefix }) => {
     const keys = [
       `${prefix}ns/p1/00000000000000000007.mdb`,

@@ -126,6 +126,39 @@ export function mutationLogConformance(
     for (let p = 0; p < 3; p++) deepEqual(run.consumer.records(p), sent.records(p));
   });
 
+  test("readRange() reads a partition's messages in offset order from any offset: bytes and timestamps as acknowledged, at least one per call, none past the end", async (h) => {
+    const log = await h.start({ partitions: 2 });
+    const sent = new Sent();
+    for (let i = 0; i < 40; i++) {
+      h.clock += 10;
+      const messages = [message(1, `m${i}-${"x".repeat(i * 7)}`)];
+      if (i % 10 === 0) messages.push(message(0, `other${i}`));
+      sent.add(messages, await log.append(messages), h.clock);
+    }
+    const expected = sent.records(1);
+    const readAll = async (from: number, maxBytes: number): Promise<LogRecord[]> => {
+      const out: LogRecord[] = [];
+      for (let calls = 0; calls < 100; calls++) {
+        const got = await log.readRange(1, from, maxBytes);
+        ok(got !== "truncated", "a log nothing was removed from is not truncated");
+        if (got.length === 0) return out;
+        out.push(...got);
+        from = got[got.length - 1]!.offset + 1;
+      }
+      throw new Error("readRange() did not reach the end in 100 calls");
+    };
+    const seen = (records: readonly LogRecord[]) =>
+      records.map((r) => ({ offset: r.offset, timestamp: r.timestamp, value: r.value }));
+    deepEqual(seen(await readAll(0, 1_000_000)), expected);
+    // Small reads still make progress, one message at least per call.
+    deepEqual(seen(await readAll(0, 1)), expected);
+    const middle = expected[25]!.offset;
+    deepEqual(seen(await readAll(middle, 300)), expected.slice(25));
+    deepEqual(await log.readRange(1, expected.at(-1)!.offset + 1, 1_000), []);
+    deepEqual((await readAll(0, 1_000_000)).length, expected.length);
+    deepEqual(seen(await log.readRange(0, 0, 1_000_000) as LogRecord[]), sent.records(0));
+  });
+
   test("appends to a partition get increasing offsets in call order, even when none waits for the one before", async (h) => {
     const log = await h.start({ partitions: 2 });
     const calls: AppendRequest[][] = Array.from(

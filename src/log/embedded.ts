@@ -55,6 +55,9 @@ function entryKey(partition: number, offset: number, key = new Uint8Array(12)): 
 const COMMIT_KEY = new Uint8Array(12);
 let commitValue = new Uint8Array(64 * 1024);
 
+/** Messages one step of {@linkcode EmbeddedLog.readRange} reads. */
+const READ_RANGE_CHUNK = 256;
+
 /** A key above every entry of `partition` and below every entry of the next one. */
 function partitionEndKey(partition: number): Uint8Array {
   const key = new Uint8Array(12).fill(0xff);
@@ -274,6 +277,27 @@ export class EmbeddedLog implements MutationLog {
       });
     }
     return records;
+  }
+
+  readRange(partition: number, from: number, maxBytes: number): Promise<LogRecord[]> {
+    assert(this.entries !== null, "embedded log is not started");
+    // The embedded log keeps every message: it is never truncated.
+    const records: LogRecord[] = [];
+    let bytes = 0;
+    let at = from;
+    while (bytes < maxBytes) {
+      const chunk = this.read(partition, at, READ_RANGE_CHUNK);
+      if (chunk.length === 0) break;
+      for (const r of chunk) {
+        if (records.length > 0 && bytes + r.value.length > maxBytes) {
+          return Promise.resolve(records);
+        }
+        records.push(r);
+        bytes += r.value.length;
+      }
+      at = chunk[chunk.length - 1]!.offset + 1;
+    }
+    return Promise.resolve(records);
   }
 
   async run(consumer: PartitionConsumer, signal: AbortSignal): Promise<void> {

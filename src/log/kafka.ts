@@ -19,6 +19,7 @@ import {
   type Producer,
   type SASLOptions,
 } from "kafkajs";
+import type { LogRecord } from "../apply/mod.ts";
 import type { ConfigCluster, ConfigKafka, ConfigLog, ConfigNode } from "../config/mod.ts";
 import type { Metrics } from "../metrics/mod.ts";
 import { assert } from "../util/assert.ts";
@@ -32,6 +33,7 @@ import {
   checkPartitionCount,
   createReader,
   ensureTopics,
+  fetchRecords,
   groupId,
   logUnavailable,
   partitionCountMismatch,
@@ -479,6 +481,28 @@ export class KafkaLog implements MutationLog {
       offsets: () => topicOffsets(this.reader, admin, topic),
     }, partitionConsumer);
     return loop.run(signal);
+  }
+
+  async readRange(
+    partition: number,
+    from: number,
+    maxBytes: number,
+  ): Promise<LogRecord[] | "truncated"> {
+    const reader = this.reader;
+    if (reader === null) throw logUnavailable("Cannot read the log: it is not started");
+    const records = await fetchRecords(reader, this.topics.mutations, partition, from, maxBytes)
+      .catch(async (error) => {
+        // A leader moved: the next read finds the new one.
+        await reader.refreshMetadata().catch(() => {});
+        throw error;
+      });
+    if (records !== "out_of_range") return records;
+    // Out of range is below the start or past the end; past the end is no message yet.
+    const [offsets] = await reader.fetchTopicsOffset([
+      { topic: this.topics.mutations, partitions: [{ partition }], fromBeginning: true },
+    ]);
+    const low = Number(offsets?.partitions.find((p) => p.partition === partition)?.offset ?? 0);
+    return from < low ? "truncated" : [];
   }
 
   /** The mutations topic's `retention.ms` (-1 = forever), or null when it cannot be read. */

@@ -6,6 +6,7 @@
  * @module
  */
 import type { Admin, Kafka, Producer } from "kafkajs";
+import type { LogRecord } from "../apply/mod.ts";
 import type { ConfigCluster, ConfigKafka } from "../config/mod.ts";
 import type { Metrics } from "../metrics/mod.ts";
 import { assert } from "../util/assert.ts";
@@ -210,21 +211,34 @@ async function fetchRecord(
   topic: string,
   offset: number,
 ): Promise<Uint8Array | null | "out_of_range"> {
+  const records = await fetchRecords(cluster, topic, 0, offset, 1_048_576);
+  return records === "out_of_range" ? records : records[0]?.value ?? null;
+}
+
+/**
+ * The records of `partition` of `topic` from `offset` on (one Fetch of up to about `maxBytes`;
+ * at least one whole batch when there is one), or "out_of_range" when the partition no longer
+ * starts that low. Control records (transaction markers) are left out: they are not messages.
+ */
+export async function fetchRecords(
+  cluster: BareCluster,
+  topic: string,
+  partition: number,
+  offset: number,
+  maxBytes: number,
+): Promise<LogRecord[] | "out_of_range"> {
   await cluster.addTargetTopic(topic);
-  const leader = cluster.findTopicPartitionMetadata(topic).find((p) => p.partitionId === 0)
+  const leader = cluster.findTopicPartitionMetadata(topic).find((p) => p.partitionId === partition)
     ?.leader;
-  if (leader === undefined) throw logUnavailable(`Cannot find the leader of ${topic}/0`);
+  if (leader === undefined) throw logUnavailable(`Cannot find the leader of ${topic}/${partition}`);
   const broker = await cluster.findBroker({ nodeId: String(leader) });
   const response = await broker.fetch({
     replicaId: -1,
     isolationLevel: 1,
     maxWaitTime: 0,
     minBytes: 1,
-    maxBytes: 1_048_576,
-    topics: [{
-      topic,
-      partitions: [{ partition: 0, fetchOffset: String(offset), maxBytes: 1_048_576 }],
-    }],
+    maxBytes,
+    topics: [{ topic, partitions: [{ partition, fetchOffset: String(offset), maxBytes }] }],
   }).catch((error: unknown) => {
     if ((error as { type?: string })?.type === "OFFSET_OUT_OF_RANGE") {
       return "out_of_range" as const;
@@ -232,15 +246,26 @@ async function fetchRecord(
     throw error;
   });
   if (response === "out_of_range") return response;
-  const partition = response.responses[0]?.partitions.find((p) => p.partition === 0);
-  if (partition === undefined) return null;
-  if (partition.errorCode === OFFSET_OUT_OF_RANGE) return "out_of_range";
-  if (partition.errorCode !== 0) {
-    throw logUnavailable(`Cannot read ${topic}/0: Kafka error ${partition.errorCode}`);
+  const found = response.responses[0]?.partitions.find((p) => p.partition === partition);
+  if (found === undefined) return [];
+  if (found.errorCode === OFFSET_OUT_OF_RANGE) return "out_of_range";
+  if (found.errorCode !== 0) {
+    throw logUnavailable(`Cannot read ${topic}/${partition}: Kafka error ${found.errorCode}`);
   }
+  const records: LogRecord[] = [];
   // A fetch returns whole record batches: skip records before `offset`.
-  const record = partition.messages.find((m) => Number(m.offset) >= offset);
-  return record?.value ?? null;
+  for (const m of found.messages) {
+    if (m.isControlRecord === true || Number(m.offset) < offset) continue;
+    const value = m.value;
+    records.push({
+      offset: Number(m.offset),
+      timestamp: Number(m.timestamp),
+      value: value === null
+        ? new Uint8Array(0)
+        : new Uint8Array(value.buffer, value.byteOffset, value.byteLength),
+    });
+  }
+  return records;
 }
 
 /**
@@ -339,7 +364,12 @@ export interface BareCluster {
         partitions: {
           partition: number;
           errorCode: number;
-          messages: { offset: string; value: Uint8Array | null }[];
+          messages: {
+            offset: string;
+            timestamp: string;
+            value: Uint8Array | null;
+            isControlRecord?: boolean;
+          }[];
         }[];
       }[];
     }>;

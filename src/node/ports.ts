@@ -63,6 +63,12 @@ export interface MutationLog {
   append(messages: readonly AppendRequest[]): Promise<number[]>;
   /** Consumes assigned partitions into `consumer` until `signal` aborts. */
   run(consumer: PartitionConsumer, signal: AbortSignal): Promise<void>;
+  /**
+   * Messages of `partition` from offset `from` on, in order: about `maxBytes` of them, at least
+   * one when there is one, none at the end; "truncated" when the log no longer starts that low
+   * (retention). What the log archive uploads (backup/archive.ts).
+   */
+  readRange(partition: number, from: number, maxBytes: number): Promise<LogRecord[] | "truncated">;
   /** Releases connections and files. */
   close(): Promise<void>;
 }
