@@ -30,12 +30,16 @@ const RECORD_HEAD_BYTES = 8 + 8 + 4;
 /** What a segment holds besides its messages. */
 export interface SegmentHeader {
   readonly partition: number;
-  /** Offset of the first message. */
+  /**
+   * The first offset the segment covers: the offset after the previous segment's last. Its first
+   * message is there or later (a Kafka log may skip offsets, e.g. for transaction markers), so
+   * segments that follow each other cover the log without a hole.
+   */
   readonly first: number;
   /** Offset of the last message. */
   readonly last: number;
   readonly count: number;
-  /** The hash chain before the first message (hex). */
+  /** The hash chain before `first` (hex). */
   readonly chainBefore: string;
   /** The hash chain after the last message (hex). */
   readonly chainAfter: string;
@@ -74,15 +78,24 @@ export function parseSegmentKey(key: string): { first: number; last: number } | 
 }
 
 /**
- * The uncompressed body of a segment of `records` (one partition's, offsets increasing) after
- * `chainBefore`; returns it with its header (the chain after the last message included).
+ * The uncompressed body of a segment of `records` (one partition's, offsets increasing from
+ * `first` on) after `chainBefore`; returns it with its header (the chain after the last message
+ * included). `last` (default: the last message's offset) may be later, for a segment that
+ * fills a hole up to the next one when the log skipped the offsets at its end.
  */
 export function encodeSegmentBody(
   partition: number,
+  first: number,
   chainBefore: string,
   records: readonly LogRecord[],
+  last: number = records[records.length - 1]?.offset ?? first,
 ): { body: Uint8Array; header: SegmentHeader } {
   assert(records.length > 0, "a segment holds at least one message");
+  assert(records[0]!.offset >= first, "a segment's messages start at or after its first offset");
+  assert(
+    last >= records[records.length - 1]!.offset,
+    "a segment's messages end by its last offset",
+  );
   let chain = chainBefore;
   let size = 0;
   for (let i = 0; i < records.length; i++) {
@@ -93,8 +106,8 @@ export function encodeSegmentBody(
   }
   const header: SegmentHeader = {
     partition,
-    first: records[0]!.offset,
-    last: records[records.length - 1]!.offset,
+    first,
+    last,
     count: records.length,
     chainBefore,
     chainAfter: chain,
@@ -203,8 +216,8 @@ export function decodeSegmentBody(body: Uint8Array): Segment {
     at = end;
   }
   if (
-    records.length !== count || records[0]?.offset !== first ||
-    records[records.length - 1]?.offset !== last
+    records.length !== count || records.length === 0 || records[0]!.offset < (first as number) ||
+    records[records.length - 1]!.offset > (last as number)
   ) {
     fail("its messages do not match its header");
   }

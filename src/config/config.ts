@@ -172,6 +172,28 @@ export interface ConfigBackup {
   readonly timeoutMs: number;
   /** `PEER_BOOTSTRAP`: fetch a snapshot from a region peer when S3 and the log cannot help. */
   readonly peerBootstrap: boolean;
+  /**
+   * `BACKUP_FULL_INTERVAL_SEC`: with the log archive on, the most seconds between two full
+   * snapshots of a partition (the archive carries what happens in between).
+   */
+  readonly fullIntervalSec: number;
+  /**
+   * `BACKUP_FULL_PERCENT`: with the log archive on, a full snapshot also once the segments
+   * archived since the last one reach this percentage of its size.
+   */
+  readonly fullPercent: number;
+}
+
+/** The log archive: every message of the partitions a node backs up, in S3 as segments. */
+export interface ConfigArchive {
+  /** `ARCHIVE`: archive the log while `BACKUP=1`. */
+  readonly enabled: boolean;
+  /** `ARCHIVE_SEGMENT_SEC`: a segment holds one bucket of this many seconds of log time. */
+  readonly segmentSec: number;
+  /** `ARCHIVE_SEGMENT_BYTES`: a segment closes before its messages pass this many bytes. */
+  readonly segmentBytes: number;
+  /** `ARCHIVE_CHECK_SEC`: how often the archive is listed for holes to fill. */
+  readonly checkSec: number;
 }
 
 /** The object store of the snapshots. */
@@ -241,6 +263,7 @@ export interface Config {
   readonly limits: ConfigLimits;
   readonly gossip: ConfigGossip;
   readonly backup: ConfigBackup;
+  readonly archive: ConfigArchive;
   readonly s3: ConfigS3;
   readonly lifecycle: ConfigLifecycle;
   readonly watch: ConfigWatch;

@@ -19,6 +19,7 @@ export {
 export type {
   Config,
   ConfigApi,
+  ConfigArchive,
   ConfigBackup,
   ConfigGossip,
   ConfigHistory,

@@ -678,6 +678,69 @@ export const SETTINGS: readonly Setting[] = [
     default: true,
     doc: "fetch a snapshot from a region peer when neither S3 nor the log can rebuild a partition",
   },
+  {
+    env: "BACKUP_FULL_INTERVAL_SEC",
+    section: "backup",
+    field: "fullIntervalSec",
+    kind: "int",
+    default: 86_400,
+    min: 1,
+    max: 30 * 86_400,
+    doc:
+      "with the log archive on: the most seconds between two full snapshots of a partition (the archive carries the changes in between)",
+  },
+  {
+    env: "BACKUP_FULL_PERCENT",
+    section: "backup",
+    field: "fullPercent",
+    kind: "int",
+    default: 25,
+    min: 1,
+    max: 10_000,
+    doc:
+      "with the log archive on: also take a full snapshot once the segments archived since the last one reach this percentage of its size",
+  },
+  // archive: the log, in S3 as segments.
+  {
+    env: "ARCHIVE",
+    section: "archive",
+    field: "enabled",
+    kind: "flag",
+    default: true,
+    doc: "with BACKUP=1, also archive every log message of the partitions backed up, as segments",
+  },
+  {
+    env: "ARCHIVE_SEGMENT_SEC",
+    section: "archive",
+    field: "segmentSec",
+    kind: "int",
+    default: 10,
+    min: 1,
+    max: 3600,
+    doc:
+      "a segment holds the messages of one bucket of this many seconds of log time; it is uploaded about this long after its first message",
+  },
+  {
+    env: "ARCHIVE_SEGMENT_BYTES",
+    section: "archive",
+    field: "segmentBytes",
+    kind: "int",
+    default: 8 * 1024 * 1024,
+    min: 64 * 1024,
+    max: 256 * 1024 * 1024,
+    doc: "a segment closes before its messages pass this many bytes",
+  },
+  {
+    env: "ARCHIVE_CHECK_SEC",
+    section: "archive",
+    field: "checkSec",
+    kind: "int",
+    default: 300,
+    min: 1,
+    max: 86_400,
+    doc:
+      "how often a node lists a partition's archive for holes (a deleted segment, a node that fell behind) and fills them from the log",
+  },
   // s3: the object store of the snapshots.
   {
     env: "S3_RESTORE",

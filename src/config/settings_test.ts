@@ -70,7 +70,16 @@ const FIELDS: { readonly [S in keyof Config]: Readonly<Record<keyof Config[S], t
     advertiseAddr: true,
     proxyTimeoutMs: true,
   },
-  backup: { enabled: true, intervalSec: true, keep: true, timeoutMs: true, peerBootstrap: true },
+  backup: {
+    enabled: true,
+    intervalSec: true,
+    keep: true,
+    timeoutMs: true,
+    peerBootstrap: true,
+    fullIntervalSec: true,
+    fullPercent: true,
+  },
+  archive: { enabled: true, segmentSec: true, segmentBytes: true, checkSec: true },
   s3: { restore: true, endpoint: true, bucket: true, region: true, forcePathStyle: true },
   lifecycle: {
     takeover: true,

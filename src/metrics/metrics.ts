@@ -85,6 +85,16 @@ export interface Metrics {
   readonly backupBytes: CounterFamily;
   /** `firescroll_backup_restores_total{source,result}`: snapshot restores (s3, peer) by result. */
   readonly restores: CounterFamily;
+  /** `firescroll_archive_segments_total{result}`: log segments uploaded, already there, failed. */
+  readonly archiveSegments: CounterFamily;
+  /** `firescroll_archive_uploaded_bytes_total`: compressed segment bytes uploaded. */
+  readonly archiveBytes: CounterFamily;
+  /** `firescroll_archive_offset{partition}`: the last offset archived (by any node). */
+  readonly archiveOffset: GaugeFamily;
+  /** `firescroll_archive_gaps{partition}`: holes in a partition's archive the log cannot fill. */
+  readonly archiveGaps: GaugeFamily;
+  /** `firescroll_archive_repairs_total`: segments uploaded to fill a hole in the archive. */
+  readonly archiveRepairs: CounterFamily;
   /** `firescroll_store_corrupt_files_total{kind}`: LMDB files that failed verification. */
   readonly storeCorruptFiles: CounterFamily;
   /** `firescroll_node_partition_blocked_total`: partitions the log could not feed. */
@@ -219,6 +229,29 @@ export function createMetrics(): Metrics {
       "firescroll_backup_restores_total",
       "Snapshot restores by source (s3, peer) and result (ok, rejected, failed, unavailable).",
       ["source", "result"],
+    ),
+    archiveSegments: registry.counter(
+      "firescroll_archive_segments_total",
+      "Log archive segments by result: uploaded, exists (another node uploaded it first), failed.",
+      ["result"],
+    ),
+    archiveBytes: registry.counter(
+      "firescroll_archive_uploaded_bytes_total",
+      "Compressed log archive bytes uploaded.",
+    ),
+    archiveOffset: registry.gauge(
+      "firescroll_archive_offset",
+      "The last log offset in the archive per partition this node archives.",
+      ["partition"],
+    ),
+    archiveGaps: registry.gauge(
+      "firescroll_archive_gaps",
+      "Holes in a partition's log archive that the log no longer holds the messages to fill.",
+      ["partition"],
+    ),
+    archiveRepairs: registry.counter(
+      "firescroll_archive_repairs_total",
+      "Log archive segments uploaded to fill a hole (a deleted segment, a node that fell behind).",
     ),
     storeCorruptFiles: registry.counter(
       "firescroll_store_corrupt_files_total",
