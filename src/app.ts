@@ -16,7 +16,14 @@ import {
   publicHandler,
   sweepIntervalMs,
 } from "./api/mod.ts";
-import { Backups, type Manifest, parseManifest, Restorer, S3ObjectStore } from "./backup/mod.ts";
+import {
+  Archive,
+  Backups,
+  type Manifest,
+  parseManifest,
+  Restorer,
+  S3ObjectStore,
+} from "./backup/mod.ts";
 import { Gossip, joinHostPort, Router } from "./cluster/mod.ts";
 import { type Config, redactedConfig } from "./config/mod.ts";
 import { EmbeddedLog, KafkaLog } from "./log/mod.ts";
@@ -44,6 +51,8 @@ export interface App {
   /** Answers reads: local partitions from LMDB, the rest through `router`. */
   readonly reader: Reader;
   readonly backups: Backups | null;
+  /** The log archive (`BACKUP=1` with `ARCHIVE=1`). */
+  readonly archive: Archive | null;
   /** The Kafka log, for operational checks (retention); null in embedded mode. */
   readonly kafka: KafkaLog | null;
 }
@@ -117,9 +126,12 @@ export function buildApp(config: Config): App {
       now: node.now,
     })
     : null;
+  const archive = backups !== null && config.archive.enabled
+    ? new Archive(objects!, node.log, { cluster, archive: config.archive, metrics, now: node.now })
+    : null;
   const reader = new Reader(node, router, { limits: config.limits, now: node.now });
   const kafka = node.log instanceof KafkaLog ? node.log : null;
-  return { node, gossip, router, reader, backups, kafka };
+  return { node, gossip, router, reader, backups, archive, kafka };
 }
 
 /** A started node with its servers and loops; {@linkcode stop} takes them down in order. */
@@ -265,7 +277,7 @@ export async function startApp(
   const takingOver = dataDir === null;
   logStart(config);
   const app = buildApp(config);
-  const { node, gossip, router, reader, backups, kafka } = app;
+  const { node, gossip, router, reader, backups, archive, kafka } = app;
   // The log first (topics, partition-count guard): a node that cannot start never listens.
   if (!takingOver) await openNode(node);
   const tls = tlsOptions(config);
@@ -376,6 +388,11 @@ export async function startApp(
     : backups.run(node, background.signal).catch((error) => {
       log("error", "backup_loop_failed", { error: errorMessage(error) });
     });
+  const archiving = archive === null
+    ? Promise.resolve()
+    : archive.run(node, background.signal).catch((error) => {
+      log("error", "archive_loop_failed", { error: errorMessage(error) });
+    });
   const sweepingIdle = sweeper?.run(sweepIntervalMs(config.api.idleTimeoutMs), background.signal);
   const sweeping = (async () => {
     const everyMs = Math.min(60_000, Math.max(1000, config.store.unownedRetainSec * 500));
@@ -402,7 +419,7 @@ export async function startApp(
   const stopNode = async (sync: boolean) => {
     router?.close();
     background.abort();
-    await Promise.all([backingUp, sweeping, sweepingIdle]);
+    await Promise.all([backingUp, archiving, sweeping, sweepingIdle]);
     await node.stop({ sync });
   };
   const stop = async () => {
@@ -494,7 +511,7 @@ export async function startApp(
       await node.freeze(HAND_OVER_DRAIN_MS_MAX, embedded);
       router?.close();
       background.abort();
-      await Promise.all([backingUp, sweeping, sweepingIdle]);
+      await Promise.all([backingUp, archiving, sweeping, sweepingIdle]);
     } else {
       // Requests in flight finish here, `after` reads among them: this node goes on applying
       // until they are done. Then it stops, leaving its files unflushed (the successor opens

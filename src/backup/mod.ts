@@ -2,11 +2,13 @@
  * Backup: partition snapshots in S3-compatible storage (DESIGN §8). The backup loop (compacting
  * online copy → multipart upload → manifest → `latest.json` → retention), the restorer that puts
  * the furthest verified snapshot (S3 or a region peer) in place before a partition is consumed,
- * and the snapshot files and manifests both share. `segment.ts` is the format of log archive
- * segments (issue 15): encoded, compressed and verified here, not yet uploaded by anything.
+ * and the snapshot files and manifests both share. The log archive (`archive.ts`) uploads every
+ * message of the partitions backed up, as segments (`segment.ts`: encoded, compressed, verified).
  *
  * @module
  */
+export { Archive, archiveHoles, archiveSegments } from "./archive.ts";
+export type { ArchiveOptions, ArchiveSource, SegmentRef } from "./archive.ts";
 export { Backups } from "./backup.ts";
 export type { BackupOptions, BackupSource } from "./backup.ts";
 export { S3ObjectStore } from "./object_store.ts";

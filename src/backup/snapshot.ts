@@ -22,6 +22,11 @@ export interface Manifest {
   readonly created_at: number;
   /** Instance id of the node that made it. */
   readonly node: string;
+  /**
+   * Log timestamp (unix ms) of the last message applied before the copy, when the node knew it
+   * (it applied a message since it opened the file): a restore to a time picks snapshots by it.
+   */
+  readonly log_ts?: number;
 }
 
 /** The bucket prefix of a partition's snapshots. */
@@ -58,7 +63,8 @@ export function parseManifest(value: unknown): Manifest | null {
     !Number.isSafeInteger(m.offset) || (m.offset as number) < -1 ||
     typeof m.chain !== "string" || !/^[0-9a-f]{64}$/.test(m.chain) ||
     typeof m.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(m.sha256) ||
-    !isCount(m.bytes) || typeof m.created_at !== "number" || typeof m.node !== "string"
+    !isCount(m.bytes) || typeof m.created_at !== "number" || typeof m.node !== "string" ||
+    (m.log_ts !== undefined && typeof m.log_ts !== "number")
   ) {
     return null;
   }
@@ -140,6 +146,8 @@ export async function createSnapshot(
   createdAt: number,
 ): Promise<Manifest> {
   await store.snapshotTo(path);
+  // Read after the copy: no message in it is stamped later (a restore to a time needs that).
+  const logTs = store.lastMessageTimestamp;
   const meta = PartitionStore.readMeta(path);
   await removeQuietly(`${path}-lock`);
   const { sha256, bytes } = await hashFile(path);
@@ -152,6 +160,7 @@ export async function createSnapshot(
     bytes,
     created_at: createdAt,
     node,
+    ...(logTs > 0 ? { log_ts: logTs } : {}),
   };
 }
 
