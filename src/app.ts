@@ -121,6 +121,7 @@ export function buildApp(config: Config): App {
       cluster,
       node: self,
       backup,
+      archive: config.archive,
       scratchDir: `${node.storeDir}/.backup`,
       metrics,
       now: node.now,

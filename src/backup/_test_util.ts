@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ObjectStore } from "./object_store.ts";
+import type { ListedObject, ObjectStore } from "./object_store.ts";
 
 /** The operations of an {@linkcode ObjectStore}, as recorded by {@linkcode MemoryObjectStore}. */
 export type ObjectOp =
@@ -16,6 +16,7 @@ export type ObjectOp =
   | "createBytes"
   | "getBytes"
   | "list"
+  | "listSized"
   | "delete";
 
 /** One call made to a {@linkcode MemoryObjectStore}. */
@@ -95,6 +96,14 @@ export class MemoryObjectStore implements ObjectStore {
     await this.enter("list", prefix, signal);
     // S3 lists in UTF-8 byte order; for these ASCII keys that is string order.
     return this.keys().filter((k) => k.startsWith(prefix)).slice(0, max);
+  }
+
+  async listSized(prefix: string, signal: AbortSignal, max = 100_000): Promise<ListedObject[]> {
+    await this.enter("listSized", prefix, signal);
+    return this.keys().filter((k) => k.startsWith(prefix)).slice(0, max).map((key) => ({
+      key,
+      bytes: this.objects.get(key)!.length,
+    }));
   }
 
   async delete(keys: readonly string[], signal: AbortSignal): Promise<void> {

@@ -3,12 +3,18 @@
  * copied with LMDB's compacting online copy, uploaded (multipart) with its manifest, pointed to
  * by `latest.json`, and older snapshots beyond `BACKUP_KEEP` are deleted. Failures are logged,
  * counted and retried at the next interval; they never stop the node.
+ *
+ * With the log archive on (`ARCHIVE=1`), backups are incremental: the archive carries every
+ * change, and a full snapshot is taken only when the last one is `BACKUP_FULL_INTERVAL_SEC` old
+ * or the segments archived since reach `BACKUP_FULL_PERCENT` of its size. Retention then also
+ * deletes the segments the oldest kept snapshot already holds, and never one after it.
  */
-import type { ConfigBackup, ConfigCluster, ConfigNode } from "../config/mod.ts";
+import type { ConfigArchive, ConfigBackup, ConfigCluster, ConfigNode } from "../config/mod.ts";
 import type { Metrics } from "../metrics/mod.ts";
 import type { PartitionStore } from "../store/mod.ts";
 import { errorMessage, log } from "../util/log.ts";
 import { sleep } from "../util/sleep.ts";
+import { archiveSegments } from "./archive.ts";
 import type { ObjectStore } from "./object_store.ts";
 import {
   createSnapshot,
@@ -30,6 +36,8 @@ export interface BackupOptions {
   readonly cluster: ConfigCluster;
   readonly node: ConfigNode;
   readonly backup: ConfigBackup;
+  /** `archive.enabled`: backups are incremental (see the module doc). */
+  readonly archive: Pick<ConfigArchive, "enabled">;
   /** Scratch folder for copies (same file system as the stores). */
   readonly scratchDir: string;
   readonly metrics: Metrics;
@@ -68,7 +76,38 @@ export class Backups {
       if (signal.aborted) return;
       const offset = store.applied.offset;
       if (offset < 0 || this.backedUp.get(partition) === offset) continue;
+      if (!await this.fullDue(partition, signal)) continue;
       await this.backupPartition(partition, store, signal);
+    }
+  }
+
+  /**
+   * Whether a partition needs a full snapshot now: always without the archive; with it, when
+   * there is none, when the last is `fullIntervalSec` old, or when the segments archived since
+   * reach `fullPercent` of its size. A failure to tell counts as due.
+   */
+  private async fullDue(partition: number, signal: AbortSignal): Promise<boolean> {
+    if (!this.options.archive.enabled) return true;
+    const { backup, cluster } = this.options;
+    try {
+      const latest = parseManifest(
+        await this.objects.getJson(latestKey(cluster.namespace, partition), signal),
+      );
+      if (latest === null) return true;
+      if (this.options.now() - latest.created_at >= backup.fullIntervalSec * 1000) return true;
+      const log = await this.objects.listSized(
+        `${partitionPrefix(cluster.namespace, partition)}log/`,
+        signal,
+      );
+      const sizes = new Map(log.map((o) => [o.key, o.bytes]));
+      let since = 0;
+      for (const s of archiveSegments(log.map((o) => o.key))) {
+        if (s.first > latest.offset) since += sizes.get(s.key) ?? 0;
+      }
+      return since * 100 >= backup.fullPercent * latest.bytes;
+    } catch (error) {
+      log("warn", "backup_check_failed", { partition, error: errorMessage(error) });
+      return true;
     }
   }
 
@@ -142,7 +181,8 @@ export class Backups {
   /**
    * Keeps the `keep` newest snapshots of a partition, deleting the rest — and any file older than
    * the oldest kept one that lost its manifest (an upload that failed between file and manifest),
-   * which no manifest listing would ever find again.
+   * which no manifest listing would ever find again — and the archive's segments that end at or
+   * before the oldest kept snapshot (it holds their changes; a restore starts from it or later).
    */
   private async prune(partition: number, signal: AbortSignal): Promise<void> {
     const ns = this.options.cluster.namespace;
@@ -157,6 +197,8 @@ export class Backups {
       if (match === null || Number(match[1]) >= oldestKept) continue;
       (match[2] === "mdb" ? files : manifests).push(key);
     }
+    const segments = archiveSegments(keys).filter((s) => s.last <= oldestKept).map((s) => s.key);
+    if (segments.length > 0) await this.objects.delete(segments, signal);
     // The data file goes first: a manifest without its file is skipped by restore, never trusted.
     if (files.length > 0) await this.objects.delete(files, signal);
     if (manifests.length > 0) await this.objects.delete(manifests, signal);

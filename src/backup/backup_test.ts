@@ -6,6 +6,7 @@ import type { PartitionStore } from "../store/mod.ts";
 import { openStore, withTempDir, writeUpTo } from "../../tests/_helpers.ts";
 import { listDir, MemoryObjectStore } from "./_test_util.ts";
 import { Backups, type BackupSource } from "./backup.ts";
+import { segmentKey } from "./segment.ts";
 import {
   latestKey,
   type Manifest,
@@ -23,13 +24,14 @@ function sourceOf(stores: readonly PartitionStore[]): BackupSource {
 }
 
 /**
- * Backups of namespace "test" by node-a into `objects` (every 60 s, 3 kept), with scratch copies
- * in `dir/scratch`; `env` overrides those settings.
+ * Backups of namespace "test" by node-a into `objects` (every 60 s, 3 kept, snapshots only: no
+ * log archive), with scratch copies in `dir/scratch`; `env` overrides those settings.
  */
 async function backupsIn(
   dir: string,
   objects: MemoryObjectStore,
   env: Record<string, string> = {},
+  now: () => number = () => Date.now(),
 ): Promise<{ backups: Backups; metrics: Metrics; scratchDir: string }> {
   const metrics = createMetrics();
   const scratchDir = `${dir}/scratch`;
@@ -40,15 +42,17 @@ async function backupsIn(
     BACKUP_INTERVAL_SEC: "60",
     BACKUP_KEEP: "3",
     BACKUP_TIMEOUT_MS: "10000",
+    ARCHIVE: "0",
     ...env,
   });
   const backups = new Backups(objects, {
     cluster: config.cluster,
     node: config.node,
     backup: config.backup,
+    archive: config.archive,
     scratchDir,
     metrics,
-    now: () => Date.now(),
+    now,
   });
   return { backups, metrics, scratchDir };
 }
@@ -353,6 +357,68 @@ Deno.test("run() backs up at once, then stops when its signal aborts", async () 
       stop.abort();
       await running;
       deepEqual(await listDir(scratchDir), [], "run() created the scratch folder, left empty");
+    });
+  });
+});
+
+Deno.test("with the log archive, round() takes a full snapshot only when the last is BACKUP_FULL_INTERVAL_SEC old or the segments since reach BACKUP_FULL_PERCENT of it", async () => {
+  await withTempDir(async (dir) => {
+    const objects = new MemoryObjectStore();
+    const clock = { now: 1_796_000_000_000 };
+    const { backups } = await backupsIn(dir, objects, {
+      ARCHIVE: "1",
+      BACKUP_FULL_INTERVAL_SEC: "3600",
+      BACKUP_FULL_PERCENT: "50",
+    }, () => clock.now);
+    await withStores(dir, [3], async (stores) => {
+      const source = sourceOf(stores);
+      await backups.round(source, never);
+      const first = manifestAt(objects, latestKey(NS, 0));
+      equal(first.offset, 3);
+      // Changes since, archived in segments smaller than half the snapshot: no new snapshot.
+      await writeUpTo(stores[0]!, 6);
+      const half = Math.floor(first.bytes / 2);
+      objects.objects.set(segmentKey(NS, 0, 0, 3), new Uint8Array(half * 4)); // before it: not counted
+      objects.objects.set(segmentKey(NS, 0, 4, 5), new Uint8Array(half - 10));
+      clock.now += 60_000;
+      await backups.round(source, never);
+      equal(manifestAt(objects, latestKey(NS, 0)).offset, 3);
+      // The segments since reach half of it: a snapshot.
+      objects.objects.set(segmentKey(NS, 0, 6, 6), new Uint8Array(20));
+      await backups.round(source, never);
+      equal(manifestAt(objects, latestKey(NS, 0)).offset, 6);
+      // Nothing archived since, but an hour went by: a snapshot.
+      await writeUpTo(stores[0]!, 7);
+      clock.now += 3_600_000;
+      await backups.round(source, never);
+      equal(manifestAt(objects, latestKey(NS, 0)).offset, 7);
+    });
+  });
+});
+
+Deno.test("retention deletes the segments the oldest kept snapshot holds, and keeps every one after it", async () => {
+  await withTempDir(async (dir) => {
+    const objects = new MemoryObjectStore();
+    const { backups } = await backupsIn(dir, objects, { BACKUP_KEEP: "2" });
+    const segments = [[0, 1], [2, 2], [3, 4], [5, 9]].map(([a, b]) => segmentKey(NS, 0, a!, b!));
+    for (const key of segments) objects.objects.set(key, new Uint8Array(10));
+    await withStores(dir, [0], async (stores) => {
+      const source = sourceOf(stores);
+      for (let offset = 0; offset <= 3; offset++) {
+        await writeUpTo(stores[0]!, offset);
+        await backups.round(source, never);
+      }
+      // Kept: snapshots at 2 and 3. Segments ending at or before 2 go; [3-4] and [5-9] stay.
+      deepEqual(
+        objects.keys(),
+        [
+          ...keysOf(0, 2),
+          ...keysOf(0, 3),
+          latestKey(NS, 0),
+          segmentKey(NS, 0, 3, 4),
+          segmentKey(NS, 0, 5, 9),
+        ].sort(),
+      );
     });
   });
 });

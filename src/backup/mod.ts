@@ -12,7 +12,7 @@ export type { ArchiveOptions, ArchiveSource, SegmentRef } from "./archive.ts";
 export { Backups } from "./backup.ts";
 export type { BackupOptions, BackupSource } from "./backup.ts";
 export { S3ObjectStore } from "./object_store.ts";
-export type { ObjectStore, S3Options } from "./object_store.ts";
+export type { ListedObject, ObjectStore, S3Options } from "./object_store.ts";
 export { Restorer } from "./restore.ts";
 export type { PeerSnapshotFetcher, RestoreOptions } from "./restore.ts";
 export {

@@ -33,8 +33,16 @@ export interface ObjectStore {
   getBytes(key: string, signal: AbortSignal): Promise<Uint8Array | null>;
   /** Every key under `prefix` (paged; bounded by `max`). */
   list(prefix: string, signal: AbortSignal, max?: number): Promise<string[]>;
+  /** Every object under `prefix` with its size (paged; bounded by `max`). */
+  listSized(prefix: string, signal: AbortSignal, max?: number): Promise<ListedObject[]>;
   /** Deletes keys (absent ones are fine). */
   delete(keys: readonly string[], signal: AbortSignal): Promise<void>;
+}
+
+/** A key and its object's size, as a listing gives them. */
+export interface ListedObject {
+  readonly key: string;
+  readonly bytes: number;
 }
 
 /**
@@ -173,7 +181,11 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async list(prefix: string, signal: AbortSignal, max = LIST_MAX): Promise<string[]> {
-    const keys: string[] = [];
+    return (await this.listSized(prefix, signal, max)).map((o) => o.key);
+  }
+
+  async listSized(prefix: string, signal: AbortSignal, max = LIST_MAX): Promise<ListedObject[]> {
+    const keys: ListedObject[] = [];
     let token: string | undefined;
     do {
       const page = await this.client.send(
@@ -184,7 +196,9 @@ export class S3ObjectStore implements ObjectStore {
         }),
         { abortSignal: signal },
       );
-      for (const object of page.Contents ?? []) if (object.Key !== undefined) keys.push(object.Key);
+      for (const object of page.Contents ?? []) {
+        if (object.Key !== undefined) keys.push({ key: object.Key, bytes: object.Size ?? 0 });
+      }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token !== undefined && keys.length < max);
     return keys;

@@ -141,6 +141,7 @@ export function objectStoreConformance(
       equal(await store.createBytes(key, first, live()), true);
       equal(await store.createBytes(key, pattern(1_000, 9), live()), false);
       deepEqual(await store.getBytes(key, live()), first);
+      deepEqual(await store.listSized(`${prefix}ns/p3/`, live()), [{ key, bytes: first.length }]);
       // Two creates of one new key at once: exactly one wins, and its bytes are there whole.
       const race = `${prefix}ns/p3/log/00000000000000000010-00000000000000000019`;
       const [a, b] = [pattern(40_000, 5), pattern(40_000, 7)];
