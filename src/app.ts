@@ -25,7 +25,7 @@ import {
   S3ObjectStore,
 } from "./backup/mod.ts";
 import { Gossip, joinHostPort, Router } from "./cluster/mod.ts";
-import { type Config, redactedConfig } from "./config/mod.ts";
+import { changesRetainMs, type Config, redactedConfig } from "./config/mod.ts";
 import { EmbeddedLog, KafkaLog } from "./log/mod.ts";
 import { createMetrics, type Metrics } from "./metrics/mod.ts";
 import {
@@ -113,7 +113,14 @@ export function buildApp(config: Config): App {
     }
     : null;
   const restorer = (s3.restore && objects !== null) || peer !== null
-    ? new Restorer(s3.restore ? objects : null, peer, { cluster, backup, metrics, now })
+    ? new Restorer(s3.restore ? objects : null, peer, {
+      cluster,
+      backup,
+      store: config.store,
+      changesRetainMs: changesRetainMs(config),
+      metrics,
+      now,
+    })
     : null;
   const node = buildNode(config, metrics, restorer);
   const backups = backup.enabled && objects !== null

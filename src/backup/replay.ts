@@ -90,6 +90,8 @@ export async function restoreToPoint(
   dir: string,
   options: ReplayOptions,
   signal: AbortSignal,
+  /** `partial`: an offset the archive does not reach is no error; the file ends where it ends. */
+  { partial = false }: { partial?: boolean } = {},
 ): Promise<RestoredPartition> {
   const { namespace, partition } = options;
   const prefix = partitionPrefix(namespace, partition);
@@ -107,7 +109,7 @@ export async function restoreToPoint(
     const replayed = await replaySegments(objects, store, segments, point, options, signal);
     const { offset, chain } = store.applied;
     const archiveEnd = segments.reduce((end, s) => Math.max(end, s.last), -1);
-    if (point.kind === "offset" && replayed.covered < point.offset) {
+    if (point.kind === "offset" && replayed.covered < point.offset && !partial) {
       throw new RestoreUnreachable(
         `Cannot restore partition ${partition} to offset ${point.offset}: the archive ${
           archiveEnd > replayed.covered ? "has a hole" : "ends"

@@ -1,15 +1,18 @@
 /**
  * Restore, in the partition lifecycle (DESIGN §7): before a partition is consumed, take the
  * furthest of the local file and the latest S3 snapshot (`S3_RESTORE=1`); when neither reaches
- * the log's first offset, fetch a snapshot from a region peer (after Quicksilver). Every
- * snapshot is verified (size, sha256, its own meta against the manifest) before it is used; a
- * rejected one falls back to the next older one.
+ * the log's first offset (Kafka's retention dropped what the file still needs), rebuild the
+ * partition from S3 with the log archive (snapshot + segments, replay.ts), and when that cannot
+ * reach it either, fetch a snapshot from a region peer (after Quicksilver). Every snapshot is
+ * verified (size, sha256, its own meta against the manifest) before it is used; a rejected one
+ * falls back to the next older one.
  */
-import type { ConfigBackup, ConfigCluster } from "../config/mod.ts";
+import type { ConfigBackup, ConfigCluster, ConfigStore } from "../config/mod.ts";
 import type { Metrics } from "../metrics/mod.ts";
 import type { FetchedSnapshot, SnapshotSource } from "../node/mod.ts";
 import { errorMessage, log } from "../util/log.ts";
 import type { ObjectStore } from "./object_store.ts";
+import { restoreToPoint } from "./replay.ts";
 import {
   type Manifest,
   manifestOffsets,
@@ -36,6 +39,10 @@ export type PeerSnapshotFetcher = (
 export interface RestoreOptions {
   readonly cluster: ConfigCluster;
   readonly backup: ConfigBackup;
+  /** `store.lmdbMapBytes`: the map size of a file rebuilt from the archive. */
+  readonly store: Pick<ConfigStore, "lmdbMapBytes">;
+  /** The change log's retention (ms of log time) in a file rebuilt from the archive. */
+  readonly changesRetainMs: number;
   readonly metrics: Metrics;
   /** The node's clock (names of temporary files). */
   readonly now: () => number;
@@ -60,6 +67,22 @@ export class Restorer implements SnapshotSource {
     const fromS3 = this.objects === null
       ? null
       : await this.fromS3(this.objects, partition, localOffset, logEnd, dir, signal);
+    const reached = fromS3?.offset ?? localOffset;
+    if (this.objects !== null && reached + 1 < logStart) {
+      // The log cannot go on from there: the archive can carry a snapshot further.
+      const fromArchive = await this.fromArchive(this.objects, partition, reached, logEnd, dir);
+      if (fromArchive !== null) {
+        if (fromS3 !== null) await removeQuietly(fromS3.path);
+        if (fromArchive.offset + 1 >= logStart) return fromArchive;
+        // Short of the log still: a peer may do better; else the furthest copy is kept.
+        const fromPeer = this.peer === null
+          ? null
+          : await this.fromPeer(this.peer, partition, fromArchive.offset, logEnd, dir, signal);
+        if (fromPeer === null) return fromArchive;
+        await removeQuietly(fromArchive.path);
+        return fromPeer;
+      }
+    }
     if (fromS3 !== null) return fromS3;
     // Only when the log cannot rebuild the partition from where the file stands.
     if (this.peer === null || localOffset + 1 >= logStart) return null;
@@ -125,6 +148,60 @@ export class Restorer implements SnapshotSource {
       }
     }
     return null;
+  }
+
+  /**
+   * The partition rebuilt from S3 snapshots and the log archive, up to where the archive ends
+   * (never past `logEnd`), or null when that is not past `reached` or it fails.
+   */
+  private async fromArchive(
+    objects: ObjectStore,
+    partition: number,
+    reached: number,
+    logEnd: number,
+    dir: string,
+  ): Promise<FetchedSnapshot | null> {
+    const work = `${dir}/.restore-p${partition}-archive-${this.options.now()}`;
+    const path = `${work}.mdb`;
+    try {
+      await Deno.mkdir(work, { recursive: true });
+      const restored = await restoreToPoint(
+        objects,
+        { kind: "offset", offset: logEnd - 1 },
+        work,
+        {
+          namespace: this.options.cluster.namespace,
+          partition,
+          mapBytes: this.options.store.lmdbMapBytes,
+          changesRetainMs: this.options.changesRetainMs,
+          metrics: this.options.metrics,
+          now: this.options.now,
+          snapshotsTried: Math.max(2, this.options.backup.keep),
+        },
+        AbortSignal.timeout(this.options.backup.timeoutMs),
+        { partial: true },
+      );
+      if (restored.offset <= reached) {
+        this.count("archive", "unavailable");
+        return null;
+      }
+      await Deno.rename(restored.path, path);
+      this.count("archive", "ok");
+      log("info", "restore_from_archive", {
+        partition,
+        snapshot: restored.snapshot,
+        offset: restored.offset,
+        replayed: restored.replayed,
+      });
+      return { path, offset: restored.offset, source: "archive" };
+    } catch (error) {
+      await removeQuietly(path);
+      this.count("archive", "failed");
+      log("error", "restore_from_archive_failed", { partition, error: errorMessage(error) });
+      return null;
+    } finally {
+      await Deno.remove(work, { recursive: true }).catch(() => {});
+    }
   }
 
   private async fromPeer(

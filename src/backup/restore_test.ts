@@ -3,8 +3,10 @@ import { loadConfig } from "../config/mod.ts";
 import { createMetrics, type Metrics } from "../metrics/mod.ts";
 import { PartitionStore } from "../store/mod.ts";
 import { chainOf, openStore, withTempDir, writeUpTo } from "../../tests/_helpers.ts";
+import { encodeMutation, type LogRecord, nextChain } from "../apply/mod.ts";
 import { listDir, MemoryObjectStore } from "./_test_util.ts";
 import { type PeerSnapshotFetcher, Restorer } from "./restore.ts";
+import { compress, encodeSegmentBody, segmentKey } from "./segment.ts";
 import { createSnapshot, hashFile, type Manifest, snapshotStem } from "./snapshot.ts";
 
 const NS = "test";
@@ -60,6 +62,8 @@ function restorerOf(
   const restorer = new Restorer(objects, peer, {
     cluster: config.cluster,
     backup: config.backup,
+    store: { lmdbMapBytes: 32 * 1024 * 1024 },
+    changesRetainMs: 0,
     metrics,
     now: () => Date.now(),
   });
@@ -441,6 +445,74 @@ Deno.test("fetch() rejects a peer file that is not a partition file despite a ma
     const { restorer, metrics } = restorerOf(null, peer);
     equal(await restorer.fetch(0, -1, 10, 100, db), null);
     deepEqual(restores(metrics), { "peer/rejected": 1 });
+    deepEqual(await listDir(db), []);
+  });
+});
+
+/** Archives offsets `from`..`to` of partition 0 (puts of k{offset}) as one segment after `chain`. */
+async function archiveRange(
+  objects: MemoryObjectStore,
+  from: number,
+  to: number,
+  chain: string,
+): Promise<string> {
+  const records: LogRecord[] = [];
+  for (let o = from; o <= to; o++) {
+    records.push({
+      offset: o,
+      timestamp: 1_796_000_000_000 + o,
+      value: encodeMutation({
+        v: 1,
+        atomic: false,
+        ops: [{ op: "put", pk: "pk", sk: `k${o}`, data: JSON.stringify({ o }) }],
+      }),
+    });
+  }
+  const { body, header } = encodeSegmentBody(0, from, chain, records);
+  await objects.createBytes(segmentKey(NS, 0, from, to), await compress(body), live());
+  let expected = chain;
+  for (const r of records) expected = nextChain(expected, r.offset, r.value);
+  equal(header.chainAfter, expected);
+  return header.chainAfter;
+}
+
+const live = () => new AbortController().signal;
+
+Deno.test("fetch() carries the newest snapshot on with the log archive when the log no longer starts where the file can go on", async () => {
+  await withTempDir(async (dir) => {
+    const objects = new MemoryObjectStore();
+    await publish(objects, dir, 0, [19]);
+    const chain = await archiveRange(objects, 20, 49, chainOf(19));
+    const db = await restoreDir(dir);
+    const { restorer, metrics } = restorerOf(objects);
+    // The log still starts at 15: the snapshot alone will do.
+    const plain = await restorer.fetch(0, -1, 15, 60, db);
+    equal(plain?.source, "s3");
+    equal(plain?.offset, 19);
+    await Deno.remove(plain!.path);
+    // The log starts at 40: the snapshot and the archive up to 49.
+    const fetched = await restorer.fetch(0, -1, 40, 60, db);
+    ok(fetched !== null);
+    equal(fetched.source, "archive");
+    equal(fetched.offset, 49);
+    const meta = PartitionStore.readMeta(fetched.path);
+    Deno.removeSync(`${fetched.path}-lock`);
+    equal(meta.chain, chain);
+    equal(metrics.restores.labels("archive", "ok").value, 1);
+    // Only the file is left in the store folder: no work folder.
+    deepEqual(await listDir(db), [fetched.path.split("/").at(-1)!]);
+  });
+});
+
+Deno.test("fetch() goes on from the local file's offset: the archive is not used when the snapshot plus archive end behind it", async () => {
+  await withTempDir(async (dir) => {
+    const objects = new MemoryObjectStore();
+    await publish(objects, dir, 0, [19]);
+    await archiveRange(objects, 20, 29, chainOf(19));
+    const db = await restoreDir(dir);
+    const { restorer, metrics } = restorerOf(objects);
+    equal(await restorer.fetch(0, 35, 40, 60, db), null);
+    equal(metrics.restores.labels("archive", "unavailable").value, 1);
     deepEqual(await listDir(db), []);
   });
 });

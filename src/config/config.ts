@@ -270,6 +270,14 @@ export interface Config {
   readonly history: ConfigHistory;
 }
 
+/**
+ * How long each partition file keeps its change log, ms of log time: one change log serves
+ * watches and history, so it is kept as long as the longer of the two needs.
+ */
+export function changesRetainMs(config: Pick<Config, "watch" | "history">): number {
+  return Math.max(config.watch.retainSec, config.history.retainSec) * 1000;
+}
+
 /** A configuration value that is out of bounds or malformed. */
 export class ConfigError extends Error {
   /** Stable code for logs. */

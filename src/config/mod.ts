@@ -9,6 +9,7 @@
  */
 export {
   assertClusterRelations,
+  changesRetainMs,
   CLUSTER_CONSTANTS,
   type ClusterConstants,
   clusterRelationProblems,

@@ -12,7 +12,7 @@ import {
   type LogRecord,
   type Mutation,
 } from "../apply/mod.ts";
-import type { Config } from "../config/mod.ts";
+import { changesRetainMs, type Config } from "../config/mod.ts";
 import type {
   AppendRequest,
   MutationLog,
@@ -704,8 +704,7 @@ export class Node implements PartitionConsumer {
       namespace: this.config.cluster.namespace,
       partition,
       mapBytes: this.config.store.lmdbMapBytes,
-      // One change log serves watches and history: kept as long as the longer of the two.
-      changesRetainMs: Math.max(this.config.watch.retainSec, this.config.history.retainSec) * 1000,
+      changesRetainMs: changesRetainMs(this.config),
     };
     const store = await this.openVerified(options);
     this.trusted.add(partition);

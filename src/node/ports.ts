@@ -118,7 +118,8 @@ export interface FetchedSnapshot {
   readonly path: string;
   /** Its last applied offset. */
   readonly offset: number;
-  readonly source: "s3" | "peer";
+  /** A snapshot from S3, one extended with the S3 log archive, or a region peer's. */
+  readonly source: "s3" | "archive" | "peer";
 }
 
 /** Where a partition's file can come from besides the log (S3, region peers). */
@@ -126,7 +127,7 @@ export interface SnapshotSource {
   /**
    * A verified snapshot of `partition` ahead of `localOffset` and behind `logEnd`, written into
    * `dir`, or null. `logStart` is the first offset the log still holds: when the file cannot
-   * reach it, peers are asked too.
+   * reach it, the S3 log archive carries a snapshot on towards it, and peers are asked too.
    */
   fetch(
     partition: number,
