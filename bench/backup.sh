@@ -82,7 +82,7 @@ log "partition 0: offset $OFFSET, $HELD records, file $DB_BYTES bytes ($DB_DISK_
 # --- 2. backup --------------------------------------------------------------------------------
 log "2. restarting it with BACKUP=1 BACKUP_INTERVAL_SEC=2"
 LOAD_BACKUP=$(loadavg)
-backup_node spawn_node s1b b1 DB_PATH="$S_DB" BACKUP=1 BACKUP_INTERVAL_SEC=2 "${S3_ENV[@]}"
+backup_node spawn_node s1b b1 DB_PATH="$S_DB" BACKUP=1 ARCHIVE=0 BACKUP_INTERVAL_SEC=2 "${S3_ENV[@]}"
 B_PID=$NODE_PID
 B_LOG=$NODE_LOG
 wait_log_event "$B_LOG" backup_done "$B_PID" "$BACKUP_WAIT_S"

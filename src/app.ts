@@ -23,9 +23,10 @@ import {
   parseManifest,
   Restorer,
   S3ObjectStore,
+  TimeTravelLog,
 } from "./backup/mod.ts";
 import { Gossip, joinHostPort, Router } from "./cluster/mod.ts";
-import { changesRetainMs, type Config, redactedConfig } from "./config/mod.ts";
+import { changesRetainMs, type Config, parseRestoreTo, redactedConfig } from "./config/mod.ts";
 import { EmbeddedLog, KafkaLog } from "./log/mod.ts";
 import { createMetrics, type Metrics } from "./metrics/mod.ts";
 import {
@@ -69,7 +70,19 @@ export function buildNode(
   const now = wallClock;
   // Not `log`: that name is the logger here.
   const { cluster, node, kafka } = config;
-  const mutations: MutationLog = config.log.kind === "embedded"
+  const mutations: MutationLog = config.log.kind === "archive"
+    ? new TimeTravelLog(new S3ObjectStore({ s3: config.s3 }), {
+      namespace: cluster.namespace,
+      partitions: cluster.partitions,
+      dir: `${config.store.dbPath}/${cluster.namespace}`,
+      target: parseRestoreTo(config.s3.restoreTo!, cluster.partitions),
+      mapBytes: config.store.lmdbMapBytes,
+      changesRetainMs: changesRetainMs(config),
+      timeoutMs: config.backup.timeoutMs,
+      metrics,
+      now,
+    })
+    : config.log.kind === "embedded"
     ? new EmbeddedLog({
       path: `${config.store.dbPath}/${cluster.namespace}/log.mdb`,
       cluster,

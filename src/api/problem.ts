@@ -48,6 +48,7 @@ export const PROBLEMS = {
   watch_disabled: { status: 404, title: "Not Found" },
   history_disabled: { status: 404, title: "Not Found" },
   history_expired: { status: 410, title: "Gone" },
+  read_only: { status: 409, title: "Conflict" },
   body_too_large: { status: 413, title: "Content Too Large" },
   data_too_large: { status: 413, title: "Content Too Large" },
   message_too_large: { status: 413, title: "Content Too Large" },

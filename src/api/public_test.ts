@@ -757,6 +757,7 @@ const NOT_PRODUCED: Record<string, string> = {
   partition_count_mismatch: "never an answer: the node does not start",
   kafka_auth_failed: "never an answer: the node does not start",
   snapshot_rejected: "never an answer: a restore tries another snapshot",
+  read_only: "a time-travel replica restores from S3 (tests/integration/time_travel_test.ts)",
 };
 
 Deno.test("publicHandler() answers every documented error code with its status as problem+json", async (t) => {

@@ -13,6 +13,8 @@ export { Backups } from "./backup.ts";
 export type { BackupOptions, BackupSource } from "./backup.ts";
 export { S3ObjectStore } from "./object_store.ts";
 export type { ListedObject, ObjectStore, S3Options } from "./object_store.ts";
+export { type RestorePoint, restoreToPoint, RestoreUnreachable } from "./replay.ts";
+export type { ReplayOptions, RestoredPartition } from "./replay.ts";
 export { Restorer } from "./restore.ts";
 export type { PeerSnapshotFetcher, RestoreOptions } from "./restore.ts";
 export {
@@ -27,6 +29,8 @@ export {
   verifySnapshot,
 } from "./snapshot.ts";
 export type { Manifest } from "./snapshot.ts";
+export { pointOf, TimeTravelLog } from "./time_travel.ts";
+export type { TimeTravelOptions } from "./time_travel.ts";
 export {
   compress,
   decodeSegmentBody,

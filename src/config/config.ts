@@ -20,8 +20,11 @@ import {
 } from "./cluster.ts";
 import { isDerived, SASL_MECHANISMS, type Setting, SETTINGS } from "./settings.ts";
 
-/** Which implementation of the shared log a node uses. */
-export type LogKind = "embedded" | "kafka";
+/**
+ * Which implementation of the shared log a node uses; `archive` is a time-travel replica's
+ * (`S3_RESTORE_TO`): its partitions restored from S3 to a past point, and no writes.
+ */
+export type LogKind = "embedded" | "kafka" | "archive";
 
 /** Who this process is and where it listens: may differ between the nodes of a cluster. */
 export interface ConfigNode {
@@ -200,6 +203,11 @@ export interface ConfigArchive {
 export interface ConfigS3 {
   /** `S3_RESTORE`: restore from the latest snapshot when it is ahead of the local file. */
   readonly restore: boolean;
+  /**
+   * `S3_RESTORE_TO`: a time-travel replica restores every partition to this point (an RFC 3339
+   * time, `{"<partition>":offset}` JSON, or `latest`) and serves it read-only; null: a normal node.
+   */
+  readonly restoreTo: string | null;
   /** `S3_ENDPOINT`: null = AWS's default for the region. */
   readonly endpoint: string | null;
   /** `S3_BUCKET`: required with `backup.enabled` or `restore`. */
@@ -276,6 +284,58 @@ export interface Config {
  */
 export function changesRetainMs(config: Pick<Config, "watch" | "history">): number {
   return Math.max(config.watch.retainSec, config.history.retainSec) * 1000;
+}
+
+/** Where a time-travel replica restores its partitions to (`S3_RESTORE_TO`). */
+export type RestoreTarget =
+  | { readonly kind: "latest" }
+  | { readonly kind: "time"; readonly time: number }
+  /** Partitions not listed restore to the end of their archive. */
+  | { readonly kind: "offsets"; readonly offsets: ReadonlyMap<number, number> };
+
+const RFC_3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+
+/** Parses `S3_RESTORE_TO`; throws a {@linkcode ConfigError} naming what is wrong. */
+export function parseRestoreTo(text: string, partitions: number): RestoreTarget {
+  const fail = (why: string): never => {
+    throw new ConfigError("S3_RESTORE_TO", why);
+  };
+  const value = text.trim();
+  if (value === "latest") return { kind: "latest" };
+  if (value.startsWith("{")) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(value);
+    } catch {
+      return fail(
+        `must be JSON {"<partition>": offset}, got ${JSON.stringify(value.slice(0, 80))}`,
+      );
+    }
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+      return fail(`must be a JSON object {"<partition>": offset}`);
+    }
+    const offsets = new Map<number, number>();
+    for (const [key, offset] of Object.entries(parsed)) {
+      const partition = Number(key);
+      if (!/^\d+$/.test(key) || partition >= partitions) {
+        fail(`names partition "${key}", not one of 0–${partitions - 1}`);
+      }
+      if (!Number.isSafeInteger(offset) || (offset as number) < -1) {
+        fail(`gives partition ${key} offset ${JSON.stringify(offset)}, not an integer >= -1`);
+      }
+      offsets.set(partition, offset as number);
+    }
+    return { kind: "offsets", offsets };
+  }
+  const time = Date.parse(value);
+  if (!RFC_3339.test(value) || Number.isNaN(time)) {
+    fail(
+      `must be an RFC 3339 time (2026-12-01T09:30:00Z), {"<partition>": offset} JSON or latest, got ${
+        JSON.stringify(value.slice(0, 80))
+      }`,
+    );
+  }
+  return { kind: "time", time };
 }
 
 /** A configuration value that is out of bounds or malformed. */
@@ -431,8 +491,14 @@ export function loadConfig(env: Env): Config {
   const read = readSettings(env, SETTINGS) as unknown as {
     [S in keyof Config]: { -readonly [F in keyof Config[S]]: Config[S][F] };
   };
-  read.log.kind = read.kafka.seeds.length > 0 ? "kafka" : "embedded";
-  read.gossip.enabled = read.gossip.peers.length > 0 || read.gossip.dnsName !== null;
+  read.log.kind = read.s3.restoreTo !== null
+    ? "archive"
+    : read.kafka.seeds.length > 0
+    ? "kafka"
+    : "embedded";
+  // A time-travel replica serves the past: no peer may route a read of the present to it.
+  read.gossip.enabled = read.s3.restoreTo === null &&
+    (read.gossip.peers.length > 0 || read.gossip.dnsName !== null);
   const config: Config = read;
   checkRelations(config);
   for (const section of Object.values(config)) Object.freeze(section);
@@ -463,11 +529,20 @@ function checkRelations(
       `must be at most BODY_BYTES_MAX (${limits.bodyBytesMax}), got ${limits.dataBytesMax}`,
     );
   }
-  if ((backup.enabled || s3.restore) && s3.bucket === null) {
+  if ((backup.enabled || s3.restore || s3.restoreTo !== null) && s3.bucket === null) {
     throw new ConfigError(
       "S3_BUCKET",
-      "must be set (or BUCKET_NAME) when BACKUP=1 or S3_RESTORE=1",
+      "must be set (or BUCKET_NAME) when BACKUP=1, S3_RESTORE=1 or S3_RESTORE_TO is set",
     );
+  }
+  if (s3.restoreTo !== null) {
+    parseRestoreTo(s3.restoreTo, cluster.partitions);
+    if (backup.enabled) {
+      throw new ConfigError(
+        "BACKUP",
+        "must be 0 on a time-travel replica (S3_RESTORE_TO): it would back up the past as new",
+      );
+    }
   }
   if (gossip.enabled && cluster.secret === null) {
     throw new ConfigError(

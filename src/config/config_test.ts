@@ -5,6 +5,7 @@ import {
   clusterRelationProblems,
   ConfigError,
   loadConfig,
+  parseRestoreTo,
 } from "./config.ts";
 import { LMDB_KEY_BYTES_MAX, PK_BYTES_MAX, RECORD_KEY_BYTES_MAX, SK_BYTES_MAX } from "./cluster.ts";
 import { SETTINGS } from "./settings.ts";
@@ -262,4 +263,38 @@ Deno.test("clusterRelationProblems() names the relation a changed constant or bo
     s.env === "MESSAGE_BYTES_MAX" ? { ...s, min: 1024 } : s
   );
   match(broken({}, smallerMessages), /smallest MESSAGE_BYTES_MAX/);
+});
+
+Deno.test("S3_RESTORE_TO makes a time-travel replica: log kind archive, no gossip, a bucket needed, no backups", () => {
+  const env = {
+    S3_BUCKET: "b",
+    PARTITIONS: "4",
+    GOSSIP_PEERS: "127.0.0.1:7946",
+    CLUSTER_SECRET: "s".repeat(32),
+  };
+  const config = loadConfig({ ...env, S3_RESTORE_TO: "2026-12-01T09:30:00Z" });
+  equal(config.log.kind, "archive");
+  equal(config.gossip.enabled, false);
+  equal(loadConfig({ ...env, KAFKA_SEEDS: "k:9092" }).log.kind, "kafka");
+  rejects({ S3_RESTORE_TO: "latest" }, "S3_BUCKET", /S3_RESTORE_TO is set/);
+  rejects({ ...env, S3_RESTORE_TO: "latest", BACKUP: "1" }, "BACKUP", /time-travel/);
+  rejects({ ...env, S3_RESTORE_TO: "yesterday" }, "S3_RESTORE_TO", /RFC 3339/);
+  rejects({ ...env, S3_RESTORE_TO: "2026-13-45T99:00:00Z" }, "S3_RESTORE_TO", /RFC 3339/);
+  rejects({ ...env, S3_RESTORE_TO: '{"4": 10}' }, "S3_RESTORE_TO", /partition "4"/);
+  rejects({ ...env, S3_RESTORE_TO: '{"1": -2}' }, "S3_RESTORE_TO", /offset -2/);
+  rejects({ ...env, S3_RESTORE_TO: '{"1": 1.5}' }, "S3_RESTORE_TO", /offset 1.5/);
+  rejects({ ...env, S3_RESTORE_TO: "[1]" }, "S3_RESTORE_TO", /RFC 3339/);
+  rejects({ ...env, S3_RESTORE_TO: "{1:" }, "S3_RESTORE_TO", /must be JSON/);
+});
+
+Deno.test("parseRestoreTo() reads a time (any offset), offsets per partition, and latest", () => {
+  deepEqual(parseRestoreTo("latest", 4), { kind: "latest" });
+  deepEqual(parseRestoreTo("2026-12-01T10:30:00.250+01:00", 4), {
+    kind: "time",
+    time: Date.UTC(2026, 11, 1, 9, 30, 0, 250),
+  });
+  deepEqual(parseRestoreTo('{"0": 5, "3": -1}', 4), {
+    kind: "offsets",
+    offsets: new Map([[0, 5], [3, -1]]),
+  });
 });

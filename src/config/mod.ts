@@ -15,6 +15,7 @@ export {
   clusterRelationProblems,
   ConfigError,
   loadConfig,
+  parseRestoreTo,
   redactedConfig,
 } from "./config.ts";
 export type {
@@ -33,6 +34,7 @@ export type {
   ConfigStore,
   ConfigWatch,
   LogKind,
+  RestoreTarget,
 } from "./config.ts";
 export {
   EXPIRES_AT_MAX,

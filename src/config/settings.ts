@@ -751,6 +751,15 @@ export const SETTINGS: readonly Setting[] = [
     doc: "restore a partition from its latest S3 snapshot when it is ahead of the local file",
   },
   {
+    env: "S3_RESTORE_TO",
+    section: "s3",
+    field: "restoreTo",
+    kind: "text",
+    default: null,
+    doc:
+      'start a read-only time-travel replica restored from S3 to this point: an RFC 3339 time, {"<partition>":offset} JSON, or latest',
+  },
+  {
     env: "S3_ENDPOINT",
     section: "s3",
     field: "endpoint",
@@ -897,8 +906,9 @@ export const SETTINGS: readonly Setting[] = [
 
 /** Fields that no variable sets: computed by `loadConfig()` from other settings. */
 export const DERIVED_FIELDS: Readonly<Record<string, string>> = {
-  "log.kind": "embedded when KAFKA_SEEDS is unset, else kafka",
-  "gossip.enabled": "GOSSIP_PEERS or GOSSIP_DNS_NAME is set",
+  "log.kind":
+    "archive when S3_RESTORE_TO is set, else embedded when KAFKA_SEEDS is unset, else kafka",
+  "gossip.enabled": "GOSSIP_PEERS or GOSSIP_DNS_NAME is set, and S3_RESTORE_TO is not",
 };
 
 /** Whether a default is computed at load time. */

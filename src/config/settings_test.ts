@@ -80,7 +80,14 @@ const FIELDS: { readonly [S in keyof Config]: Readonly<Record<keyof Config[S], t
     fullPercent: true,
   },
   archive: { enabled: true, segmentSec: true, segmentBytes: true, checkSec: true },
-  s3: { restore: true, endpoint: true, bucket: true, region: true, forcePathStyle: true },
+  s3: {
+    restore: true,
+    restoreTo: true,
+    endpoint: true,
+    bucket: true,
+    region: true,
+    forcePathStyle: true,
+  },
   lifecycle: {
     takeover: true,
     shutdownTimeoutMs: true,

@@ -306,10 +306,11 @@ export class Node implements PartitionConsumer {
   /**
    * Starts a log that lives outside the data folder (Kafka) before {@linkcode open}: a hand-over
    * successor connects while its predecessor still runs. False for the embedded log, whose file is
-   * in the folder (it starts in `open()`).
+   * in the folder, and a time-travel replica's, which writes the partition files (both start in
+   * `open()`).
    */
   async startLogEarly(): Promise<boolean> {
-    if (this.config.log.kind === "embedded") return false;
+    if (this.config.log.kind !== "kafka") return false;
     await this.log.start();
     this.logStarted = true;
     return true;
@@ -338,7 +339,10 @@ export class Node implements PartitionConsumer {
     const sent = new Map<number, number>();
     while (!signal.aborted) {
       await sleep(TICK_LOOK_MS, signal).catch(() => {});
-      if (signal.aborted || this.frozen || this.draining) break;
+      // A time-travel replica takes no messages: expired records are only hidden on reads.
+      if (signal.aborted || this.frozen || this.draining || this.config.log.kind === "archive") {
+        break;
+      }
       const now = this.now();
       for (const entry of this.table.inState("serving")) {
         const due = entry.store!.earliestExpiry();

@@ -51,8 +51,8 @@ export interface PartitionConsumer {
 
 /** The log a node writes to and consumes. */
 export interface MutationLog {
-  /** Which implementation. */
-  readonly kind: "embedded" | "kafka";
+  /** Which implementation (`archive`: a time-travel replica's, restored from S3). */
+  readonly kind: "embedded" | "kafka" | "archive";
   /** Connects, creates what is missing, checks the partition count guard. */
   start(): Promise<void>;
   /**

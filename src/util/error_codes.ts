@@ -30,6 +30,7 @@ export const ERROR_CODES = [
   "watch_disabled",
   "history_disabled",
   "history_expired",
+  "read_only",
   // Sizes over a limit.
   "body_too_large",
   "data_too_large",

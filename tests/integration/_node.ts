@@ -533,9 +533,11 @@ export async function nodeStatus(
 export async function run(
   cmd: string,
   args: string[],
+  options: { env?: Record<string, string> } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const output = await new Deno.Command(cmd, {
     args,
+    ...(options.env === undefined ? {} : { env: options.env }),
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

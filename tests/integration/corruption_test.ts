@@ -240,7 +240,7 @@ Deno.test({
   fn: async () => {
     const ns = freshNamespace("damaged");
     const dbPath = await Deno.makeTempDir({ prefix: "firescroll_it_corrupt_kafka_" });
-    const env = s3Env({ BACKUP: "1", S3_RESTORE: "1", BACKUP_INTERVAL_SEC: "1" });
+    const env = s3Env({ BACKUP: "1", ARCHIVE: "0", S3_RESTORE: "1", BACKUP_INTERVAL_SEC: "1" });
     const nodes: TestNode[] = [];
     const client = s3Client();
     try {

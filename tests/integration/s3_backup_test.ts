@@ -1,7 +1,8 @@
 /**
  * Snapshots against the real S3 server and the real Kafka broker: a wiped disk restored from S3,
  * deletes that stay deleted, a new replica group joining after Kafka deleted the log's start, a
- * corrupted snapshot falling back, and peer bootstrap while S3 is down.
+ * corrupted snapshot falling back, and peer bootstrap while S3 is down. Snapshots alone
+ * (`ARCHIVE=0`): the log archive and restores to a point are in archive_test.ts.
  */
 import assert from "node:assert/strict";
 import { topicNames } from "../../src/log/mod.ts";
@@ -89,7 +90,12 @@ Deno.test({
     const ns = freshNamespace("wipe");
     const dbPath = await Deno.makeTempDir({ prefix: "firescroll_it_wipe_" });
     const nodes: TestNode[] = [];
-    const backupEnv = s3Env({ BACKUP: "1", S3_RESTORE: "1", BACKUP_INTERVAL_SEC: "1" });
+    const backupEnv = s3Env({
+      BACKUP: "1",
+      ARCHIVE: "0",
+      S3_RESTORE: "1",
+      BACKUP_INTERVAL_SEC: "1",
+    });
     try {
       let a = await startKafkaNode(ns, "g1", backupEnv, dbPath);
       const reference = await startKafkaNode(ns, "g2");
@@ -137,7 +143,7 @@ Deno.test({
       const a = await startKafkaNode(
         ns,
         "g1",
-        s3Env({ BACKUP: "1", BACKUP_INTERVAL_SEC: "1" }),
+        s3Env({ BACKUP: "1", ARCHIVE: "0", BACKUP_INTERVAL_SEC: "1" }),
       );
       nodes.push(a);
       const offsets = await write(a, "r", 200);
@@ -192,7 +198,7 @@ Deno.test({
       const a = await startKafkaNode(
         ns,
         "g1",
-        s3Env({ BACKUP: "1", BACKUP_INTERVAL_SEC: "1", BACKUP_KEEP: "3" }),
+        s3Env({ BACKUP: "1", ARCHIVE: "0", BACKUP_INTERVAL_SEC: "1", BACKUP_KEEP: "3" }),
       );
       nodes.push(a);
       const offsets = await write(a, "c", 100);

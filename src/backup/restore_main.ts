@@ -1,0 +1,141 @@
+/**
+ * `deno task restore --partition N --to <point> --out DIR`: writes a partition file restored from
+ * S3 (the newest snapshot before the point plus the log archive up to it, every piece verified)
+ * to `DIR/p{N}.mdb`, without starting a node. S3 and the namespace come from the same variables
+ * as the node's (`S3_BUCKET`, `S3_ENDPOINT`, `NAMESPACE`, AWS credentials…).
+ *
+ * `--to` is an offset, an RFC 3339 time, or `latest`; `--partition all` restores every partition.
+ * One JSON line per partition on stdout. Exit 0 when every partition was restored to the point,
+ * 1 when one could not be (the archive does not reach it, a damaged object, S3 failing: the
+ * reason on stderr), 2 on a usage or configuration error.
+ *
+ * @module
+ */
+import { changesRetainMs, loadConfig, parseRestoreTo } from "../config/mod.ts";
+import { createMetrics } from "../metrics/mod.ts";
+import { storePath } from "../store/mod.ts";
+import { S3ObjectStore } from "./object_store.ts";
+import { type RestorePoint, restoreToPoint } from "./replay.ts";
+import { pointOf } from "./time_travel.ts";
+
+const USAGE =
+  "usage: deno task restore --partition <N|all> --to <offset|RFC 3339 time|latest> --out <dir>";
+
+const encoder = new TextEncoder();
+
+function write(stream: { writeSync(p: Uint8Array): number }, line: string): void {
+  const bytes = encoder.encode(line + "\n");
+  let written = 0;
+  while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
+}
+
+/** The flags of the command line, or a usage problem. */
+export function parseArgs(
+  args: readonly string[],
+): { partition: number | "all"; to: string; out: string } | string {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const eq = arg.indexOf("=");
+    const [name, inline] = eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
+    if (!["--partition", "--to", "--out"].includes(name)) return `unknown argument ${arg}`;
+    const value = inline ?? args[++i];
+    if (value === undefined || value === "") return `${name} needs a value`;
+    flags.set(name, value);
+  }
+  const partition = flags.get("--partition");
+  const to = flags.get("--to");
+  const out = flags.get("--out");
+  if (partition === undefined || to === undefined || out === undefined) {
+    return "--partition, --to and --out are all needed";
+  }
+  if (partition !== "all" && !/^\d+$/.test(partition)) {
+    return `--partition ${partition}: not N or all`;
+  }
+  return { partition: partition === "all" ? "all" : Number(partition), to, out };
+}
+
+/** The point `--to` names for `partition`: a bare integer is an offset. */
+export function pointFor(to: string, partition: number, partitions: number): RestorePoint {
+  if (/^-?\d+$/.test(to.trim())) return { kind: "offset", offset: Number(to) };
+  return pointOf(parseRestoreTo(to, partitions), partition);
+}
+
+async function main(): Promise<number> {
+  const parsed = parseArgs(Deno.args);
+  if (typeof parsed === "string") {
+    write(Deno.stderr, `${parsed}\n${USAGE}`);
+    return 2;
+  }
+  let config;
+  try {
+    config = loadConfig(Deno.env.toObject());
+    if (config.s3.bucket === null) throw new Error("Cannot restore: S3_BUCKET is not set");
+    const { partitions } = config.cluster;
+    if (parsed.partition !== "all" && parsed.partition >= partitions) {
+      throw new Error(`Cannot restore partition ${parsed.partition}: PARTITIONS is ${partitions}`);
+    }
+    pointFor(parsed.to, 0, partitions);
+  } catch (error) {
+    write(Deno.stderr, (error as Error).message);
+    return 2;
+  }
+  const objects = new S3ObjectStore({ s3: config.s3 });
+  const list = parsed.partition === "all"
+    ? Array.from({ length: config.cluster.partitions }, (_, p) => p)
+    : [parsed.partition];
+  await Deno.mkdir(parsed.out, { recursive: true });
+  for (const partition of list) {
+    const work = await Deno.makeTempDir({ dir: parsed.out, prefix: `.restore-p${partition}-` });
+    try {
+      const target = storePath(parsed.out, partition);
+      if (await exists(target)) throw new Error(`Cannot restore: ${target} exists`);
+      const point = pointFor(parsed.to, partition, config.cluster.partitions);
+      const started = performance.now();
+      const restored = await restoreToPoint(objects, point, work, {
+        namespace: config.cluster.namespace,
+        partition,
+        mapBytes: config.store.lmdbMapBytes,
+        changesRetainMs: changesRetainMs(config),
+        metrics: createMetrics(),
+        now: () => Date.now(),
+      }, AbortSignal.timeout(config.backup.timeoutMs));
+      await Deno.rename(restored.path, target);
+      const seconds = (performance.now() - started) / 1000;
+      write(
+        Deno.stdout,
+        JSON.stringify({
+          partition,
+          file: target,
+          offset: restored.offset,
+          chain: restored.chain,
+          snapshot: restored.snapshot,
+          replayed: restored.replayed,
+          last_message_ts: restored.lastTimestamp === 0
+            ? null
+            : new Date(restored.lastTimestamp).toISOString(),
+          archive_end: restored.archiveEnd,
+          seconds: Math.round(seconds * 1000) / 1000,
+          replayed_per_second: seconds > 0 ? Math.round(restored.replayed / seconds) : null,
+        }),
+      );
+    } catch (error) {
+      write(Deno.stderr, `partition ${partition}: ${(error as Error).message}`);
+      return 1;
+    } finally {
+      await Deno.remove(work, { recursive: true }).catch(() => {});
+    }
+  }
+  return 0;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main());
