@@ -23,6 +23,9 @@
 #   BACKUP_BENCH_API_PORT=28790 BACKUP_BENCH_INTERNAL_PORT=28791 PIN=1 KEEP_TMP=1 KEEP_DATA=1
 # Usage: bash bench/backup.sh > backup.md
 
+# `bash bench/backup.sh archive`: the log archive's benchmark (bench/archive.sh) instead.
+if [[ "${1:-}" == archive ]]; then exec bash "$(dirname "${BASH_SOURCE[0]}")/archive.sh"; fi
+
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RECORDS=${RECORDS:-1000000}

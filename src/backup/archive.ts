@@ -8,7 +8,7 @@
  *   (a rebalance, a restart) goes on from where the archive is, whoever wrote it.
  * - **Segments are cut by the messages**: a segment ends before the first message of a later
  *   `ARCHIVE_SEGMENT_SEC` bucket of log time, or before the message that would take it past
- *   `ARCHIVE_SEGMENT_BYTES` (`segmentLength`). Nodes going on from the same point upload the same
+ *   `ARCHIVE_SEGMENT_BYTES` (`SegmentBuilder`). Nodes going on from the same point upload the same
  *   bytes under the same key, and the upload is a conditional create: the second is a no-op. A
  *   bucket no later message has closed yet is closed by the clock, a second after it ends.
  * - **Holes** (a deleted segment, a node that fell behind Kafka's retention before anyone
@@ -24,7 +24,7 @@
  *
  * @module
  */
-import type { LogRecord } from "../apply/mod.ts";
+import { setImmediate } from "node:timers";
 import type { ConfigArchive, ConfigCluster } from "../config/mod.ts";
 import type { Metrics } from "../metrics/mod.ts";
 import type { MutationLog } from "../node/mod.ts";
@@ -36,10 +36,9 @@ import {
   compress,
   decodeSegmentBody,
   decompress,
-  encodeSegmentBody,
   parseSegmentKey,
+  SegmentBuilder,
   segmentKey,
-  segmentLength,
 } from "./segment.ts";
 
 /** What the archive is built from: its config sections whole, and what is injected. */
@@ -73,22 +72,23 @@ interface Position {
   readonly chain: string;
 }
 
-/** Messages read after the archive's end whose segment has not closed yet. */
-interface Open {
-  readonly first: number;
-  readonly chainBefore: string;
-  readonly records: LogRecord[];
-  bytes: number;
-}
-
 /** How long after a bucket's end its segment is closed by the clock. */
 const CLOSE_GRACE_MS = 1000;
-/** Bytes asked of the log in one read. */
-const READ_BYTES = 1024 * 1024;
+/**
+ * Bytes asked of the log in one read. The messages of one read are chained and copied in one
+ * synchronous step: small enough that HTTP answers and group commits are not held up by it (a
+ * turn is given back after each read).
+ */
+const READ_BYTES = 64 * 1024;
 /** Pause between two rounds over the partitions. */
 const ROUND_MS = 500;
 /** Most holes filled per partition per check (the rest wait for the next check). */
 const REPAIRS_PER_CHECK = 16;
+
+/** Lets timers, sockets and the log's commits run before the archive goes on. */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 
 /** The segments under a partition's `log/` prefix, by first offset. */
 export function archiveSegments(keys: readonly string[]): SegmentRef[] {
@@ -122,8 +122,8 @@ export function archiveHoles(
 export class Archive {
   /** Where each partition's archive ends, as last seen or written here. */
   private readonly ends = new Map<number, Position>();
-  /** Each partition's messages read past its end, not yet in a segment. */
-  private readonly open = new Map<number, Open>();
+  /** Each partition's messages read past its end, not yet in a closed segment. */
+  private readonly open = new Map<number, SegmentBuilder>();
   /** When each partition's archive was last listed for holes. */
   private readonly checked = new Map<number, number>();
 
@@ -243,16 +243,7 @@ export class Archive {
     signal: AbortSignal,
   ): Promise<boolean> {
     const before = await this.read(hole.before.key, signal);
-    let chain = before.chainAfter;
-    let first = hole.from;
-    let pending: LogRecord[] = [];
-    let bytes = 0;
-    const flush = async (records: LogRecord[], last?: number) => {
-      const written = await this.upload(partition, first, chain, records, signal, { last });
-      this.options.metrics.archiveRepairs.labels().inc();
-      chain = written.chainAfter;
-      first = written.last + 1;
-    };
+    let builder = new SegmentBuilder(partition, hole.from, before.chainAfter, this.bounds);
     let from = hole.from;
     while (from <= hole.to) {
       signal.throwIfAborted();
@@ -266,26 +257,24 @@ export class Archive {
         });
         return false;
       }
-      const records = read.filter((r) => r.offset <= hole.to);
-      if (records.length === 0) break;
-      from = records[records.length - 1]!.offset + 1;
-      for (const r of records) {
-        pending.push(r);
-        bytes += r.value.length;
+      let past = read.length === 0;
+      for (const r of read) {
+        if (r.offset > hole.to) {
+          past = true;
+          break;
+        }
+        if (!builder.fits(r)) {
+          builder = await this.closeRepair(builder, signal);
+        }
+        builder.add(r);
+        from = r.offset + 1;
       }
-      for (
-        let n = segmentLength(pending, this.bounds);
-        n !== null;
-        n = segmentLength(pending, this.bounds)
-      ) {
-        await flush(pending.slice(0, n));
-        pending = pending.slice(n);
-      }
-      if (read.length > records.length) break;
+      if (past) break;
+      await nextTurn();
     }
-    if (pending.length > 0) await flush(pending, hole.to);
+    if (builder.count > 0) builder = await this.closeRepair(builder, signal, hole.to);
     const after = await this.read(hole.after.key, signal);
-    if (after.chainBefore !== chain || first !== hole.to + 1) {
+    if (after.chainBefore !== builder.chainBefore || builder.first !== hole.to + 1) {
       log("error", "archive_chain_mismatch", {
         partition,
         segment: hole.after.key,
@@ -293,8 +282,19 @@ export class Archive {
       });
       return false;
     }
-    log("info", "archive_repaired", { partition, from: hole.from, to: hole.to, bytes });
+    log("info", "archive_repaired", { partition, from: hole.from, to: hole.to });
     return true;
+  }
+
+  /** Uploads a segment that fills (part of) a hole; returns the next, empty one. */
+  private async closeRepair(
+    builder: SegmentBuilder,
+    signal: AbortSignal,
+    last?: number,
+  ): Promise<SegmentBuilder> {
+    const written = await this.upload(builder, signal, { last });
+    this.options.metrics.archiveRepairs.labels().inc();
+    return new SegmentBuilder(builder.partition, written.last + 1, written.chainAfter, this.bounds);
   }
 
   private get bounds() {
@@ -308,14 +308,11 @@ export class Archive {
     signal: AbortSignal,
   ): Promise<void> {
     const end = this.ends.get(partition)!;
-    let open = this.open.get(partition);
-    if (open === undefined) {
-      open = { first: end.offset + 1, chainBefore: end.chain, records: [], bytes: 0 };
-      this.open.set(partition, open);
-    }
+    let open = this.open.get(partition) ??
+      new SegmentBuilder(partition, end.offset + 1, end.chain, this.bounds);
+    this.open.set(partition, open);
     const applied = store.applied;
-    let from = open.records.at(-1)?.offset ?? end.offset;
-    from++;
+    let from = open.lastOffset + 1;
     while (from <= applied.offset) {
       signal.throwIfAborted();
       const read = await this.log.readRange(partition, from, READ_BYTES);
@@ -332,76 +329,47 @@ export class Archive {
         this.open.delete(partition);
         return;
       }
-      const records = read.filter((r) => r.offset <= applied.offset);
-      if (records.length === 0) break;
-      for (const r of records) {
-        open.records.push(r);
-        open.bytes += r.value.length;
+      let done = read.length === 0;
+      for (const r of read) {
+        if (r.offset > applied.offset) {
+          done = true;
+          break;
+        }
+        if (!open.fits(r)) open = await this.close(open, applied, signal);
+        open.add(r);
+        from = r.offset + 1;
       }
-      from = records[records.length - 1]!.offset + 1;
-      open = await this.cut(partition, open, applied, signal);
+      if (done) break;
+      await nextTurn();
     }
-    if (open.records.length === 0) return;
-    const bucketMs = this.options.archive.segmentSec * 1000;
-    const closesAt = (Math.floor(open.records[0]!.timestamp / bucketMs) + 1) * bucketMs;
-    if (this.options.now() >= closesAt + CLOSE_GRACE_MS) {
-      await this.close(partition, open, open.records.length, applied, signal);
+    if (open.count > 0 && this.options.now() >= open.bucketEndsAt + CLOSE_GRACE_MS) {
+      await this.close(open, applied, signal);
     }
   }
 
-  /** Uploads the segments `open` shows the end of; returns what stays open. */
-  private async cut(
-    partition: number,
-    open: Open,
-    applied: Position,
-    signal: AbortSignal,
-  ): Promise<Open> {
-    let current = open;
-    for (
-      let n = segmentLength(current.records, this.bounds);
-      n !== null;
-      n = segmentLength(current.records, this.bounds)
-    ) {
-      current = await this.close(partition, current, n, applied, signal);
-    }
-    return current;
-  }
-
-  /** Uploads the first `n` messages of `open` as a segment; returns (and keeps) the rest. */
+  /** Uploads `open` as a segment; returns (and keeps) the next, empty one. */
   private async close(
-    partition: number,
-    open: Open,
-    n: number,
+    open: SegmentBuilder,
     applied: Position,
     signal: AbortSignal,
-  ): Promise<Open> {
-    const records = open.records.slice(0, n);
-    const written = await this.upload(partition, open.first, open.chainBefore, records, signal, {
-      expect: applied,
-    });
+  ): Promise<SegmentBuilder> {
+    const { partition } = open;
+    const written = await this.upload(open, signal, { expect: applied });
     this.ends.set(partition, { offset: written.last, chain: written.chainAfter });
     this.options.metrics.archiveOffset.labels(String(partition)).set(written.last);
-    const rest = open.records.slice(n);
-    const next: Open = {
-      first: written.last + 1,
-      chainBefore: written.chainAfter,
-      records: rest,
-      bytes: rest.reduce((sum, r) => sum + r.value.length, 0),
-    };
+    const next = new SegmentBuilder(partition, written.last + 1, written.chainAfter, this.bounds);
     this.open.set(partition, next);
     return next;
   }
 
-  /** Encodes, compresses and creates one segment (a no-op when its key exists). */
+  /** Compresses and creates one segment (a no-op when its key exists). */
   private async upload(
-    partition: number,
-    first: number,
-    chainBefore: string,
-    records: readonly LogRecord[],
+    builder: SegmentBuilder,
     signal: AbortSignal,
     { last, expect }: { last?: number | undefined; expect?: Position } = {},
   ): Promise<{ last: number; chainAfter: string }> {
-    const { body, header } = encodeSegmentBody(partition, first, chainBefore, records, last);
+    const { partition } = builder;
+    const { body, header } = builder.finish(last);
     // Where the segment ends at the file's applied offset, the chains must agree.
     if (
       expect !== undefined && header.last === expect.offset && header.chainAfter !== expect.chain

@@ -116,7 +116,10 @@ async function main(): Promise<number> {
             : new Date(restored.lastTimestamp).toISOString(),
           archive_end: restored.archiveEnd,
           seconds: Math.round(seconds * 1000) / 1000,
-          replayed_per_second: seconds > 0 ? Math.round(restored.replayed / seconds) : null,
+          replay_seconds: Math.round(restored.replaySeconds * 1000) / 1000,
+          replayed_per_second: restored.replaySeconds > 0
+            ? Math.round(restored.replayed / restored.replaySeconds)
+            : null,
         }),
       );
     } catch (error) {

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Log archive benchmark (issue 15; `bash bench/backup.sh archive` runs it too), embedded nodes on
+# 127.0.0.1 and the real test S3 server (scripts/s3.sh, versitygw; started if not running):
+#
+#   1. CPU the archive adds to a 64-writer write load: fresh nodes (16 partitions, BACKUP=1,
+#      BACKUP_INTERVAL_SEC one week so no snapshot runs) with ARCHIVE=0 and ARCHIVE=1 in turn,
+#      ROUNDS rounds (order alternating), pinned (node on CPU $SERVER_CPU, client on $CLIENT_CPU)
+#      and unpinned. Each: bench/write.ts, 64 writers × 1 record per put for WRITE_S seconds; the
+#      node's CPU (all threads, /proc) from just before the load until TAIL_S after it (the
+#      archive's last segments close ARCHIVE_SEGMENT_SEC + 1 s after their bucket), per
+#      acknowledged put.
+#   2. Bytes uploaded per hour, snapshot-only vs incremental, and archive lag: one partition
+#      seeded with RECORDS records (bench/seed.ts), the node restarted on it with BACKUP=1
+#      ARCHIVE=1 (default BACKUP_INTERVAL_SEC=300, ARCHIVE_SEGMENT_SEC=10): its first backup is
+#      the full snapshot (its bytes from `backup_done`); then bench/archive_lag.ts puts 100
+#      updates/s for LAG_S seconds and measures ack → archived for every put and the archive's
+#      bytes. Snapshot-only = a snapshot every BACKUP_INTERVAL_SEC (the offset always moves at
+#      100 writes/s); incremental = the archive + a full snapshot whenever the segments since
+#      reach BACKUP_FULL_PERCENT (25 %) of it, or daily.
+#   3. Restore replay speed: one partition written by 64 writers (1 record per put, REPLAY_S
+#      seconds), archived (no snapshot), restored with `deno task restore --to latest`: messages
+#      replayed per second of replay (download, verify, apply), pinned and unpinned.
+#
+# Prints a Markdown block for bench/RESULTS.md on stdout; progress on stderr. Objects of the run
+# are deleted at the end unless KEEP_DATA=1.
+#
+# Knobs (env): PARTS="1 2 3" ROUNDS=3 WRITE_S=10 TAIL_S=13 RECORDS=1000000 LAG_S=60 REPLAY_S=20
+#   ARCHIVE_BENCH_API_PORT=28890 ARCHIVE_BENCH_INTERNAL_PORT=28891 KEEP_TMP=1 KEEP_DATA=1
+# Usage: bash bench/archive.sh > archive.md
+
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+PARTS=${PARTS:-1 2 3}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
+ROUNDS=${ROUNDS:-3}
+WRITE_S=${WRITE_S:-10}
+TAIL_S=${TAIL_S:-13}
+RECORDS=${RECORDS:-1000000}
+LAG_S=${LAG_S:-60}
+REPLAY_S=${REPLAY_S:-20}
+API=${ARCHIVE_BENCH_API_PORT:-28890}
+INT=${ARCHIVE_BENCH_INTERNAL_PORT:-28891}
+
+need deno curl jq taskset
+ensure_s3
+machine_json >"$TMP/machine.json"
+LOAD_START=$(loadavg)
+S3_ENV=(S3_ENDPOINT="$S3_URL" S3_BUCKET="$S3_BUCKET_NAME" S3_REGION=us-east-1
+  AWS_ACCESS_KEY_ID=firescroll AWS_SECRET_ACCESS_KEY=firescroll-secret)
+export S3_ENDPOINT="$S3_URL" S3_BUCKET="$S3_BUCKET_NAME" S3_REGION=us-east-1 \
+  AWS_ACCESS_KEY_ID=firescroll AWS_SECRET_ACCESS_KEY=firescroll-secret
+
+# wait_archived SECONDS: waits until the node on $INT archived partition 0 up to its offset.
+wait_archived() {
+  local applied deadline=$((SECONDS + $1))
+  applied=$(curl -s "http://127.0.0.1:$INT/internal/status" | jq '.partitions["0"].offset')
+  while (($(metric_value "http://127.0.0.1:$INT/metrics" 'firescroll_archive_offset{partition="0"}') < applied)); do
+    ((SECONDS < deadline)) || die "the archive did not reach offset $applied within $1 s"
+    sleep 0.5
+  done
+}
+
+# --- 1. CPU per put, archive off vs on --------------------------------------------------------
+
+echo '[]' >"$TMP/cpu.json"
+part 1 && for PIN in 1 0; do
+  for ((r = 1; r <= ROUNDS; r++)); do
+    order="0 1"
+    ((r % 2 == 0)) && order="1 0"
+    for A in $order; do
+      ns="${RUN_ID}_cpu_p${PIN}r${r}a${A}"
+      log "1. PIN=$PIN round $r ARCHIVE=$A"
+      start_node "cpu-$ns" "$API" "$INT" NAMESPACE="$ns" PARTITIONS=16 BACKUP=1 ARCHIVE="$A" \
+        BACKUP_INTERVAL_SEC=604800 ARCHIVE_SEGMENT_SEC=10 "${S3_ENV[@]}"
+      t0=$(proc_ticks "$NODE_PID")
+      # shellcheck disable=SC2046
+      $(client_prefix) deno run --allow-all bench/write.ts --url "http://127.0.0.1:$API" \
+        --metrics-url "http://127.0.0.1:$INT/metrics" --concurrency 64 --records-per-request 1 \
+        --duration-s "$WRITE_S" --partitions 16 --pid "$NODE_PID" --json "$TMP/w.json" \
+        >/dev/null || die "write load failed"
+      sleep "$TAIL_S"
+      t1=$(proc_ticks "$NODE_PID")
+      bytes=$(metric_value "http://127.0.0.1:$INT/metrics" firescroll_archive_uploaded_bytes_total)
+      alive "$NODE_PID"
+      stop_node "$NODE_PID"
+      jq --argjson pin "$PIN" --argjson r "$r" --argjson a "$A" --argjson ticks "$((t1 - t0))" \
+        --argjson hz "$CLK_TCK" --argjson bytes "${bytes:-0}" --slurpfile w "$TMP/w.json" \
+        '. + [{pin: $pin, round: $r, archive: $a, records: $w[0][0].records,
+          records_per_s: ($w[0][0].records / $w[0][0].seconds),
+          cpu_us_per_put: ($ticks / $hz * 1e6 / $w[0][0].records),
+          cpu_us_per_put_load_only: $w[0][0].nodeCpuUsPerPut, archive_bytes: $bytes}]' \
+        "$TMP/cpu.json" >"$TMP/cpu.next" && mv "$TMP/cpu.next" "$TMP/cpu.json"
+    done
+  done
+done
+PIN=0
+
+# --- 2. bytes per hour and archive lag ---------------------------------------------------------
+
+echo '{}' >"$TMP/lag.json"
+SNAPSHOT_BYTES=0
+part 2 && {
+ns="${RUN_ID}_lag"
+log "2. seeding $RECORDS records into one partition"
+start_node "lag-seed" "$API" "$INT" NAMESPACE="$ns" PARTITIONS=1
+seed_db="$TMP/lag-seed-db"
+deno run --allow-net=127.0.0.1 --allow-env bench/seed.ts --url "http://127.0.0.1:$API" \
+  --records "$RECORDS" --batch 500 --concurrency 4 --partitions 1 \
+  --status-url "http://127.0.0.1:$INT/internal/status" >&2 || die "seeding failed"
+stop_node "$NODE_PID"
+log "2. restarting it with BACKUP=1 ARCHIVE=1"
+(
+  exec env -u KAFKA_SEEDS LISTEN_HOST=127.0.0.1 API_PORT="$API" INTERNAL_PORT="$INT" \
+    DB_PATH="$seed_db" NAMESPACE="$ns" PARTITIONS=1 BACKUP=1 ARCHIVE=1 ARCHIVE_SEGMENT_SEC=10 \
+    "${S3_ENV[@]}" deno run --allow-all main.ts
+) >"$TMP/lag-node.log" 2>&1 &
+NODE_PID=$!
+STARTED_PIDS+=("$NODE_PID")
+wait_log_event "$TMP/lag-node.log" backup_done "$NODE_PID" 300
+SNAPSHOT_BYTES=$(event_field "$TMP/lag-node.log" backup_done bytes)
+# The archive starts at offset 0 (the embedded log keeps everything): the seed's messages go up
+# first, before the measured window.
+wait_archived 300
+log "2. full snapshot: $SNAPSHOT_BYTES bytes; 100 puts/s for $LAG_S s"
+deno run --allow-all bench/archive_lag.ts --url "http://127.0.0.1:$API" \
+  --metrics-url "http://127.0.0.1:$INT/metrics" --namespace "$ns" --partitions 1 --rate 100 \
+  --duration-s "$LAG_S" --keys "$RECORDS" --json "$TMP/lag.json" >&2 || die "lag probe failed"
+stop_node "$NODE_PID"
+}
+
+# --- 3. replay speed -----------------------------------------------------------------------
+
+echo '[]' >"$TMP/replay.json"
+part 3 && for PIN in 1 0; do
+  ns="${RUN_ID}_replay_p$PIN"
+  log "3. PIN=$PIN: $REPLAY_S s of 64 writers into one partition, archived"
+  start_node "replay-$ns" "$API" "$INT" NAMESPACE="$ns" PARTITIONS=1 BACKUP=1 ARCHIVE=1 \
+    BACKUP_INTERVAL_SEC=604800 ARCHIVE_SEGMENT_SEC=2 "${S3_ENV[@]}"
+  # shellcheck disable=SC2046
+  $(client_prefix) deno run --allow-all bench/write.ts --url "http://127.0.0.1:$API" \
+    --metrics-url "http://127.0.0.1:$INT/metrics" --concurrency 64 --records-per-request 1 \
+    --duration-s "$REPLAY_S" --partitions 1 --json "$TMP/rw.json" >/dev/null ||
+    die "write load failed"
+  wait_archived 60
+  stop_node "$NODE_PID"
+  # shellcheck disable=SC2046
+  NAMESPACE="$ns" PARTITIONS=1 $(server_prefix) deno run --allow-all src/backup/restore_main.ts \
+    --partition 0 --to latest --out "$TMP/restored-p$PIN" >"$TMP/restore.json" ||
+    die "restore failed"
+  jq --argjson pin "$PIN" --slurpfile x "$TMP/restore.json" '. + [$x[0] + {pin: $pin}]' \
+    "$TMP/replay.json" >"$TMP/replay.next" && mv "$TMP/replay.next" "$TMP/replay.json"
+done
+PIN=0
+LOAD_END=$(loadavg)
+
+# --- report -----------------------------------------------------------------------------------
+
+m() { jq -r ".$1" "$TMP/machine.json"; }
+median() { jq -s 'sort | if length == 0 then null else .[(length - 1) / 2 | floor] end'; }
+cpu_of() { jq ".[] | select(.pin == $1 and .archive == $2) | .$3" "$TMP/cpu.json" | median; }
+echo "### Log archive: CPU, bytes per hour, lag, restore replay ($(m date))"
+echo
+echo "Machine: $(m nproc) vCPU $(m cpu), $(m mem), Linux $(m kernel); $(m deno). Commit $(m commit)" \
+  "($(m src_files_changed) uncommitted changes in src/ and main.ts). Load average at start:" \
+  "$LOAD_START, at the end: $LOAD_END. Embedded-log nodes on 127.0.0.1, S3 = versitygw on the" \
+  "same machine (its CPU is not the node's and is not counted). Run with \`bash bench/archive.sh\`" \
+  "(ROUNDS=$ROUNDS WRITE_S=$WRITE_S TAIL_S=$TAIL_S RECORDS=$RECORDS LAG_S=$LAG_S REPLAY_S=$REPLAY_S)."
+echo
+echo "**1. CPU the archive adds to 64 writers** (16 partitions, 1 record per put, ${WRITE_S} s of load;"
+echo "node CPU from the load's start to ${TAIL_S} s after it, per acknowledged put; medians of $ROUNDS rounds,"
+echo "archive off and on alternating):"
+echo
+echo "| mode | archive | puts/s | node CPU µs/put (load + tail) | µs/put during the load | archive bytes |"
+echo "| ---- | ------- | -----: | ----------------------------: | ---------------------: | ------------: |"
+for PIN in 1 0; do
+  for A in 0 1; do
+    printf '| %s | %s | %.0f | %.1f | %.1f | %s |\n' "$([[ $PIN == 1 ]] && echo pinned || echo unpinned)" \
+      "$([[ $A == 1 ]] && echo on || echo off)" "$(cpu_of "$PIN" "$A" records_per_s)" \
+      "$(cpu_of "$PIN" "$A" cpu_us_per_put)" "$(cpu_of "$PIN" "$A" cpu_us_per_put_load_only)" \
+      "$(cpu_of "$PIN" "$A" archive_bytes)"
+  done
+done
+echo
+for PIN in 1 0; do
+  ratio=$(awk -v on="$(cpu_of "$PIN" 1 cpu_us_per_put)" -v off="$(cpu_of "$PIN" 0 cpu_us_per_put)" \
+    'BEGIN {printf "%.3f", on / off}')
+  echo "- $([[ $PIN == 1 ]] && echo pinned || echo unpinned): CPU per put on ÷ off = **$ratio** (target ≤ 1.05)."
+done
+echo "- Every round: \`$(jq -c '[.[] | {pin, round, archive, us: (.cpu_us_per_put | floor)}]' "$TMP/cpu.json")\`"
+echo
+LAG=$(cat "$TMP/lag.json")
+l() { jq -r ".$1" <<<"$LAG"; }
+SNAP_H=$(awk -v b="$SNAPSHOT_BYTES" 'BEGIN {printf "%.0f", b * 3600 / 300}')
+ARCH_H=$(l archive_bytes_per_hour)
+INCR_H=$(awk -v s="$SNAPSHOT_BYTES" -v a="$ARCH_H" 'BEGIN {
+  hours = (a > 0 ? 0.25 * s / a : 24); if (hours > 24) hours = 24;
+  printf "%.0f", a + s / hours }')
+echo "**2. Bytes per hour, one partition of $RECORDS records at 100 writes/s** (full snapshot:"
+echo "$SNAPSHOT_BYTES bytes; $(l puts) puts over $(l seconds) s measured, $(l archive_bytes) archive bytes ="
+echo "$(l archive_bytes_per_put | xargs printf '%.1f') bytes per put):"
+echo
+echo "| backups | bytes per hour |"
+echo "| ------- | -------------: |"
+echo "| snapshot-only (a snapshot every BACKUP_INTERVAL_SEC=300) | $SNAP_H |"
+echo "| incremental (archive + a full snapshot when the segments reach 25 % of it) | $INCR_H (archive $(printf '%.0f' "$ARCH_H")) |"
+echo
+echo "- Incremental ÷ snapshot-only: **$(awk -v a="$SNAP_H" -v b="$INCR_H" 'BEGIN {printf "%.1f", a / b}')× less** (target ≥ 20×)."
+echo "- Archive lag, ack → archived, every put: p50 $(l lag_ms.p50 | xargs printf '%.0f') ms, **p99 $(l lag_ms.p99 | xargs printf '%.0f') ms**," \
+  "max $(l lag_ms.max | xargs printf '%.0f') ms; $(l unarchived) never archived (target p99 ≤ ARCHIVE_SEGMENT_SEC + 5 s = 15 s)."
+echo
+echo "**3. Restore replay** (\`deno task restore --to latest\`, no snapshot: every message from the archive):"
+echo
+echo "| mode | messages replayed | replay s | messages/s |"
+echo "| ---- | ----------------: | -------: | ---------: |"
+jq -r '.[] | "| \(if .pin == 1 then "pinned" else "unpinned" end) | \(.replayed) | \(.replay_seconds) | **\(.replayed_per_second)** |"' "$TMP/replay.json"
+echo
+echo "Target ≥ 100k messages/s."
