@@ -19,7 +19,10 @@
 #      reach BACKUP_FULL_PERCENT (25 %) of it, or daily.
 #   3. Restore replay speed: one partition written by 64 writers (1 record per put, REPLAY_S
 #      seconds), archived (no snapshot), restored with `deno task restore --to latest`: messages
-#      replayed per second of replay (download, verify, apply), pinned and unpinned.
+#      replayed per second of replay (download, verify, apply), pinned and unpinned, with the
+#      change log and history as a node keeps them by default and without.
+#
+# The S3 server (versitygw) is moved to the client's CPU: S3 is another machine in production.
 #
 # Prints a Markdown block for bench/RESULTS.md on stdout; progress on stderr. Objects of the run
 # are deleted at the end unless KEEP_DATA=1.
@@ -43,6 +46,8 @@ INT=${ARCHIVE_BENCH_INTERNAL_PORT:-28891}
 
 need deno curl jq taskset
 ensure_s3
+# S3 is another machine in production: here its server shares the client's CPU, not the node's.
+for pid in $(pgrep -f versitygw || true); do taskset -pc "${CLIENT_CPU:-0}" "$pid" >/dev/null || true; done
 machine_json >"$TMP/machine.json"
 LOAD_START=$(loadavg)
 S3_ENV=(S3_ENDPOINT="$S3_URL" S3_BUCKET="$S3_BUCKET_NAME" S3_REGION=us-east-1
@@ -143,12 +148,19 @@ part 3 && for PIN in 1 0; do
     die "write load failed"
   wait_archived 60
   stop_node "$NODE_PID"
-  # shellcheck disable=SC2046
-  NAMESPACE="$ns" PARTITIONS=1 $(server_prefix) deno run --allow-all src/backup/restore_main.ts \
-    --partition 0 --to latest --out "$TMP/restored-p$PIN" >"$TMP/restore.json" ||
-    die "restore failed"
-  jq --argjson pin "$PIN" --slurpfile x "$TMP/restore.json" '. + [$x[0] + {pin: $pin}]' \
-    "$TMP/replay.json" >"$TMP/replay.next" && mv "$TMP/replay.next" "$TMP/replay.json"
+  # Once as the node keeps files (change log and history on: HISTORY_RETAIN_SEC's default), once
+  # without them (HISTORY_RETAIN_SEC=0 WATCH_RETAIN_SEC=0): apply's share of the replay.
+  for H in default 0; do
+    hist=()
+    [[ "$H" == 0 ]] && hist=(HISTORY_RETAIN_SEC=0 WATCH_RETAIN_SEC=0)
+    # shellcheck disable=SC2046
+    env NAMESPACE="$ns" PARTITIONS=1 "${hist[@]}" $(server_prefix) deno run --allow-all \
+      src/backup/restore_main.ts --partition 0 --to latest --out "$TMP/restored-p$PIN-h$H" \
+      >"$TMP/restore.json" || die "restore failed"
+    jq --argjson pin "$PIN" --arg h "$H" --slurpfile x "$TMP/restore.json" \
+      '. + [$x[0] + {pin: $pin, history: $h}]' "$TMP/replay.json" >"$TMP/replay.next" &&
+      mv "$TMP/replay.next" "$TMP/replay.json"
+  done
 done
 PIN=0
 LOAD_END=$(loadavg)
@@ -210,8 +222,8 @@ echo "- Archive lag, ack → archived, every put: p50 $(l lag_ms.p50 | xargs pri
 echo
 echo "**3. Restore replay** (\`deno task restore --to latest\`, no snapshot: every message from the archive):"
 echo
-echo "| mode | messages replayed | replay s | messages/s |"
-echo "| ---- | ----------------: | -------: | ---------: |"
-jq -r '.[] | "| \(if .pin == 1 then "pinned" else "unpinned" end) | \(.replayed) | \(.replay_seconds) | **\(.replayed_per_second)** |"' "$TMP/replay.json"
+echo "| mode | change log and history | messages replayed | replay s | messages/s |"
+echo "| ---- | ---------------------- | ----------------: | -------: | ---------: |"
+jq -r '.[] | "| \(if .pin == 1 then "pinned" else "unpinned" end) | \(if .history == "0" then "off (HISTORY_RETAIN_SEC=0 WATCH_RETAIN_SEC=0)" else "on (defaults)" end) | \(.replayed) | \(.replay_seconds) | **\(.replayed_per_second)** |"' "$TMP/replay.json"
 echo
 echo "Target ≥ 100k messages/s."

@@ -5,21 +5,29 @@
  * as the node's (`S3_BUCKET`, `S3_ENDPOINT`, `NAMESPACE`, AWS credentials…).
  *
  * `--to` is an offset, an RFC 3339 time, or `latest`; `--partition all` restores every partition.
- * One JSON line per partition on stdout. Exit 0 when every partition was restored to the point,
- * 1 when one could not be (the archive does not reach it, a damaged object, S3 failing: the
- * reason on stderr), 2 on a usage or configuration error.
+ *
+ * `deno task restore --rebuild-log [--partition N|all]` (with `KAFKA_SEEDS`): after the mutations
+ * topic was lost, writes every archived message back into the new, empty topic at the offset it
+ * had (rebuild_log.ts), so the cluster can take writes again where the archive ends.
+ *
+ * One JSON line per partition on stdout. Exit 0 when every partition was done, 1 when one could
+ * not be (the archive does not reach the point, a damaged object, S3 or Kafka failing, a topic
+ * that is not empty: the reason on stderr), 2 on a usage or configuration error.
  *
  * @module
  */
-import { changesRetainMs, loadConfig, parseRestoreTo } from "../config/mod.ts";
+import { changesRetainMs, type Config, loadConfig, parseRestoreTo } from "../config/mod.ts";
+import { KafkaLog } from "../log/mod.ts";
 import { createMetrics } from "../metrics/mod.ts";
 import { storePath } from "../store/mod.ts";
 import { S3ObjectStore } from "./object_store.ts";
+import { rebuildPartition } from "./rebuild_log.ts";
 import { type RestorePoint, restoreToPoint } from "./replay.ts";
 import { pointOf } from "./time_travel.ts";
 
 const USAGE =
-  "usage: deno task restore --partition <N|all> --to <offset|RFC 3339 time|latest> --out <dir>";
+  "usage: deno task restore --partition <N|all> --to <offset|RFC 3339 time|latest> --out <dir>\n" +
+  "       deno task restore --rebuild-log [--partition <N|all>]   (KAFKA_SEEDS set)";
 
 const encoder = new TextEncoder();
 
@@ -32,10 +40,18 @@ function write(stream: { writeSync(p: Uint8Array): number }, line: string): void
 /** The flags of the command line, or a usage problem. */
 export function parseArgs(
   args: readonly string[],
-): { partition: number | "all"; to: string; out: string } | string {
+): { partition: number | "all"; to: string; out: string } | {
+  partition: number | "all";
+  rebuild: true;
+} | string {
   const flags = new Map<string, string>();
+  let rebuild = false;
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
+    if (arg === "--rebuild-log") {
+      rebuild = true;
+      continue;
+    }
     const eq = arg.indexOf("=");
     const [name, inline] = eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
     if (!["--partition", "--to", "--out"].includes(name)) return `unknown argument ${arg}`;
@@ -46,6 +62,16 @@ export function parseArgs(
   const partition = flags.get("--partition");
   const to = flags.get("--to");
   const out = flags.get("--out");
+  if (rebuild) {
+    if (to !== undefined || out !== undefined) return "--rebuild-log takes no --to or --out";
+    if (partition !== undefined && partition !== "all" && !/^\d+$/.test(partition)) {
+      return `--partition ${partition}: not N or all`;
+    }
+    return {
+      partition: partition === undefined || partition === "all" ? "all" : Number(partition),
+      rebuild: true,
+    };
+  }
   if (partition === undefined || to === undefined || out === undefined) {
     return "--partition, --to and --out are all needed";
   }
@@ -75,7 +101,7 @@ async function main(): Promise<number> {
     if (parsed.partition !== "all" && parsed.partition >= partitions) {
       throw new Error(`Cannot restore partition ${parsed.partition}: PARTITIONS is ${partitions}`);
     }
-    pointFor(parsed.to, 0, partitions);
+    if (!("rebuild" in parsed)) pointFor(parsed.to, 0, partitions);
   } catch (error) {
     write(Deno.stderr, (error as Error).message);
     return 2;
@@ -84,6 +110,7 @@ async function main(): Promise<number> {
   const list = parsed.partition === "all"
     ? Array.from({ length: config.cluster.partitions }, (_, p) => p)
     : [parsed.partition];
+  if ("rebuild" in parsed) return await rebuild(config, objects, list);
   await Deno.mkdir(parsed.out, { recursive: true });
   for (const partition of list) {
     const work = await Deno.makeTempDir({ dir: parsed.out, prefix: `.restore-p${partition}-` });
@@ -130,6 +157,49 @@ async function main(): Promise<number> {
     }
   }
   return 0;
+}
+
+/** `--rebuild-log`: the archive back into the new, empty topic, partition by partition. */
+async function rebuild(config: Config, objects: S3ObjectStore, list: number[]): Promise<number> {
+  if (config.log.kind !== "kafka") {
+    write(
+      Deno.stderr,
+      "Cannot rebuild the log: KAFKA_SEEDS is not set (the embedded log is not rebuilt)",
+    );
+    return 2;
+  }
+  const { kafka } = config;
+  const target = new KafkaLog({
+    cluster: config.cluster,
+    node: config.node,
+    log: config.log,
+    kafka,
+    tlsCa: kafka.tlsCaFile === null ? null : Deno.readTextFileSync(kafka.tlsCaFile),
+    startTimeoutMs: 60_000,
+    metrics: createMetrics(),
+    now: () => Date.now(),
+  });
+  try {
+    await target.start();
+    for (const partition of list) {
+      const started = performance.now();
+      const done = await rebuildPartition(
+        objects,
+        target,
+        config.cluster.namespace,
+        partition,
+        AbortSignal.timeout(config.backup.timeoutMs),
+      );
+      const seconds = (performance.now() - started) / 1000;
+      write(Deno.stdout, JSON.stringify({ ...done, seconds: Math.round(seconds * 1000) / 1000 }));
+    }
+    return 0;
+  } catch (error) {
+    write(Deno.stderr, (error as Error).message);
+    return 1;
+  } finally {
+    await target.close();
+  }
 }
 
 async function exists(path: string): Promise<boolean> {

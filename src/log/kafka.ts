@@ -505,6 +505,28 @@ export class KafkaLog implements MutationLog {
     return from < low ? "truncated" : [];
   }
 
+  /** The first and next offset of a partition of the mutations topic. */
+  async partitionOffsets(partition: number): Promise<{ low: number; high: number }> {
+    const admin = this.admin;
+    assert(admin !== null, "kafka log is not started");
+    const all = await topicOffsets(this.reader, admin, this.topics.mutations);
+    const found = all.find((o) => o.partition === partition);
+    if (found === undefined) {
+      throw logUnavailable(`Cannot read the offsets of partition ${partition}`);
+    }
+    return { low: Number(found.low), high: Number(found.high) };
+  }
+
+  /** Deletes a partition's messages before `offset` (Kafka's DeleteRecords). */
+  async deleteBefore(partition: number, offset: number): Promise<void> {
+    const admin = this.admin;
+    assert(admin !== null, "kafka log is not started");
+    await admin.deleteTopicRecords({
+      topic: this.topics.mutations,
+      partitions: [{ partition, offset: String(offset) }],
+    });
+  }
+
   /** The mutations topic's `retention.ms` (-1 = forever), or null when it cannot be read. */
   async retentionMs(): Promise<number | null> {
     const admin = this.admin;

@@ -27,7 +27,15 @@ import {
   waitForSplit,
 } from "./_kafka.ts";
 import { partitionStatus, REPO_ROOT, run, startNode, type TestNode } from "./_node.ts";
-import { listKeys, needsKafkaAndS3, S3_BUCKET, s3Client, s3Env } from "./_s3.ts";
+import {
+  createShortRetentionTopic,
+  listKeys,
+  logStartOffsets,
+  needsKafkaAndS3,
+  S3_BUCKET,
+  s3Client,
+  s3Env,
+} from "./_s3.ts";
 
 const PARTITIONS = 8;
 
@@ -123,15 +131,24 @@ async function assertArchive(
 }
 
 /** Runs `deno task restore` (the module it runs) and returns its exit code and output. */
-function restoreCommand(ns: string, args: string[]) {
+function restoreCommand(ns: string, args: string[], env: Record<string, string> = {}) {
   return run(Deno.execPath(), [
     "run",
     "--allow-all",
     `${REPO_ROOT}src/backup/restore_main.ts`,
     ...args,
   ], {
-    env: { ...archiveEnv(), NAMESPACE: ns, PARTITIONS: String(PARTITIONS) },
+    env: { ...archiveEnv(), NAMESPACE: ns, PARTITIONS: String(PARTITIONS), ...env },
   });
+}
+
+/** Runs `--rebuild-log` once more, which must be refused: its stderr. */
+async function rebuildCommandRefused(ns: string): Promise<string> {
+  const result = await restoreCommand(ns, ["--rebuild-log", "--partition", "0"], {
+    KAFKA_SEEDS: KAFKA!,
+  });
+  assert.equal(result.code, 1, result.stdout);
+  return result.stderr;
 }
 
 /** A time-travel replica of `ns` at `to`: no Kafka, S3 alone. */
@@ -313,6 +330,44 @@ Deno.test({
       });
       assert.equal(got.status, 200, got.text);
       assert.deepEqual(got.json.missing, []);
+      await rebuilt.cleanup();
+
+      // Writes again: the archive goes back into a new topic at its offsets, and a new node
+      // restores from S3, catches up from the rebuilt topic, and takes a write after it.
+      const rebuiltLog = await restoreCommand(ns, ["--rebuild-log"], { KAFKA_SEEDS: KAFKA! });
+      assert.equal(rebuiltLog.code, 0, rebuiltLog.stderr);
+      // Its result lines (the rest of stdout is the log's events).
+      const lines = rebuiltLog.stdout.trim().split("\n").map((l) => JSON.parse(l))
+        .filter((l) => l.event === undefined);
+      assert.equal(lines.length, PARTITIONS, rebuiltLog.stdout);
+      for (const line of lines) {
+        const want = final[String(line.partition)]!;
+        assert.equal(line.last ?? -1, want.offset, `p${line.partition} rebuilt to ${line.last}`);
+      }
+      const again = await rebuildCommandRefused(ns);
+      assert.match(again, /not empty/);
+      const c = await startKafkaNode(ns, "g2", s3Env({ S3_RESTORE: "1" }));
+      nodes.push(c);
+      await waitForOffsets(
+        c,
+        Object.fromEntries(
+          Object.entries(final).map(([q, s]) => [q, s.offset]),
+        ),
+      );
+      const cStatus = await partitionStatus(c);
+      for (const [q, s] of Object.entries(final)) {
+        assert.equal(cStatus[q]!.chain, s.chain, `p${q} chain after the rebuild`);
+      }
+      const write2 = await c.post("/records/put", {
+        records: [{ pk: "after-loss", sk: "s", data: 1 }],
+      });
+      assert.equal(write2.status, 200, write2.text);
+      const [wp, wo] = Object.entries(write2.json.offsets as Record<string, number>)[0]!;
+      assert.equal(
+        wo,
+        final[wp]!.offset + 1,
+        "the first write after the rebuild follows the archive",
+      );
     } catch (error) {
       if (error instanceof Error) {
         for (const n of nodes) error.message += `\n--- ${n.apiUrl} ---\n${n.logs.tail(40)}`;
@@ -388,6 +443,70 @@ Deno.test({
         }
       }
       assert.ok(pruned > 0, "retention deleted no segment");
+    } catch (error) {
+      if (error instanceof Error) {
+        for (const n of nodes) error.message += `\n--- ${n.apiUrl} ---\n${n.logs.tail(40)}`;
+      }
+      throw error;
+    } finally {
+      await Promise.all(nodes.map((n) => n.cleanup()));
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "a replica group joining after Kafka's retention deleted the log's start catches up from the snapshot, the archive and the log's tail",
+  ...needsKafkaAndS3,
+  fn: async () => {
+    const ns = freshNamespace("archjoin");
+    const topic = topicNames(ns).mutations;
+    await createShortRetentionTopic(topic, PARTITIONS);
+    const nodes: TestNode[] = [];
+    try {
+      // Full snapshots only at the start (a day apart otherwise): the archive carries the rest.
+      const a = await startKafkaNode(ns, "g1", archiveEnv({ BACKUP_FULL_PERCENT: "10000" }));
+      nodes.push(a);
+      const offsets = await write(a, "j", 100);
+      await waitForOffsets(a, offsets);
+      await waitFor("a first snapshot of every written partition", 30_000, async () => {
+        const status = await partitionStatus(a);
+        for (const [p, s] of Object.entries(status)) {
+          if (s.offset >= 0 && await objectBytes(`${ns}/p${p}/latest.json`) === null) return null;
+        }
+        return true;
+      });
+      // More writes while Kafka deletes the log past every snapshot: only the archive can
+      // carry a snapshot to where the log starts.
+      await waitFor("Kafka to delete the log past the snapshots", 90_000, async () => {
+        mergeOffsets(offsets, await write(a, `t${Date.now()}-`, 20));
+        const starts = await logStartOffsets(topic);
+        for (let p = 0; p < PARTITIONS; p++) {
+          const latest = await objectBytes(`${ns}/p${p}/latest.json`);
+          const snapshot = latest === null
+            ? -1
+            : JSON.parse(new TextDecoder().decode(latest)).offset;
+          if ((starts.get(p) ?? 0) <= snapshot + 1) return null;
+        }
+        return true;
+      });
+      await waitForOffsets(a, offsets);
+      await waitForArchive(a, ns);
+      const b = await startKafkaNode(ns, "g2", s3Env({ S3_RESTORE: "1" }));
+      nodes.push(b);
+      const restored = b.logs.events().filter((e) => e.event === "partition_restored");
+      assert.ok(restored.some((e) => e.source === "archive"), b.logs.tail(40));
+      await waitForOffsets(b, offsets);
+      const [sa, sb] = await Promise.all([partitionStatus(a), partitionStatus(b)]);
+      for (const [p, s] of Object.entries(sa)) {
+        assert.equal(sb[p]!.offset, s.offset, `p${p}`);
+        assert.equal(sb[p]!.chain, s.chain, `p${p}`);
+        assert.equal(sb[p]!.digest, s.digest, `p${p}`);
+      }
+      assert.match(
+        (await b.internal("/metrics")).text,
+        /firescroll_backup_restores_total\{source="archive",result="ok"\} [1-9]/,
+      );
     } catch (error) {
       if (error instanceof Error) {
         for (const n of nodes) error.message += `\n--- ${n.apiUrl} ---\n${n.logs.tail(40)}`;
