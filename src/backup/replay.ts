@@ -67,6 +67,20 @@ export interface RestoredPartition {
   readonly archiveEnd: number;
 }
 
+/** What a restore did, for a log line or a command's output (snake_case, times as ISO text). */
+export function restoredFields(restored: RestoredPartition): Record<string, unknown> {
+  return {
+    offset: restored.offset,
+    chain: restored.chain,
+    snapshot: restored.snapshot,
+    replayed: restored.replayed,
+    last_message_ts: restored.lastTimestamp === 0
+      ? null
+      : new Date(restored.lastTimestamp).toISOString(),
+    archive_end: restored.archiveEnd,
+  };
+}
+
 /** The archive cannot restore to the point asked: it ends, or has a hole, before it. */
 export class RestoreUnreachable extends Error {
   /** Stable code. */

@@ -22,7 +22,7 @@ import { createMetrics } from "../metrics/mod.ts";
 import { storePath } from "../store/mod.ts";
 import { S3ObjectStore } from "./object_store.ts";
 import { rebuildPartition } from "./rebuild_log.ts";
-import { type RestorePoint, restoreToPoint } from "./replay.ts";
+import { restoredFields, type RestorePoint, restoreToPoint } from "./replay.ts";
 import { pointOf } from "./time_travel.ts";
 
 const USAGE =
@@ -134,14 +134,7 @@ async function main(): Promise<number> {
         JSON.stringify({
           partition,
           file: target,
-          offset: restored.offset,
-          chain: restored.chain,
-          snapshot: restored.snapshot,
-          replayed: restored.replayed,
-          last_message_ts: restored.lastTimestamp === 0
-            ? null
-            : new Date(restored.lastTimestamp).toISOString(),
-          archive_end: restored.archiveEnd,
+          ...restoredFields(restored),
           seconds: Math.round(seconds * 1000) / 1000,
           replay_seconds: Math.round(restored.replaySeconds * 1000) / 1000,
           replayed_per_second: restored.replaySeconds > 0

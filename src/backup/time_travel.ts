@@ -15,7 +15,7 @@ import { storePath } from "../store/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
 import type { ObjectStore } from "./object_store.ts";
-import { type RestorePoint, restoreToPoint } from "./replay.ts";
+import { restoredFields, type RestorePoint, restoreToPoint } from "./replay.ts";
 
 /** What a time-travel log is built from. */
 export interface TimeTravelOptions {
@@ -76,13 +76,7 @@ export class TimeTravelLog implements MutationLog {
         log("info", "time_travel_restored", {
           partition,
           point,
-          offset: restored.offset,
-          snapshot: restored.snapshot,
-          replayed: restored.replayed,
-          last_message_ts: restored.lastTimestamp === 0
-            ? null
-            : new Date(restored.lastTimestamp).toISOString(),
-          archive_end: restored.archiveEnd,
+          ...restoredFields(restored),
           done: partition + 1,
           total: partitions,
         });
