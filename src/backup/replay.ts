@@ -99,6 +99,9 @@ const PROGRESS_MS = 5000;
 /**
  * Builds `partition` at `point` in `dir` (a folder of its own, which must not hold the
  * partition's file yet): the newest usable snapshot at or before the point, then the archive.
+ * `partial`: an offset the archive does not reach is no error, the file ends where it ends.
+ * `base`: the partition's file is in `dir` already, a verified snapshot at this offset (the caller
+ * fetched it): the archive carries it on, no snapshot is downloaded.
  */
 export async function restoreToPoint(
   objects: ObjectStore,
@@ -106,14 +109,13 @@ export async function restoreToPoint(
   dir: string,
   options: ReplayOptions,
   signal: AbortSignal,
-  /** `partial`: an offset the archive does not reach is no error; the file ends where it ends. */
-  { partial = false }: { partial?: boolean } = {},
+  { partial = false, base }: { partial?: boolean; base?: number } = {},
 ): Promise<RestoredPartition> {
   const { namespace, partition } = options;
   const prefix = partitionPrefix(namespace, partition);
   const keys = await objects.list(prefix, signal);
   const segments = archiveSegments(keys.filter((k) => k.startsWith(`${prefix}log/`)));
-  const snapshot = await bestSnapshot(objects, keys, point, dir, options, signal);
+  const snapshot = base ?? await bestSnapshot(objects, keys, point, dir, options, signal);
   const store = PartitionStore.open({
     dir,
     namespace,

@@ -11,6 +11,7 @@ import type { ConfigBackup, ConfigCluster, ConfigStore } from "../config/mod.ts"
 import type { Metrics } from "../metrics/mod.ts";
 import type { FetchedSnapshot, SnapshotSource } from "../node/mod.ts";
 import { errorMessage, log } from "../util/log.ts";
+import { storePath } from "../store/mod.ts";
 import type { ObjectStore } from "./object_store.ts";
 import { restoreToPoint } from "./replay.ts";
 import {
@@ -70,9 +71,15 @@ export class Restorer implements SnapshotSource {
     const reached = fromS3?.offset ?? localOffset;
     if (this.objects !== null && reached + 1 < logStart) {
       // The log cannot go on from there: the archive can carry a snapshot further.
-      const fromArchive = await this.fromArchive(this.objects, partition, reached, logEnd, dir);
+      const fromArchive = await this.fromArchive(
+        this.objects,
+        partition,
+        reached,
+        logEnd,
+        dir,
+        fromS3,
+      );
       if (fromArchive !== null) {
-        if (fromS3 !== null) await removeQuietly(fromS3.path);
         if (fromArchive.offset + 1 >= logStart) return fromArchive;
         // Short of the log still: a peer may do better; else the furthest copy is kept.
         const fromPeer = this.peer === null
@@ -152,7 +159,9 @@ export class Restorer implements SnapshotSource {
 
   /**
    * The partition rebuilt from S3 snapshots and the log archive, up to where the archive ends
-   * (never past `logEnd`), or null when that is not past `reached` or it fails.
+   * (never past `logEnd`), or null when that is not past `reached` or it fails. `base`, the
+   * snapshot S3 already gave, is carried on (its file becomes the result's); without it the
+   * newest snapshot the archive can carry is downloaded. On null, `base` is where it was.
    */
   private async fromArchive(
     objects: ObjectStore,
@@ -160,11 +169,17 @@ export class Restorer implements SnapshotSource {
     reached: number,
     logEnd: number,
     dir: string,
+    base: FetchedSnapshot | null,
   ): Promise<FetchedSnapshot | null> {
     const work = `${dir}/.restore-p${partition}-archive-${this.options.now()}`;
     const path = `${work}.mdb`;
+    const inWork = storePath(work, partition);
+    const putBack = async () => {
+      if (base !== null) await Deno.rename(inWork, base.path).catch(() => {});
+    };
     try {
       await Deno.mkdir(work, { recursive: true });
+      if (base !== null) await Deno.rename(base.path, inWork);
       const restored = await restoreToPoint(
         objects,
         { kind: "offset", offset: logEnd - 1 },
@@ -179,9 +194,10 @@ export class Restorer implements SnapshotSource {
           snapshotsTried: Math.max(2, this.options.backup.keep),
         },
         AbortSignal.timeout(this.options.backup.timeoutMs),
-        { partial: true },
+        base === null ? { partial: true } : { partial: true, base: base.offset },
       );
       if (restored.offset <= reached) {
+        await putBack();
         this.count("archive", "unavailable");
         return null;
       }
@@ -196,6 +212,7 @@ export class Restorer implements SnapshotSource {
       return { path, offset: restored.offset, source: "archive" };
     } catch (error) {
       await removeQuietly(path);
+      await putBack();
       this.count("archive", "failed");
       log("error", "restore_from_archive_failed", { partition, error: errorMessage(error) });
       return null;
