@@ -40,9 +40,17 @@ import {
   type SnapshotSource,
   type Takeover,
 } from "./node/mod.ts";
-import { serveThreadCount, ServeThreads } from "./serve/mod.ts";
+import { ServeThreads } from "./serve/mod.ts";
 import { watchHubFor } from "./watch/mod.ts";
-import { bindOrThrow, errorMessage, type Listener, log, sleep, StartError } from "./util/mod.ts";
+import {
+  bindOrThrow,
+  errorMessage,
+  type Listener,
+  log,
+  sleep,
+  StartError,
+  threadCount,
+} from "./util/mod.ts";
 
 /** A node and, when configured, its gossip agent, read router, reader and backup loop. */
 export interface App {
@@ -71,7 +79,8 @@ export function buildNode(
   // Not `log`: that name is the logger here.
   const { cluster, node, kafka } = config;
   const mutations: MutationLog = config.log.kind === "archive"
-    ? new TimeTravelLog(new S3ObjectStore({ s3: config.s3 }), {
+    ? new TimeTravelLog({
+      s3: config.s3,
       namespace: cluster.namespace,
       partitions: cluster.partitions,
       dir: `${config.store.dbPath}/${cluster.namespace}`,
@@ -79,8 +88,7 @@ export function buildNode(
       mapBytes: config.store.lmdbMapBytes,
       changesRetainMs: changesRetainMs(config),
       timeoutMs: config.backup.timeoutMs,
-      metrics,
-      now,
+      threads: threadCount(config.s3.restoreThreads),
     })
     : config.log.kind === "embedded"
     ? new EmbeddedLog({
@@ -303,7 +311,7 @@ export async function startApp(
   if (!takingOver) await openNode(node);
   const tls = tlsOptions(config);
   const host = config.node.listenHost;
-  const threadCount = serveThreadCount(config.api.serveThreads);
+  const serveThreads = threadCount(config.api.serveThreads);
   const holdMs = 2 * config.lifecycle.shutdownTimeoutMs;
   let openGate: () => void = () => {};
   const whenOpen = takingOver
@@ -321,13 +329,13 @@ export async function startApp(
   const forwarding: Forwarding = { target: null, writes: false };
   // The main thread's watch streams, when it serves the public port itself.
   // The main thread's watch streams when it serves the public port (serving threads have theirs).
-  const watch = threadCount === 1
+  const watch = serveThreads === 1
     ? watchHubFor(node, config, node.metrics, { peers: router })
     : null;
-  const publicFront = threadCount === 1
+  const publicFront = serveThreads === 1
     ? new Front(publicHandler(node, reader, { stop: stopNear, forwarding, watch }), whenOpen)
     : null;
-  const api = threadCount === 1
+  const api = serveThreads === 1
     ? bindOrThrow("api", host, apiPort, () =>
       Deno.serve({
         hostname: host,
@@ -338,8 +346,8 @@ export async function startApp(
           log("info", "api_listening", { hostname, port, tls: "cert" in tls, threads: 1 }),
       }, publicFront!.serve))
     : null;
-  const threads = threadCount === 1 ? null : await ServeThreads.start({
-    count: threadCount,
+  const threads = serveThreads === 1 ? null : await ServeThreads.start({
+    count: serveThreads,
     config: { ...config, api: { ...config.api, port: apiPort } },
     node,
     peers: router,

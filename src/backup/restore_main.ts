@@ -19,10 +19,12 @@
 import { changesRetainMs, type Config, loadConfig, parseRestoreTo } from "../config/mod.ts";
 import { KafkaLog } from "../log/mod.ts";
 import { createMetrics } from "../metrics/mod.ts";
+import { threadCount } from "../util/mod.ts";
 import { storePath } from "../store/mod.ts";
 import { S3ObjectStore } from "./object_store.ts";
 import { rebuildPartition } from "./rebuild_log.ts";
-import { restoredFields, type RestorePoint, restoreToPoint } from "./replay.ts";
+import { restoredFields, type RestorePoint } from "./replay.ts";
+import { RestoreFailed, type RestoreJob, restorePartitions } from "./restore_pool.ts";
 import { pointOf } from "./time_travel.ts";
 
 const USAGE =
@@ -112,23 +114,30 @@ async function main(): Promise<number> {
     : [parsed.partition];
   if ("rebuild" in parsed) return await rebuild(config, objects, list);
   await Deno.mkdir(parsed.out, { recursive: true });
-  for (const partition of list) {
-    const work = await Deno.makeTempDir({ dir: parsed.out, prefix: `.restore-p${partition}-` });
-    try {
+  const jobs: RestoreJob[] = [];
+  const started = new Map<number, number>();
+  try {
+    for (const partition of list) {
       const target = storePath(parsed.out, partition);
-      if (await exists(target)) throw new Error(`Cannot restore: ${target} exists`);
+      if (await exists(target)) {
+        throw new RestoreFailed(partition, "Error", `Cannot restore: ${target} exists`);
+      }
       const point = pointFor(parsed.to, partition, config.cluster.partitions);
-      const started = performance.now();
-      const restored = await restoreToPoint(objects, point, work, {
-        namespace: config.cluster.namespace,
-        partition,
-        mapBytes: config.store.lmdbMapBytes,
-        changesRetainMs: changesRetainMs(config),
-        metrics: createMetrics(),
-        now: () => Date.now(),
-      }, AbortSignal.timeout(config.backup.timeoutMs));
+      const dir = await Deno.makeTempDir({ dir: parsed.out, prefix: `.restore-p${partition}-` });
+      jobs.push({ partition, point, dir });
+      started.set(partition, performance.now());
+    }
+    await restorePartitions(jobs, {
+      s3: config.s3,
+      namespace: config.cluster.namespace,
+      mapBytes: config.store.lmdbMapBytes,
+      changesRetainMs: changesRetainMs(config),
+      timeoutMs: config.backup.timeoutMs,
+      threads: threadCount(config.s3.restoreThreads),
+    }, async ({ partition }, restored) => {
+      const target = storePath(parsed.out, partition);
       await Deno.rename(restored.path, target);
-      const seconds = (performance.now() - started) / 1000;
+      const seconds = (performance.now() - started.get(partition)!) / 1000;
       write(
         Deno.stdout,
         JSON.stringify({
@@ -142,14 +151,15 @@ async function main(): Promise<number> {
             : null,
         }),
       );
-    } catch (error) {
-      write(Deno.stderr, `partition ${partition}: ${(error as Error).message}`);
-      return 1;
-    } finally {
-      await Deno.remove(work, { recursive: true }).catch(() => {});
-    }
+    });
+    return 0;
+  } catch (error) {
+    const partition = error instanceof RestoreFailed ? `partition ${error.partition}: ` : "";
+    write(Deno.stderr, `${partition}${(error as Error).message}`);
+    return 1;
+  } finally {
+    for (const job of jobs) await Deno.remove(job.dir, { recursive: true }).catch(() => {});
   }
-  return 0;
 }
 
 /** `--rebuild-log`: the archive back into the new, empty topic, partition by partition. */

@@ -9,27 +9,19 @@
  */
 import type { LogRecord } from "../apply/mod.ts";
 import type { RestoreTarget } from "../config/mod.ts";
-import type { Metrics } from "../metrics/mod.ts";
 import type { AppendRequest, MutationLog, PartitionConsumer } from "../node/mod.ts";
 import { storePath } from "../store/mod.ts";
 import { OperationalError } from "../util/errors.ts";
 import { log } from "../util/log.ts";
-import type { ObjectStore } from "./object_store.ts";
-import { restoredFields, type RestorePoint, restoreToPoint } from "./replay.ts";
+import { restoredFields, type RestorePoint } from "./replay.ts";
+import { type RestoreJob, restorePartitions, type RestorePoolOptions } from "./restore_pool.ts";
 
-/** What a time-travel log is built from. */
-export interface TimeTravelOptions {
-  readonly namespace: string;
+/** What a time-travel log is built from: the restore pool's options, and where to restore to. */
+export interface TimeTravelOptions extends RestorePoolOptions {
   readonly partitions: number;
   /** The node's folder of partition files (`{DB_PATH}/{NAMESPACE}`). */
   readonly dir: string;
   readonly target: RestoreTarget;
-  readonly mapBytes: number;
-  readonly changesRetainMs: number;
-  /** Bound on one partition's restore. */
-  readonly timeoutMs: number;
-  readonly metrics: Metrics;
-  readonly now: () => number;
 }
 
 /** The point a partition restores to. */
@@ -45,47 +37,44 @@ export class TimeTravelLog implements MutationLog {
   /** Each partition's restored offset + 1: where it is "caught up". */
   private readonly ends = new Map<number, number>();
 
-  constructor(
-    private readonly objects: ObjectStore,
-    private readonly options: TimeTravelOptions,
-  ) {}
+  constructor(private readonly options: TimeTravelOptions) {}
 
-  /** Restores every partition into the node's folder, replacing the files there. */
+  /**
+   * Restores every partition into the node's folder, replacing the files there:
+   * `restoreThreads` at once, each in a thread of its own (restore_pool.ts).
+   */
   async start(): Promise<void> {
-    const { dir, partitions, namespace } = this.options;
+    const { dir, partitions } = this.options;
     await Deno.mkdir(dir, { recursive: true });
     const started = performance.now();
+    const jobs: RestoreJob[] = [];
     for (let partition = 0; partition < partitions; partition++) {
       const work = `${dir}/.time-travel-p${partition}`;
       await Deno.remove(work, { recursive: true }).catch(() => {});
       await Deno.mkdir(work, { recursive: true });
-      try {
-        const point = pointOf(this.options.target, partition);
-        const restored = await restoreToPoint(this.objects, point, work, {
-          namespace,
-          partition,
-          mapBytes: this.options.mapBytes,
-          changesRetainMs: this.options.changesRetainMs,
-          metrics: this.options.metrics,
-          now: this.options.now,
-        }, AbortSignal.timeout(this.options.timeoutMs));
-        const path = storePath(dir, partition);
+      jobs.push({ partition, point: pointOf(this.options.target, partition), dir: work });
+    }
+    let done = 0;
+    try {
+      await restorePartitions(jobs, this.options, async (job, restored) => {
+        const path = storePath(dir, job.partition);
         await Deno.remove(`${path}-lock`).catch(() => {});
         await Deno.rename(restored.path, path);
-        this.ends.set(partition, restored.offset + 1);
+        this.ends.set(job.partition, restored.offset + 1);
         log("info", "time_travel_restored", {
-          partition,
-          point,
+          partition: job.partition,
+          point: job.point,
           ...restoredFields(restored),
-          done: partition + 1,
+          done: ++done,
           total: partitions,
         });
-      } finally {
-        await Deno.remove(work, { recursive: true }).catch(() => {});
-      }
+      });
+    } finally {
+      for (const job of jobs) await Deno.remove(job.dir, { recursive: true }).catch(() => {});
     }
     log("info", "time_travel_ready", {
       partitions,
+      threads: this.options.threads,
       seconds: Math.round(performance.now() - started) / 1000,
     });
   }

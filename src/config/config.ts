@@ -208,6 +208,11 @@ export interface ConfigS3 {
    * time, `{"<partition>":offset}` JSON, or `latest`) and serves it read-only; null: a normal node.
    */
   readonly restoreTo: string | null;
+  /**
+   * `S3_RESTORE_THREADS`: partitions restored to a point at once, each in a thread of its own
+   * (0: one per CPU the process may use).
+   */
+  readonly restoreThreads: number;
   /** `S3_ENDPOINT`: null = AWS's default for the region. */
   readonly endpoint: string | null;
   /** `S3_BUCKET`: required with `backup.enabled` or `restore`. */

@@ -760,6 +760,17 @@ export const SETTINGS: readonly Setting[] = [
       'start a read-only time-travel replica restored from S3 to this point: an RFC 3339 time, {"<partition>":offset} JSON, or latest',
   },
   {
+    env: "S3_RESTORE_THREADS",
+    section: "s3",
+    field: "restoreThreads",
+    kind: "int",
+    default: 0,
+    min: 0,
+    max: 256,
+    doc:
+      "partitions a time-travel replica (and deno task restore --partition all) restores at once, each in a thread of its own; 0 = one per CPU the process may use",
+  },
+  {
     env: "S3_ENDPOINT",
     section: "s3",
     field: "endpoint",

@@ -83,6 +83,7 @@ const FIELDS: { readonly [S in keyof Config]: Readonly<Record<keyof Config[S], t
   s3: {
     restore: true,
     restoreTo: true,
+    restoreThreads: true,
     endpoint: true,
     bucket: true,
     region: true,

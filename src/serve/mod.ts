@@ -11,8 +11,3 @@ export { ServeThreads, type ServeThreadsOptions } from "./threads.ts";
 export { type ReadState, SharedState } from "./shared_state.ts";
 export { ThreadPartitions, type ThreadPartitionsOptions } from "./thread_partitions.ts";
 export { fromWire, toWire, type WireError } from "./calls.ts";
-
-/** The serving thread count `SERVE_THREADS` asks for: 0 = one per CPU this process may use. */
-export function serveThreadCount(configured: number): number {
-  return configured > 0 ? configured : Math.max(1, navigator.hardwareConcurrency);
-}

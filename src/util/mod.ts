@@ -18,6 +18,7 @@ export {
 export type { ExactOptions, JsonShape } from "./json.ts";
 export { errorMessage, log } from "./log.ts";
 export type { Level } from "./log.ts";
+export { threadCount } from "./threads.ts";
 export { sleep } from "./sleep.ts";
 export { getU64, setU64 } from "./u64.ts";
 export { bindOrThrow, type Listener, StartError } from "./start_error.ts";

@@ -283,6 +283,41 @@ Deno.test({
         assert.match(past.stderr, /archive ends after offset/);
         const usage = await restoreCommand(ns, ["--partition", "x"]);
         assert.equal(usage.code, 2);
+
+        // Every partition, two at a time in threads of their own and one after the other in
+        // the command's thread: the same files, each at the archive's end.
+        for (const threads of ["2", "1"]) {
+          const all = await restoreCommand(ns, [
+            "--partition",
+            "all",
+            "--to",
+            "latest",
+            "--out",
+            `${out}/all-${threads}`,
+          ], { S3_RESTORE_THREADS: threads });
+          assert.equal(all.code, 0, all.stderr);
+          const lines = all.stdout.trim().split("\n").map((l) => JSON.parse(l));
+          assert.deepEqual(
+            lines.map((l) => l.partition).sort((a, b) => a - b),
+            Object.keys(final).map(Number).sort((a, b) => a - b),
+          );
+          for (const l of lines) {
+            assert.equal(l.chain, final[String(l.partition)]!.chain, `p${l.partition}`);
+            const meta = PartitionStore.readMeta(`${out}/all-${threads}/p${l.partition}.mdb`);
+            assert.equal(meta.chain, l.chain);
+          }
+        }
+        // A point one partition cannot reach fails the whole command, naming that partition.
+        const allPast = await restoreCommand(ns, [
+          "--partition",
+          "all",
+          "--to",
+          JSON.stringify({ [p]: final[String(p)]!.offset + 1000 }),
+          "--out",
+          `${out}/all-past`,
+        ], { S3_RESTORE_THREADS: "2" });
+        assert.equal(allPast.code, 1, allPast.stdout);
+        assert.match(allPast.stderr, new RegExp(`^partition ${p}: .*archive ends after offset`));
       } finally {
         await Deno.remove(out, { recursive: true });
       }
