@@ -21,19 +21,24 @@
 #      seconds), archived (no snapshot), restored with `deno task restore --to latest`: messages
 #      replayed per second of replay (download, verify, apply), pinned and unpinned, with the
 #      change log and history as a node keeps them by default and without.
+#   4. A whole node's restore: NODE_PARTS partitions written by 64 writers for NODE_REPLAY_S
+#      seconds, archived, restored with `deno task restore --partition all --to latest` once with
+#      S3_RESTORE_THREADS=1 (one partition after the other) and once with the default (one per
+#      CPU the process may use): messages replayed per second of the command's wall time.
 #
 # The S3 server (versitygw) is moved to the client's CPU: S3 is another machine in production.
 #
 # Prints a Markdown block for bench/RESULTS.md on stdout; progress on stderr. Objects of the run
 # are deleted at the end unless KEEP_DATA=1.
 #
-# Knobs (env): PARTS="1 2 3" ROUNDS=3 WRITE_S=10 TAIL_S=13 RECORDS=1000000 LAG_S=60 REPLAY_S=20
+# Knobs (env): PARTS="1 2 3 4" ROUNDS=3 WRITE_S=10 TAIL_S=13 RECORDS=1000000 LAG_S=60 REPLAY_S=20
+#   NODE_PARTS=4 NODE_REPLAY_S=40
 #   ARCHIVE_BENCH_API_PORT=28890 ARCHIVE_BENCH_INTERNAL_PORT=28891 KEEP_TMP=1 KEEP_DATA=1
 # Usage: bash bench/archive.sh > archive.md
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-PARTS=${PARTS:-1 2 3}
+PARTS=${PARTS:-1 2 3 4}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 ROUNDS=${ROUNDS:-3}
 WRITE_S=${WRITE_S:-10}
@@ -41,6 +46,8 @@ TAIL_S=${TAIL_S:-13}
 RECORDS=${RECORDS:-1000000}
 LAG_S=${LAG_S:-60}
 REPLAY_S=${REPLAY_S:-20}
+NODE_PARTS=${NODE_PARTS:-4}
+NODE_REPLAY_S=${NODE_REPLAY_S:-40}
 API=${ARCHIVE_BENCH_API_PORT:-28890}
 INT=${ARCHIVE_BENCH_INTERNAL_PORT:-28891}
 
@@ -55,13 +62,16 @@ S3_ENV=(S3_ENDPOINT="$S3_URL" S3_BUCKET="$S3_BUCKET_NAME" S3_REGION=us-east-1
 export S3_ENDPOINT="$S3_URL" S3_BUCKET="$S3_BUCKET_NAME" S3_REGION=us-east-1 \
   AWS_ACCESS_KEY_ID=firescroll AWS_SECRET_ACCESS_KEY=firescroll-secret
 
-# wait_archived SECONDS: waits until the node on $INT archived partition 0 up to its offset.
+# wait_archived SECONDS [PARTITIONS]: waits until the node on $INT archived partitions 0..N-1
+# (default 1) up to their offsets.
 wait_archived() {
-  local applied deadline=$((SECONDS + $1))
-  applied=$(curl -s "http://127.0.0.1:$INT/internal/status" | jq '.partitions["0"].offset')
-  while (($(metric_value "http://127.0.0.1:$INT/metrics" 'firescroll_archive_offset{partition="0"}') < applied)); do
-    ((SECONDS < deadline)) || die "the archive did not reach offset $applied within $1 s"
-    sleep 0.5
+  local applied p deadline=$((SECONDS + $1))
+  for ((p = 0; p < ${2:-1}; p++)); do
+    applied=$(curl -s "http://127.0.0.1:$INT/internal/status" | jq ".partitions[\"$p\"].offset")
+    while (($(metric_value "http://127.0.0.1:$INT/metrics" "firescroll_archive_offset{partition=\"$p\"}") < applied)); do
+      ((SECONDS < deadline)) || die "the archive of p$p did not reach offset $applied within $1 s"
+      sleep 0.5
+    done
   done
 }
 
@@ -163,6 +173,41 @@ part 3 && for PIN in 1 0; do
   done
 done
 PIN=0
+
+# --- 4. a whole node's restore, one partition at a time vs one per CPU -------------------------
+
+echo '[]' >"$TMP/node_restore.json"
+part 4 && for PIN in 1 0; do
+  ns="${RUN_ID}_noderestore_p$PIN"
+  log "4. PIN=$PIN: $NODE_REPLAY_S s of 64 writers into $NODE_PARTS partitions, archived"
+  start_node "noderestore-$ns" "$API" "$INT" NAMESPACE="$ns" PARTITIONS="$NODE_PARTS" BACKUP=1 \
+    ARCHIVE=1 BACKUP_INTERVAL_SEC=604800 ARCHIVE_SEGMENT_SEC=2 "${S3_ENV[@]}"
+  # shellcheck disable=SC2046
+  $(client_prefix) deno run --allow-all bench/write.ts --url "http://127.0.0.1:$API" \
+    --metrics-url "http://127.0.0.1:$INT/metrics" --concurrency 64 --records-per-request 1 \
+    --duration-s "$NODE_REPLAY_S" --partitions "$NODE_PARTS" --json "$TMP/rw.json" >/dev/null ||
+    die "write load failed"
+  wait_archived 120 "$NODE_PARTS"
+  stop_node "$NODE_PID"
+  # S3_RESTORE_THREADS=1: one partition after the other; 0 (the default): one per CPU the
+  # process may use (1 when pinned to one core).
+  for T in 1 0; do
+    out="$TMP/node-restored-p$PIN-t$T"
+    t0=$(date +%s.%N)
+    # shellcheck disable=SC2046
+    env NAMESPACE="$ns" PARTITIONS="$NODE_PARTS" S3_RESTORE_THREADS="$T" $(server_prefix) \
+      deno run --allow-all src/backup/restore_main.ts --partition all --to latest --out "$out" \
+      >"$TMP/node_restore.lines" || die "restore failed"
+    t1=$(date +%s.%N)
+    jq -s --argjson pin "$PIN" --argjson t "$T" --argjson wall "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" \
+      '{pin: $pin, threads: $t, partitions: length, replayed: (map(.replayed) | add), wall_s: $wall,
+        per_partition: (map(.replayed_per_second) | sort)}' "$TMP/node_restore.lines" >"$TMP/nr.json"
+    jq --slurpfile x "$TMP/nr.json" '. + $x' "$TMP/node_restore.json" >"$TMP/node_restore.next" &&
+      mv "$TMP/node_restore.next" "$TMP/node_restore.json"
+    rm -rf "$out"
+  done
+done
+PIN=0
 LOAD_END=$(loadavg)
 
 # --- report -----------------------------------------------------------------------------------
@@ -176,54 +221,69 @@ echo "Machine: $(m nproc) vCPU $(m cpu), $(m mem), Linux $(m kernel); $(m deno).
   "($(m src_files_changed) uncommitted changes in src/ and main.ts). Load average at start:" \
   "$LOAD_START, at the end: $LOAD_END. Embedded-log nodes on 127.0.0.1, S3 = versitygw on the" \
   "same machine (its CPU is not the node's and is not counted). Run with \`bash bench/archive.sh\`" \
-  "(ROUNDS=$ROUNDS WRITE_S=$WRITE_S TAIL_S=$TAIL_S RECORDS=$RECORDS LAG_S=$LAG_S REPLAY_S=$REPLAY_S)."
-echo
-echo "**1. CPU the archive adds to 64 writers** (16 partitions, 1 record per put, ${WRITE_S} s of load;"
-echo "node CPU from the load's start to ${TAIL_S} s after it, per acknowledged put; medians of $ROUNDS rounds,"
-echo "archive off and on alternating):"
-echo
-echo "| mode | archive | puts/s | node CPU µs/put (load + tail) | µs/put during the load | archive bytes |"
-echo "| ---- | ------- | -----: | ----------------------------: | ---------------------: | ------------: |"
-for PIN in 1 0; do
-  for A in 0 1; do
-    printf '| %s | %s | %.0f | %.1f | %.1f | %s |\n' "$([[ $PIN == 1 ]] && echo pinned || echo unpinned)" \
-      "$([[ $A == 1 ]] && echo on || echo off)" "$(cpu_of "$PIN" "$A" records_per_s)" \
-      "$(cpu_of "$PIN" "$A" cpu_us_per_put)" "$(cpu_of "$PIN" "$A" cpu_us_per_put_load_only)" \
-      "$(cpu_of "$PIN" "$A" archive_bytes)"
+  "(ROUNDS=$ROUNDS WRITE_S=$WRITE_S TAIL_S=$TAIL_S RECORDS=$RECORDS LAG_S=$LAG_S REPLAY_S=$REPLAY_S NODE_PARTS=$NODE_PARTS NODE_REPLAY_S=$NODE_REPLAY_S PARTS=\"$PARTS\")."
+if part 1; then
+  echo
+  echo "**1. CPU the archive adds to 64 writers** (16 partitions, 1 record per put, ${WRITE_S} s of load;"
+  echo "node CPU from the load's start to ${TAIL_S} s after it, per acknowledged put; medians of $ROUNDS rounds,"
+  echo "archive off and on alternating):"
+  echo
+  echo "| mode | archive | puts/s | node CPU µs/put (load + tail) | µs/put during the load | archive bytes |"
+  echo "| ---- | ------- | -----: | ----------------------------: | ---------------------: | ------------: |"
+  for PIN in 1 0; do
+    for A in 0 1; do
+      printf '| %s | %s | %.0f | %.1f | %.1f | %s |\n' "$([[ $PIN == 1 ]] && echo pinned || echo unpinned)" \
+        "$([[ $A == 1 ]] && echo on || echo off)" "$(cpu_of "$PIN" "$A" records_per_s)" \
+        "$(cpu_of "$PIN" "$A" cpu_us_per_put)" "$(cpu_of "$PIN" "$A" cpu_us_per_put_load_only)" \
+        "$(cpu_of "$PIN" "$A" archive_bytes)"
+    done
   done
-done
-echo
-for PIN in 1 0; do
-  ratio=$(awk -v on="$(cpu_of "$PIN" 1 cpu_us_per_put)" -v off="$(cpu_of "$PIN" 0 cpu_us_per_put)" \
-    'BEGIN {printf "%.3f", on / off}')
-  echo "- $([[ $PIN == 1 ]] && echo pinned || echo unpinned): CPU per put on ÷ off = **$ratio** (target ≤ 1.05)."
-done
-echo "- Every round: \`$(jq -c '[.[] | {pin, round, archive, us: (.cpu_us_per_put | floor)}]' "$TMP/cpu.json")\`"
-echo
-LAG=$(cat "$TMP/lag.json")
-l() { jq -r ".$1" <<<"$LAG"; }
-SNAP_H=$(awk -v b="$SNAPSHOT_BYTES" 'BEGIN {printf "%.0f", b * 3600 / 300}')
-ARCH_H=$(l archive_bytes_per_hour)
-INCR_H=$(awk -v s="$SNAPSHOT_BYTES" -v a="$ARCH_H" 'BEGIN {
-  hours = (a > 0 ? 0.25 * s / a : 24); if (hours > 24) hours = 24;
-  printf "%.0f", a + s / hours }')
-echo "**2. Bytes per hour, one partition of $RECORDS records at 100 writes/s** (full snapshot:"
-echo "$SNAPSHOT_BYTES bytes; $(l puts) puts over $(l seconds) s measured, $(l archive_bytes) archive bytes ="
-echo "$(l archive_bytes_per_put | xargs printf '%.1f') bytes per put):"
-echo
-echo "| backups | bytes per hour |"
-echo "| ------- | -------------: |"
-echo "| snapshot-only (a snapshot every BACKUP_INTERVAL_SEC=300) | $SNAP_H |"
-echo "| incremental (archive + a full snapshot when the segments reach 25 % of it) | $INCR_H (archive $(printf '%.0f' "$ARCH_H")) |"
-echo
-echo "- Incremental ÷ snapshot-only: **$(awk -v a="$SNAP_H" -v b="$INCR_H" 'BEGIN {printf "%.1f", a / b}')× less** (target ≥ 20×)."
-echo "- Archive lag, ack → archived, every put: p50 $(l lag_ms.p50 | xargs printf '%.0f') ms, **p99 $(l lag_ms.p99 | xargs printf '%.0f') ms**," \
-  "max $(l lag_ms.max | xargs printf '%.0f') ms; $(l unarchived) never archived (target p99 ≤ ARCHIVE_SEGMENT_SEC + 5 s = 15 s)."
-echo
-echo "**3. Restore replay** (\`deno task restore --to latest\`, no snapshot: every message from the archive):"
-echo
-echo "| mode | change log and history | messages replayed | replay s | messages/s |"
-echo "| ---- | ---------------------- | ----------------: | -------: | ---------: |"
-jq -r '.[] | "| \(if .pin == 1 then "pinned" else "unpinned" end) | \(if .history == "0" then "off (HISTORY_RETAIN_SEC=0 WATCH_RETAIN_SEC=0)" else "on (defaults)" end) | \(.replayed) | \(.replay_seconds) | **\(.replayed_per_second)** |"' "$TMP/replay.json"
-echo
-echo "Target ≥ 100k messages/s."
+  echo
+  for PIN in 1 0; do
+    ratio=$(awk -v on="$(cpu_of "$PIN" 1 cpu_us_per_put)" -v off="$(cpu_of "$PIN" 0 cpu_us_per_put)" \
+      'BEGIN {printf "%.3f", on / off}')
+    echo "- $([[ $PIN == 1 ]] && echo pinned || echo unpinned): CPU per put on ÷ off = **$ratio** (target ≤ 1.05)."
+  done
+  echo "- Every round: \`$(jq -c '[.[] | {pin, round, archive, us: (.cpu_us_per_put | floor)}]' "$TMP/cpu.json")\`"
+  echo
+fi
+if part 2; then
+  LAG=$(cat "$TMP/lag.json")
+  l() { jq -r ".$1" <<<"$LAG"; }
+  SNAP_H=$(awk -v b="$SNAPSHOT_BYTES" 'BEGIN {printf "%.0f", b * 3600 / 300}')
+  ARCH_H=$(l archive_bytes_per_hour)
+  INCR_H=$(awk -v s="$SNAPSHOT_BYTES" -v a="$ARCH_H" 'BEGIN {
+    hours = (a > 0 ? 0.25 * s / a : 24); if (hours > 24) hours = 24;
+    printf "%.0f", a + s / hours }')
+  echo "**2. Bytes per hour, one partition of $RECORDS records at 100 writes/s** (full snapshot:"
+  echo "$SNAPSHOT_BYTES bytes; $(l puts) puts over $(l seconds) s measured, $(l archive_bytes) archive bytes ="
+  echo "$(l archive_bytes_per_put | xargs printf '%.1f') bytes per put):"
+  echo
+  echo "| backups | bytes per hour |"
+  echo "| ------- | -------------: |"
+  echo "| snapshot-only (a snapshot every BACKUP_INTERVAL_SEC=300) | $SNAP_H |"
+  echo "| incremental (archive + a full snapshot when the segments reach 25 % of it) | $INCR_H (archive $(printf '%.0f' "$ARCH_H")) |"
+  echo
+  echo "- Incremental ÷ snapshot-only: **$(awk -v a="$SNAP_H" -v b="$INCR_H" 'BEGIN {printf "%.1f", a / b}')× less** (target ≥ 20×)."
+  echo "- Archive lag, ack → archived, every put: p50 $(l lag_ms.p50 | xargs printf '%.0f') ms, **p99 $(l lag_ms.p99 | xargs printf '%.0f') ms**," \
+    "max $(l lag_ms.max | xargs printf '%.0f') ms; $(l unarchived) never archived (target p99 ≤ ARCHIVE_SEGMENT_SEC + 5 s = 15 s)."
+  echo
+fi
+if part 3; then
+  echo "**3. Restore replay** (\`deno task restore --to latest\`, no snapshot: every message from the archive):"
+  echo
+  echo "| mode | change log and history | messages replayed | replay s | messages/s |"
+  echo "| ---- | ---------------------- | ----------------: | -------: | ---------: |"
+  jq -r '.[] | "| \(if .pin == 1 then "pinned" else "unpinned" end) | \(if .history == "0" then "off (HISTORY_RETAIN_SEC=0 WATCH_RETAIN_SEC=0)" else "on (defaults)" end) | \(.replayed) | \(.replay_seconds) | **\(.replayed_per_second)** |"' "$TMP/replay.json"
+  echo
+  echo "Target ≥ 100k messages/s."
+fi
+if part 4; then
+  echo
+  echo "**4. A whole node's restore** (\`deno task restore --partition all --to latest\`, $NODE_PARTS partitions"
+  echo "written by 64 writers for $NODE_REPLAY_S s, no snapshot; wall time of the command, start-up included):"
+  echo
+  echo "| mode | S3_RESTORE_THREADS | partitions | messages replayed | wall s | messages/s | per partition, messages/s of its replay |"
+  echo "| ---- | ------------------ | ---------: | ----------------: | -----: | ---------: | --------------------------------------- |"
+  jq -r '.[] | "| \(if .pin == 1 then "pinned" else "unpinned" end) | \(if .threads == 0 then "0 (one per CPU)" else "1" end) | \(.partitions) | \(.replayed) | \(.wall_s * 1000 | round / 1000) | **\(.replayed / .wall_s | round)** | \(.per_partition | map(tostring) | join(", ")) |"' "$TMP/node_restore.json"
+fi

@@ -5,7 +5,8 @@
  * as many times faster as there are cores to run it. Each partition has its own file, so the
  * replays share nothing but the S3 endpoint.
  *
- * With one thread the partitions are restored in this thread, one after the other.
+ * One of the threads is the caller's own: with one, the partitions are restored there, one after
+ * the other.
  *
  * @module
  */
@@ -110,11 +111,12 @@ export async function restorePartitions(
 ): Promise<void> {
   const { s3, namespace, mapBytes, changesRetainMs, timeoutMs, threads } = options;
   const shared = { s3, namespace, mapBytes, changesRetainMs, timeoutMs };
-  const run = threads <= 1 ? restoreJob : inWorker;
   let next = 0;
   let failure: RestoreFailed | null = null;
   let reporting = Promise.resolve();
-  const lane = async () => {
+  // This thread would only wait: the first lane replays here (a worker is no faster).
+  const lane = async (_: unknown, number: number) => {
+    const run = number === 0 ? restoreJob : inWorker;
     while (failure === null && next < jobs.length) {
       const job = jobs[next++]!;
       try {
