@@ -14,11 +14,11 @@
 FROM node:22-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# `npm install`, not `npm ci`: the lock file (written by npm on linux-x64) lacks some optional
-# platform entries of msgpackr-extract, and `npm ci` refuses such a lock file. Versions still come
-# from the lock file. --omit=dev keeps the test-only packages out; --ignore-scripts because lmdb's
-# install script only looks for the prebuilt binary that the optional package already ships.
-RUN npm install --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error
+# `npm ci`: exactly the committed lock file, which lists every platform's optional packages (the
+# build fails if package.json and the lock disagree). --omit=dev keeps the test-only packages
+# out; --ignore-scripts because lmdb's install script only looks for the prebuilt binary that the
+# optional package already ships.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error
 # The committed dependency patches (patches/README.md): kafkajs's encoder without per-varint
 # allocations. Exits 1 if a patch no longer applies to the installed version.
 COPY patches ./patches
@@ -29,6 +29,11 @@ RUN node patches/apply.mjs
 # checks they agree). Debian (glibc) because lmdb's prebuilt binaries are glibc builds.
 FROM denoland/deno:debian-2.9.6
 WORKDIR /app
+
+# OCI labels; the version is src/version.ts's (tests/deploy_test.ts checks they agree).
+LABEL org.opencontainers.image.title="FireScroll for Deno" \
+  org.opencontainers.image.description="Read-mostly configuration database: a shared log, LMDB replicas in every region" \
+  org.opencontainers.image.version="0.16.0"
 
 # The data volume belongs to the image's non-root `deno` user (uid 1993). A fresh named Docker
 # volume copies this ownership; Fly mounts its volume for the image's USER.
@@ -63,6 +68,12 @@ VOLUME /data
 # Public API (TCP), internal port (TCP: metrics, status, proxy targets; never publish it), and
 # gossip (UDP, between the nodes of one region only).
 EXPOSE 8190 8191 8192/udp
+
+# Healthy = ready (`GET /readyz` on the public port: every owned partition serves). The image has
+# no curl, so Deno asks; TLS_CERT_FILE turns the port to HTTPS, whose certificate does not name
+# 127.0.0.1, hence the check skips verification only for this loopback request.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+  CMD ["deno", "eval", "--unsafely-ignore-certificate-errors=127.0.0.1", "const s = Deno.env.get('TLS_CERT_FILE') ? 'https' : 'http'; const r = await fetch(`${s}://127.0.0.1:${Deno.env.get('API_PORT') ?? '8190'}/readyz`); Deno.exit(r.ok ? 0 : 1);"]
 
 # main.ts drains and exits 0 on SIGTERM (or SIGINT) within SHUTDOWN_TIMEOUT_MS. The image's
 # entrypoint runs tini, which forwards the signal to deno.

@@ -13,12 +13,12 @@ if [ ! -x "$deno_bin" ] || [ "$("$deno_bin" --version 2>/dev/null | head -n1 | a
   npm install --prefix "$root/.tools" --no-audit --no-fund --loglevel=error "deno@$DENO_VERSION" >&2
 fi
 
-# npm install (npm 11 refuses `npm ci` on its own lock file because of lmdb's optional platform
-# packages) only when the lock file changed since the last install.
+# `npm ci`: exactly what the committed lock file says (it fails when package.json and the lock
+# disagree, instead of rewriting the lock), and only when the lock changed since the last install.
 stamp="$root/node_modules/.firescroll-lock"
 if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
-  echo "bootstrap: installing npm dependencies" >&2
-  npm install --no-audit --no-fund --loglevel=error >&2
+  echo "bootstrap: installing npm dependencies (npm ci)" >&2
+  npm ci --no-audit --no-fund --loglevel=error >&2
   cp package-lock.json "$stamp"
 fi
 # The committed dependency patches (patches/, idempotent; exits 1 if one no longer applies).

@@ -6,12 +6,13 @@
  * timeouts they name are compared with what the node actually uses. A variable or a port renamed
  * in one place only fails here.
  */
-import { deepEqual, equal, match, notEqual, ok } from "node:assert/strict";
+import { deepEqual, doesNotMatch, equal, match, notEqual, ok } from "node:assert/strict";
 import { parse as parseToml } from "smol-toml";
 import { parse as parseYaml } from "yaml";
 import { internalHandler, publicHandler } from "../src/api/mod.ts";
 import { buildApp } from "../src/app.ts";
 import { type Config, loadConfig, variablesRead } from "../src/config/mod.ts";
+import { VERSION } from "../src/version.ts";
 
 const ROOT = new URL("../", import.meta.url);
 
@@ -659,6 +660,33 @@ Deno.test("the Dockerfile copies what the node needs, and .dockerignore keeps it
       );
     }
   }
+});
+
+Deno.test("the Dockerfile installs exactly the lock file, labels its version and checks readiness", () => {
+  const installs = DOCKERFILE_STAGES.flat().filter((i) =>
+    i.keyword === "RUN" && /\bnpm\b/.test(i.args)
+  );
+  ok(installs.length > 0, "an npm stage installs node_modules");
+  for (const i of installs) {
+    match(i.args, /\bnpm ci\b/, `install with npm ci (the lock file, nothing else): ${i.args}`);
+    doesNotMatch(i.args, /\bnpm (install|i)\b/);
+  }
+  const labels = instructions("LABEL").map((i) => i.args).join(" ");
+  match(
+    labels,
+    new RegExp(`org\\.opencontainers\\.image\\.version="${VERSION.replaceAll(".", "\\.")}"`),
+  );
+  match(labels, /org\.opencontainers\.image\.title="[^"]+"/);
+  const checks = instructions("HEALTHCHECK");
+  equal(checks.length, 1, "one HEALTHCHECK");
+  const command = /\bCMD\s+(\[.*\])\s*$/.exec(checks[0]!.args);
+  ok(command !== null, "HEALTHCHECK CMD in exec form");
+  const argv = JSON.parse(command[1]!) as string[];
+  equal(argv[0], "deno", "the image has no curl: Deno asks");
+  const script = argv[argv.length - 1]!;
+  match(script, /\/readyz\b/);
+  match(script, /API_PORT/);
+  ok(script.includes(`'${flyConfig().api.port}'`), "the check falls back to the default API_PORT");
 });
 
 // ---------------------------------------------------------------------------------------------
