@@ -408,7 +408,7 @@ Deno.test("compose.yaml runs at least two FireScroll nodes built from the Docker
   }
 });
 
-Deno.test("compose.yaml sets only variables the config reads (or the pending backup ones)", () => {
+Deno.test("compose.yaml sets only variables the config or the AWS SDK reads", () => {
   for (const name of NODES) {
     for (const key of Object.keys(composeEnv(name))) {
       ok(
@@ -443,6 +443,58 @@ Deno.test("each compose node's environment passes loadConfig() as a Kafka cluste
   }
   const ids = configs.map(({ config }) => config.node.instanceId);
   equal(new Set(ids).size, ids.length, "INSTANCE_ID must differ between nodes");
+});
+
+Deno.test("compose.yaml backs every node up to its MinIO: bucket, endpoint and credentials agree", () => {
+  const minio = composeEnv("minio");
+  const init = (service("minio-init").command as string[]).join(" ");
+  for (const name of NODES) {
+    const config = nodeConfig(name);
+    const env = composeEnv(name);
+    ok(config.backup.enabled, `${name}: BACKUP=1`);
+    ok(config.archive.enabled, `${name}: the log archive is on with backups`);
+    ok(config.s3.restore, `${name}: S3_RESTORE=1`);
+    ok(config.s3.forcePathStyle, `${name}: MinIO is addressed path-style`);
+    const endpoint = new URL(config.s3.endpoint!);
+    deepEqual([endpoint.hostname, endpoint.port], ["minio", "9000"], `${name}: S3_ENDPOINT`);
+    equal(env.AWS_ACCESS_KEY_ID, minio.MINIO_ROOT_USER, `${name}: the MinIO user`);
+    equal(env.AWS_SECRET_ACCESS_KEY, minio.MINIO_ROOT_PASSWORD, `${name}: the MinIO password`);
+    match(init, new RegExp(`\\bmc mb --ignore-existing local/${config.s3.bucket}\\b`));
+    equal(
+      table(table(service(name).depends_on, `${name} depends_on`)["minio-init"], "minio-init")
+        .condition,
+      "service_completed_successfully",
+      `${name} starts once the bucket exists`,
+    );
+  }
+  ok(
+    init.includes(`http://minio:9000 ${minio.MINIO_ROOT_USER} ${minio.MINIO_ROOT_PASSWORD}`),
+    "minio-init signs in as the MinIO user",
+  );
+});
+
+Deno.test("compose.yaml's Redpanda takes the test suite from the host, as the README says", () => {
+  const command = (service("redpanda").command as string[]).join(" ");
+  match(command, /--kafka-addr=\S*\binternal:\/\/0\.0\.0\.0:9092\b/);
+  match(command, /--kafka-addr=\S*\bexternal:\/\/0\.0\.0\.0:19092\b/);
+  match(command, /--advertise-kafka-addr=\S*\binternal:\/\/redpanda:9092\b/);
+  match(command, /--advertise-kafka-addr=\S*\bexternal:\/\/127\.0\.0\.1:19092\b/);
+  deepEqual(publishedPorts("redpanda"), [{ hostIp: "127.0.0.1", target: 19092, protocol: "tcp" }]);
+  for (const name of NODES) deepEqual(nodeConfig(name).kafka.seeds, ["redpanda:9092"], name);
+  const init = (service("redpanda-init").command as string[]).join(" ");
+  match(init, /\bcluster config set group_initial_rebalance_delay 0\b/);
+  const readme = read("README.md");
+  ok(readme.includes("KAFKA_SEEDS=127.0.0.1:19092 npm test"), "README: the suite on Redpanda");
+  ok(readme.includes("docker compose up -d redpanda redpanda-init"), "README: start Redpanda");
+});
+
+Deno.test("compose.yaml and fly.toml promise nothing that is not built", () => {
+  for (const file of ["compose.yaml", "fly.toml", "Dockerfile"]) {
+    doesNotMatch(
+      read(file),
+      /read by nothing|once (they|backups) land|when backups land|backup issue/i,
+    );
+  }
 });
 
 Deno.test("each compose node publishes its API port on 127.0.0.1 only, and nothing else", () => {
