@@ -131,6 +131,24 @@ export class Membership {
     return alive.concat(leaving);
   }
 
+  /**
+   * Whether `partition` may be changing owners because a peer is leaving: a leaving peer still
+   * names it, or no alive or leaving peer serves it while some peer is leaving. The news that a
+   * peer took it over may then be a gossip round or two away.
+   */
+  handingOver(partition: number): boolean {
+    let anyLeaving = false;
+    let served = false;
+    for (const member of this.members.values()) {
+      const health = this.health(member);
+      if (health === "leaving") {
+        anyLeaving = true;
+        if (member.serving.has(partition)) return true;
+      } else if (health === "alive" && member.serving.has(partition)) served = true;
+    }
+    return anyLeaving && !served;
+  }
+
   /** Whether some alive (not leaving, not suspect) peer serves `partition`. */
   servedElsewhere(partition: number): boolean {
     for (const member of this.members.values()) {

@@ -199,6 +199,20 @@ Deno.test("ownersOf() returns alive servers first, leaving ones last, never susp
   deepEqual(ids(t.membership.ownersOf(4, () => 0.999)), []);
 });
 
+Deno.test("handingOver() names partitions a leaving peer serves, and unserved ones while a peer leaves", () => {
+  const t = crowd();
+  ok(t.membership.handingOver(1), "d is leaving and still names 1");
+  ok(!t.membership.handingOver(2), "alive peers serve 2 and no leaving peer names it");
+  ok(t.membership.handingOver(4), "nobody serves 4 while d is leaving: it may be moving");
+  const quiet = table();
+  see(quiet, "b", [1]);
+  ok(!quiet.membership.handingOver(4), "nobody is leaving: an unserved partition is not moving");
+  see(quiet, "b", [], { state: "leaving", seq: 2 });
+  ok(quiet.membership.handingOver(1), "b left 1 behind and is leaving");
+  quiet.clock.now += 4 * INTERVAL_MS;
+  ok(!quiet.membership.handingOver(1), "a suspect peer is not leaving");
+});
+
 Deno.test("ownersOf() shuffles the alive servers with the injected random()", () => {
   const t = crowd();
   // random() = 0 swaps each position with the first: [b,c,e] → [e,c,b] → [c,e,b].

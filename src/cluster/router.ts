@@ -28,6 +28,12 @@ export const MANIFEST_HEADER = "x-firescroll-manifest";
 
 /** Pause between rounds while a read with `wait_ms` follows a partition to its new owner. */
 const FOLLOW_MS = 50;
+/**
+ * Gossip rounds a read follows a partition that a leaving peer is handing over, whatever its
+ * `wait_ms`: the stopping owner closes the partition once a peer took it over, and the news of
+ * that may reach this node a round or two later.
+ */
+const HAND_OVER_ROUNDS = 3;
 
 /** Internal get requests in flight to one peer before further reads wait and share one. */
 const PEER_REQUESTS_MAX = 4;
@@ -116,15 +122,23 @@ export class Router implements PeerReads {
    * Runs `round` until it reports done or the read's `waitMs` runs out, pausing
    * {@linkcode FOLLOW_MS} between rounds: a read with `wait_ms` follows a partition that is
    * changing owners. The first round gets the client's wait as is; later rounds what is left.
+   * When the first round fails while `handingOver()` (a leaving peer is handing the partition
+   * over), the read follows for {@linkcode HAND_OVER_ROUNDS} gossip rounds whatever its `wait_ms`:
+   * a rolling restart must not fail reads that arrive between the close and the news.
    */
   private async follow(
     waitMs: number,
+    handingOver: () => boolean,
     round: (index: number, remainingMs: number) => Promise<boolean>,
   ): Promise<void> {
-    const deadline = this.now() + waitMs;
+    const started = this.now();
+    let deadline = started + waitMs;
     for (let index = 0;; index++) {
       const remainingMs = index === 0 ? waitMs : Math.max(0, deadline - this.now());
       if (await round(index, remainingMs)) return;
+      if (index === 0 && handingOver()) {
+        deadline = Math.max(deadline, started + HAND_OVER_ROUNDS * this.options.gossip.broadcastMs);
+      }
       if (this.now() + FOLLOW_MS > deadline || this.closing.signal.aborted) return;
       await sleep(FOLLOW_MS, this.closing.signal);
     }
@@ -169,12 +183,13 @@ export class Router implements PeerReads {
       list.push(i);
     }
     let pending = [...byPartition.keys()];
-    await this.follow(waitMs, async (round, remainingMs) => {
+    const handingOver = () => pending.some((p) => this.membership.handingOver(p));
+    await this.follow(waitMs, handingOver, async (round, remainingMs) => {
       const candidates = new Map<number, Member[]>();
       for (const p of pending) candidates.set(p, this.membership.ownersOf(p, this.random));
       if (round === 0) {
         const orphan = pending.find((p) => candidates.get(p)!.length === 0);
-        if (orphan !== undefined && waitMs === 0) {
+        if (orphan !== undefined && waitMs === 0 && !this.membership.handingOver(orphan)) {
           this.options.metrics.proxyRequests.labels("unavailable").inc();
           throw unavailable(orphan, "is not served by any node of this region");
         }
@@ -274,9 +289,10 @@ export class Router implements PeerReads {
     waitMs: number,
   ): Promise<string> {
     let answer: string | null = null;
-    await this.follow(waitMs, async (round, remainingMs) => {
+    const handingOver = () => this.membership.handingOver(partition);
+    await this.follow(waitMs, handingOver, async (round, remainingMs) => {
       const owners = this.membership.ownersOf(partition, this.random);
-      if (owners.length === 0 && round === 0 && waitMs === 0) {
+      if (owners.length === 0 && round === 0 && waitMs === 0 && !handingOver()) {
         this.options.metrics.proxyRequests.labels("unavailable").inc();
         throw unavailable(partition, "is not served by any node of this region");
       }

@@ -76,6 +76,29 @@ function problem(status: number, code: string): Answer {
     );
 }
 
+/** Has `membership` observe peer `i` at `addr`, serving `serving` (a peer it has not seen yet). */
+function join(
+  membership: Membership,
+  i: number,
+  { addr, serving, state }: { addr: string; serving: number[]; state?: "alive" | "leaving" },
+): void {
+  const nodeState: NodeState = {
+    v: 1,
+    id: `peer-${i}`,
+    namespace: "default",
+    region: "ams",
+    group: "g1",
+    addr,
+    inc: 1,
+    seq: 1,
+    ts: NOW_MS,
+    state: state ?? "alive",
+    partitions: 16,
+    serving: encodeBitmap(serving, 16),
+  };
+  equal(membership.observe(nodeState, new Set(serving), `gossip-${i}:8192`), "new");
+}
+
 /** A membership whose members are the given peers (observed in this order) and the router. */
 function cluster(
   members: { addr: string; serving: number[]; state?: "alive" | "leaving" }[],
@@ -90,23 +113,7 @@ function cluster(
     maxClockSkewMs: 30_000,
     now: () => NOW_MS,
   });
-  members.forEach(({ addr, serving, state }, i) => {
-    const nodeState: NodeState = {
-      v: 1,
-      id: `peer-${i}`,
-      namespace: "default",
-      region: "ams",
-      group: "g1",
-      addr,
-      inc: 1,
-      seq: 1,
-      ts: NOW_MS,
-      state: state ?? "alive",
-      partitions: 16,
-      serving: encodeBitmap(serving, 16),
-    };
-    equal(membership.observe(nodeState, new Set(serving), `gossip-${i}:8192`), "new");
-  });
+  members.forEach((member, i) => join(membership, i, member));
   const metrics = createMetrics();
   // random() close to 1 keeps the owners in the order observed: the first is tried first.
   const config = loadConfig({ CLUSTER_SECRET: SECRET, PROXY_TIMEOUT_MS: String(timeoutMs) });
@@ -513,4 +520,45 @@ Deno.test("concurrent proxied reads to one peer share internal requests and each
   } finally {
     await peer.close();
   }
+});
+
+Deno.test("a read without wait_ms follows a partition a leaving peer hands over until gossip names the new owner", async () => {
+  const leaving = startPeer(problem(503, "partition_unavailable"));
+  const taker = startPeer((seen) =>
+    seen.path === INTERNAL_GET_PATH
+      ? getAnswer({ "k/s": record("k", "s") })(seen)
+      : new Response('{"records":[],"next":null}')
+  );
+  try {
+    // The leaving owner closed partition 4 after a peer took it over; the news is on its way.
+    const { router, membership } = cluster([
+      { addr: leaving.addr, serving: [4], state: "leaving" },
+    ]);
+    const started = Date.now();
+    setTimeout(() => join(membership, 9, { addr: taker.addr, serving: [4] }), 200);
+    deepEqual(await router.get([key("k", "s", 4)], new Map(), 0), [record("k", "s")]);
+    ok(Date.now() - started < 1500, "followed for at most three gossip rounds");
+    ok(leaving.requests.length >= 1, "the leaving owner was asked first");
+    equal(await router.list(4, "{}", 0), '{"records":[],"next":null}');
+
+    // The leaving peer already says it serves nothing: no owner is known, and it is followed too.
+    const gone = cluster([{ addr: leaving.addr, serving: [], state: "leaving" }]);
+    setTimeout(() => join(gone.membership, 9, { addr: taker.addr, serving: [4] }), 200);
+    deepEqual(await gone.router.get([key("k", "s", 4)], new Map(), 0), [record("k", "s")]);
+  } finally {
+    await closeAll([leaving, taker]);
+  }
+});
+
+Deno.test("a partition no peer serves is 503 at once without wait_ms, and after three gossip rounds when a peer is leaving", async () => {
+  const quiet = cluster([{ addr: refusingAddr(), serving: [1] }]);
+  let started = Date.now();
+  await rejects(quiet.router.get([key("k", "s", 4)], new Map(), 0), isUnavailable(4));
+  ok(Date.now() - started < 200, "no peer is leaving: nothing to follow");
+
+  const leaving = cluster([{ addr: refusingAddr(), serving: [1], state: "leaving" }]);
+  started = Date.now();
+  await rejects(leaving.router.get([key("k", "s", 4)], new Map(), 0), isUnavailable(4));
+  const waited = Date.now() - started;
+  ok(waited >= 1400 && waited < 3000, `followed ${waited} ms: three gossip rounds of 500 ms`);
 });
