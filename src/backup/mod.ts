@@ -3,7 +3,9 @@
  * online copy → multipart upload → manifest → `latest.json` → retention), the restorer that puts
  * the furthest verified snapshot (S3 or a region peer) in place before a partition is consumed,
  * and the snapshot files and manifests both share. The log archive (`archive.ts`) uploads every
- * message of the partitions backed up, as segments (`segment.ts`: encoded, compressed, verified).
+ * message of the partitions backed up, as segments (`segment.ts`: encoded, compressed, verified);
+ * `replay.ts` restores a partition to a point from them, and `restore_pool.ts` restores several at
+ * once, each in a thread of its own (`deno task restore --partition all`, a time-travel replica).
  *
  * @module
  */
@@ -14,6 +16,8 @@ export type { BackupOptions, BackupSource } from "./backup.ts";
 export { S3ObjectStore } from "./object_store.ts";
 export type { ListedObject, ObjectStore, S3Options } from "./object_store.ts";
 export { type RestorePoint, restoreToPoint, RestoreUnreachable } from "./replay.ts";
+export { RestoreFailed, type RestoreJob, restorePartitions } from "./restore_pool.ts";
+export type { RestorePoolOptions } from "./restore_pool.ts";
 export type { ReplayOptions, RestoredPartition } from "./replay.ts";
 export { Restorer } from "./restore.ts";
 export type { PeerSnapshotFetcher, RestoreOptions } from "./restore.ts";
