@@ -405,7 +405,7 @@ Deno.test({
       );
     } catch (error) {
       if (error instanceof Error) {
-        for (const n of nodes) error.message += `\n--- ${n.apiUrl} ---\n${n.logs.tail(40)}`;
+        for (const n of nodes) error.message += `\n--- ${n.apiUrl} ---\n${n.logs.tail(300)}`;
       }
       throw error;
     } finally {
@@ -486,7 +486,7 @@ Deno.test({
       assert.ok(pruned > 0, "retention deleted no segment");
     } catch (error) {
       if (error instanceof Error) {
-        for (const n of nodes) error.message += `\n--- ${n.apiUrl} ---\n${n.logs.tail(40)}`;
+        for (const n of nodes) error.message += `\n--- ${n.apiUrl} ---\n${n.logs.tail(300)}`;
       }
       throw error;
     } finally {
@@ -550,7 +550,7 @@ Deno.test({
       );
     } catch (error) {
       if (error instanceof Error) {
-        for (const n of nodes) error.message += `\n--- ${n.apiUrl} ---\n${n.logs.tail(40)}`;
+        for (const n of nodes) error.message += `\n--- ${n.apiUrl} ---\n${n.logs.tail(300)}`;
       }
       throw error;
     } finally {
