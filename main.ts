@@ -1,13 +1,22 @@
 /**
- * FireScroll for Deno: loads the config, starts a node (src/app.ts, the composition root), and
- * stops it gracefully on SIGINT/SIGTERM.
+ * FireScroll for Deno: reads the command line (`--help`, `--version` answer and exit), loads the
+ * config, starts a node (src/app.ts, the composition root), and stops it gracefully on
+ * SIGINT/SIGTERM.
  *
  * @module
  */
 import process from "node:process";
-import { type Config, ConfigError, loadConfig } from "./src/config/mod.ts";
+import {
+  type Config,
+  ConfigError,
+  loadConfig,
+  parseArgs,
+  unknownVariables,
+  usage,
+} from "./src/config/mod.ts";
 import { startApp } from "./src/app.ts";
-import { errorMessage, log, StartError } from "./src/util/mod.ts";
+import { errorMessage, log, setLogLevel, StartError } from "./src/util/mod.ts";
+import { VERSION } from "./src/version.ts";
 
 /**
  * kafkajs schedules a timer with a negative delay on every connection (harmless: it is clamped to
@@ -23,11 +32,10 @@ function quietTimeoutWarnings(): void {
   }) as typeof process.emitWarning;
 }
 
-function loadOrExit(): Config {
+function loadOrExit(env: Record<string, string>, takeover: boolean): Config {
   try {
-    const env = Deno.env.toObject();
     // `--takeover` is `TAKEOVER=1` (a hand-over restart, docs/operations.md).
-    return loadConfig(Deno.args.includes("--takeover") ? { ...env, TAKEOVER: "1" } : env);
+    return loadConfig(takeover ? { ...env, TAKEOVER: "1" } : env);
   } catch (error) {
     if (error instanceof ConfigError) {
       log("error", "invalid_config", { variable: error.variable, error: error.message });
@@ -51,9 +59,42 @@ function startFailed(error: unknown, event = "start_failed"): never {
   Deno.exit(1);
 }
 
+/** Writes `text` (plain text, not a log line) and exits with `code`. */
+function answerAndExit(
+  code: number,
+  text: string,
+  to: { writeSync(bytes: Uint8Array): number } = Deno.stdout,
+): never {
+  const bytes = new TextEncoder().encode(text);
+  let written = 0;
+  while (written < bytes.length) written += to.writeSync(bytes.subarray(written));
+  Deno.exit(code);
+}
+
+/** A variable that looks like a setting but is not read is most likely a misspelt one. */
+function warnUnknownVariables(env: Record<string, string>): void {
+  for (const { name, didYouMean } of unknownVariables(env)) {
+    log("warn", "unknown_variable", {
+      variable: name,
+      ...(didYouMean === null ? {} : { did_you_mean: didYouMean }),
+      message: "set, but no setting of this name exists: it has no effect",
+    });
+  }
+}
+
 async function main(): Promise<void> {
+  const invocation = parseArgs(Deno.args);
+  // Answered before anything is read or opened.
+  if (invocation.kind === "help") answerAndExit(0, usage(VERSION));
+  if (invocation.kind === "version") {
+    answerAndExit(0, `firescroll ${VERSION} (deno ${Deno.version.deno})\n`);
+  }
+  if (invocation.kind === "invalid") answerAndExit(2, invocation.message + "\n", Deno.stderr);
   quietTimeoutWarnings();
-  const config = loadOrExit();
+  const env = Deno.env.toObject();
+  const config = loadOrExit(env, invocation.takeover);
+  setLogLevel(config.node.logLevel);
+  warnUnknownVariables(env);
   const app = await startApp(config, startFailed);
   // A successor took the folder and ports over (TAKEOVER): this process is done.
   void app.handedOver.then(() => Deno.exit(0));

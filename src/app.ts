@@ -51,6 +51,7 @@ import {
   StartError,
   threadCount,
 } from "./util/mod.ts";
+import { VERSION } from "./version.ts";
 
 /** A node and, when configured, its gossip agent, read router, reader and backup loop. */
 export interface App {
@@ -89,6 +90,7 @@ export function buildNode(
       changesRetainMs: changesRetainMs(config),
       timeoutMs: config.backup.timeoutMs,
       threads: threadCount(config.s3.restoreThreads),
+      logLevel: config.node.logLevel,
     })
     : config.log.kind === "embedded"
     ? new EmbeddedLog({
@@ -192,7 +194,7 @@ function tlsOptions(config: Config): { cert: string; key: string } | Record<neve
 
 /** Logs every setting by section (secrets redacted) and warns about an open API or internal port. */
 function logStart(config: Config): void {
-  log("info", "starting", redactedConfig(config));
+  log("info", "starting", { version: VERSION, deno: Deno.version.deno, ...redactedConfig(config) });
   if (config.api.tokensRead.length === 0 && config.api.tokensWrite.length === 0) {
     log("warn", "api_open", {
       message:
@@ -204,6 +206,24 @@ function logStart(config: Config): void {
       message: "CLUSTER_SECRET is unset: /internal/* is not authenticated",
     });
   }
+}
+
+/** How often {@linkcode logWhenReady} looks: the precision of `node_ready`'s `seconds`. */
+const READY_LOOK_MS = 20;
+
+/**
+ * Logs `node_ready` once, when the node is first ready (`/readyz` 200): the seconds since the
+ * process started and the partitions it serves.
+ */
+async function logWhenReady(node: Node, signal: AbortSignal): Promise<void> {
+  while (!node.ready) {
+    if (signal.aborted) return;
+    await sleep(READY_LOOK_MS, signal);
+  }
+  log("info", "node_ready", {
+    seconds: Math.round(performance.now()) / 1000,
+    partitions_serving: node.servingPartitions().length,
+  });
 }
 
 /** Warns when snapshots come less often than the log forgets: a gap could open between them. */
@@ -412,6 +432,7 @@ export async function startApp(
   // Gossip runs before partitions are assigned, so peer bootstrap can find peers.
   node.consume();
   const background = new AbortController();
+  void logWhenReady(node, background.signal);
   const backingUp = backups === null
     ? Promise.resolve()
     : backups.run(node, background.signal).catch((error) => {

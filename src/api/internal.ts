@@ -24,6 +24,7 @@ import { problemResponse } from "./problem.ts";
 import { pathOf } from "./public.ts";
 import { parseGet, parseHistory, parseList, parseWatch } from "./requests.ts";
 import type { WatchHub } from "../watch/mod.ts";
+import { VERSION } from "../version.ts";
 
 function checkSecret(request: Request, secret: string | null): void {
   if (secret === null) return;
@@ -49,6 +50,7 @@ function methodNotAllowed(method: string, path: string, allowed: string): Operat
 function status(node: Node, gossip: Gossip | null): unknown {
   const config = node.config;
   return {
+    version: VERSION,
     node: {
       id: config.node.instanceId,
       region: config.node.region,

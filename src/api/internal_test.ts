@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { partitionOf } from "../keys/mod.ts";
 import { assertProblem, type InProcessApi, withApi } from "../../tests/_helpers.ts";
+import { VERSION } from "../version.ts";
 
 const PARTITIONS = 4;
 const SECRET = "cluster-secret-0123456789";
@@ -77,6 +78,7 @@ Deno.test("internalHandler() reports the node, its members and its partitions on
         partitions: PARTITIONS,
         ready: true,
       });
+      assert.equal(status.json.version, VERSION);
       assert.deepEqual(status.json.members, []);
       assert.deepEqual(Object.keys(status.json.partitions).sort(), ["0", "1", "2", "3"]);
       for (const [partition, s] of Object.entries(status.json.partitions)) {

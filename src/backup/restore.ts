@@ -135,8 +135,13 @@ export class Restorer implements SnapshotSource {
             `${stem}.json describes ${foreign ?? `offset ${manifest.offset}`}`,
           );
         }
-        if (!(await objects.getFile(`${stem}.mdb`, path, signal))) {
-          throw new SnapshotRejected("missing", `${stem}.mdb does not exist`);
+        const downloading = reportDownload(partition, offset, path, manifest.bytes);
+        try {
+          if (!(await objects.getFile(`${stem}.mdb`, path, signal))) {
+            throw new SnapshotRejected("missing", `${stem}.mdb does not exist`);
+          }
+        } finally {
+          downloading.stop();
         }
         await verifySnapshot(path, manifest);
         this.count("s3", "ok");
@@ -258,6 +263,44 @@ export class Restorer implements SnapshotSource {
       return null;
     }
   }
+}
+
+/** Least time between two progress lines of one snapshot download (as replay.ts's). */
+const DOWNLOAD_PROGRESS_MS = 5000;
+
+/**
+ * Logs `restore_progress` (the shape of replay.ts's, in bytes) every `everyMs` while a snapshot
+ * of `bytes` downloads to `path`, by the size the file has reached; nothing for a download that
+ * ends sooner. Until `stop()`.
+ */
+export function reportDownload(
+  partition: number,
+  offset: number,
+  path: string,
+  bytes: number,
+  everyMs: number = DOWNLOAD_PROGRESS_MS,
+): { stop(): void } {
+  const started = performance.now();
+  const timer = setInterval(() => {
+    let done: number;
+    try {
+      done = Deno.statSync(path).size;
+    } catch {
+      return; // Not created yet.
+    }
+    const rate = done / ((performance.now() - started) / 1000);
+    log("info", "restore_progress", {
+      partition,
+      source: "s3",
+      offset,
+      unit: "bytes",
+      done,
+      total: bytes,
+      per_second: Math.round(rate),
+      eta_sec: rate > 0 ? Math.round(Math.max(0, bytes - done) / rate) : null,
+    });
+  }, everyMs);
+  return { stop: () => clearInterval(timer) };
 }
 
 /** What other partition or namespace `manifest` describes, or null when it is this one's. */

@@ -19,7 +19,7 @@
 import { changesRetainMs, type Config, loadConfig, parseRestoreTo } from "../config/mod.ts";
 import { KafkaLog } from "../log/mod.ts";
 import { createMetrics } from "../metrics/mod.ts";
-import { threadCount } from "../util/mod.ts";
+import { setLogLevel, threadCount } from "../util/mod.ts";
 import { storePath } from "../store/mod.ts";
 import { S3ObjectStore } from "./object_store.ts";
 import { rebuildPartition } from "./rebuild_log.ts";
@@ -98,6 +98,7 @@ async function main(): Promise<number> {
   let config;
   try {
     config = loadConfig(Deno.env.toObject());
+    setLogLevel(config.node.logLevel);
     if (config.s3.bucket === null) throw new Error("Cannot restore: S3_BUCKET is not set");
     const { partitions } = config.cluster;
     if (parsed.partition !== "all" && parsed.partition >= partitions) {
@@ -134,6 +135,7 @@ async function main(): Promise<number> {
       changesRetainMs: changesRetainMs(config),
       timeoutMs: config.backup.timeoutMs,
       threads: threadCount(config.s3.restoreThreads),
+      logLevel: config.node.logLevel,
     }, async ({ partition }, restored) => {
       const target = storePath(parsed.out, partition);
       await Deno.rename(restored.path, target);

@@ -12,6 +12,7 @@
  */
 import type { ConfigS3 } from "../config/mod.ts";
 import { createMetrics } from "../metrics/mod.ts";
+import type { Level } from "../util/log.ts";
 import { S3ObjectStore } from "./object_store.ts";
 import { type RestoredPartition, type RestorePoint, restoreToPoint } from "./replay.ts";
 
@@ -32,6 +33,8 @@ export interface RestorePoolOptions {
   readonly timeoutMs: number;
   /** Partitions restored at once (at least 1). */
   readonly threads: number;
+  /** `LOG_LEVEL` of the worker threads (this thread's is set already). */
+  readonly logLevel: Level;
 }
 
 /** A job and its options, as a worker receives them. */
@@ -109,8 +112,8 @@ export async function restorePartitions(
   options: RestorePoolOptions,
   restored: (job: RestoreJob, partition: RestoredPartition) => Promise<void>,
 ): Promise<void> {
-  const { s3, namespace, mapBytes, changesRetainMs, timeoutMs, threads } = options;
-  const shared = { s3, namespace, mapBytes, changesRetainMs, timeoutMs };
+  const { s3, namespace, mapBytes, changesRetainMs, timeoutMs, threads, logLevel } = options;
+  const shared = { s3, namespace, mapBytes, changesRetainMs, timeoutMs, logLevel };
   let next = 0;
   let failure: RestoreFailed | null = null;
   let reporting = Promise.resolve();

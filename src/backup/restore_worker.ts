@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { setLogLevel } from "../util/log.ts";
 import { restoreJob, type RestoreReply, type RestoreRequest } from "./restore_pool.ts";
 
 const scope = globalThis as unknown as {
@@ -12,6 +13,7 @@ const scope = globalThis as unknown as {
 };
 
 scope.onmessage = async (event) => {
+  setLogLevel(event.data.options.logLevel);
   let reply: RestoreReply;
   try {
     reply = { ok: true, restored: await restoreJob(event.data) };

@@ -18,7 +18,7 @@ import {
   RECORD_KEY_PREFIX_BYTES,
   SK_BYTES_MAX,
 } from "./cluster.ts";
-import { isDerived, SASL_MECHANISMS, type Setting, SETTINGS } from "./settings.ts";
+import { isDerived, LOG_LEVELS, SASL_MECHANISMS, type Setting, SETTINGS } from "./settings.ts";
 
 /**
  * Which implementation of the shared log a node uses; `archive` is a time-travel replica's
@@ -36,6 +36,8 @@ export interface ConfigNode {
   readonly instanceId: string;
   /** `LISTEN_HOST`: address the HTTP servers and the gossip socket bind to. */
   readonly listenHost: string;
+  /** `LOG_LEVEL`: log lines below it are not written (every thread of the process). */
+  readonly logLevel: (typeof LOG_LEVELS)[number];
 }
 
 /** The partition files (node). */

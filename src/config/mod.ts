@@ -3,7 +3,9 @@
  * sections, through the settings table (`settings.ts`: one row per variable, one name per
  * setting from variable to field), and holds the constants every replica must share
  * (`cluster.ts`). Every limit the node enforces is defined here; `docs/configuration.md` lists
- * them and is tested against the table.
+ * them and is tested against the table. Also: the command line of `main.ts` and its help
+ * (`usage.ts`), and the variables set that look like settings but are not read
+ * (`unknown_variables.ts`).
  *
  * @module
  */
@@ -59,6 +61,7 @@ export {
   DERIVED_FIELDS,
   type DerivedDefault,
   isDerived,
+  LOG_LEVELS,
   SASL_MECHANISMS,
   type SectionName,
   type Setting,
@@ -67,3 +70,5 @@ export {
   SETTINGS,
   variablesRead,
 } from "./settings.ts";
+export { suspectPrefixes, type UnknownVariable, unknownVariables } from "./unknown_variables.ts";
+export { type Invocation, parseArgs, usage } from "./usage.ts";

@@ -96,6 +96,9 @@ const GiB = 1024 * MiB;
 /** The Kafka SASL mechanisms kafkajs supports. */
 export const SASL_MECHANISMS = ["plain", "scram-sha-256", "scram-sha-512"] as const;
 
+/** The levels of `LOG_LEVEL`, least severe first (those of src/util/log.ts). */
+export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
+
 /** Every setting, grouped by section. Defaults derived from other rows are read after the rest. */
 export const SETTINGS: readonly Setting[] = [
   // cluster: what every replica of the namespace must agree on (see cluster.ts).
@@ -163,6 +166,15 @@ export const SETTINGS: readonly Setting[] = [
     kind: "text",
     default: "0.0.0.0",
     doc: "address the HTTP servers and the gossip socket bind to",
+  },
+  {
+    env: "LOG_LEVEL",
+    section: "node",
+    field: "logLevel",
+    kind: "choice",
+    choices: LOG_LEVELS,
+    default: "info",
+    doc: "least severe log lines written: debug, info, warn or error",
   },
   // store: the partition files.
   {

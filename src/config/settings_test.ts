@@ -1,6 +1,14 @@
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { type Config, ConfigError, loadConfig, redactedConfig } from "./config.ts";
-import { DERIVED_FIELDS, isDerived, type Setting, SETTINGS, variablesRead } from "./settings.ts";
+import { LEVELS } from "../util/log.ts";
+import {
+  DERIVED_FIELDS,
+  isDerived,
+  LOG_LEVELS,
+  type Setting,
+  SETTINGS,
+  variablesRead,
+} from "./settings.ts";
 
 /**
  * Every field of every section, checked by the compiler against {@linkcode Config} (a missing or
@@ -8,7 +16,7 @@ import { DERIVED_FIELDS, isDerived, type Setting, SETTINGS, variablesRead } from
  */
 const FIELDS: { readonly [S in keyof Config]: Readonly<Record<keyof Config[S], true>> } = {
   cluster: { namespace: true, partitions: true, secret: true },
-  node: { region: true, replicaGroup: true, instanceId: true, listenHost: true },
+  node: { region: true, replicaGroup: true, instanceId: true, listenHost: true, logLevel: true },
   store: {
     dbPath: true,
     lmdbMapBytes: true,
@@ -369,4 +377,11 @@ Deno.test("the doc comparison sees a wrong default", () => {
   match(defaultMismatch(map, "2 GiB")!, /expected/);
   const region = SETTINGS.find((s) => s.env === "REGION")!;
   match(defaultMismatch(region, "`local`")!, /FLY_REGION/);
+});
+
+Deno.test("LOG_LEVEL accepts exactly the logger's levels, in any case, and refuses others", () => {
+  deepEqual([...LOG_LEVELS], [...LEVELS]);
+  equal(loadConfig({}).node.logLevel, "info");
+  equal(loadConfig({ LOG_LEVEL: "WARN" }).node.logLevel, "warn");
+  throws(() => loadConfig({ LOG_LEVEL: "verbose" }), /LOG_LEVEL must be one of debug, info/);
 });

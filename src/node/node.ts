@@ -41,6 +41,7 @@ import { OperationalError } from "../util/errors.ts";
 import { StartError } from "../util/start_error.ts";
 import { errorMessage, log } from "../util/log.ts";
 import { sleep } from "../util/sleep.ts";
+import { CatchUpProgress } from "./catch_up_progress.ts";
 import { type Partition, PartitionTable } from "./partition_state.ts";
 import { movedError, stoppingError } from "./reader.ts";
 import { Waiters } from "./waiters.ts";
@@ -170,6 +171,8 @@ export class Node implements PartitionConsumer {
   private stopCalled = false;
   /** In a hand-over's stop: files done with but left open until {@linkcode closeLeftFiles}. */
   private leftOpen: PartitionStore[] | null = null;
+  /** `catch_up_progress` lines of the partitions reading the log before they serve. */
+  private readonly catchUp: CatchUpProgress;
 
   constructor(deps: NodeDeps) {
     this.config = deps.config;
@@ -184,6 +187,7 @@ export class Node implements PartitionConsumer {
     this.snapshots = deps.snapshots ?? null;
     this.now = deps.now;
     this.table = new PartitionTable(deps.metrics, deps.now);
+    this.catchUp = new CatchUpProgress(deps.now);
   }
 
   /** Folder of this namespace's partition files. */
@@ -679,6 +683,7 @@ export class Node implements PartitionConsumer {
         fields: { offset, catch_up_to: catchUpTo, log_start: logStart },
       });
       starts.set(partition, offset + 1);
+      this.catchUp.start(partition, offset + 1, catchUpTo);
       this.metrics.appliedOffset.labels(String(partition)).set(offset);
       if (offset + 1 < logStart) {
         this.blocked(
@@ -784,6 +789,7 @@ export class Node implements PartitionConsumer {
     if (logEnd !== undefined) {
       this.metrics.consumerLag.labels(String(partition)).set(Math.max(0, logEnd - nextOffset));
     }
+    this.catchUp.advanced(partition, nextOffset);
     this.maybeServe(partition, nextOffset);
   }
 
@@ -802,6 +808,7 @@ export class Node implements PartitionConsumer {
     ) {
       return;
     }
+    this.catchUp.end(partition);
     this.table.transition(partition, "serving", {
       fields: { offset: entry.store!.applied.offset },
     });

@@ -21,7 +21,7 @@ import { ConditionCache, type Mutation } from "../apply/mod.ts";
 import type { Config } from "../config/mod.ts";
 import { createMetrics } from "../metrics/mod.ts";
 import { encodeWrites, type PeerKey, type PeerReads, Reader } from "../node/mod.ts";
-import { bindOrThrow, errorMessage, log, StartError } from "../util/mod.ts";
+import { bindOrThrow, errorMessage, log, setLogLevel, StartError } from "../util/mod.ts";
 import { answer, type CallMessage, Calls, type Port, type ReplyMessage } from "./calls.ts";
 import { SharedState } from "./shared_state.ts";
 import { ThreadPartitions } from "./thread_partitions.ts";
@@ -136,6 +136,8 @@ export function runThread(scope: Scope): void {
 
   const start = (init: ThreadInit): ThreadStarted => {
     const { config, thread } = init;
+    // A worker has its own copy of the logger: the main thread's level does not reach it.
+    setLogLevel(config.node.logLevel);
     const state = new SharedState(config.cluster.partitions, config.limits.waitersMax, init.buffer);
     metrics = createMetrics();
     const conditions = new ConditionCache(

@@ -1,15 +1,32 @@
 /**
  * Structured logs: one JSON line per state change on stdout. Never called per request on hot
- * paths.
+ * paths. Events below the process's level (`LOG_LEVEL`, set once at start with
+ * {@linkcode setLogLevel}; `info` until then) are not written.
  */
 
 /** Severity of a log event. */
 export type Level = "debug" | "info" | "warn" | "error";
 
+/** Every level, least severe first. */
+export const LEVELS: readonly Level[] = ["debug", "info", "warn", "error"];
+
+const RANK: Readonly<Record<Level, number>> = { debug: 0, info: 1, warn: 2, error: 3 };
+
+/** The least severe level written. One per thread: each serving thread sets its own. */
+let threshold: number = RANK.info;
+
 const encoder = new TextEncoder();
 
-/** Writes one event as a JSON line. `fields` must be JSON-serialisable. */
+/** Writes events of `level` and above from now on (`LOG_LEVEL`); the default is `info`. */
+export function setLogLevel(level: Level): void {
+  const rank = RANK[level];
+  if (rank === undefined) throw new TypeError(`Cannot set the log level: no level "${level}"`);
+  threshold = rank;
+}
+
+/** Writes one event as a JSON line, unless `level` is below the log level. */
 export function log(level: Level, event: string, fields: Record<string, unknown> = {}): void {
+  if (RANK[level] < threshold) return;
   const line = JSON.stringify({ ts: new Date().toISOString(), level, event, ...fields }) + "\n";
   const bytes = encoder.encode(line);
   let written = 0;

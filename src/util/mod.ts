@@ -16,7 +16,7 @@ export {
   scanJson,
 } from "./json.ts";
 export type { ExactOptions, JsonShape } from "./json.ts";
-export { errorMessage, log } from "./log.ts";
+export { errorMessage, LEVELS, log, setLogLevel } from "./log.ts";
 export type { Level } from "./log.ts";
 export { threadCount } from "./threads.ts";
 export { sleep } from "./sleep.ts";

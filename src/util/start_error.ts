@@ -21,8 +21,8 @@ export type Listener = "api" | "internal" | "gossip";
 
 /**
  * Binds with `bind()`, turning an OS refusal (address in use, privileged port, address not on this
- * host) into a `listen_failed` {@linkcode StartError} naming the listener, the address and the
- * OS error.
+ * host) into a `listen_failed` {@linkcode StartError} naming the listener, the address, the port
+ * and the OS error.
  */
 export function bindOrThrow<T>(listener: Listener, host: string, port: number, bind: () => T): T {
   try {
@@ -34,6 +34,7 @@ export function bindOrThrow<T>(listener: Listener, host: string, port: number, b
     throw new StartError("listen_failed", `Cannot listen on ${address} (${listener}): ${message}`, {
       listener,
       address,
+      port,
       os_error: os,
     });
   }

@@ -13,6 +13,7 @@ Deno.test("bindOrThrow() turns a port in use into listen_failed naming the liste
     assert.deepEqual(error.fields, {
       listener: "internal",
       address: `127.0.0.1:${port}`,
+      port,
       os_error: "AddrInUse",
     });
   } finally {

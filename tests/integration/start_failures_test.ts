@@ -141,3 +141,45 @@ Deno.test("a node whose DB_PATH is a file exits non-zero with one data_dir_unusa
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("every listener whose port is taken ends the start with exit code 1 and one listen_failed line naming the port", async () => {
+  const tcp = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const udp = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const tcpPort = (tcp.addr as Deno.NetAddr).port;
+  const udpPort = (udp.addr as Deno.NetAddr).port;
+  const cases: { listener: string; port: number; env: Record<string, string> }[] = [
+    { listener: "api", port: tcpPort, env: { API_PORT: String(tcpPort) } },
+    { listener: "internal", port: tcpPort, env: { INTERNAL_PORT: String(tcpPort) } },
+    {
+      listener: "gossip",
+      port: udpPort,
+      env: {
+        GOSSIP_PORT: String(udpPort),
+        GOSSIP_PEERS: `127.0.0.1:${udpPort}`,
+        CLUSTER_SECRET: SECRET,
+      },
+    },
+  ];
+  try {
+    for (const { listener, port, env } of cases) {
+      const node = await spawnNode({ env });
+      try {
+        const code = await exitCode(node);
+        const why = `${listener}: exit ${code}, output:\n${node.logs.tail()}`;
+        assert.equal(code, 1, why);
+        assert.ok(!node.logs.all.some((l) => l.startsWith("stderr:") || /^\s+at /.test(l)), why);
+        const failed = node.logs.events().filter((e) => e.event === "listen_failed");
+        assert.equal(failed.length, 1, why);
+        assert.equal(failed[0]!.listener, listener, why);
+        assert.equal(failed[0]!.port, port, why);
+        assert.equal(failed[0]!.address, `127.0.0.1:${port}`, why);
+        assert.equal(failed[0]!.stack, undefined, why);
+      } finally {
+        await node.cleanup();
+      }
+    }
+  } finally {
+    tcp.close();
+    udp.close();
+  }
+});
