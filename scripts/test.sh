@@ -8,6 +8,10 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 PATH="$(bash scripts/bootstrap.sh):$PATH"
 export PATH
+# promtool for the monitoring tests (built once from the Prometheus Go module, cached in .cache/);
+# they fail without it. Two lines: a failed build must stop the suite (`export X=$(…)` would not).
+promtool_bin="$(bash scripts/promtool.sh path)"
+export FIRESCROLL_TEST_PROMTOOL="$promtool_bin"
 
 mkdir -p .cache
 report="$root/.cache/junit.xml"

@@ -28,7 +28,7 @@ import {
 import { Gossip, joinHostPort, Router } from "./cluster/mod.ts";
 import { changesRetainMs, type Config, parseRestoreTo, redactedConfig } from "./config/mod.ts";
 import { EmbeddedLog, KafkaLog } from "./log/mod.ts";
-import { createMetrics, type Metrics } from "./metrics/mod.ts";
+import { createMetrics, type Metrics, sampleEventLoop } from "./metrics/mod.ts";
 import {
   ControlSocket,
   type DataDirLock,
@@ -432,6 +432,9 @@ export async function startApp(
   // Gossip runs before partitions are assigned, so peer bootstrap can find peers.
   node.consume();
   const background = new AbortController();
+  sampleEventLoop(node.metrics, background.signal);
+  // Read when scraped: readiness is computed, not an event.
+  node.metrics.registry.onRender(() => node.metrics.ready.labels().set(node.ready ? 1 : 0));
   void logWhenReady(node, background.signal);
   const backingUp = backups === null
     ? Promise.resolve()

@@ -1,7 +1,10 @@
 /**
- * Every metric FireScroll exports, created once per process. This list is the documentation: a
- * metric that is not here does not exist. Names are `firescroll_<component>_<thing>_<unit>`.
+ * Every metric FireScroll exports, created once per process. This list and process.ts (the
+ * process's memory, CPU, file descriptors, event loop and build info, named as the Prometheus
+ * client libraries name them) are the documentation: a metric that is not in one of them does not
+ * exist. FireScroll's own names are `firescroll_<component>_<thing>_<unit>`.
  */
+import { type ProcessMetrics, registerProcessMetrics } from "./process.ts";
 import {
   type CounterFamily,
   type GaugeFamily,
@@ -32,7 +35,7 @@ const LATENCY_BUCKETS_S = [
 const LAG_BUCKETS_S = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
 
 /** The metric handles of one node. */
-export interface Metrics {
+export interface Metrics extends ProcessMetrics {
   /** The registry that renders them all. */
   readonly registry: Registry;
   /** `firescroll_api_request_duration_seconds{route,status}`: public API request duration. */
@@ -101,6 +104,8 @@ export interface Metrics {
   readonly partitionsBlocked: CounterFamily;
   /** `firescroll_node_partitions{state}`: partitions owned / serving. */
   readonly partitions: GaugeFamily;
+  /** `firescroll_node_ready`: 1 when `/readyz` answers 200, set by whoever renders `/metrics`. */
+  readonly ready: GaugeFamily;
   /** `firescroll_watch_streams`: watch streams open. */
   readonly watchers: GaugeFamily;
   /** `firescroll_watch_events_total`: change events written to watch streams. */
@@ -267,6 +272,12 @@ export function createMetrics(): Metrics {
       "Partitions by state: owned, serving.",
       ["state"],
     ),
+    ready: registry.gauge(
+      "firescroll_node_ready",
+      "1 when the node is ready (/readyz answers 200: every owned partition serves), else 0.",
+      [],
+      { perProcess: true },
+    ),
     watchers: registry.gauge("firescroll_watch_streams", "Watch streams open."),
     watchEvents: registry.counter(
       "firescroll_watch_events_total",
@@ -280,5 +291,6 @@ export function createMetrics(): Metrics {
       "firescroll_watch_overflows_total",
       "Watch streams closed with event: overflow because their reader fell WATCH_BUFFER_BYTES behind.",
     ),
+    ...registerProcessMetrics(registry),
   };
 }

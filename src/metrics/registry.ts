@@ -18,6 +18,11 @@
  * - A snapshot family with the same name but another type, other label names or other buckets is a
  *   programmer error (the threads run the same code), so it fails an `assert()` rather than
  *   rendering a silently wrong sum.
+ * - A family registered `perProcess` (the process's memory, CPU, build info) is never summed: a
+ *   snapshot leaves it out, so `/metrics` shows the rendering (main) thread's value once.
+ *
+ * Values that are read rather than counted (from /proc, from the runtime) come from hooks given to
+ * `onRender()`: they run at the start of each `render()`, so they cost nothing between scrapes.
  *
  * `render()` with no snapshots takes the same path as before snapshots existed: no copies.
  */
@@ -96,6 +101,10 @@ interface Kind<T> {
 
 interface Metric {
   readonly name: string;
+  readonly type: MetricType;
+  readonly help: string;
+  readonly labelNames: Labels;
+  readonly perProcess: boolean;
   render(out: string[]): void;
   snapshot(): FamilySnapshot;
   renderSum(out: string[], others: readonly FamilySnapshot[]): void;
@@ -172,16 +181,37 @@ function valueKind<T extends Counter | Gauge>(
   };
 }
 
+/** How a family is registered besides its name, help and labels. */
+export interface FamilyOptions {
+  /**
+   * The value describes the whole process (memory, CPU, build info), not one thread's share: a
+   * snapshot leaves the family out and `render(snapshots)` never sums it.
+   */
+  readonly perProcess?: boolean;
+}
+
+/** What a registry knows of one family without its values: see `Registry.families()`. */
+export interface FamilyInfo {
+  readonly name: string;
+  readonly type: MetricType;
+  readonly help: string;
+  readonly labelNames: readonly string[];
+  readonly perProcess: boolean;
+}
+
 class Family<T> implements Metric {
   private readonly children = new Map<string, { values: Labels; child: T }>();
   readonly type: MetricType;
+  readonly perProcess: boolean;
   constructor(
     readonly name: string,
     readonly help: string,
     readonly labelNames: Labels,
     private readonly kind: Kind<T>,
+    options: FamilyOptions,
   ) {
     this.type = kind.type;
+    this.perProcess = options.perProcess ?? false;
   }
 
   /** The child for these label values, created on first use. */
@@ -266,6 +296,7 @@ export type HistogramFamily = Family<Histogram>;
 export class Registry {
   private readonly metrics: Metric[] = [];
   private readonly names = new Set<string>();
+  private readonly hooks: (() => void)[] = [];
 
   private add<T extends Metric>(metric: T): T {
     assert(!this.names.has(metric.name), `metric ${metric.name} registered twice`);
@@ -276,16 +307,26 @@ export class Registry {
   }
 
   /** Registers a counter family. */
-  counter(name: string, help: string, labelNames: Labels = []): CounterFamily {
+  counter(
+    name: string,
+    help: string,
+    labelNames: Labels = [],
+    options: FamilyOptions = {},
+  ): CounterFamily {
     return this.add(
-      new Family(name, help, labelNames, valueKind("counter", name, labelNames, Counter)),
+      new Family(name, help, labelNames, valueKind("counter", name, labelNames, Counter), options),
     );
   }
 
   /** Registers a gauge family. */
-  gauge(name: string, help: string, labelNames: Labels = []): GaugeFamily {
+  gauge(
+    name: string,
+    help: string,
+    labelNames: Labels = [],
+    options: FamilyOptions = {},
+  ): GaugeFamily {
     return this.add(
-      new Family(name, help, labelNames, valueKind("gauge", name, labelNames, Gauge)),
+      new Family(name, help, labelNames, valueKind("gauge", name, labelNames, Gauge), options),
     );
   }
 
@@ -295,6 +336,7 @@ export class Registry {
     help: string,
     buckets: readonly number[],
     labelNames: Labels = [],
+    options: FamilyOptions = {},
   ): HistogramFamily {
     for (let i = 1; i < buckets.length; i++) {
       assert(buckets[i]! > buckets[i - 1]!, `${name} buckets must ascend`);
@@ -331,7 +373,27 @@ export class Registry {
       },
       render,
     };
-    return this.add(new Family(name, help, labelNames, kind));
+    return this.add(new Family(name, help, labelNames, kind, options));
+  }
+
+  /**
+   * Runs `hook` at the start of every `render()`: it sets the values that are read rather than
+   * counted (the process's memory from /proc), so they are current when scraped and cost nothing
+   * in between. A hook must not throw; `snapshot()` does not run hooks.
+   */
+  onRender(hook: () => void): void {
+    this.hooks.push(hook);
+  }
+
+  /** The name, type, help and label names of every family, in registration order. */
+  families(): FamilyInfo[] {
+    return this.metrics.map(({ name, type, help, labelNames, perProcess }) => ({
+      name,
+      type,
+      help,
+      labelNames,
+      perProcess,
+    }));
   }
 
   /**
@@ -339,7 +401,9 @@ export class Registry {
    * thread sends so that the main thread can `render()` the sum.
    */
   snapshot(): RegistrySnapshot {
-    return { families: this.metrics.map((metric) => metric.snapshot()) };
+    const families: FamilySnapshot[] = [];
+    for (const metric of this.metrics) if (!metric.perProcess) families.push(metric.snapshot());
+    return { families };
   }
 
   /**
@@ -348,6 +412,7 @@ export class Registry {
    * gauges, unknown families and mismatches are treated. Without, nothing is copied.
    */
   render(others: readonly RegistrySnapshot[] = []): string {
+    for (const hook of this.hooks) hook();
     const out: string[] = [];
     if (others.length === 0) {
       for (const metric of this.metrics) metric.render(out);
@@ -363,7 +428,7 @@ export class Registry {
     }
     for (const metric of this.metrics) {
       const list = byName.get(metric.name);
-      if (list === undefined) metric.render(out);
+      if (list === undefined || metric.perProcess) metric.render(out);
       else metric.renderSum(out, list);
     }
     return out.join("\n") + "\n";

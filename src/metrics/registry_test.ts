@@ -1,4 +1,5 @@
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
+import { checkMetrics } from "../../tests/_promtool.ts";
 import { AssertionError } from "../util/assert.ts";
 import { createMetrics } from "./metrics.ts";
 import { Registry } from "./registry.ts";
@@ -206,39 +207,19 @@ Deno.test("Registry.render() of every FireScroll metric is valid exposition text
   const text = metrics.registry.render();
   const families = parseExposition(text);
   for (const name of families.keys()) {
-    ok(/^firescroll_[a-z]+_[a-z0-9_]+$/.test(name), `${name} follows firescroll_<component>_...`);
+    // The process's own metrics keep the names the Prometheus client libraries give them.
+    ok(
+      /^firescroll_[a-z]+_[a-z0-9_]+$/.test(name) || /^(process|nodejs)_[a-z0-9_]+$/.test(name),
+      `${name} follows firescroll_<component>_...`,
+    );
     if (families.get(name)!.type === "counter") ok(name.endsWith("_total"), `${name} ends _total`);
   }
   equal(families.get("firescroll_apply_offset")!.samples[0]!.value, 41);
   // Removing a labelled child drops its series.
   metrics.appliedOffset.remove("0");
   deepEqual(parseExposition(metrics.registry.render()).get("firescroll_apply_offset")!.samples, []);
-  const promtool = await promtoolCheck(text);
-  if (promtool !== null) equal(promtool, "", "promtool check metrics");
+  equal(await checkMetrics(text), "", "promtool check metrics");
 });
-
-/** `promtool check metrics` problems ("" when clean), or null when promtool is not installed. */
-async function promtoolCheck(text: string): Promise<string | null> {
-  let child: Deno.ChildProcess;
-  try {
-    child = new Deno.Command("promtool", {
-      args: ["check", "metrics"],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
-  }
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(text));
-  await writer.close();
-  const output = await child.output();
-  if (output.success) return "";
-  const decoder = new TextDecoder();
-  return (decoder.decode(output.stdout) + decoder.decode(output.stderr)).trim() || "failed";
-}
 
 Deno.test("Registry refuses duplicate names, invalid names and unordered buckets", () => {
   const registry = new Registry();
@@ -363,4 +344,42 @@ Deno.test("Registry.render(snapshots) skips unknown families and refuses mismatc
   const wrongBuckets = new Registry();
   wrongBuckets.histogram("app_latency_seconds", "Other buckets.", [0.1, 2], ["route"]);
   throws(() => main.registry.render([wrongBuckets.snapshot()]), AssertionError);
+});
+
+Deno.test("Registry.render(snapshots) reports a perProcess family once, never summed", () => {
+  const threads = () => {
+    const registry = new Registry();
+    return {
+      registry,
+      requests: registry.counter("app_requests_total", "Requests."),
+      rss: registry.gauge("app_rss_bytes", "Resident memory.", [], { perProcess: true }),
+    };
+  };
+  const main = threads();
+  const a = threads();
+  main.requests.labels().inc(1);
+  a.requests.labels().inc(2);
+  main.rss.labels().set(1000);
+  // Even a thread that sets it (it should not) does not add to it: its snapshot leaves it out.
+  a.rss.labels().set(1000);
+  deepEqual(a.registry.snapshot().families.map((f) => f.name), ["app_requests_total"]);
+  const text = main.registry.render([a.registry.snapshot(), a.registry.snapshot()]);
+  ok(text.includes("\napp_requests_total 5\n"), text);
+  ok(text.includes("\napp_rss_bytes 1000\n"), text);
+  deepEqual(
+    main.registry.families().map(({ name, perProcess }) => [name, perProcess]),
+    [["app_requests_total", false], ["app_rss_bytes", true]],
+  );
+});
+
+Deno.test("Registry.render() runs its onRender hooks first, and snapshot() does not", () => {
+  const registry = new Registry();
+  const reads = registry.gauge("app_reads", "Renders seen by the hook.");
+  let calls = 0;
+  registry.onRender(() => reads.labels().set(++calls));
+  ok(registry.render().includes("\napp_reads 1\n"));
+  ok(registry.render([]).includes("\napp_reads 2\n"));
+  ok(registry.render([new Registry().snapshot()]).includes("\napp_reads 3\n"));
+  registry.snapshot();
+  equal(calls, 3);
 });
