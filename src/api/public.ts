@@ -10,6 +10,7 @@ import { authorize } from "./auth.ts";
 import { closeConnection, type Closing, NEVER_CLOSING } from "./front.ts";
 import { parseBody, readBody } from "./body.ts";
 import { type Forwarding, forwardRequest, NEVER_FORWARDING } from "./forward.ts";
+import { OPENAPI_PATH, openApiJson } from "./openapi.ts";
 import { problemResponse } from "./problem.ts";
 import {
   parseBatch,
@@ -31,9 +32,11 @@ type Route =
   | "history"
   | "watch"
   | "healthz"
-  | "readyz";
+  | "readyz"
+  | "openapi";
 
-const POST_ROUTES: Record<string, Route> = {
+/** The POST routes by path (docs/openapi.yaml has an operation for each: openapi_test.ts). */
+export const POST_ROUTES: Record<string, Route> = {
   "/records/put": "put",
   "/records/delete": "delete",
   "/records/batch": "batch",
@@ -42,9 +45,11 @@ const POST_ROUTES: Record<string, Route> = {
   "/records/history": "history",
   "/records/watch": "watch",
 };
-const GET_ROUTES: Record<string, Route> = {
+/** The GET (and HEAD) routes by path. */
+export const GET_ROUTES: Record<string, Route> = {
   "/healthz": "healthz",
   "/readyz": "readyz",
+  [OPENAPI_PATH]: "openapi",
   "/records/watch": "watch",
 };
 
@@ -122,6 +127,8 @@ async function route(
       return json(health);
     case "readyz":
       return node.ready ? json('{"status":"ready"}') : json('{"status":"not_ready"}', 503);
+    case "openapi":
+      return json(openApiJson(config.limits));
     case "put":
     case "delete":
     case "batch": {
