@@ -1,28 +1,12 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { reportDownload } from "./restore.ts";
-
-/** The events written to stdout while `fn` runs, parsed. */
-async function written(fn: () => Promise<void>): Promise<Record<string, unknown>[]> {
-  const lines: string[] = [];
-  const decoder = new TextDecoder();
-  const original = Deno.stdout.writeSync;
-  Deno.stdout.writeSync = (bytes: Uint8Array) => {
-    lines.push(decoder.decode(bytes));
-    return bytes.length;
-  };
-  try {
-    await fn();
-  } finally {
-    Deno.stdout.writeSync = original;
-  }
-  return lines.join("").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l));
-}
+import { logged } from "../util/_logged.ts";
 
 Deno.test("reportDownload() logs restore_progress by the file's size while a snapshot downloads, until stopped", async () => {
   const dir = await Deno.makeTempDir({ prefix: "firescroll_restore_progress_" });
   const path = `${dir}/p2.mdb`;
   try {
-    const events = await written(async () => {
+    const events = await logged(async () => {
       const download = reportDownload(2, 41, path, 4000, 30);
       await new Promise((r) => setTimeout(r, 50)); // Not created yet: nothing to say.
       await Deno.writeFile(path, new Uint8Array(1000));

@@ -8,8 +8,8 @@
  * - One file per group of commands: `records.ts` (put, get, delete, list, batch), `watch.ts`,
  *   `status.ts`, `ready.ts` (wait-ready); `run.ts` dispatches and turns errors into exit codes.
  *
- * It imports single files of the server (`util/json.ts`, `watch/sse.ts`, `api/wire.ts` types,
- * `version.ts`), never a component's mod.ts, so the compiled binary carries no LMDB or Kafka code.
+ * It imports single files of the server (`util/json.ts`, `util/sleep.ts`, `watch/sse.ts`,
+ * `api/wire.ts` types, `version.ts`), never a component's mod.ts, so the compiled binary carries no LMDB or Kafka code.
  *
  * @module
  */

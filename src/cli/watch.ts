@@ -8,6 +8,7 @@
  * @module
  */
 // sse.ts, not watch/mod.ts: the watch component's mod.ts pulls in the server (see output.ts).
+import { sleep } from "../util/sleep.ts";
 import { readSse } from "../watch/sse.ts";
 import type { Command } from "./args.ts";
 import { answerError, unreachable } from "./client.ts";
@@ -43,19 +44,6 @@ export function eventLine(id: string | null, event: string, data: string): strin
     value = data;
   }
   return JSON.stringify({ id, event, data: value }) + "\n";
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 /** Whether a failed (re)connection is worth another try: the node is away or busy. */

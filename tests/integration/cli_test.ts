@@ -415,6 +415,7 @@ const CLIENT_IMPORTS = [
   "src/api/wire.ts",
   "src/util/assert.ts",
   "src/util/json.ts",
+  "src/util/sleep.ts",
   "src/version.ts",
   "src/watch/sse.ts",
 ];
