@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import type { Metrics } from "../metrics/mod.ts";
 import type { AppliedPosition, PartitionStore, StoredRecord, StoreTx } from "../store/mod.ts";
 import { assert } from "../util/assert.ts";
+import { writeU64 } from "../util/u64.ts";
 import { log } from "../util/log.ts";
 import type { ConditionCache } from "./conditions.ts";
 import { decodeMutation, type Mutation, type Op } from "./message.ts";
@@ -45,17 +46,7 @@ export function nextChain(chainHex: string, offset: number, value: Uint8Array): 
     buffer[i] = (HEX_VALUES[chainHex.charCodeAt(2 * i)]! << 4) |
       HEX_VALUES[chainHex.charCodeAt(2 * i + 1)]!;
   }
-  // u64 big endian without BigInt: offsets are safe integers.
-  const high = Math.floor(offset / 0x1_0000_0000);
-  const low = offset >>> 0;
-  buffer[32] = high >>> 24;
-  buffer[33] = (high >>> 16) & 0xff;
-  buffer[34] = (high >>> 8) & 0xff;
-  buffer[35] = high & 0xff;
-  buffer[36] = low >>> 24;
-  buffer[37] = (low >>> 16) & 0xff;
-  buffer[38] = (low >>> 8) & 0xff;
-  buffer[39] = low & 0xff;
+  writeU64(buffer, 32, offset);
   buffer.set(value, 40);
   return createHash("sha256").update(buffer.subarray(0, length)).digest("hex");
 }

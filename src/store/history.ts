@@ -62,9 +62,15 @@ export function unindexChange(history: HistoryDb, key: Uint8Array, value: Uint8A
   history.removeSync(historyRowOf(key, value));
 }
 
+/** Scratch for index rows: LMDB copies a key before `putSync`/`removeSync` return. */
+let rowScratch = new Uint8Array(1024);
+
+/** The index row of a change row, in a scratch buffer valid until the next call. */
 function historyRowOf(changeRowKey: Uint8Array, value: Uint8Array): Uint8Array {
   const recordKey = changeRecordKey(value);
-  const out = new Uint8Array(recordKey.length + 13);
+  const length = recordKey.length + 13;
+  if (length > rowScratch.length) rowScratch = new Uint8Array(2 * length);
+  const out = rowScratch.subarray(0, length);
   out.set(recordKey, 0);
   out[recordKey.length] = SEPARATOR;
   out.set(changeRowKey.subarray(0, 12), recordKey.length + 1);

@@ -16,7 +16,7 @@ import { log } from "../util/log.ts";
 import {
   type Change,
   type ChangeCursor,
-  changeKey,
+  changeKeyInto,
   type ChangesDb,
   encodeChange,
   oldestChange,
@@ -206,6 +206,8 @@ interface EnvSync {
  * was a measurable share of apply).
  */
 const WRITE_KEY_SCRATCH = new Uint8Array(KEY_SCRATCH_BYTES);
+/** Scratch for the change-log key being written: LMDB copies a key before `putSync` returns. */
+const CHANGE_KEY_SCRATCH = new Uint8Array(12);
 let writeValueScratch = new Uint8Array(64 * 1024);
 
 /** LMDB's on-disk header (liblmdb as built by lmdb-js): what `mdb_env_open` checks first. */
@@ -574,7 +576,7 @@ export class PartitionStore {
       if (pending.length === 0) return;
       pending[pending.length - 1]![1]! |= 1;
       for (let i = 0; i < pending.length; i++) {
-        const key = changeKey(messageOffset, i);
+        const key = changeKeyInto(CHANGE_KEY_SCRATCH, messageOffset, i);
         changes.putSync(key, pending[i]!);
         oldest ??= messageTimestamp;
         indexChange(history, key, pending[i]!);

@@ -20,5 +20,5 @@ export { errorMessage, LEVELS, log, setLogLevel } from "./log.ts";
 export type { Level } from "./log.ts";
 export { threadCount } from "./threads.ts";
 export { sleep } from "./sleep.ts";
-export { getU64, setU64 } from "./u64.ts";
+export { getU64, setU64, writeU64 } from "./u64.ts";
 export { bindOrThrow, type Listener, StartError } from "./start_error.ts";

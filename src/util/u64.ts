@@ -15,3 +15,20 @@ export function setU64(view: DataView, at: number, value: number): void {
 export function getU64(view: DataView, at: number): number {
   return view.getUint32(at) * 0x1_0000_0000 + view.getUint32(at + 4);
 }
+
+/**
+ * Writes `value` (a safe integer ≥ 0) at `at` of `out`, big endian, byte by byte: on hot paths,
+ * where a DataView per call is a measurable cost.
+ */
+export function writeU64(out: Uint8Array, at: number, value: number): void {
+  const high = Math.floor(value / 0x1_0000_0000);
+  const low = value >>> 0;
+  out[at] = high >>> 24;
+  out[at + 1] = (high >>> 16) & 0xff;
+  out[at + 2] = (high >>> 8) & 0xff;
+  out[at + 3] = high & 0xff;
+  out[at + 4] = low >>> 24;
+  out[at + 5] = (low >>> 16) & 0xff;
+  out[at + 6] = (low >>> 8) & 0xff;
+  out[at + 7] = low & 0xff;
+}
