@@ -100,6 +100,11 @@ export function archiveSegments(keys: readonly string[]): SegmentRef[] {
   return out.sort((a, b) => a.first - b.first || a.last - b.last);
 }
 
+/** The segment that reaches furthest (where the archive ends), or null when there is none. */
+export function newestSegment(segments: readonly SegmentRef[]): SegmentRef | null {
+  return segments.reduce<SegmentRef | null>((a, s) => a === null || s.last > a.last ? s : a, null);
+}
+
 /**
  * The holes in an archive: offset ranges after its first segment that no segment covers,
  * each with the segment before it (whose chain it continues from) and after it.
@@ -207,10 +212,7 @@ export class Archive {
     }
     unfilled += Math.max(0, holes.length - REPAIRS_PER_CHECK);
     this.options.metrics.archiveGaps.labels(String(partition)).set(unfilled);
-    const newest = segments.reduce<SegmentRef | null>(
-      (a, s) => a === null || s.last > a.last ? s : a,
-      null,
-    );
+    const newest = newestSegment(segments);
     if (newest !== null) {
       const segment = await this.read(newest.key, signal);
       return { offset: segment.last, chain: segment.chainAfter };

@@ -14,7 +14,7 @@ import type { Metrics } from "../metrics/mod.ts";
 import type { PartitionStore } from "../store/mod.ts";
 import { errorMessage, log } from "../util/log.ts";
 import { sleep } from "../util/sleep.ts";
-import { archiveSegments } from "./archive.ts";
+import { archiveSegments, newestSegment } from "./archive.ts";
 import type { ObjectStore } from "./object_store.ts";
 import {
   createSnapshot,
@@ -197,7 +197,12 @@ export class Backups {
       if (match === null || Number(match[1]) >= oldestKept) continue;
       (match[2] === "mdb" ? files : manifests).push(key);
     }
-    const segments = archiveSegments(keys).filter((s) => s.last <= oldestKept).map((s) => s.key);
+    // The newest segment always stays: it is where the archive goes on from (archive.ts reads
+    // its end and chain from S3). Without it an archive that retention emptied would start
+    // again from the log's first offset and upload every segment anew.
+    const all = archiveSegments(keys);
+    const newest = newestSegment(all);
+    const segments = all.filter((s) => s.last <= oldestKept && s !== newest).map((s) => s.key);
     if (segments.length > 0) await this.objects.delete(segments, signal);
     // The data file goes first: a manifest without its file is skipped by restore, never trusted.
     if (files.length > 0) await this.objects.delete(files, signal);

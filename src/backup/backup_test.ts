@@ -422,3 +422,25 @@ Deno.test("retention deletes the segments the oldest kept snapshot holds, and ke
     });
   });
 });
+
+Deno.test("retention keeps the archive's newest segment even when the oldest kept snapshot holds it: the archive goes on from it", async () => {
+  await withTempDir(async (dir) => {
+    const objects = new MemoryObjectStore();
+    const { backups } = await backupsIn(dir, objects, { BACKUP_KEEP: "2" });
+    const segments = [[0, 1], [2, 2]].map(([a, b]) => segmentKey(NS, 0, a!, b!));
+    for (const key of segments) objects.objects.set(key, new Uint8Array(10));
+    await withStores(dir, [0], async (stores) => {
+      const source = sourceOf(stores);
+      for (let offset = 0; offset <= 4; offset++) {
+        await writeUpTo(stores[0]!, offset);
+        await backups.round(source, never);
+      }
+      // Kept: snapshots at 3 and 4. Both segments end before 3, but [2-2] is where the archive
+      // ends: an archive with no segment left would start over from offset 0.
+      deepEqual(
+        objects.keys(),
+        [...keysOf(0, 3), ...keysOf(0, 4), latestKey(NS, 0), segmentKey(NS, 0, 2, 2)].sort(),
+      );
+    });
+  });
+});

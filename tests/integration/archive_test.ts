@@ -46,6 +46,8 @@ function archiveEnv(extra: Record<string, string> = {}): Record<string, string> 
     BACKUP_INTERVAL_SEC: "1",
     ARCHIVE_SEGMENT_SEC: "1",
     ARCHIVE_CHECK_SEC: "2",
+    // archive_segment lines: what a failing test shows of the archive.
+    LOG_LEVEL: "debug",
     ...extra,
   });
 }
