@@ -105,6 +105,9 @@ Deno.test("above CONNECTIONS_MAX the longest-idle connections are shut down and 
         held.push(conn);
         await conn.write(encoder.encode("GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"));
         match(await readResponse(conn), /^HTTP\/1\.1 200/);
+        // TCP_INFO counts idleness in jiffies (1–10 ms): a gap keeps "longest idle" a strict
+        // order (in CI two connections opened within one jiffy were closed in either order).
+        await new Promise((r) => setTimeout(r, 20));
       }
       // Six idle connections against a cap of three: the sweep (every 5 s when the timeout is 0)
       // shuts down the idle longest, the first opened. A sweep that falls while the six are still
