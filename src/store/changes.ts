@@ -102,6 +102,15 @@ function keyOffset(key: Uint8Array): number {
 const TIMESTAMP_BYTES = new Uint8Array(8);
 const TIMESTAMP_SCRATCH = new DataView(TIMESTAMP_BYTES.buffer);
 
+/** Bytes of the change row {@linkcode encodeChangeInto} writes. */
+export function changeBytes(
+  recordKey: Uint8Array,
+  value: Uint8Array | null,
+  previous: Uint8Array | null,
+): number {
+  return HEAD_BYTES + recordKey.length + 4 + (value?.length ?? 0) + (previous?.length ?? 0);
+}
+
 /** Encodes a change row's value (see the module doc). */
 export function encodeChange(
   kind: ChangeKind,
@@ -111,10 +120,25 @@ export function encodeChange(
   value: Uint8Array | null,
   previous: Uint8Array | null,
 ): Uint8Array {
+  const out = new Uint8Array(changeBytes(recordKey, value, previous));
+  encodeChangeInto(out, kind, last, timestamp, recordKey, value, previous);
+  return out;
+}
+
+/**
+ * Encodes a change row's value at the start of `out` (at least {@linkcode changeBytes} long):
+ * the write path's allocation-free form of {@linkcode encodeChange}.
+ */
+export function encodeChangeInto(
+  out: Uint8Array,
+  kind: ChangeKind,
+  last: boolean,
+  timestamp: number,
+  recordKey: Uint8Array,
+  value: Uint8Array | null,
+  previous: Uint8Array | null,
+): void {
   const newLength = value?.length ?? 0;
-  const out = new Uint8Array(
-    HEAD_BYTES + recordKey.length + 4 + newLength + (previous?.length ?? 0),
-  );
   out[0] = KINDS.indexOf(kind);
   out[1] = last ? LAST : 0;
   // Written through one shared scratch view: a DataView per row is a measurable share of apply.
@@ -133,7 +157,6 @@ export function encodeChange(
   // subarray: lmdb-js's `getBinaryFast` answers a Buffer whose `length` is the value's but whose
   // bytes run on (its shared read buffer), and `set` copies by the latter.
   if (previous !== null) out.set(previous.subarray(0, previous.length), at + newLength);
-  return out;
 }
 
 /** The record key inside an encoded change value (a view of it). */

@@ -15,10 +15,12 @@ import { assert } from "../util/assert.ts";
 import { log } from "../util/log.ts";
 import {
   type Change,
+  changeBytes,
   type ChangeCursor,
   changeKeyInto,
+  type ChangeKind,
   type ChangesDb,
-  encodeChange,
+  encodeChangeInto,
   oldestChange,
   openChangesDb,
   pruneBudget,
@@ -208,6 +210,9 @@ interface EnvSync {
 const WRITE_KEY_SCRATCH = new Uint8Array(KEY_SCRATCH_BYTES);
 /** Scratch for the change-log key being written: LMDB copies a key before `putSync` returns. */
 const CHANGE_KEY_SCRATCH = new Uint8Array(12);
+/** The arena of one message's change rows (see `recordChange` in the write transaction). */
+let changeArena = new Uint8Array(256 * 1024);
+let changeArenaUsed = 0;
 let writeValueScratch = new Uint8Array(64 * 1024);
 
 /** LMDB's on-disk header (liblmdb as built by lmdb-js): what `mdb_env_open` checks first. */
@@ -571,7 +576,9 @@ export class PartitionStore {
     let since = this.since;
     // The current message's change rows, written when it ends (the last one is flagged).
     let messageOffset = -1;
-    let pending: Uint8Array[] = [];
+    const pending: Uint8Array[] = [];
+    // A transaction aborted mid-message left rows in the arena: none of them is wanted.
+    changeArenaUsed = 0;
     const endMessage = () => {
       if (pending.length === 0) return;
       pending[pending.length - 1]![1]! |= 1;
@@ -581,7 +588,27 @@ export class PartitionStore {
         oldest ??= messageTimestamp;
         indexChange(history, key, pending[i]!);
       }
-      pending = [];
+      pending.length = 0;
+      changeArenaUsed = 0;
+    };
+    // A message's change rows are encoded into one arena, not an array each: LMDB copies them
+    // when the message ends. An arena too small is replaced, never grown under earlier rows.
+    const recordChange = (
+      kind: ChangeKind,
+      timestamp: number,
+      recordKey: Uint8Array,
+      value: Uint8Array | null,
+      previous: Uint8Array | null,
+    ) => {
+      const bytes = changeBytes(recordKey, value, previous);
+      if (changeArenaUsed + bytes > changeArena.length) {
+        changeArena = new Uint8Array(Math.max(2 * changeArena.length, bytes));
+        changeArenaUsed = 0;
+      }
+      const row = changeArena.subarray(changeArenaUsed, changeArenaUsed + bytes);
+      changeArenaUsed += bytes;
+      encodeChangeInto(row, kind, false, timestamp, recordKey, value, previous);
+      pending.push(row);
     };
     let messageTimestamp = 0;
     const recording = () => retainMs > 0 && messageOffset >= 0;
@@ -616,7 +643,7 @@ export class PartitionStore {
           if (old === undefined || valueExpiresAt(old) !== due.expiresAt) continue;
           xorInto(digest, recordHash(due.recordKey, old));
           if (recording()) {
-            pending.push(encodeChange("expire", false, timestamp, due.recordKey, null, old));
+            recordChange("expire", timestamp, due.recordKey, null, old);
           }
           records.removeSync(due.recordKey);
         }
@@ -642,7 +669,7 @@ export class PartitionStore {
         );
         xorInto(digest, recordHash(key, value));
         if (recording()) {
-          pending.push(encodeChange("put", false, messageTimestamp, key, value, old ?? null));
+          recordChange("put", messageTimestamp, key, value, old ?? null);
         }
         if (oldExpiresAt !== null) unexpire(oldExpiresAt, key);
         if (expiresAt !== null) {
@@ -658,7 +685,7 @@ export class PartitionStore {
         const oldExpiresAt = valueExpiresAt(old);
         xorInto(digest, recordHash(key, old));
         if (recording()) {
-          pending.push(encodeChange("delete", false, messageTimestamp, key, null, old));
+          recordChange("delete", messageTimestamp, key, null, old);
         }
         if (oldExpiresAt !== null) unexpire(oldExpiresAt, key);
         records.removeSync(key);
