@@ -13,7 +13,7 @@
 import { applyBatch, ConditionCache, type LogRecord, nextChain } from "../apply/mod.ts";
 import type { Metrics } from "../metrics/mod.ts";
 import { PartitionStore, storePath } from "../store/mod.ts";
-import { log } from "../util/log.ts";
+import { log, progress } from "../util/log.ts";
 import { archiveSegments, type SegmentRef } from "./archive.ts";
 import type { ObjectStore } from "./object_store.ts";
 import { decodeSegmentBody, decompress, SegmentCorruptError } from "./segment.ts";
@@ -284,15 +284,10 @@ export async function replaySegments(
     const now = performance.now();
     if (now - reported >= PROGRESS_MS) {
       reported = now;
-      const rate = count / ((now - started) / 1000);
-      const left = Math.max(0, total - count);
       log("info", "restore_progress", {
         partition,
         offset: store.applied.offset,
-        done: count,
-        total,
-        per_second: Math.round(rate),
-        eta_sec: rate > 0 ? Math.round(left / rate) : null,
+        ...progress(count, total, now - started),
       });
     }
   }

@@ -10,7 +10,7 @@
 import type { ConfigBackup, ConfigCluster, ConfigStore } from "../config/mod.ts";
 import type { Metrics } from "../metrics/mod.ts";
 import type { FetchedSnapshot, SnapshotSource } from "../node/mod.ts";
-import { errorMessage, log } from "../util/log.ts";
+import { errorMessage, log, progress } from "../util/log.ts";
 import { storePath } from "../store/mod.ts";
 import type { ObjectStore } from "./object_store.ts";
 import { restoreToPoint } from "./replay.ts";
@@ -288,16 +288,12 @@ export function reportDownload(
     } catch {
       return; // Not created yet.
     }
-    const rate = done / ((performance.now() - started) / 1000);
     log("info", "restore_progress", {
       partition,
       source: "s3",
       offset,
       unit: "bytes",
-      done,
-      total: bytes,
-      per_second: Math.round(rate),
-      eta_sec: rate > 0 ? Math.round(Math.max(0, bytes - done) / rate) : null,
+      ...progress(done, bytes, performance.now() - started),
     });
   }, everyMs);
   return { stop: () => clearInterval(timer) };

@@ -5,23 +5,19 @@
  * per message.
  */
 import { assert } from "../util/assert.ts";
-import { log } from "../util/log.ts";
+import { log, type Progress, progress } from "../util/log.ts";
 
 /** Least time between two progress lines of one partition. */
 export const CATCH_UP_PROGRESS_MS = 5000;
 
-/** The fields of one `catch_up_progress` line. */
-export interface CatchUpLine {
+/**
+ * The fields of one `catch_up_progress` line: `done` offsets applied since catch-up began of the
+ * `total` from there to the log end seen at assignment.
+ */
+export interface CatchUpLine extends Progress {
   readonly partition: number;
   /** The last offset applied. */
   readonly offset: number;
-  /** Messages (offsets) applied since catch-up began. */
-  readonly done: number;
-  /** Offsets from where catch-up began to the log end seen at assignment. */
-  readonly total: number;
-  readonly per_second: number;
-  /** Seconds left at the rate so far; null before anything was applied. */
-  readonly eta_sec: number | null;
 }
 
 interface Running {
@@ -64,16 +60,14 @@ export class CatchUpProgress {
     const now = this.now();
     if (now - running.reportedMs < this.everyMs) return null;
     running.reportedMs = now;
-    const done = Math.max(0, next - running.from);
-    const total = running.to - running.from;
-    const rate = done / Math.max(0.001, (now - running.startedMs) / 1000);
     const line: CatchUpLine = {
       partition,
       offset: next - 1,
-      done,
-      total,
-      per_second: Math.round(rate),
-      eta_sec: rate > 0 ? Math.round(Math.max(0, total - done) / rate) : null,
+      ...progress(
+        Math.max(0, next - running.from),
+        running.to - running.from,
+        now - running.startedMs,
+      ),
     };
     log("info", "catch_up_progress", { ...line });
     return line;

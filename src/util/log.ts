@@ -37,3 +37,24 @@ export function log(level: Level, event: string, fields: Record<string, unknown>
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/** The fields every progress line carries: how far, how fast, how long still. */
+export interface Progress {
+  readonly done: number;
+  readonly total: number;
+  /** Units per second so far. */
+  readonly per_second: number;
+  /** Seconds left at that rate; null before anything was done. */
+  readonly eta_sec: number | null;
+}
+
+/** {@linkcode Progress} of `done` of `total` units after `elapsedMs`. */
+export function progress(done: number, total: number, elapsedMs: number): Progress {
+  const rate = done / Math.max(0.001, elapsedMs / 1000);
+  return {
+    done,
+    total,
+    per_second: Math.round(rate),
+    eta_sec: rate > 0 ? Math.round(Math.max(0, total - done) / rate) : null,
+  };
+}

@@ -16,7 +16,8 @@ export {
   scanJson,
 } from "./json.ts";
 export type { ExactOptions, JsonShape } from "./json.ts";
-export { errorMessage, LEVELS, log, setLogLevel } from "./log.ts";
+export { errorMessage, LEVELS, log, progress, setLogLevel } from "./log.ts";
+export type { Progress } from "./log.ts";
 export type { Level } from "./log.ts";
 export { threadCount } from "./threads.ts";
 export { sleep } from "./sleep.ts";
