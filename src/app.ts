@@ -21,6 +21,7 @@ import {
   Backups,
   type Manifest,
   parseManifest,
+  restorePoolOptions,
   Restorer,
   S3ObjectStore,
   TimeTravelLog,
@@ -81,16 +82,10 @@ export function buildNode(
   const { cluster, node, kafka } = config;
   const mutations: MutationLog = config.log.kind === "archive"
     ? new TimeTravelLog({
-      s3: config.s3,
-      namespace: cluster.namespace,
+      ...restorePoolOptions(config),
       partitions: cluster.partitions,
       dir: `${config.store.dbPath}/${cluster.namespace}`,
       target: parseRestoreTo(config.s3.restoreTo!, cluster.partitions),
-      mapBytes: config.store.lmdbMapBytes,
-      changesRetainMs: changesRetainMs(config),
-      timeoutMs: config.backup.timeoutMs,
-      threads: threadCount(config.s3.restoreThreads),
-      logLevel: config.node.logLevel,
     })
     : config.log.kind === "embedded"
     ? new EmbeddedLog({

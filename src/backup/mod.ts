@@ -16,7 +16,12 @@ export type { BackupOptions, BackupSource } from "./backup.ts";
 export { S3ObjectStore } from "./object_store.ts";
 export type { ListedObject, ObjectStore, S3Options } from "./object_store.ts";
 export { type RestorePoint, restoreToPoint, RestoreUnreachable } from "./replay.ts";
-export { RestoreFailed, type RestoreJob, restorePartitions } from "./restore_pool.ts";
+export {
+  RestoreFailed,
+  type RestoreJob,
+  restorePartitions,
+  restorePoolOptions,
+} from "./restore_pool.ts";
 export type { RestorePoolOptions } from "./restore_pool.ts";
 export type { ReplayOptions, RestoredPartition } from "./replay.ts";
 export { Restorer } from "./restore.ts";

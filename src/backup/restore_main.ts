@@ -16,15 +16,20 @@
  *
  * @module
  */
-import { changesRetainMs, type Config, loadConfig, parseRestoreTo } from "../config/mod.ts";
+import { type Config, loadConfig, parseRestoreTo } from "../config/mod.ts";
 import { KafkaLog } from "../log/mod.ts";
 import { createMetrics } from "../metrics/mod.ts";
-import { setLogLevel, threadCount } from "../util/mod.ts";
+import { setLogLevel } from "../util/mod.ts";
 import { storePath } from "../store/mod.ts";
 import { S3ObjectStore } from "./object_store.ts";
 import { rebuildPartition } from "./rebuild_log.ts";
 import { restoredFields, type RestorePoint } from "./replay.ts";
-import { RestoreFailed, type RestoreJob, restorePartitions } from "./restore_pool.ts";
+import {
+  RestoreFailed,
+  type RestoreJob,
+  restorePartitions,
+  restorePoolOptions,
+} from "./restore_pool.ts";
 import { pointOf } from "./time_travel.ts";
 
 const USAGE =
@@ -128,15 +133,7 @@ async function main(): Promise<number> {
       jobs.push({ partition, point, dir });
       started.set(partition, performance.now());
     }
-    await restorePartitions(jobs, {
-      s3: config.s3,
-      namespace: config.cluster.namespace,
-      mapBytes: config.store.lmdbMapBytes,
-      changesRetainMs: changesRetainMs(config),
-      timeoutMs: config.backup.timeoutMs,
-      threads: threadCount(config.s3.restoreThreads),
-      logLevel: config.node.logLevel,
-    }, async ({ partition }, restored) => {
+    await restorePartitions(jobs, restorePoolOptions(config), async ({ partition }, restored) => {
       const target = storePath(parsed.out, partition);
       await Deno.rename(restored.path, target);
       const seconds = (performance.now() - started.get(partition)!) / 1000;

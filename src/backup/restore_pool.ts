@@ -10,7 +10,8 @@
  *
  * @module
  */
-import type { ConfigS3 } from "../config/mod.ts";
+import { changesRetainMs, type Config, type ConfigS3 } from "../config/mod.ts";
+import { threadCount } from "../util/threads.ts";
 import { createMetrics } from "../metrics/mod.ts";
 import type { Level } from "../util/log.ts";
 import { S3ObjectStore } from "./object_store.ts";
@@ -35,6 +36,19 @@ export interface RestorePoolOptions {
   readonly threads: number;
   /** `LOG_LEVEL` of the worker threads (this thread's is set already). */
   readonly logLevel: Level;
+}
+
+/** The pool's options as the config sets them (`S3_RESTORE_THREADS`, `LOG_LEVEL`, …). */
+export function restorePoolOptions(config: Config): RestorePoolOptions {
+  return {
+    s3: config.s3,
+    namespace: config.cluster.namespace,
+    mapBytes: config.store.lmdbMapBytes,
+    changesRetainMs: changesRetainMs(config),
+    timeoutMs: config.backup.timeoutMs,
+    threads: threadCount(config.s3.restoreThreads),
+    logLevel: config.node.logLevel,
+  };
 }
 
 /** A job and its options, as a worker receives them. */
