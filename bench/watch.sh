@@ -9,6 +9,7 @@
 # Knobs (env): WATCHERS=1000 WATCH_CLIENTS=4 BROADCASTS=20 GAP_MS=250 WRITE_S=8
 #   WRITE_CONCURRENCY=16 WATCH_PIN_MODES="1 0" SERVE_THREADS (node default) PARTITIONS=16
 #   H2C=1 (each client process's streams share one HTTP/2 connection instead of one each)
+#   WATCH_CLIENT=go (bench/watch_client.go, built here with `go build`) or deno (`watch.ts client`)
 #   WATCH_API_PORT=28390 WATCH_INTERNAL_PORT=28391 KEEP_TMP=1
 # Usage: bash bench/watch.sh > watch.md
 
@@ -25,8 +26,18 @@ WATCH_PIN_MODES=${WATCH_PIN_MODES:-1 0}
 API_PORT_=${WATCH_API_PORT:-28390}
 INTERNAL_PORT_=${WATCH_INTERNAL_PORT:-28391}
 
+WATCH_CLIENT=${WATCH_CLIENT:-go}
 need deno curl jq taskset
 machine_json >"$TMP/machine.json"
+case "$WATCH_CLIENT" in
+  go)
+    need go
+    CGO_ENABLED=0 go build -o "$TMP/watch_client" bench/watch_client.go || die "cannot build bench/watch_client.go"
+    CLIENT_ARGS=(--client-bin "$TMP/watch_client")
+    ;;
+  deno) CLIENT_ARGS=() ;;
+  *) die "WATCH_CLIENT must be go or deno" ;;
+esac
 budget=$((2 * WRITE_S + BROADCASTS * GAP_MS / 1000 + 120))
 for PIN in $WATCH_PIN_MODES; do
   log "PIN=$PIN: starting a fresh node on $API_PORT_/$INTERNAL_PORT_"
@@ -36,6 +47,7 @@ for PIN in $WATCH_PIN_MODES; do
     --clients "$WATCH_CLIENTS" --broadcasts "$BROADCASTS" --gap-ms "$GAP_MS" --write-s "$WRITE_S"
     --write-concurrency "$WRITE_CONCURRENCY" --partitions "$PARTITIONS")
   [[ "${H2C:-0}" != 1 ]] || CMD+=(--h2c)
+  CMD+=("${CLIENT_ARGS[@]}")
   # shellcheck disable=SC2046
   timeout "$budget" $(client_prefix) "${CMD[@]}" --pid "$NODE_PID" >"$TMP/watch-pin$PIN.json" ||
     die "watch benchmark failed"
@@ -64,7 +76,7 @@ echo "Machine: $(m nproc) vCPU $(m cpu), $(m mem), Linux $(m kernel); $(m deno).
   "($(m src_files_changed) uncommitted changes in src/ and main.ts). A fresh node per mode:" \
   "embedded log, $PARTITIONS partitions, serving threads ${SERVE_THREADS:-default}," \
   "LISTEN_HOST=127.0.0.1. $WATCHERS streams of \`pk=hot\` ($(if [[ "${H2C:-0}" == 1 ]]; then echo "HTTP/2 prior knowledge: each client process's streams on one connection"; else echo "one HTTP/1.1 connection each"; fi)) from" \
-  "$WATCH_CLIENTS client processes; $BROADCASTS puts of pk hot, $GAP_MS ms apart, each carrying its" \
+  "$WATCH_CLIENTS client processes ($(if [[ "$WATCH_CLIENT" == go ]]; then echo "bench/watch_client.go, Go"; else echo '`watch.ts client`, Deno'; fi)); $BROADCASTS puts of pk hot, $GAP_MS ms apart, each carrying its" \
   "send time (latency = arrival in the client − send time, same clock); writes = \`bench/write.ts\`," \
   "$WRITE_CONCURRENCY closed-loop writers of one record on other pks, $WRITE_S s, before the" \
   "watchers open and again while they are open. Memory = the node's VmRSS after the watchers" \

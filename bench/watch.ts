@@ -19,6 +19,8 @@
  *   [--broadcasts 20] [--gap-ms 250] [--write-s 8] [--write-concurrency 16] [--partitions 16]
  *   [--h2c]  (each client process's streams share one HTTP/2 connection, prior knowledge)
  *   [--broadcast-only]  (no write runs: the baseline, bench/watch_probe.ts's server)
+ *   [--client-bin PATH]  (the watcher processes are this binary, bench/watch_client.go built,
+ *   instead of `watch.ts client`: same protocol, a fraction of the CPU per event)
  *
  * @module
  */
@@ -138,6 +140,7 @@ async function main(): Promise<void> {
   });
   const partitions = intFlag("partitions", { fallback: 16, min: 1, max: 4096, what: "partitions" });
   const h2c = Deno.args.includes("--h2c");
+  const clientBin = flag("client-bin");
 
   // The baseline (bench/watch_probe.ts's server) takes the broadcasts only.
   const broadcastOnly = Deno.args.includes("--broadcast-only");
@@ -149,16 +152,11 @@ async function main(): Promise<void> {
 
   const children = Array.from({ length: clients }, (_, i) => {
     const count = Math.floor(watchers / clients) + (i < watchers % clients ? 1 : 0);
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL(import.meta.url).pathname,
-        "client",
-        url,
-        String(count),
-        ...(h2c ? ["h2c"] : []),
-      ],
+    const clientArgs = [url, String(count), ...(h2c ? ["h2c"] : [])];
+    const child = new Deno.Command(clientBin ?? Deno.execPath(), {
+      args: clientBin === undefined
+        ? ["run", "-A", new URL(import.meta.url).pathname, "client", ...clientArgs]
+        : clientArgs,
       stdin: "piped",
       stdout: "piped",
       stderr: "inherit",
@@ -213,6 +211,7 @@ async function main(): Promise<void> {
     watchers,
     clients,
     h2c,
+    client: clientBin === undefined ? "deno" : "go",
     openMs: Math.round(openMs),
     rssBefore,
     rssAfter,
