@@ -1,16 +1,12 @@
 /**
  * The object store snapshots live in: a small interface, and its S3 implementation (AWS SDK v3)
  * that works with MinIO-style endpoints (path style) and Tigris (virtual-hosted style).
+ *
+ * The SDK is imported when a store first talks to S3, not with this module: loading it costs
+ * ~100 ms of CPU, and every serving thread's module graph reaches this file (through the internal
+ * API's snapshot route) without ever using S3.
  */
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  NoSuchKey,
-  PutObjectCommand,
-  S3Client,
-} from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
+import type { S3Client } from "@aws-sdk/client-s3";
 import type { ConfigS3 } from "../config/mod.ts";
 import { assert } from "../util/assert.ts";
 
@@ -59,36 +55,56 @@ const MiB = 1024 * 1024;
 /** Bound on the keys one listing returns, so a huge prefix cannot exhaust memory. */
 const LIST_MAX = 100_000;
 
+/** The SDK's modules, loaded once per thread on first use. */
+type Sdk = typeof import("@aws-sdk/client-s3") & typeof import("@aws-sdk/lib-storage");
+let sdkLoading: Promise<Sdk> | null = null;
+
+function loadSdk(): Promise<Sdk> {
+  sdkLoading ??= Promise.all([import("@aws-sdk/client-s3"), import("@aws-sdk/lib-storage")])
+    .then(([client, storage]) => ({ ...client, ...storage }));
+  return sdkLoading;
+}
+
 /** {@linkcode ObjectStore} on S3 or an S3-compatible server. */
 export class S3ObjectStore implements ObjectStore {
-  private readonly client: S3Client;
+  private connecting: Promise<{ client: S3Client; sdk: Sdk }> | null = null;
 
   /** `s3.bucket`, asserted set. */
   private readonly bucket: string;
 
   constructor(private readonly options: S3Options) {
-    const { s3 } = options;
-    assert(s3.bucket !== null, "the object store needs S3_BUCKET (checked by config)");
-    this.bucket = s3.bucket;
-    this.client = new S3Client({
-      region: s3.region,
-      ...(s3.endpoint === null ? {} : { endpoint: s3.endpoint }),
-      forcePathStyle: s3.forcePathStyle,
-      // Local S3 servers reject the SDK's default trailing checksums; S3 itself needs none.
-      requestChecksumCalculation: "WHEN_REQUIRED",
-      responseChecksumValidation: "WHEN_REQUIRED",
-      maxAttempts: 3,
-    });
+    assert(options.s3.bucket !== null, "the object store needs S3_BUCKET (checked by config)");
+    this.bucket = options.s3.bucket;
+  }
+
+  /** The client (created, and the SDK loaded, by the first call). */
+  private s3(): Promise<{ client: S3Client; sdk: Sdk }> {
+    const { s3 } = this.options;
+    this.connecting ??= loadSdk().then((sdk) => ({
+      sdk,
+      client: new sdk.S3Client({
+        region: s3.region,
+        ...(s3.endpoint === null ? {} : { endpoint: s3.endpoint }),
+        forcePathStyle: s3.forcePathStyle,
+        // Local S3 servers reject the SDK's default trailing checksums; S3 itself needs none.
+        requestChecksumCalculation: "WHEN_REQUIRED",
+        responseChecksumValidation: "WHEN_REQUIRED",
+        maxAttempts: 3,
+      }),
+    }));
+    return this.connecting;
   }
 
   async putFile(key: string, path: string, signal: AbortSignal): Promise<void> {
     // The abort listener below only hears a later abort: an expired backup timeout must not
     // start an upload.
     signal.throwIfAborted();
+    const { client, sdk } = await this.s3();
+    signal.throwIfAborted();
     const file = await Deno.open(path, { read: true });
     try {
-      const upload = new Upload({
-        client: this.client,
+      const upload = new sdk.Upload({
+        client,
         params: { Bucket: this.bucket, Key: key, Body: file.readable },
         partSize: this.options.partBytes ?? 8 * MiB,
         queueSize: 2,
@@ -109,8 +125,9 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async putJson(key: string, value: unknown, signal: AbortSignal): Promise<void> {
-    await this.client.send(
-      new PutObjectCommand({
+    const { client, sdk } = await this.s3();
+    await client.send(
+      new sdk.PutObjectCommand({
         Bucket: this.bucket,
         Key: key,
         Body: JSON.stringify(value),
@@ -121,9 +138,10 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async getJson(key: string, signal: AbortSignal): Promise<unknown | null> {
+    const { client, sdk } = await this.s3();
     try {
-      const result = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: key }),
+      const result = await client.send(
+        new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key }),
         { abortSignal: signal },
       );
       const text = await result.Body!.transformToString();
@@ -135,9 +153,10 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async createBytes(key: string, bytes: Uint8Array, signal: AbortSignal): Promise<boolean> {
+    const { client, sdk } = await this.s3();
     try {
-      await this.client.send(
-        new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: bytes, IfNoneMatch: "*" }),
+      await client.send(
+        new sdk.PutObjectCommand({ Bucket: this.bucket, Key: key, Body: bytes, IfNoneMatch: "*" }),
         { abortSignal: signal },
       );
       return true;
@@ -151,9 +170,10 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async getBytes(key: string, signal: AbortSignal): Promise<Uint8Array | null> {
+    const { client, sdk } = await this.s3();
     try {
-      const result = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: key }),
+      const result = await client.send(
+        new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key }),
         { abortSignal: signal },
       );
       return await result.Body!.transformToByteArray();
@@ -164,10 +184,11 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async getFile(key: string, path: string, signal: AbortSignal): Promise<boolean> {
+    const { client, sdk } = await this.s3();
     let body: ReadableStream<Uint8Array>;
     try {
-      const result = await this.client.send(
-        new GetObjectCommand({ Bucket: this.bucket, Key: key }),
+      const result = await client.send(
+        new sdk.GetObjectCommand({ Bucket: this.bucket, Key: key }),
         { abortSignal: signal },
       );
       body = result.Body!.transformToWebStream() as ReadableStream<Uint8Array>;
@@ -185,11 +206,12 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async listSized(prefix: string, signal: AbortSignal, max = LIST_MAX): Promise<ListedObject[]> {
+    const { client, sdk } = await this.s3();
     const keys: ListedObject[] = [];
     let token: string | undefined;
     do {
-      const page = await this.client.send(
-        new ListObjectsV2Command({
+      const page = await client.send(
+        new sdk.ListObjectsV2Command({
           Bucket: this.bucket,
           Prefix: prefix,
           ...(token === undefined ? {} : { ContinuationToken: token }),
@@ -205,11 +227,12 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async delete(keys: readonly string[], signal: AbortSignal): Promise<void> {
+    const { client, sdk } = await this.s3();
     // One DeleteObject per key: retention deletes a handful, and the batch API needs a
     // Content-MD5 that some S3-compatible servers and SDK checksum modes disagree on.
     for (const key of keys) {
-      await this.client.send(
-        new DeleteObjectCommand({ Bucket: this.bucket, Key: key }),
+      await client.send(
+        new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: key }),
         { abortSignal: signal },
       );
     }
@@ -217,7 +240,6 @@ export class S3ObjectStore implements ObjectStore {
 }
 
 function isMissing(error: unknown): boolean {
-  if (error instanceof NoSuchKey) return true;
   const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
   return e?.name === "NoSuchKey" || e?.name === "NotFound" || e?.$metadata?.httpStatusCode === 404;
 }

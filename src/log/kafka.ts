@@ -10,15 +10,7 @@
  * Topic administration and the partition-count guard are in `kafka_topics.ts`, the consuming
  * loop of `run()` in `kafka_consume.ts`; this file connects the clients and produces.
  */
-import {
-  type Admin,
-  type Consumer,
-  Kafka,
-  logLevel,
-  Partitioners,
-  type Producer,
-  type SASLOptions,
-} from "kafkajs";
+import type { Admin, Consumer, Kafka, Producer, SASLOptions } from "kafkajs";
 import type { LogRecord } from "../apply/mod.ts";
 import type { ConfigCluster, ConfigKafka, ConfigLog, ConfigNode } from "../config/mod.ts";
 import type { Metrics } from "../metrics/mod.ts";
@@ -90,10 +82,16 @@ interface PendingAppend {
   readonly reject: (error: unknown) => void;
 }
 
+/** The kafkajs module. */
+type KafkaJs = typeof import("kafkajs");
+
 /** The Kafka implementation of {@linkcode MutationLog}. */
 export class KafkaLog implements MutationLog {
   readonly kind = "kafka";
-  private readonly kafka: Kafka;
+  /** kafkajs, imported by the first start: a node on the embedded log never loads it. */
+  private kafkajs: KafkaJs | null = null;
+  /** The client, made by the first start. */
+  private kafka: Kafka | null = null;
   private readonly topics: TopicNames;
   private admin: Admin | null = null;
   private producer: Producer | null = null;
@@ -120,14 +118,18 @@ export class KafkaLog implements MutationLog {
   private readonly closing = new AbortController();
 
   constructor(private readonly options: KafkaLogOptions) {
-    const { kafka } = options;
     this.topics = topicNames(options.cluster.namespace);
-    this.kafka = new Kafka({
-      clientId: `${kafka.clientId}-${options.node.instanceId}`,
+  }
+
+  /** The kafkajs client of these options. */
+  private createClient({ Kafka, logLevel }: KafkaJs): Kafka {
+    const { kafka } = this.options;
+    return new Kafka({
+      clientId: `${kafka.clientId}-${this.options.node.instanceId}`,
       brokers: [...kafka.seeds],
       // A CA file turns TLS on by itself, as it always has.
-      ...(options.tlsCa !== null
-        ? { ssl: { ca: [options.tlsCa] } }
+      ...(this.options.tlsCa !== null
+        ? { ssl: { ca: [this.options.tlsCa] } }
         : kafka.tls
         ? { ssl: true }
         : {}),
@@ -139,7 +141,7 @@ export class KafkaLog implements MutationLog {
         } as SASLOptions,
       }),
       connectionTimeout: 3000,
-      requestTimeout: Math.max(5000, options.log.writeTimeoutMs),
+      requestTimeout: Math.max(5000, this.options.log.writeTimeoutMs),
       retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: 1_000_000 },
       logLevel: logLevel.WARN,
       logCreator: () => ({ namespace, level, label, log: entry }) => {
@@ -211,15 +213,17 @@ export class KafkaLog implements MutationLog {
    * request made one after another.
    */
   private async startOnce(): Promise<void> {
-    const admin = this.kafka.admin({ retry: { retries: 10 } });
+    const kafkajs = this.kafkajs ??= await import("kafkajs");
+    const kafka = this.kafka ??= this.createClient(kafkajs);
+    const admin = kafka.admin({ retry: { retries: 10 } });
     this.countRequests("admin", admin);
     this.admin = admin;
-    const producer = this.kafka.producer({
+    const producer = kafka.producer({
       idempotent: true,
       maxInFlightRequests: 5,
       allowAutoTopicCreation: false,
       // Every message names its partition; the partitioner is never consulted.
-      createPartitioner: Partitioners.DefaultPartitioner,
+      createPartitioner: kafkajs.Partitioners.DefaultPartitioner,
       // The idempotent producer keeps retrying (kafkajs warns about anything less); the HTTP
       // request is bounded by LOG_WRITE_TIMEOUT_MS and the number of sends by LOG_QUEUE_MAX.
       retry: { initialRetryTime: 100, maxRetryTime: 2000, retries: Number.MAX_SAFE_INTEGER },
@@ -227,12 +231,12 @@ export class KafkaLog implements MutationLog {
     this.countRequests("producer", producer);
     // Set before it connects, so that a failed attempt's clean-up disconnects it too.
     this.producer = producer;
-    const reader = createReader(this.kafka, this.options.metrics);
+    const reader = createReader(kafka, this.options.metrics);
     this.reader = reader;
     const topics = [this.topics.partitions, this.topics.mutations];
     // The consumer connects now too, and subscribes (a Metadata request) once the topic surely
     // exists, alongside the guard's read; it joins its group only in run(), after the guard.
-    const consumer = this.createConsumer();
+    const consumer = this.createConsumer(kafka);
     this.consumer = consumer;
     // The admin client is needed only to create topics, and the producer (three round trips to
     // connect) only to write the guard's record into a new namespace: neither holds up the rest.
@@ -269,8 +273,8 @@ export class KafkaLog implements MutationLog {
   }
 
   /** The replica group's consumer (not yet a member: run() joins). */
-  private createConsumer(): Consumer {
-    const consumer = this.kafka.consumer({
+  private createConsumer(kafka: Kafka): Consumer {
+    const consumer = kafka.consumer({
       groupId: groupId(
         this.options.cluster.namespace,
         this.options.node.region,
