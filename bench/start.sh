@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Start-up of an embedded node: seconds until its `node_ready` line (the node's own count from
 # process start), the process's CPU (all threads, from /proc) at that moment and its resident
-# memory 2 s later (settled, still idle); ROUNDS starts per
-# tree, alternating between BASE_TREE (a checkout of another commit, e.g. a `git worktree`) and
-# this one, each with an empty DB_PATH on 127.0.0.1 and the serving threads at their default
-# (SERVE_THREADS passes through). PIN=1 runs every start on CPU SERVER_CPU. Prints a Markdown table.
+# memory 2 s later (settled, still idle). ROUNDS starts per tree, alternating between BASE_TREE (a
+# checkout of another commit, e.g. a `git worktree`) and this one, each with an empty DB_PATH on
+# 127.0.0.1 and the serving threads at their default (SERVE_THREADS passes through). PIN=1 runs
+# every start on CPU SERVER_CPU. Prints a Markdown table.
 #
 # Knobs (env): ROUNDS=6 PIN=0 SERVER_CPU=1 START_API_PORT=28890 START_INTERNAL_PORT=28891
 # Usage: bash bench/start.sh [BASE_TREE]

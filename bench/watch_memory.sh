@@ -22,14 +22,15 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 # measure SERVER_PID PROTOCOL: prints "before after" (KiB) around opening $WATCHERS streams.
 measure() {
-  local pid=$1 proto=$2 warm_pid main_pid before after hold=$((3 * SETTLE_S + 10))
-  local args=("http://127.0.0.1:$API_PORT_")
-  [[ "$proto" != h2c ]] || h2c=h2c
-  (sleep "$hold") | "$TMP/watch_client" "${args[@]}" "$WARM" ${h2c:-} >"$TMP/warm.out" &
+  local pid=$1 warm_pid main_pid before after hold=$((3 * SETTLE_S + 10))
+  # The client's arguments: the URL, then the stream count, then "h2c" or nothing.
+  local url="http://127.0.0.1:$API_PORT_" h2c=()
+  [[ "$2" != h2c ]] || h2c=(h2c)
+  (sleep "$hold") | "$TMP/watch_client" "$url" "$WARM" "${h2c[@]}" >"$TMP/warm.out" &
   warm_pid=$!
   sleep "$SETTLE_S"
   before=$(rss_kib "$pid")
-  (sleep "$SETTLE_S"; sleep "$SETTLE_S") | "$TMP/watch_client" "${args[@]}" "$WATCHERS" ${h2c:-} >"$TMP/main.out" &
+  (sleep $((2 * SETTLE_S))) | "$TMP/watch_client" "$url" "$WATCHERS" "${h2c[@]}" >"$TMP/main.out" &
   main_pid=$!
   sleep "$SETTLE_S"
   after=$(rss_kib "$pid")
@@ -37,7 +38,6 @@ measure() {
   kill "$warm_pid" 2>/dev/null || true
   wait "$warm_pid" 2>/dev/null || true
   grep -q "\"ready\":$WATCHERS" "$TMP/main.out" || die "not every stream opened: $(head -c 200 "$TMP/main.out")"
-  unset h2c
   echo "$before $after"
 }
 
