@@ -18,7 +18,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { gzipSync } from "node:zlib";
+import { gunzipSync, gzipSync } from "node:zlib";
 import { type LogRecord, nextChain } from "../apply/mod.ts";
 import { assert } from "../util/assert.ts";
 import { getU64, setU64 } from "../util/u64.ts";
@@ -248,14 +248,25 @@ export function compress(body: Uint8Array): Promise<Uint8Array> {
   return Promise.resolve(new Uint8Array(gzipSync(body, { level: 3 })));
 }
 
-/** The body of a gzip'd segment. */
-export async function decompress(object: Uint8Array): Promise<Uint8Array> {
-  const stream = new Blob([object as Uint8Array<ArrayBuffer>]).stream()
-    .pipeThrough(new DecompressionStream("gzip"));
+/**
+ * Most bytes a segment body may inflate to: twice `ARCHIVE_SEGMENT_BYTES`' largest (a segment
+ * closes before its messages pass it, so one message may carry it over). A bound on what a
+ * damaged or hostile object can make a restore allocate.
+ */
+export const SEGMENT_BODY_BYTES_MAX = 512 * 1024 * 1024;
+
+/**
+ * The body of a gzip'd segment. `gunzipSync` in one call, not `DecompressionStream`: 2–3× faster
+ * on a segment (issue 15's replay speed).
+ */
+export function decompress(object: Uint8Array): Promise<Uint8Array> {
   try {
-    return new Uint8Array(await new Response(stream).arrayBuffer());
+    const body = gunzipSync(object, { maxOutputLength: SEGMENT_BODY_BYTES_MAX });
+    return Promise.resolve(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
   } catch (error) {
-    throw new SegmentCorruptError(`Cannot read a segment: it is not gzip (${error})`);
+    return Promise.reject(
+      new SegmentCorruptError(`Cannot read a segment: it is not gzip (${error})`),
+    );
   }
 }
 
