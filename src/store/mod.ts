@@ -45,4 +45,4 @@ export {
   RECORD_FORMAT,
   RECORD_FORMAT_EXPIRING,
 } from "./record_codec.ts";
-export type { StoredRecord } from "./record_codec.ts";
+export type { RecordHead, StoredRecord } from "./record_codec.ts";

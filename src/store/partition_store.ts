@@ -48,10 +48,14 @@ import {
   openExpiryDb,
 } from "./expiry.ts";
 import {
+  decodeRecordHead,
   decodeRecordValue,
+  RECORD_HEADER_BYTES_MAX,
+  type RecordHead,
   recordValueRoom,
   type StoredRecord,
   valueExpiresAt,
+  writeRecordHeader,
   writeRecordValue,
 } from "./record_codec.ts";
 import { RECORD_HASH_BYTES, recordHash } from "./record_hash.ts";
@@ -161,6 +165,23 @@ export interface StoreTx {
   ): void;
   /** Deletes a record; absent records are ignored. */
   delete(pk: string, sk: string): void;
+  /**
+   * The head of the record at encoded key `key` (`keys/record_key.ts`), or null when absent. A
+   * `putEncoded` or `deleteKey` of the same array next reuses what this read: its bytes must not
+   * change in between.
+   */
+  head(key: Uint8Array): RecordHead | null;
+  /** {@linkcode put} at encoded key `key`, of `data` given as UTF-8 JSON bytes. */
+  putEncoded(
+    key: Uint8Array,
+    data: Uint8Array,
+    version: number,
+    createdAt: number,
+    updatedAt: number,
+    expiresAt: number | null,
+  ): void;
+  /** {@linkcode delete} at encoded key `key`. */
+  deleteKey(key: Uint8Array): void;
 }
 
 /** How to open a store. */
@@ -208,6 +229,8 @@ interface EnvSync {
  * was a measurable share of apply).
  */
 const WRITE_KEY_SCRATCH = new Uint8Array(KEY_SCRATCH_BYTES);
+/** lmdb-js's put flag for a key above every other of its DB (MDB_APPEND: no B-tree search). */
+const APPEND = { append: true };
 /** Scratch for the change-log key being written: LMDB copies a key before `putSync` returns. */
 const CHANGE_KEY_SCRATCH = new Uint8Array(12);
 /** The arena of one message's change rows (see `recordChange` in the write transaction). */
@@ -584,7 +607,9 @@ export class PartitionStore {
       pending[pending.length - 1]![1]! |= 1;
       for (let i = 0; i < pending.length; i++) {
         const key = changeKeyInto(CHANGE_KEY_SCRATCH, messageOffset, i);
-        changes.putSync(key, pending[i]!);
+        // Change keys only grow (offsets move forward): each row appends, no B-tree search.
+        const appended = changes.putSync(key, pending[i]!, APPEND);
+        assert(appended, `p${this.partition} change row ${messageOffset}/${i} is not the last`);
         oldest ??= messageTimestamp;
         indexChange(history, key, pending[i]!);
       }
@@ -617,8 +642,48 @@ export class PartitionStore {
       expiry.removeSync(expiryKey(expiresAt, key));
       if (expiresAt === earliest) earliest = earliestExpiry(expiry);
     };
+    // What `head` last read (a copy) and the key it read, by identity: the put or delete of that
+    // key which follows it (apply's plain ops) takes it instead of a second lookup. Every write
+    // and every message forgets it.
+    let headKey: Uint8Array | null = null;
+    let headValue: Uint8Array | undefined = undefined;
+    const current = (key: Uint8Array): Uint8Array | undefined => {
+      const known = key === headKey;
+      headKey = null;
+      return known ? headValue : records.getBinaryFast(key);
+    };
+    // Writes the encoded record `value` at `key`: the digest, the change log and the expiry index
+    // follow.
+    const writeValue = (key: Uint8Array, value: Uint8Array, expiresAt: number | null) => {
+      const old = current(key);
+      // Everything `old` says is taken before the next read: lmdb-js reuses its buffer.
+      const oldExpiresAt = old === undefined ? null : valueExpiresAt(old);
+      if (old !== undefined) xorInto(digest, recordHash(key, old));
+      xorInto(digest, recordHash(key, value));
+      if (recording()) {
+        recordChange("put", messageTimestamp, key, value, old ?? null);
+      }
+      if (oldExpiresAt !== null) unexpire(oldExpiresAt, key);
+      if (expiresAt !== null) {
+        expiry.putSync(expiryKey(expiresAt, key), EXPIRY_ROW);
+        if (earliest === null || expiresAt < earliest) earliest = expiresAt;
+      }
+      records.putSync(key, value);
+    };
+    const deleteKey = (key: Uint8Array) => {
+      const old = current(key);
+      if (old === undefined) return;
+      const oldExpiresAt = valueExpiresAt(old);
+      xorInto(digest, recordHash(key, old));
+      if (recording()) {
+        recordChange("delete", messageTimestamp, key, null, old);
+      }
+      if (oldExpiresAt !== null) unexpire(oldExpiresAt, key);
+      records.removeSync(key);
+    };
     const tx: StoreTx = {
       message: (offset, timestamp, ops) => {
+        headKey = null;
         endMessage();
         messageOffset = offset;
         messageTimestamp = timestamp;
@@ -654,11 +719,6 @@ export class PartitionStore {
         return value === undefined ? null : decodeRecordValue(pk, sk, value);
       },
       put: (pk, sk, dataJson, version, createdAt, updatedAt, expiresAt = null) => {
-        const key = keyIn(WRITE_KEY_SCRATCH, pk, sk);
-        const old = records.getBinaryFast(key);
-        // Everything `old` says is taken before the next read: lmdb-js reuses its buffer.
-        const oldExpiresAt = old === undefined ? null : valueExpiresAt(old);
-        if (old !== undefined) xorInto(digest, recordHash(key, old));
         const room = recordValueRoom(dataJson);
         if (room > writeValueScratch.length) {
           writeValueScratch = new Uint8Array(Math.max(room, 2 * writeValueScratch.length));
@@ -667,29 +727,31 @@ export class PartitionStore {
           0,
           writeRecordValue(writeValueScratch, dataJson, version, createdAt, updatedAt, expiresAt),
         );
-        xorInto(digest, recordHash(key, value));
-        if (recording()) {
-          recordChange("put", messageTimestamp, key, value, old ?? null);
-        }
-        if (oldExpiresAt !== null) unexpire(oldExpiresAt, key);
-        if (expiresAt !== null) {
-          expiry.putSync(expiryKey(expiresAt, key), EXPIRY_ROW);
-          if (earliest === null || expiresAt < earliest) earliest = expiresAt;
-        }
-        records.putSync(key, value);
+        writeValue(keyIn(WRITE_KEY_SCRATCH, pk, sk), value, expiresAt);
       },
-      delete: (pk, sk) => {
-        const key = keyIn(WRITE_KEY_SCRATCH, pk, sk);
-        const old = records.getBinaryFast(key);
-        if (old === undefined) return;
-        const oldExpiresAt = valueExpiresAt(old);
-        xorInto(digest, recordHash(key, old));
-        if (recording()) {
-          recordChange("delete", messageTimestamp, key, null, old);
-        }
-        if (oldExpiresAt !== null) unexpire(oldExpiresAt, key);
-        records.removeSync(key);
+      delete: (pk, sk) => deleteKey(keyIn(WRITE_KEY_SCRATCH, pk, sk)),
+      head: (key) => {
+        const found = records.getBinaryFast(key);
+        headKey = key;
+        headValue = found === undefined ? undefined : found.slice();
+        return headValue === undefined ? null : decodeRecordHead(headValue);
       },
+      putEncoded: (key, data, version, createdAt, updatedAt, expiresAt) => {
+        const room = RECORD_HEADER_BYTES_MAX + data.length;
+        if (room > writeValueScratch.length) {
+          writeValueScratch = new Uint8Array(Math.max(room, 2 * writeValueScratch.length));
+        }
+        const header = writeRecordHeader(
+          writeValueScratch,
+          version,
+          createdAt,
+          updatedAt,
+          expiresAt,
+        );
+        writeValueScratch.set(data, header);
+        writeValue(key, writeValueScratch.subarray(0, header + data.length), expiresAt);
+      },
+      deleteKey,
     };
     try {
       // A synchronous transaction: commits are not synced, so it costs no disk wait, and it saves

@@ -68,19 +68,48 @@ export function writeRecordValue(
   updatedAt: number,
   expiresAt: number | null = null,
 ): number {
+  const header = writeRecordHeader(out, version, createdAt, updatedAt, expiresAt);
+  const { written } = encoder.encodeInto(dataJson, out.subarray(header));
+  return header + written;
+}
+
+/** The longest header {@linkcode writeRecordHeader} writes. */
+export const RECORD_HEADER_BYTES_MAX = EXPIRING_HEADER_BYTES;
+
+/** Writes a value's header into `out` and returns its length; `data`'s UTF-8 JSON follows it. */
+export function writeRecordHeader(
+  out: Uint8Array,
+  version: number,
+  createdAt: number,
+  updatedAt: number,
+  expiresAt: number | null,
+): number {
   assert(Number.isSafeInteger(version) && version >= 0, "record version must be an offset");
   const view = new DataView(out.buffer, out.byteOffset, EXPIRING_HEADER_BYTES);
   out[0] = expiresAt === null ? RECORD_FORMAT : RECORD_FORMAT_EXPIRING;
   view.setFloat64(1, version, true);
   view.setFloat64(9, createdAt, true);
   view.setFloat64(17, updatedAt, true);
-  let header = HEADER_BYTES;
-  if (expiresAt !== null) {
-    view.setFloat64(25, expiresAt, true);
-    header = EXPIRING_HEADER_BYTES;
-  }
-  const { written } = encoder.encodeInto(dataJson, out.subarray(header));
-  return header + written;
+  if (expiresAt === null) return HEADER_BYTES;
+  view.setFloat64(25, expiresAt, true);
+  return EXPIRING_HEADER_BYTES;
+}
+
+/** What apply needs of a stored record: its creation and expiry instants. */
+export interface RecordHead {
+  readonly createdAt: number;
+  /** Unix ms from which the record is absent, or null when it does not expire. */
+  readonly expiresAt: number | null;
+}
+
+/** The head of an encoded value, without decoding its `data`. */
+export function decodeRecordHead(value: Uint8Array): RecordHead {
+  assert(isRecordValue(value), "record value is corrupt");
+  const view = new DataView(value.buffer, value.byteOffset, value.length);
+  return {
+    createdAt: view.getFloat64(9, true),
+    expiresAt: value[0] === RECORD_FORMAT_EXPIRING ? view.getFloat64(25, true) : null,
+  };
 }
 
 /** The expiry instant of an encoded value (null: none), without decoding the rest. */
