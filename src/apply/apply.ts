@@ -4,12 +4,29 @@
  */
 import { createHash } from "node:crypto";
 import type { Metrics } from "../metrics/mod.ts";
-import type { AppliedPosition, PartitionStore, StoredRecord, StoreTx } from "../store/mod.ts";
+import type {
+  AppliedPosition,
+  PartitionStore,
+  RecordHead,
+  StoredRecord,
+  StoreTx,
+} from "../store/mod.ts";
 import { assert } from "../util/assert.ts";
 import { writeU64 } from "../util/u64.ts";
 import { log } from "../util/log.ts";
 import type { ConditionCache } from "./conditions.ts";
 import { decodeMutation, type Mutation, type Op } from "./message.ts";
+import {
+  dataJsonOf,
+  EXPIRY_NONE,
+  EXPIRY_TTL,
+  expiryKind,
+  expiryValue,
+  PLAIN_PUT,
+  type PlainOp,
+  plainOpCount,
+  readPlainOp,
+} from "./plain.ts";
 
 /** One message as read from the log. */
 export interface LogRecord {
@@ -78,7 +95,7 @@ function conditionHolds(
  * `record` as a message with log timestamp `ts` sees it: null when absent or expired by then.
  * Conditions and `created_at` go by this, so every replica judges an expiry alike.
  */
-function live(record: StoredRecord | null, ts: number): StoredRecord | null {
+function live<T extends RecordHead>(record: T | null, ts: number): T | null {
   return record !== null && record.expiresAt !== null && record.expiresAt <= ts ? null : record;
 }
 
@@ -92,15 +109,57 @@ function written(
   return {
     pk: op.pk,
     sk: op.sk,
-    // decodeMutation kept each number as JSON.rawJSON(token) where a double would change it:
-    // this writes the tokens as the client sent them (DESIGN §3).
-    dataJson: JSON.stringify(op.data),
+    dataJson: dataJsonOf(op),
     version: offset,
-    createdAt: current === null ? ts : current.createdAt,
+    createdAt: createdAt(current, ts),
     updatedAt: ts,
-    // Fixed from the message's timestamp: the same instant on every replica.
-    expiresAt: op.ttl_ms !== undefined ? ts + op.ttl_ms : op.expires_at ?? null,
+    expiresAt: expiresAt(expiryKind(op), expiryValue(op), ts),
   };
+}
+
+/** The `created_at` of a record written at `ts` over `current` (live, or null: absent). */
+function createdAt(current: RecordHead | null, ts: number): number {
+  return current === null ? ts : current.createdAt;
+}
+
+/**
+ * The expiry instant of a put (`kind`: a plain op's expiry kind) of a message stamped `ts`: fixed
+ * from the message's timestamp, the same instant on every replica.
+ */
+function expiresAt(kind: number, value: number, ts: number): number | null {
+  if (kind === EXPIRY_NONE) return null;
+  return kind === EXPIRY_TTL ? ts + value : value;
+}
+
+/** Scratch for the ops of a plain message, read one at a time. */
+const PLAIN_OP: PlainOp = {
+  kind: 0,
+  expiry: 0,
+  expiryValue: 0,
+  key: new Uint8Array(0),
+  data: new Uint8Array(0),
+};
+
+/**
+ * Applies a plain message's ops (`plain.ts`): what {@linkcode applyMutation} does for ops without
+ * conditions, on encoded keys and `data`.
+ */
+function applyPlain(tx: StoreTx, plain: Uint8Array, offset: number, ts: number): void {
+  const view = new DataView(plain.buffer, plain.byteOffset, plain.length);
+  const count = view.getUint32(0);
+  const op = PLAIN_OP;
+  let at = 4;
+  for (let i = 0; i < count; i++) {
+    at = readPlainOp(plain, view, at, op);
+    const current = live(tx.head(op.key), ts);
+    if (op.kind === PLAIN_PUT) {
+      const expiry = expiresAt(op.expiry, op.expiryValue, ts);
+      tx.putEncoded(op.key, op.data, offset, createdAt(current, ts), ts, expiry);
+    } else if (current !== null) {
+      // As `store`: an expired record not yet purged is absent.
+      tx.deleteKey(op.key);
+    }
+  }
 }
 
 /** Writes `record` (null: deletes), unless it deletes a record that is already absent. */
@@ -166,9 +225,41 @@ function applyMutation(
  * Undecodable records are poison: skipped, counted and logged, but still chained, so every
  * replica's chain covers the same bytes.
  */
-export async function applyBatch(
+export function applyBatch(
   partitionStore: PartitionStore,
   batch: readonly LogRecord[],
+  ctx: ApplyContext,
+): Promise<AppliedPosition> {
+  return applyRecords(partitionStore, batch, null, ctx);
+}
+
+/** A batch decoded and chained on another thread (a restore's decoding worker). */
+export interface DecodedBatch {
+  /** The messages, offsets increasing, all after the store's applied offset. */
+  readonly records: readonly LogRecord[];
+  /** Per message, its ops as `encodePlain` wrote them, or null: decoded as it applies. */
+  readonly plain: readonly (Uint8Array | null)[];
+  /** The hash chain after the last message (hex). */
+  readonly chain: string;
+}
+
+/**
+ * {@linkcode applyBatch} of a batch whose messages were decoded and chained elsewhere: the same
+ * transaction, which takes the plain ops as they are and the chain as given.
+ */
+export function applyDecodedBatch(
+  partitionStore: PartitionStore,
+  batch: DecodedBatch,
+  ctx: ApplyContext,
+): Promise<AppliedPosition> {
+  assert(batch.plain.length === batch.records.length, "a decoded batch has plain ops per message");
+  return applyRecords(partitionStore, batch.records, batch, ctx);
+}
+
+async function applyRecords(
+  partitionStore: PartitionStore,
+  batch: readonly LogRecord[],
+  decoded: DecodedBatch | null,
   ctx: ApplyContext,
 ): Promise<AppliedPosition> {
   const partition = partitionStore.partition;
@@ -180,26 +271,36 @@ export async function applyBatch(
   const position = await partitionStore.write((tx) => {
     let { offset, chain } = partitionStore.applied;
     const start = offset;
-    for (const record of batch) {
+    for (let i = 0; i < batch.length; i++) {
+      const record = batch[i]!;
       if (record.offset <= offset) {
         // Only re-delivery of already applied offsets may go backwards, never a gap in a batch.
         assert(record.offset <= start, `p${partition} batch offsets must increase`);
+        // A decoded batch's chain covers every message of it.
+        assert(decoded === null, `p${partition} decoded batch repeats applied offsets`);
         continue;
       }
-      chain = nextChain(chain, record.offset, record.value);
+      if (decoded === null) chain = nextChain(chain, record.offset, record.value);
       offset = record.offset;
       applied++;
       lag.observe(Math.max(0, now - record.timestamp) / 1000);
-      const decoded = decodeMutation(record.value);
-      tx.message(record.offset, record.timestamp, decoded.ok ? decoded.mutation.ops.length : 0);
-      if (!decoded.ok) {
-        poisoned++;
-        log("warn", "poison_message", { partition, offset, reason: decoded.reason });
+      const plain = decoded === null ? null : decoded.plain[i]!;
+      if (plain !== null) {
+        tx.message(record.offset, record.timestamp, plainOpCount(plain));
+        applyPlain(tx, plain, record.offset, record.timestamp);
         continue;
       }
-      applyMutation(tx, decoded.mutation, record.offset, record.timestamp, ctx, counts);
+      const message = decodeMutation(record.value);
+      tx.message(record.offset, record.timestamp, message.ok ? message.mutation.ops.length : 0);
+      if (!message.ok) {
+        poisoned++;
+        log("warn", "poison_message", { partition, offset, reason: message.reason });
+        continue;
+      }
+      applyMutation(tx, message.mutation, record.offset, record.timestamp, ctx, counts);
     }
-    return offset === start ? null : { offset, chain };
+    if (offset === start) return null;
+    return { offset, chain: decoded === null ? chain : decoded.chain };
   });
   const m = ctx.metrics;
   if (applied > 0) {

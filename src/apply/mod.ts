@@ -1,12 +1,15 @@
 /**
  * Apply: turns log messages into store transactions. Owns the log message format, condition
  * evaluation (jexl, cached) and the hash chain. Both log implementations feed
- * {@linkcode applyBatch}, so a partition's state depends only on the log.
+ * {@linkcode applyBatch}, so a partition's state depends only on the log. A restore that decodes
+ * on another thread feeds {@linkcode applyDecodedBatch} the same messages with their ops already
+ * decoded (`plain.ts`) and their chain computed: the same transaction.
  *
  * @module
  */
-export { applyBatch, nextChain } from "./apply.ts";
-export type { ApplyContext, LogRecord } from "./apply.ts";
+export { applyBatch, applyDecodedBatch, nextChain } from "./apply.ts";
+export type { ApplyContext, DecodedBatch, LogRecord } from "./apply.ts";
+export { encodePlain } from "./plain.ts";
 export { ConditionCache, ConditionError } from "./conditions.ts";
 export type { Verdict } from "./conditions.ts";
 export {
