@@ -136,6 +136,7 @@ export function buildApp(config: Config): App {
       backup,
       store: config.store,
       changesRetainMs: changesRetainMs(config),
+      decode: s3.restoreDecode,
       metrics,
       now,
     })

@@ -4,8 +4,10 @@
  * the furthest verified snapshot (S3 or a region peer) in place before a partition is consumed,
  * and the snapshot files and manifests both share. The log archive (`archive.ts`) uploads every
  * message of the partitions backed up, as segments (`segment.ts`: encoded, compressed, verified);
- * `replay.ts` restores a partition to a point from them, and `restore_pool.ts` restores several at
- * once, each in a thread of its own (`deno task restore --partition all`, a time-travel replica).
+ * `replay.ts` restores a partition to a point from them — downloading and decoding segments ahead,
+ * in a worker thread beside it when a CPU is free (`replay_decode.ts`) — and `restore_pool.ts`
+ * restores several at once, each in a thread of its own (`deno task restore --partition all`, a
+ * time-travel replica).
  *
  * @module
  */

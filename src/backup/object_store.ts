@@ -33,6 +33,8 @@ export interface ObjectStore {
   listSized(prefix: string, signal: AbortSignal, max?: number): Promise<ListedObject[]>;
   /** Deletes keys (absent ones are fine). */
   delete(keys: readonly string[], signal: AbortSignal): Promise<void>;
+  /** What another thread needs to open the same store (absent: it cannot). */
+  readonly threadable?: S3Options;
 }
 
 /** A key and its object's size, as a listing gives them. */
@@ -59,7 +61,8 @@ const LIST_MAX = 100_000;
 type Sdk = typeof import("@aws-sdk/client-s3") & typeof import("@aws-sdk/lib-storage");
 let sdkLoading: Promise<Sdk> | null = null;
 
-function loadSdk(): Promise<Sdk> {
+/** Loads the SDK (once per thread): a thread that will talk to S3 can load it ahead. */
+export function loadSdk(): Promise<Sdk> {
   sdkLoading ??= Promise.all([import("@aws-sdk/client-s3"), import("@aws-sdk/lib-storage")])
     .then(([client, storage]) => ({ ...client, ...storage }));
   return sdkLoading;
@@ -75,6 +78,11 @@ export class S3ObjectStore implements ObjectStore {
   constructor(private readonly options: S3Options) {
     assert(options.s3.bucket !== null, "the object store needs S3_BUCKET (checked by config)");
     this.bucket = options.s3.bucket;
+  }
+
+  /** Its options: plain data, which a worker thread opens the same store with. */
+  get threadable(): S3Options {
+    return this.options;
   }
 
   /** The client (created, and the SDK loaded, by the first call). */

@@ -10,13 +10,14 @@
  *
  * @module
  */
-import { applyBatch, ConditionCache, type LogRecord, nextChain } from "../apply/mod.ts";
+import { applyDecodedBatch, ConditionCache } from "../apply/mod.ts";
 import type { Metrics } from "../metrics/mod.ts";
 import { PartitionStore, storePath } from "../store/mod.ts";
 import { log, progress } from "../util/log.ts";
 import { archiveSegments, type SegmentRef } from "./archive.ts";
 import type { ObjectStore } from "./object_store.ts";
-import { decodeSegmentBody, decompress, SegmentCorruptError } from "./segment.ts";
+import { decodedBatches, type DecodedSegment, ReplayDecoder } from "./replay_decode.ts";
+import { SegmentCorruptError } from "./segment.ts";
 import {
   type Manifest,
   manifestOffsets,
@@ -46,7 +47,17 @@ export interface ReplayOptions {
   readonly now: () => number;
   /** Snapshots tried, newest first, when one is rejected. */
   readonly snapshotsTried?: number;
+  /**
+   * Where the archive's messages are decoded and chained (`S3_RESTORE_DECODE`): `thread`, a
+   * worker beside the thread that writes the file; `inline`, that thread; `auto` (the default),
+   * a worker when this process may use more than one CPU and the replay spans
+   * `WORKER_OFFSETS_MIN` offsets, decoding inline until the worker has started.
+   */
+  readonly decode?: RestoreDecode;
 }
+
+/** Where a restore decodes the archive's messages (see `ReplayOptions.decode`). */
+export type RestoreDecode = "auto" | "thread" | "inline";
 
 /** A partition file built to a point. */
 export interface RestoredPartition {
@@ -63,6 +74,8 @@ export interface RestoredPartition {
   readonly lastTimestamp: number;
   /** Seconds spent replaying the archive (downloads, checks and apply; not the snapshot's). */
   readonly replaySeconds: number;
+  /** Segments decoded in a worker thread beside the replay (`ReplayOptions.decode`). */
+  readonly segmentsInWorker: number;
   /** The last offset the archive covers (-1: it has no segment). */
   readonly archiveEnd: number;
 }
@@ -78,6 +91,7 @@ export function restoredFields(restored: RestoredPartition): Record<string, unkn
       ? null
       : new Date(restored.lastTimestamp).toISOString(),
     archive_end: restored.archiveEnd,
+    segments_decoded_in_worker: restored.segmentsInWorker,
   };
 }
 
@@ -93,6 +107,10 @@ export class RestoreUnreachable extends Error {
 
 /** Records applied in one transaction while replaying. */
 const REPLAY_BATCH = 2000;
+/** Segments downloaded and decoded ahead of the one applying. */
+const AHEAD = 2;
+/** Fewest offsets to replay for which decoding in a worker is the default (its start is ~0.1 s). */
+const WORKER_OFFSETS_MIN = 20_000;
 /** Most seconds between two progress lines of a long replay. */
 const PROGRESS_MS = 5000;
 
@@ -142,6 +160,7 @@ export async function restoreToPoint(
       replayed: replayed.count,
       lastTimestamp: replayed.lastTimestamp,
       replaySeconds: replayed.seconds,
+      segmentsInWorker: replayed.segmentsInWorker,
       archiveEnd,
     };
   } finally {
@@ -212,9 +231,17 @@ export async function replaySegments(
   store: PartitionStore,
   segments: readonly SegmentRef[],
   point: RestorePoint,
-  options: Pick<ReplayOptions, "partition" | "metrics" | "now">,
+  options: Pick<ReplayOptions, "partition" | "metrics" | "now" | "decode">,
   signal: AbortSignal,
-): Promise<{ count: number; lastTimestamp: number; covered: number; seconds: number }> {
+): Promise<
+  {
+    count: number;
+    lastTimestamp: number;
+    covered: number;
+    seconds: number;
+    segmentsInWorker: number;
+  }
+> {
   const { partition } = options;
   const ctx = {
     conditions: new ConditionCache(10_000),
@@ -228,74 +255,88 @@ export async function replaySegments(
   let lastTimestamp = 0;
   // The next offset to restore: past the file's offset, or past offsets the log skipped.
   let next = store.applied.offset + 1;
-  for (;;) {
-    signal.throwIfAborted();
-    if (point.kind === "offset" && next > point.offset) break;
-    const ref = covering(segments, next);
-    if (ref === null) break;
-    const bytes = await objects.getBytes(ref.key, signal);
-    if (bytes === null) throw new SegmentCorruptError(`Cannot read segment ${ref.key}: it is gone`);
-    // Its chain is checked where it counts: apply's chain at its end must be the segment's.
-    const segment = decodeSegmentBody(await decompress(bytes), { chain: false });
-    if (segment.partition !== partition) {
-      throw new SegmentCorruptError(`Segment ${ref.key} holds partition ${segment.partition}`);
+  const where = options.decode ?? "auto";
+  const decoder = new ReplayDecoder(
+    where === "auto"
+      ? (navigator.hardwareConcurrency > 1 && total >= WORKER_OFFSETS_MIN ? "beside" : "inline")
+      : where,
+    objects,
+    signal,
+  );
+  // Downloads and decodes `ref` from offset `from` on.
+  const decode = async (ref: SegmentRef, from: number): Promise<DecodedSegment> => {
+    const decoded = await decoder.segment(ref.key, { next: from, point, batch: REPLAY_BATCH });
+    if (decoded === null) {
+      throw new SegmentCorruptError(`Cannot read segment ${ref.key}: it is gone`);
     }
-    // The segment's chain at the file's offset must be the file's.
-    let chain = segment.chainBefore;
-    for (const r of segment.records) {
-      if (r.offset >= next) break;
-      chain = nextChain(chain, r.offset, r.value);
-    }
-    if (chain !== store.applied.chain) {
-      throw new SegmentCorruptError(
-        `Segment ${ref.key} does not continue the hash chain of partition ${partition} at offset ${
-          next - 1
-        }`,
-      );
-    }
-    const wanted: LogRecord[] = [];
-    let stopped = false;
-    for (const r of segment.records) {
-      if (r.offset < next) continue;
-      if (
-        (point.kind === "offset" && r.offset > point.offset) ||
-        (point.kind === "time" && r.timestamp > point.time)
-      ) {
-        stopped = true;
+    return decoded;
+  };
+  // The next segments download and decode while this one applies: at most AHEAD of them.
+  const ahead: { ref: SegmentRef; from: number; decoded: Promise<DecodedSegment> }[] = [];
+  try {
+    for (;;) {
+      signal.throwIfAborted();
+      if (point.kind === "offset" && next > point.offset) break;
+      const ref = covering(segments, next);
+      if (ref === null) break;
+      // Planned from the segments' names: a segment whose body says otherwise is decoded anew.
+      if (ahead.length > 0 && (ahead[0]!.ref !== ref || ahead[0]!.from !== next)) ahead.length = 0;
+      const decoding = ahead.shift()?.decoded ?? decode(ref, next);
+      for (let last = ahead.at(-1)?.ref ?? ref; ahead.length < AHEAD;) {
+        if (point.kind === "offset" && last.last >= point.offset) break;
+        const following = covering(segments, last.last + 1);
+        if (following === null) break;
+        const decoded = decode(following, last.last + 1);
+        // Awaited when its turn comes; a replay that stops first must not leave it unhandled.
+        decoded.catch(() => {});
+        ahead.push({ ref: following, from: last.last + 1, decoded });
+        last = following;
+      }
+      const segment = await decoding;
+      if (segment.partition !== partition) {
+        throw new SegmentCorruptError(`Segment ${ref.key} holds partition ${segment.partition}`);
+      }
+      // The segment's chain at the file's offset must be the file's.
+      if (segment.chainAtNext !== store.applied.chain) {
+        throw new SegmentCorruptError(
+          `Segment ${ref.key} does not continue the hash chain of partition ${partition} at offset ${
+            next - 1
+          }`,
+        );
+      }
+      for (const batch of decodedBatches(segment)) await applyDecodedBatch(store, batch, ctx);
+      const wanted = segment.offsets.length;
+      count += wanted;
+      if (wanted > 0) lastTimestamp = segment.timestamps[wanted - 1]!;
+      if (segment.stopped) {
+        next = (wanted > 0 ? segment.offsets[wanted - 1]! : next - 1) + 1;
         break;
       }
-      wanted.push(r);
+      // Its chain is checked where it counts: apply's chain at its end must be the segment's.
+      if (store.applied.chain !== segment.chainAfter) {
+        throw new SegmentCorruptError(`Replaying segment ${ref.key} did not end at its hash chain`);
+      }
+      // A segment may cover offsets past its last message (the log skipped them).
+      next = segment.last + 1;
+      const now = performance.now();
+      if (now - reported >= PROGRESS_MS) {
+        reported = now;
+        log("info", "restore_progress", {
+          partition,
+          offset: store.applied.offset,
+          ...progress(count, total, now - started),
+        });
+      }
     }
-    for (let i = 0; i < wanted.length; i += REPLAY_BATCH) {
-      await applyBatch(store, wanted.slice(i, i + REPLAY_BATCH), ctx);
-    }
-    count += wanted.length;
-    if (wanted.length > 0) lastTimestamp = wanted[wanted.length - 1]!.timestamp;
-    if (stopped) {
-      next = wanted.at(-1)?.offset ?? next - 1;
-      next++;
-      break;
-    }
-    if (store.applied.chain !== segment.chainAfter) {
-      throw new SegmentCorruptError(`Replaying segment ${ref.key} did not end at its hash chain`);
-    }
-    // A segment may cover offsets past its last message (the log skipped them).
-    next = segment.last + 1;
-    const now = performance.now();
-    if (now - reported >= PROGRESS_MS) {
-      reported = now;
-      log("info", "restore_progress", {
-        partition,
-        offset: store.applied.offset,
-        ...progress(count, total, now - started),
-      });
-    }
+  } finally {
+    decoder.close();
   }
   return {
     count,
     lastTimestamp,
     covered: next - 1,
     seconds: (performance.now() - started) / 1000,
+    segmentsInWorker: decoder.segmentsInWorker,
   };
 }
 

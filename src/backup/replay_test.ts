@@ -4,7 +4,12 @@ import { applyBatch, ConditionCache, encodeMutation, type LogRecord } from "../a
 import { createMetrics } from "../metrics/mod.ts";
 import { PartitionStore } from "../store/mod.ts";
 import { MemoryObjectStore } from "./_test_util.ts";
-import { type RestorePoint, restoreToPoint, RestoreUnreachable } from "./replay.ts";
+import {
+  type RestoreDecode,
+  type RestorePoint,
+  restoreToPoint,
+  RestoreUnreachable,
+} from "./replay.ts";
 import { compress, encodeSegmentBody, SegmentCorruptError, segmentKey } from "./segment.ts";
 import { createSnapshot, snapshotStem } from "./snapshot.ts";
 
@@ -76,7 +81,12 @@ async function bucket(dir: string): Promise<MemoryObjectStore> {
   return objects;
 }
 
-async function restore(objects: MemoryObjectStore, dir: string, point: RestorePoint) {
+async function restore(
+  objects: MemoryObjectStore,
+  dir: string,
+  point: RestorePoint,
+  decode: RestoreDecode = "inline",
+) {
   const out = await Deno.makeTempDir({ dir });
   const restored = await restoreToPoint(objects, point, out, {
     namespace: NS,
@@ -85,6 +95,7 @@ async function restore(objects: MemoryObjectStore, dir: string, point: RestorePo
     changesRetainMs: 0,
     metrics: createMetrics(),
     now: () => T0,
+    decode,
   }, live());
   const store = open(out);
   try {
@@ -170,6 +181,35 @@ Deno.test("a damaged segment stops the restore; a damaged snapshot is skipped fo
     segment[segment.length - 20] = segment[segment.length - 20]! ^ 0xff;
     await rejects(
       restore(objects, dir, { kind: "offset", offset: 35 }),
+      (error) => error instanceof SegmentCorruptError,
+    );
+  });
+});
+
+Deno.test("a restore decoding in a worker thread builds the same file as one decoding inline", async () => {
+  await withTempDir(async (dir) => {
+    const objects = await bucket(dir);
+    const points: RestorePoint[] = [
+      { kind: "offset", offset: 35 },
+      { kind: "time", time: T0 + 27_500 },
+      { kind: "offset", offset: 12 },
+      { kind: "latest" },
+    ];
+    for (const point of points) {
+      const inline = await restore(objects, dir, point, "inline");
+      const thread = await restore(objects, dir, point, "thread");
+      equal(inline.segmentsInWorker, 0);
+      ok(thread.segmentsInWorker >= 1, JSON.stringify(point));
+      for (const field of ["offset", "chain", "digest", "replayed", "lastTimestamp"] as const) {
+        equal(thread[field], inline[field], `${field} at ${JSON.stringify(point)}`);
+      }
+    }
+    // A damaged segment stops it there too.
+    const key = segmentKey(NS, P, 30, 49);
+    const segment = objects.objects.get(key)!;
+    segment[segment.length - 20] = segment[segment.length - 20]! ^ 0xff;
+    await rejects(
+      restore(objects, dir, { kind: "latest" }, "thread"),
       (error) => error instanceof SegmentCorruptError,
     );
   });

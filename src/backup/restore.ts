@@ -13,7 +13,7 @@ import type { FetchedSnapshot, SnapshotSource } from "../node/mod.ts";
 import { errorMessage, log, progress } from "../util/log.ts";
 import { storePath } from "../store/mod.ts";
 import type { ObjectStore } from "./object_store.ts";
-import { restoreToPoint } from "./replay.ts";
+import { type RestoreDecode, restoreToPoint } from "./replay.ts";
 import {
   type Manifest,
   manifestOffsets,
@@ -44,6 +44,8 @@ export interface RestoreOptions {
   readonly store: Pick<ConfigStore, "lmdbMapBytes">;
   /** The change log's retention (ms of log time) in a file rebuilt from the archive. */
   readonly changesRetainMs: number;
+  /** `S3_RESTORE_DECODE` (`ReplayOptions.decode`); default `auto`. */
+  readonly decode?: RestoreDecode;
   readonly metrics: Metrics;
   /** The node's clock (names of temporary files). */
   readonly now: () => number;
@@ -197,6 +199,7 @@ export class Restorer implements SnapshotSource {
           metrics: this.options.metrics,
           now: this.options.now,
           snapshotsTried: Math.max(2, this.options.backup.keep),
+          decode: this.options.decode ?? "auto",
         },
         AbortSignal.timeout(this.options.backup.timeoutMs),
         base === null ? { partial: true } : { partial: true, base: base.offset },

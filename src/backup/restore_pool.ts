@@ -15,7 +15,12 @@ import { threadCount } from "../util/threads.ts";
 import { createMetrics } from "../metrics/mod.ts";
 import type { Level } from "../util/log.ts";
 import { S3ObjectStore } from "./object_store.ts";
-import { type RestoredPartition, type RestorePoint, restoreToPoint } from "./replay.ts";
+import {
+  type RestoreDecode,
+  type RestoredPartition,
+  type RestorePoint,
+  restoreToPoint,
+} from "./replay.ts";
 
 /** One partition to restore: to `point`, into `dir` (a folder of its own). */
 export interface RestoreJob {
@@ -36,6 +41,8 @@ export interface RestorePoolOptions {
   readonly threads: number;
   /** `LOG_LEVEL` of the worker threads (this thread's is set already). */
   readonly logLevel: Level;
+  /** `S3_RESTORE_DECODE`; `auto` decodes inline when partitions restore side by side. */
+  readonly decode: RestoreDecode;
 }
 
 /** The pool's options as the config sets them (`S3_RESTORE_THREADS`, `LOG_LEVEL`, …). */
@@ -48,6 +55,7 @@ export function restorePoolOptions(config: Config): RestorePoolOptions {
     timeoutMs: config.backup.timeoutMs,
     threads: threadCount(config.s3.restoreThreads),
     logLevel: config.node.logLevel,
+    decode: config.s3.restoreDecode,
   };
 }
 
@@ -76,6 +84,7 @@ export function restoreJob(request: RestoreRequest): Promise<RestoredPartition> 
       changesRetainMs: options.changesRetainMs,
       metrics: createMetrics(),
       now: () => Date.now(),
+      decode: options.decode,
     },
     AbortSignal.timeout(options.timeoutMs),
   );
@@ -126,8 +135,19 @@ export async function restorePartitions(
   options: RestorePoolOptions,
   restored: (job: RestoreJob, partition: RestoredPartition) => Promise<void>,
 ): Promise<void> {
-  const { s3, namespace, mapBytes, changesRetainMs, timeoutMs, threads, logLevel } = options;
-  const shared = { s3, namespace, mapBytes, changesRetainMs, timeoutMs, logLevel };
+  const { s3, namespace, mapBytes, changesRetainMs, timeoutMs, threads, logLevel, decode } =
+    options;
+  const lanes = Math.max(1, Math.min(threads, jobs.length));
+  const shared = {
+    s3,
+    namespace,
+    mapBytes,
+    changesRetainMs,
+    timeoutMs,
+    logLevel,
+    // Partitions restoring side by side keep the CPUs busy: no decoding thread beside each.
+    decode: decode === "auto" && lanes > 1 ? "inline" as const : decode,
+  };
   let next = 0;
   let failure: RestoreFailed | null = null;
   let reporting = Promise.resolve();
@@ -145,6 +165,6 @@ export async function restorePartitions(
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(threads, jobs.length)) }, lane));
+  await Promise.all(Array.from({ length: lanes }, lane));
   if (failure !== null) throw failure;
 }

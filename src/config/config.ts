@@ -18,7 +18,14 @@ import {
   RECORD_KEY_PREFIX_BYTES,
   SK_BYTES_MAX,
 } from "./cluster.ts";
-import { isDerived, LOG_LEVELS, SASL_MECHANISMS, type Setting, SETTINGS } from "./settings.ts";
+import {
+  isDerived,
+  LOG_LEVELS,
+  RESTORE_DECODE,
+  SASL_MECHANISMS,
+  type Setting,
+  SETTINGS,
+} from "./settings.ts";
 
 /**
  * Which implementation of the shared log a node uses; `archive` is a time-travel replica's
@@ -215,6 +222,8 @@ export interface ConfigS3 {
    * (0: one per CPU the process may use).
    */
   readonly restoreThreads: number;
+  /** `S3_RESTORE_DECODE`: where a restore decodes the archive's messages (`ReplayOptions.decode`). */
+  readonly restoreDecode: (typeof RESTORE_DECODE)[number];
   /** `S3_ENDPOINT`: null = AWS's default for the region. */
   readonly endpoint: string | null;
   /** `S3_BUCKET`: required with `backup.enabled` or `restore`. */

@@ -96,6 +96,9 @@ const GiB = 1024 * MiB;
 /** The Kafka SASL mechanisms kafkajs supports. */
 export const SASL_MECHANISMS = ["plain", "scram-sha-256", "scram-sha-512"] as const;
 
+/** The values of `S3_RESTORE_DECODE`: where a restore decodes the archive's messages. */
+export const RESTORE_DECODE = ["auto", "thread", "inline"] as const;
+
 /** The levels of `LOG_LEVEL`, least severe first (those of src/util/log.ts). */
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 
@@ -781,6 +784,16 @@ export const SETTINGS: readonly Setting[] = [
     max: 256,
     doc:
       "partitions a time-travel replica (and deno task restore --partition all) restores at once, each in a thread of its own; 0 = one per CPU the process may use",
+  },
+  {
+    env: "S3_RESTORE_DECODE",
+    section: "s3",
+    field: "restoreDecode",
+    kind: "choice",
+    choices: RESTORE_DECODE,
+    default: "auto",
+    doc:
+      "where a restore decodes and chains the archive's messages: thread = a thread of its own beside the one writing the file, inline = in that one, auto = a thread when the process may use two CPUs, one partition restores at a time and it replays 20,000 offsets or more",
   },
   {
     env: "S3_ENDPOINT",

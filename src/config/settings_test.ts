@@ -92,6 +92,7 @@ const FIELDS: { readonly [S in keyof Config]: Readonly<Record<keyof Config[S], t
     restore: true,
     restoreTo: true,
     restoreThreads: true,
+    restoreDecode: true,
     endpoint: true,
     bucket: true,
     region: true,

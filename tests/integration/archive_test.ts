@@ -250,11 +250,14 @@ Deno.test({
           String(target.offset),
           "--out",
           `${out}/by-offset`,
-        ]);
+        ], { S3_RESTORE_DECODE: "thread" });
         assert.equal(byOffset.code, 0, byOffset.stderr);
         const line = JSON.parse(byOffset.stdout.trim().split("\n").at(-1)!);
         assert.equal(line.offset, target.offset);
         assert.equal(line.chain, chainAt);
+        // Decoded by a worker thread that downloaded the segments from S3 itself (unless a
+        // snapshot was at the very offset: then nothing was replayed).
+        assert.equal(line.segments_decoded_in_worker > 0, line.replayed > 0, byOffset.stdout);
         const meta = PartitionStore.readMeta(`${out}/by-offset/p${p}.mdb`);
         assert.deepEqual([meta.offset, meta.chain], [target.offset, chainAt]);
 
@@ -271,6 +274,7 @@ Deno.test({
         ]);
         assert.equal(byTime.code, 0, byTime.stderr);
         assert.equal(JSON.parse(byTime.stdout.trim()).offset, expected.offset);
+        assert.equal(JSON.parse(byTime.stdout.trim()).segments_decoded_in_worker, 0);
 
         // Past the archive: refused, exit 1, and no file.
         const past = await restoreCommand(ns, [
