@@ -151,7 +151,10 @@ export interface StoreTx {
    * the change log under it. Puts and deletes outside a message record nothing.
    */
   message(offset: number, timestamp: number, ops: number): void;
-  /** The record as the transaction sees it (earlier writes of the same transaction included). */
+  /**
+   * The record as the transaction sees it (earlier writes of the same transaction included). A
+   * `put` or `delete` of the same record next reuses what this read.
+   */
   get(pk: string, sk: string): StoredRecord | null;
   /** Writes a record (`expiresAt`: the unix ms it expires at; null: never). */
   put(
@@ -229,6 +232,8 @@ interface EnvSync {
  * was a measurable share of apply).
  */
 const WRITE_KEY_SCRATCH = new Uint8Array(KEY_SCRATCH_BYTES);
+/** The key `StoreTx.get` read last, kept for the write of the same record that follows it. */
+const GET_KEY_SCRATCH = new Uint8Array(KEY_SCRATCH_BYTES);
 /** lmdb-js's put flag for a key above every other of its DB (MDB_APPEND: no B-tree search). */
 const APPEND = { append: true };
 /** Scratch for the change-log key being written: LMDB copies a key before `putSync` returns. */
@@ -642,11 +647,18 @@ export class PartitionStore {
       expiry.removeSync(expiryKey(expiresAt, key));
       if (expiresAt === earliest) earliest = earliestExpiry(expiry);
     };
-    // What `head` last read (a copy) and the key it read, by identity: the put or delete of that
-    // key which follows it (apply's plain ops) takes it instead of a second lookup. Every write
-    // and every message forgets it.
+    // What `get` or `head` last read (a copy) and the key it read: the put or delete of that
+    // record which follows it — by `get`'s pk and sk, or by `head`'s key array — takes it instead
+    // of a second lookup. Every write and every message forgets it.
     let headKey: Uint8Array | null = null;
     let headValue: Uint8Array | undefined = undefined;
+    let headPk: string | null = null;
+    let headSk = "";
+    // The key of [pk, sk]: the one `get` encoded last when it was that record's.
+    const keyOf = (pk: string, sk: string) =>
+      headKey !== null && pk === headPk && sk === headSk
+        ? headKey
+        : keyIn(WRITE_KEY_SCRATCH, pk, sk);
     const current = (key: Uint8Array): Uint8Array | undefined => {
       const known = key === headKey;
       headKey = null;
@@ -715,8 +727,13 @@ export class PartitionStore {
         earliest = earliestExpiry(expiry);
       },
       get: (pk, sk) => {
-        const value = records.getBinaryFast(keyIn(WRITE_KEY_SCRATCH, pk, sk));
-        return value === undefined ? null : decodeRecordValue(pk, sk, value);
+        const key = keyIn(GET_KEY_SCRATCH, pk, sk);
+        const found = records.getBinaryFast(key);
+        headKey = key;
+        headPk = pk;
+        headSk = sk;
+        headValue = found === undefined ? undefined : found.slice();
+        return headValue === undefined ? null : decodeRecordValue(pk, sk, headValue);
       },
       put: (pk, sk, dataJson, version, createdAt, updatedAt, expiresAt = null) => {
         const room = recordValueRoom(dataJson);
@@ -727,12 +744,13 @@ export class PartitionStore {
           0,
           writeRecordValue(writeValueScratch, dataJson, version, createdAt, updatedAt, expiresAt),
         );
-        writeValue(keyIn(WRITE_KEY_SCRATCH, pk, sk), value, expiresAt);
+        writeValue(keyOf(pk, sk), value, expiresAt);
       },
-      delete: (pk, sk) => deleteKey(keyIn(WRITE_KEY_SCRATCH, pk, sk)),
+      delete: (pk, sk) => deleteKey(keyOf(pk, sk)),
       head: (key) => {
         const found = records.getBinaryFast(key);
         headKey = key;
+        headPk = null;
         headValue = found === undefined ? undefined : found.slice();
         return headValue === undefined ? null : decodeRecordHead(headValue);
       },
