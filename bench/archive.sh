@@ -20,7 +20,11 @@
 #   3. Restore replay speed: one partition written by 64 writers (1 record per put, REPLAY_S
 #      seconds), archived (no snapshot), restored with `deno task restore --to latest`: messages
 #      replayed per second of replay (download, verify, apply), pinned and unpinned, with the
-#      change log and history as a node keeps them by default and without.
+#      change log and history as a node keeps them by default, REPLAY_ROUNDS rounds in turn:
+#      S3_RESTORE_DECODE=auto (a decoding thread when two CPUs are free: unpinned), =inline
+#      (unpinned only: pinned, auto is inline), and with BASE=<checkout> that checkout's restore
+#      of the same archive (a `git worktree` of the commit before a change); then once without
+#      the change log and history (HISTORY_RETAIN_SEC=0 WATCH_RETAIN_SEC=0).
 #   4. A whole node's restore: NODE_PARTS partitions written by 64 writers for NODE_REPLAY_S
 #      seconds, archived, restored with `deno task restore --partition all --to latest` once with
 #      S3_RESTORE_THREADS=1 (one partition after the other) and once with the default (one per
@@ -32,7 +36,7 @@
 # are deleted at the end unless KEEP_DATA=1.
 #
 # Knobs (env): PARTS="1 2 3 4" ROUNDS=3 WRITE_S=10 TAIL_S=13 RECORDS=1000000 LAG_S=60 REPLAY_S=20
-#   NODE_PARTS=4 NODE_REPLAY_S=40
+#   REPLAY_ROUNDS=3 BASE= NODE_PARTS=4 NODE_REPLAY_S=40
 #   ARCHIVE_BENCH_API_PORT=28890 ARCHIVE_BENCH_INTERNAL_PORT=28891 KEEP_TMP=1 KEEP_DATA=1
 # Usage: bash bench/archive.sh > archive.md
 
@@ -46,6 +50,9 @@ TAIL_S=${TAIL_S:-13}
 RECORDS=${RECORDS:-1000000}
 LAG_S=${LAG_S:-60}
 REPLAY_S=${REPLAY_S:-20}
+REPLAY_ROUNDS=${REPLAY_ROUNDS:-3}
+BASE=${BASE:-}
+[[ -z "$BASE" || -f "$BASE/src/backup/restore_main.ts" ]] || die "BASE=$BASE is not a checkout"
 NODE_PARTS=${NODE_PARTS:-4}
 NODE_REPLAY_S=${NODE_REPLAY_S:-40}
 API=${ARCHIVE_BENCH_API_PORT:-28890}
@@ -158,19 +165,40 @@ part 3 && for PIN in 1 0; do
     die "write load failed"
   wait_archived 60
   stop_node "$NODE_PID"
-  # Once as the node keeps files (change log and history on: HISTORY_RETAIN_SEC's default), once
-  # without them (HISTORY_RETAIN_SEC=0 WATCH_RETAIN_SEC=0): apply's share of the replay.
-  for H in default 0; do
-    hist=()
-    [[ "$H" == 0 ]] && hist=(HISTORY_RETAIN_SEC=0 WATCH_RETAIN_SEC=0)
+  # restore_once TREE DECODE HISTORY ROUND: one restore of the archive by TREE's code; its line,
+  # labelled, joins replay.json. DECODE "-" passes no S3_RESTORE_DECODE (a base may not know it).
+  restore_once() {
+    local tree=$1 decode=$2 h=$3 round=$4 out="$TMP/restored-p$PIN-$RANDOM" vars=()
+    [[ "$decode" != - ]] && vars+=(S3_RESTORE_DECODE="$decode")
+    [[ "$h" == 0 ]] && vars+=(HISTORY_RETAIN_SEC=0 WATCH_RETAIN_SEC=0)
     # shellcheck disable=SC2046
-    env NAMESPACE="$ns" PARTITIONS=1 "${hist[@]}" $(server_prefix) deno run --allow-all \
-      src/backup/restore_main.ts --partition 0 --to latest --out "$TMP/restored-p$PIN-h$H" \
-      >"$TMP/restore.json" || die "restore failed"
-    jq --argjson pin "$PIN" --arg h "$H" --slurpfile x "$TMP/restore.json" \
-      '. + [$x[0] + {pin: $pin, history: $h}]' "$TMP/replay.json" >"$TMP/replay.next" &&
-      mv "$TMP/replay.next" "$TMP/replay.json"
+    (cd "$tree" && env NAMESPACE="$ns" PARTITIONS=1 "${vars[@]}" $(server_prefix) deno run \
+      --allow-all src/backup/restore_main.ts --partition 0 --to latest --out "$out") \
+      >"$TMP/restore.json" || die "restore failed ($tree)"
+    rm -rf "$out"
+    jq --argjson pin "$PIN" --arg h "$h" --arg tree "$([[ "$tree" == . ]] && echo new || echo base)" \
+      --arg decode "$decode" --argjson round "$round" --slurpfile x "$TMP/restore.json" \
+      '. + [$x[0] + {pin: $pin, history: $h, tree: $tree, decode: $decode, round: $round}]' \
+      "$TMP/replay.json" >"$TMP/replay.next" && mv "$TMP/replay.next" "$TMP/replay.json"
+  }
+  # The change log and history on (HISTORY_RETAIN_SEC's default), the sides in turn.
+  sides=("new auto")
+  [[ "$PIN" == 0 ]] && sides+=("new inline")
+  [[ -n "$BASE" ]] && sides+=("base -")
+  for ((r = 1; r <= REPLAY_ROUNDS; r++)); do
+    # Words: code, decode, code, decode, …; every other round backwards.
+    # shellcheck disable=SC2207
+    if ((r % 2 == 1)); then order=($(printf '%s\n' "${sides[@]}"))
+    else order=($(printf '%s\n' "${sides[@]}" | tac)); fi
+    for ((i = 0; i < ${#order[@]}; i += 2)); do
+      tree=.
+      [[ "${order[i]}" == base ]] && tree=$BASE
+      log "3. PIN=$PIN round $r: ${order[i]} ${order[i + 1]}"
+      restore_once "$tree" "${order[i + 1]}" default "$r"
+    done
   done
+  # Without them: apply's share of the replay.
+  restore_once . auto 0 1
 done
 PIN=0
 
@@ -270,13 +298,17 @@ if part 2; then
   echo
 fi
 if part 3; then
-  echo "**3. Restore replay** (\`deno task restore --to latest\`, no snapshot: every message from the archive):"
+  echo "**3. Restore replay** (\`deno task restore --to latest\`, no snapshot: every message from the archive;"
+  echo "medians of $REPLAY_ROUNDS rounds, sides in turn$([[ -n "$BASE" ]] && echo "; base = $(git -C "$BASE" rev-parse --short HEAD)"), change log and history on unless said):"
   echo
-  echo "| mode | change log and history | messages replayed | replay s | messages/s |"
-  echo "| ---- | ---------------------- | ----------------: | -------: | ---------: |"
-  jq -r '.[] | "| \(if .pin == 1 then "pinned" else "unpinned" end) | \(if .history == "0" then "off (HISTORY_RETAIN_SEC=0 WATCH_RETAIN_SEC=0)" else "on (defaults)" end) | \(.replayed) | \(.replay_seconds) | **\(.replayed_per_second)** |"' "$TMP/replay.json"
+  echo "| mode | code | S3_RESTORE_DECODE | change log and history | messages replayed | segments decoded in a worker | messages/s (median) | every round |"
+  echo "| ---- | ---- | ----------------- | ---------------------- | ----------------: | ---------------------------: | ------------------: | ----------- |"
+  jq -r 'group_by([.pin, .tree, .decode, .history]) | sort_by(-.[0].pin, .[0].history != "default", .[0].tree != "new", .[0].decode) | .[]
+    | (map(.replayed_per_second) | sort) as $v
+    | "| \(if .[0].pin == 1 then "pinned" else "unpinned" end) | \(.[0].tree) | \(.[0].decode) | \(if .[0].history == "0" then "off" else "on" end) | \(.[0].replayed) | \(map(.segments_decoded_in_worker // "-" | tostring) | join(", ")) | **\($v[(($v | length) - 1) / 2 | floor])** | \(map(.replayed_per_second | tostring) | join(", ")) |"' "$TMP/replay.json"
   echo
   echo "Target ≥ 100k messages/s."
+  echo
 fi
 if part 4; then
   echo
