@@ -16,6 +16,7 @@
  * @module
  */
 import { writeRecordKey } from "../keys/mod.ts";
+import { assert } from "../util/assert.ts";
 import type { Mutation, PutOp } from "./message.ts";
 
 const encoder = new TextEncoder();
@@ -48,47 +49,86 @@ export function expiryValue(op: PutOp): number {
 }
 
 /**
- * `mutation`'s ops as plain ops, or null when it is not plain (see the module doc). `data` is
- * written as apply writes it ({@linkcode dataJsonOf}).
+ * Plain ops of many messages, appended to one growing buffer: a segment's worth costs no
+ * allocation per message (a restore's decoding worker writes ~10^5 of them a second).
  */
+export class PlainWriter {
+  private buffer: Uint8Array;
+  private view: DataView;
+  private end = 0;
+
+  constructor(bytes = 64 * 1024) {
+    this.buffer = new Uint8Array(bytes);
+    this.view = new DataView(this.buffer.buffer);
+  }
+
+  /** Bytes written so far: where the next message's ops start. */
+  get length(): number {
+    return this.end;
+  }
+
+  /** What was written, `[0, length)` (a view: valid until the next `add`). */
+  bytes(): Uint8Array {
+    return this.buffer.subarray(0, this.end);
+  }
+
+  /**
+   * Appends `mutation`'s ops as plain ops and returns true, or returns false and writes nothing
+   * when it is not plain (see the module doc). `data` is written as apply writes it
+   * ({@linkcode dataJsonOf}).
+   */
+  add(mutation: Mutation): boolean {
+    const ops = mutation.ops;
+    if (mutation.atomic && ops.length > 1) return false;
+    for (const op of ops) if (op.if !== undefined) return false;
+    const start = this.end;
+    this.room(4);
+    this.view.setUint32(this.end, ops.length);
+    this.end += 4;
+    for (const op of ops) {
+      const data = op.op === "put" ? dataJsonOf(op) : null;
+      // 3 UTF-8 bytes per UTF-16 unit at worst.
+      this.room(
+        2 + 8 + 2 + 3 * (op.pk.length + op.sk.length) + 4 + (data === null ? 0 : 3 * data.length),
+      );
+      const out = this.buffer;
+      let at = this.end;
+      out[at] = op.op === "put" ? PLAIN_PUT : PLAIN_DELETE;
+      const expiry = op.op === "put" ? expiryKind(op) : EXPIRY_NONE;
+      out[at + 1] = expiry;
+      at += 2;
+      if (expiry !== EXPIRY_NONE) {
+        this.view.setFloat64(at, expiryValue(op as PutOp));
+        at += 8;
+      }
+      const keyLength = writeRecordKey(out.subarray(at + 2), op.pk, op.sk);
+      this.view.setUint16(at, keyLength);
+      at += 2 + keyLength;
+      if (data !== null) {
+        const { written } = encoder.encodeInto(data, out.subarray(at + 4));
+        this.view.setUint32(at, written);
+        at += 4 + written;
+      }
+      this.end = at;
+    }
+    assert(this.end > start, "plain ops are never empty");
+    return true;
+  }
+
+  /** Makes room for `bytes` more. */
+  private room(bytes: number): void {
+    if (this.end + bytes <= this.buffer.length) return;
+    const grown = new Uint8Array(Math.max(2 * this.buffer.length, this.end + bytes));
+    grown.set(this.buffer.subarray(0, this.end));
+    this.buffer = grown;
+    this.view = new DataView(grown.buffer);
+  }
+}
+
+/** `mutation`'s ops as plain ops (a copy), or null when it is not plain. */
 export function encodePlain(mutation: Mutation): Uint8Array | null {
-  const ops = mutation.ops;
-  if (mutation.atomic && ops.length > 1) return null;
-  const datas: (string | null)[] = [];
-  let room = 4;
-  for (const op of ops) {
-    if (op.if !== undefined) return null;
-    const data = op.op === "put" ? dataJsonOf(op) : null;
-    datas.push(data);
-    // 3 UTF-8 bytes per UTF-16 unit at worst.
-    room += 2 + 8 + 2 + 2 + 3 * (op.pk.length + op.sk.length) + 4 +
-      (data === null ? 0 : 3 * data.length);
-  }
-  const out = new Uint8Array(room);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, ops.length);
-  let at = 4;
-  for (let i = 0; i < ops.length; i++) {
-    const op = ops[i]!;
-    const data = datas[i]!;
-    out[at] = op.op === "put" ? PLAIN_PUT : PLAIN_DELETE;
-    const expiry = op.op === "put" ? expiryKind(op) : EXPIRY_NONE;
-    out[at + 1] = expiry;
-    at += 2;
-    if (expiry !== EXPIRY_NONE) {
-      view.setFloat64(at, expiryValue(op as PutOp));
-      at += 8;
-    }
-    const keyLength = writeRecordKey(out.subarray(at + 2), op.pk, op.sk);
-    view.setUint16(at, keyLength);
-    at += 2 + keyLength;
-    if (data !== null) {
-      const { written } = encoder.encodeInto(data, out.subarray(at + 4));
-      view.setUint32(at, written);
-      at += 4 + written;
-    }
-  }
-  return out.subarray(0, at);
+  const writer = new PlainWriter(256);
+  return writer.add(mutation) ? writer.bytes().slice() : null;
 }
 
 /** One plain op, as {@linkcode readPlainOp} reads it: views of the plain bytes. */

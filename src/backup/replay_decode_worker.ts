@@ -26,9 +26,9 @@ const signal = new AbortController().signal;
 scope.onmessage = async (event) => {
   const request = event.data;
   if ("start" in request) {
-    // Ready once the SDK is loaded (when it will download): until then a `beside` replay
-    // decodes on its own thread.
-    if (request.start.sdk) await loadSdk();
+    // Ready once its modules are loaded; the SDK loads meanwhile (0.1–0.3 s), while the replay
+    // still applies segments it asked for before: the first download here awaits the same load.
+    if (request.start.sdk) loadSdk().catch(() => {});
     scope.postMessage({ ready: true });
     return;
   }
