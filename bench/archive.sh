@@ -178,7 +178,7 @@ part 3 && for PIN in 1 0; do
     rm -rf "$out"
     jq --argjson pin "$PIN" --arg h "$h" --arg tree "$([[ "$tree" == . ]] && echo new || echo base)" \
       --arg decode "$decode" --argjson round "$round" --slurpfile x "$TMP/restore.json" \
-      '. + [$x[0] + {pin: $pin, history: $h, tree: $tree, decode: $decode, round: $round}]' \
+      '. + [$x[-1] + {pin: $pin, history: $h, tree: $tree, decode: $decode, round: $round}]' \
       "$TMP/replay.json" >"$TMP/replay.next" && mv "$TMP/replay.next" "$TMP/replay.json"
   }
   # The change log and history on (HISTORY_RETAIN_SEC's default), the sides in turn.

@@ -190,8 +190,8 @@ export type DecodeMode = "inline" | "thread" | "beside";
  * {@linkcode DecodeMode}). A worker takes requests in order, and downloads them itself when the
  * store can be opened on another thread (S3): the applying thread then never waits for a
  * download between two transactions — its event loop turns only between segments. A worker
- * takes 0.1–0.4 s to start (its modules): `beside` decodes here meanwhile, so its
- * start costs the replay no wait. `close()` ends the worker.
+ * takes 0.1–0.4 s to load its modules: `beside` decodes here meanwhile, so its start costs the
+ * replay no wait. `close()` ends the worker.
  */
 export class ReplayDecoder {
   private readonly worker: Worker | null;
