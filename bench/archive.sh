@@ -298,6 +298,7 @@ if part 2; then
   echo
 fi
 if part 3; then
+  echo
   echo "**3. Restore replay** (\`deno task restore --to latest\`, no snapshot: every message from the archive;"
   echo "medians of $REPLAY_ROUNDS rounds, sides in turn$([[ -n "$BASE" ]] && echo "; base = $(git -C "$BASE" rev-parse --short HEAD)"), change log and history on unless said):"
   echo
