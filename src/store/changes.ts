@@ -26,7 +26,7 @@
 import type { Database, RootDatabase } from "lmdb";
 import { decodeRecordKey } from "../keys/mod.ts";
 import { assert } from "../util/assert.ts";
-import { getU64, writeU64 } from "../util/u64.ts";
+import { readU64, writeU64 } from "../util/u64.ts";
 import { decodeRecordValue, type StoredRecord } from "./record_codec.ts";
 import type { ReadTxn } from "./record_reads.ts";
 
@@ -95,8 +95,7 @@ export function changeKeyInto(out: Uint8Array, offset: number, index: number): U
 }
 
 function keyOffset(key: Uint8Array): number {
-  const view = new DataView(key.buffer, key.byteOffset, key.length);
-  return getU64(view, 0);
+  return readU64(key, 0);
 }
 
 const TIMESTAMP_BYTES = new Uint8Array(8);
@@ -193,10 +192,9 @@ export function decodeChange(key: Uint8Array, value: Uint8Array): Change {
   const record = newLength === 0
     ? null
     : decodeRecordValue(pk, sk, value.subarray(at + 4, at + 4 + newLength));
-  const keyView = new DataView(key.buffer, key.byteOffset, key.length);
   return {
     offset: keyOffset(key),
-    index: keyView.getUint32(8),
+    index: ((key[8]! << 24) | (key[9]! << 16) | (key[10]! << 8) | key[11]!) >>> 0,
     last: (value[1]! & LAST) !== 0,
     kind,
     timestamp: view.getFloat64(2, true),

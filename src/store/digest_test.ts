@@ -10,6 +10,7 @@ import {
   xorInto,
 } from "./partition_store.ts";
 import { encodeRecordValue } from "./record_codec.ts";
+import { xorRecordHash } from "./record_hash.ts";
 import { withTempDir } from "../../tests/_helpers.ts";
 
 const MAP_BYTES = 32 * 1024 * 1024;
@@ -216,4 +217,16 @@ Deno.test("the record hash keeps the key/value split apart and reads only `lengt
   const other = huge.slice();
   other[199_999] = 2;
   notEqual(toHex(recordHash(te.encode("k"), huge)), toHex(recordHash(te.encode("k"), other)));
+});
+
+Deno.test("xorRecordHash XORs into a digest exactly what xorInto(recordHash) does", () => {
+  const a = new Uint8Array(16).map((_, i) => i * 17);
+  const b = a.slice();
+  for (let n = 0; n < 50; n++) {
+    const key = new TextEncoder().encode(`\u0000\u0002k${n}s`);
+    const value = new Uint8Array(n * 3).map((_, i) => (i * 31 + n) & 0xff);
+    xorInto(a, recordHash(key, value));
+    xorRecordHash(b, key, value);
+    equal(toHex(b), toHex(a), `after ${n + 1} records`);
+  }
 });

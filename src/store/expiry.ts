@@ -7,7 +7,7 @@
  * @module
  */
 import type { Database, RootDatabase } from "lmdb";
-import { getU64, setU64 } from "../util/u64.ts";
+import { readU64, writeU64 } from "../util/u64.ts";
 import type { ReadTxn } from "./record_reads.ts";
 
 /** A partition's `expiry` DB. */
@@ -28,15 +28,13 @@ export function openExpiryDb(env: RootDatabase): ExpiryDb {
 /** The index key of `recordKey` expiring at `expiresAt` (unix ms, a safe integer). */
 export function expiryKey(expiresAt: number, recordKey: Uint8Array): Uint8Array {
   const key = new Uint8Array(8 + recordKey.length);
-  const view = new DataView(key.buffer);
-  setU64(view, 0, expiresAt);
+  writeU64(key, 0, expiresAt);
   key.set(recordKey.subarray(0, recordKey.length), 8);
   return key;
 }
 
 function instantOf(key: Uint8Array): number {
-  const view = new DataView(key.buffer, key.byteOffset, key.length);
-  return getU64(view, 0);
+  return readU64(key, 0);
 }
 
 /** A record due to expire. */

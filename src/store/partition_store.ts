@@ -58,7 +58,7 @@ import {
   writeRecordHeader,
   writeRecordValue,
 } from "./record_codec.ts";
-import { RECORD_HASH_BYTES, recordHash } from "./record_hash.ts";
+import { RECORD_HASH_BYTES, recordHash, xorRecordHash } from "./record_hash.ts";
 import {
   getRecord,
   KEY_SCRATCH_BYTES,
@@ -232,6 +232,8 @@ interface EnvSync {
  * was a measurable share of apply).
  */
 const WRITE_KEY_SCRATCH = new Uint8Array(KEY_SCRATCH_BYTES);
+/** The record value `StoreTx.get`/`head` read last (see `keep` in the write transaction). */
+let headScratch = new Uint8Array(4096);
 /** The key `StoreTx.get` read last, kept for the write of the same record that follows it. */
 const GET_KEY_SCRATCH = new Uint8Array(KEY_SCRATCH_BYTES);
 /** lmdb-js's put flag for a key above every other of its DB (MDB_APPEND: no B-tree search). */
@@ -469,9 +471,7 @@ export class PartitionStore {
 
   private computeDigest(): Uint8Array {
     const digest = new Uint8Array(RECORD_HASH_BYTES);
-    for (const { key, value } of this.records.getRange({})) {
-      xorInto(digest, recordHash(key, value));
-    }
+    for (const { key, value } of this.records.getRange({})) xorRecordHash(digest, key, value);
     return digest;
   }
 
@@ -659,6 +659,17 @@ export class PartitionStore {
       headKey !== null && pk === headPk && sk === headSk
         ? headKey
         : keyIn(WRITE_KEY_SCRATCH, pk, sk);
+    // A copy of what a read found, in a buffer of its own that outlives lmdb-js's (reused by its
+    // next read) and is allocated once, not per record.
+    const keep = (found: Uint8Array): Uint8Array => {
+      if (found.length > headScratch.length) {
+        headScratch = new Uint8Array(Math.max(found.length, 2 * headScratch.length));
+      }
+      // lmdb-js narrows `length` on a view of its whole read buffer: copy that many bytes.
+      const length = found.length;
+      headScratch.set(found.subarray(0, length));
+      return headScratch.subarray(0, length);
+    };
     const current = (key: Uint8Array): Uint8Array | undefined => {
       const known = key === headKey;
       headKey = null;
@@ -670,8 +681,8 @@ export class PartitionStore {
       const old = current(key);
       // Everything `old` says is taken before the next read: lmdb-js reuses its buffer.
       const oldExpiresAt = old === undefined ? null : valueExpiresAt(old);
-      if (old !== undefined) xorInto(digest, recordHash(key, old));
-      xorInto(digest, recordHash(key, value));
+      if (old !== undefined) xorRecordHash(digest, key, old);
+      xorRecordHash(digest, key, value);
       if (recording()) {
         recordChange("put", messageTimestamp, key, value, old ?? null);
       }
@@ -686,7 +697,7 @@ export class PartitionStore {
       const old = current(key);
       if (old === undefined) return;
       const oldExpiresAt = valueExpiresAt(old);
-      xorInto(digest, recordHash(key, old));
+      xorRecordHash(digest, key, old);
       if (recording()) {
         recordChange("delete", messageTimestamp, key, null, old);
       }
@@ -718,7 +729,7 @@ export class PartitionStore {
           expiry.removeSync(due.indexKey);
           const old = records.getBinaryFast(due.recordKey);
           if (old === undefined || valueExpiresAt(old) !== due.expiresAt) continue;
-          xorInto(digest, recordHash(due.recordKey, old));
+          xorRecordHash(digest, due.recordKey, old);
           if (recording()) {
             recordChange("expire", timestamp, due.recordKey, null, old);
           }
@@ -732,7 +743,7 @@ export class PartitionStore {
         headKey = key;
         headPk = pk;
         headSk = sk;
-        headValue = found === undefined ? undefined : found.slice();
+        headValue = found === undefined ? undefined : keep(found);
         return headValue === undefined ? null : decodeRecordValue(pk, sk, headValue);
       },
       put: (pk, sk, dataJson, version, createdAt, updatedAt, expiresAt = null) => {
@@ -751,7 +762,7 @@ export class PartitionStore {
         const found = records.getBinaryFast(key);
         headKey = key;
         headPk = null;
-        headValue = found === undefined ? undefined : found.slice();
+        headValue = found === undefined ? undefined : keep(found);
         return headValue === undefined ? null : decodeRecordHead(headValue);
       },
       putEncoded: (key, data, version, createdAt, updatedAt, expiresAt) => {

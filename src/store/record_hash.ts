@@ -35,6 +35,33 @@ let scratch = new Uint8Array(64 * 1024);
  * lmdb-js's fast reads return views whose `length` it narrows.
  */
 export function recordHash(key: Uint8Array, value: Uint8Array): Uint8Array {
+  murmur(key, value);
+  const out = new Uint8Array(RECORD_HASH_BYTES);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < 4; i++) view.setUint32(4 * i, WORDS[i]! >>> 0, true);
+  return out;
+}
+
+/**
+ * XORs {@linkcode recordHash}`(key, value)` into `digest` (16 bytes) without allocating: the
+ * write path's form (a put hashes the old record and the new one).
+ */
+export function xorRecordHash(digest: Uint8Array, key: Uint8Array, value: Uint8Array): void {
+  murmur(key, value);
+  for (let i = 0; i < 4; i++) {
+    const word = WORDS[i]!;
+    digest[4 * i] = digest[4 * i]! ^ (word & 0xff);
+    digest[4 * i + 1] = digest[4 * i + 1]! ^ ((word >>> 8) & 0xff);
+    digest[4 * i + 2] = digest[4 * i + 2]! ^ ((word >>> 16) & 0xff);
+    digest[4 * i + 3] = digest[4 * i + 3]! ^ (word >>> 24);
+  }
+}
+
+/** The four 32-bit words of the last {@linkcode murmur}, h1 first. */
+const WORDS = new Int32Array(4);
+
+/** MurmurHash3 x86_128 of `u16be(key.length) ‖ key ‖ value` into {@linkcode WORDS}. */
+function murmur(key: Uint8Array, value: Uint8Array): void {
   const keyLength = key.length;
   const length = 2 + keyLength + value.length;
   if (length > scratch.length) scratch = new Uint8Array(Math.max(length, 2 * scratch.length));
@@ -94,11 +121,8 @@ export function recordHash(key: Uint8Array, value: Uint8Array): Uint8Array {
   h2 = (h2 + h1) | 0;
   h3 = (h3 + h1) | 0;
   h4 = (h4 + h1) | 0;
-  const out = new Uint8Array(RECORD_HASH_BYTES);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, h1 >>> 0, true);
-  view.setUint32(4, h2 >>> 0, true);
-  view.setUint32(8, h3 >>> 0, true);
-  view.setUint32(12, h4 >>> 0, true);
-  return out;
+  WORDS[0] = h1;
+  WORDS[1] = h2;
+  WORDS[2] = h3;
+  WORDS[3] = h4;
 }

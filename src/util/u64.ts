@@ -32,3 +32,15 @@ export function writeU64(out: Uint8Array, at: number, value: number): void {
   out[at + 6] = (low >>> 8) & 0xff;
   out[at + 7] = low & 0xff;
 }
+
+/**
+ * Reads what {@linkcode writeU64} wrote, byte by byte: no DataView, whose `.buffer` would make V8
+ * move a small array's bytes off its heap (an allocation per call).
+ */
+export function readU64(bytes: Uint8Array, at: number): number {
+  const high = ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) |
+    bytes[at + 3]!) >>> 0;
+  const low = ((bytes[at + 4]! << 24) | (bytes[at + 5]! << 16) | (bytes[at + 6]! << 8) |
+    bytes[at + 7]!) >>> 0;
+  return high * 0x1_0000_0000 + low;
+}

@@ -1,5 +1,5 @@
 import { deepEqual, equal } from "node:assert/strict";
-import { getU64, setU64, writeU64 } from "./u64.ts";
+import { getU64, readU64, setU64, writeU64 } from "./u64.ts";
 
 Deno.test("writeU64() writes the bytes setU64() writes, and getU64() reads them back", () => {
   const values = [
@@ -25,5 +25,6 @@ Deno.test("writeU64() writes the bytes setU64() writes, and getU64() reads them 
     writeU64(bytewise, 3, value);
     deepEqual(bytewise, viaView, String(value));
     equal(getU64(new DataView(bytewise.buffer), 3), value);
+    equal(readU64(bytewise, 3), value);
   }
 });
