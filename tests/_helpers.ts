@@ -18,7 +18,7 @@ import { buildNode } from "../src/app.ts";
 import { type Config, loadConfig } from "../src/config/mod.ts";
 import { createMetrics } from "../src/metrics/mod.ts";
 import { type Node, Reader, type SnapshotSource } from "../src/node/mod.ts";
-import { PartitionStore } from "../src/store/mod.ts";
+import { type ListQuery, PartitionStore } from "../src/store/mod.ts";
 import { watchHubFor } from "../src/watch/mod.ts";
 
 // --- Documentation ---------------------------------------------------------------------------
@@ -348,4 +348,20 @@ export async function withApi<T>(
   } finally {
     await api.close();
   }
+}
+
+/** A list of `pk`'s records (the first 100, no filter, 10,000 rows scanned at most), with `overrides`. */
+export function listQuery(pk: string, overrides: Partial<ListQuery> = {}): ListQuery {
+  return {
+    pk,
+    skPrefix: "",
+    startAfter: null,
+    endBefore: null,
+    limit: 100,
+    reverse: false,
+    filter: null,
+    stopOnFilter: false,
+    scanMax: 10_000,
+    ...overrides,
+  };
 }

@@ -1,4 +1,5 @@
 import { deepEqual, equal, notEqual, ok } from "node:assert/strict";
+import { listQuery } from "../../tests/_helpers.ts";
 import { createMetrics } from "../metrics/mod.ts";
 import { CHAIN_ZERO, PartitionStore } from "../store/mod.ts";
 import {
@@ -137,18 +138,7 @@ Deno.test("a batch applied from plain ops and a given chain leaves the file byte
     digest: store.digest,
     count: store.count(),
     changes: store.changesAfter({ offset: -1, index: null }, 10_000),
-    records: Array.from({ length: 23 }, (_, k) =>
-      store.list({
-        pk: `k${k}`,
-        skPrefix: "",
-        startAfter: null,
-        endBefore: null,
-        limit: 100,
-        reverse: false,
-        filter: null,
-        stopOnFilter: false,
-        scanMax: 1000,
-      }).records),
+    records: Array.from({ length: 23 }, (_, k) => store.list(listQuery(`k${k}`)).records),
     history: store.historyOf("k1", "s1", null, 1000),
   });
   let want: ReturnType<typeof state> | null = null;

@@ -1,5 +1,5 @@
 import { deepEqual, equal, notEqual, rejects, throws } from "node:assert/strict";
-import { chainOf, openStore, withTempDir } from "../../tests/_helpers.ts";
+import { chainOf, listQuery as query, openStore, withTempDir } from "../../tests/_helpers.ts";
 import { AssertionError } from "../util/assert.ts";
 import {
   type ListQuery,
@@ -30,21 +30,6 @@ function putRows(
     }
     return { offset, chain: chainOf(offset) };
   });
-}
-
-function query(pk: string, overrides: Partial<ListQuery> = {}): ListQuery {
-  return {
-    pk,
-    skPrefix: "",
-    startAfter: null,
-    endBefore: null,
-    limit: 100,
-    reverse: false,
-    filter: null,
-    stopOnFilter: false,
-    scanMax: 10_000,
-    ...overrides,
-  };
 }
 
 function sks(records: readonly StoredRecord[]): string[] {

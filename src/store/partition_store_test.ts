@@ -1,4 +1,5 @@
 import { deepEqual, equal, ok, rejects, throws } from "node:assert/strict";
+import { listQuery as query } from "../../tests/_helpers.ts";
 import { AssertionError } from "../util/assert.ts";
 import {
   CHAIN_ZERO,
@@ -43,21 +44,6 @@ function putAll(
     }
     return { offset, chain: chainOf(offset) };
   });
-}
-
-function query(pk: string, overrides: Partial<ListQuery> = {}): ListQuery {
-  return {
-    pk,
-    skPrefix: "",
-    startAfter: null,
-    endBefore: null,
-    limit: 100,
-    reverse: false,
-    filter: null,
-    stopOnFilter: false,
-    scanMax: 10_000,
-    ...overrides,
-  };
 }
 
 function sks(records: readonly StoredRecord[]): string[] {
