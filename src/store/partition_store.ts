@@ -670,6 +670,15 @@ export class PartitionStore {
       headScratch.set(found.subarray(0, length));
       return headScratch.subarray(0, length);
     };
+    // Reads the record at `key` (of [pk, sk] when known) and remembers it for the write after.
+    const read = (key: Uint8Array, pk: string | null, sk: string): Uint8Array | undefined => {
+      const found = records.getBinaryFast(key);
+      headKey = key;
+      headPk = pk;
+      headSk = sk;
+      headValue = found === undefined ? undefined : keep(found);
+      return headValue;
+    };
     const current = (key: Uint8Array): Uint8Array | undefined => {
       const known = key === headKey;
       headKey = null;
@@ -738,13 +747,8 @@ export class PartitionStore {
         earliest = earliestExpiry(expiry);
       },
       get: (pk, sk) => {
-        const key = keyIn(GET_KEY_SCRATCH, pk, sk);
-        const found = records.getBinaryFast(key);
-        headKey = key;
-        headPk = pk;
-        headSk = sk;
-        headValue = found === undefined ? undefined : keep(found);
-        return headValue === undefined ? null : decodeRecordValue(pk, sk, headValue);
+        const value = read(keyIn(GET_KEY_SCRATCH, pk, sk), pk, sk);
+        return value === undefined ? null : decodeRecordValue(pk, sk, value);
       },
       put: (pk, sk, dataJson, version, createdAt, updatedAt, expiresAt = null) => {
         const room = recordValueRoom(dataJson);
@@ -759,11 +763,8 @@ export class PartitionStore {
       },
       delete: (pk, sk) => deleteKey(keyOf(pk, sk)),
       head: (key) => {
-        const found = records.getBinaryFast(key);
-        headKey = key;
-        headPk = null;
-        headValue = found === undefined ? undefined : keep(found);
-        return headValue === undefined ? null : decodeRecordHead(headValue);
+        const value = read(key, null, "");
+        return value === undefined ? null : decodeRecordHead(value);
       },
       putEncoded: (key, data, version, createdAt, updatedAt, expiresAt) => {
         const room = RECORD_HEADER_BYTES_MAX + data.length;

@@ -16,13 +16,11 @@ import {
   DIGEST_PATTERN,
   lmdbHeaderProblem,
   metaCheck,
-  recordHash,
   STORE_FORMAT,
   toHex,
-  xorInto,
 } from "./partition_store.ts";
 import { isRecordValue } from "./record_codec.ts";
-import { RECORD_HASH_BYTES } from "./record_hash.ts";
+import { RECORD_HASH_BYTES, xorRecordHash } from "./record_hash.ts";
 import { compareBytes } from "./record_reads.ts";
 
 /** What kind of file a verifier walks. */
@@ -117,7 +115,7 @@ function partitionProblem(env: Env): string | null {
       return `record ${count} has a key that is not UTF-8`;
     }
     if (!isRecordValue(v)) return `record ${count} has a malformed value`;
-    xorInto(computed, recordHash(k, v));
+    xorRecordHash(computed, k, v);
     previous = k.slice();
     count++;
   }
