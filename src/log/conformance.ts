@@ -238,7 +238,10 @@ export function mutationLogConformance(
     h.clock += 1_000;
     const later = [message(2, "c0"), message(0, "a5")];
     sent.add(later, await log.append(later), h.clock);
-    await run.until("the appends made while running", () => consumer.holds(sent.all(resume)));
+    await run.until(
+      "the appends made while running",
+      () => consumer.holds(sent.all(new Map([[1, resume]]))),
+    );
     await run.stop();
     deepEqual(consumer.records(0), sent.records(0));
     deepEqual(consumer.records(2), sent.records(2));
@@ -468,11 +471,15 @@ class Sent {
     return this.offsets(partition).map((o) => map!.get(o)!);
   }
 
-  /** `[partition, offset]` of every acknowledged record at or after `from`. */
-  all(from = 0): [number, number][] {
+  /**
+   * `[partition, offset]` of every acknowledged record at or after its partition's entry in
+   * `from` (0 where absent): offsets are per partition, so one number cannot bound them all.
+   */
+  all(from: ReadonlyMap<number, number> = new Map()): [number, number][] {
     const out: [number, number][] = [];
     for (const [p, map] of this.byPartition) {
-      for (const o of map.keys()) if (o >= from) out.push([p, o]);
+      const first = from.get(p) ?? 0;
+      for (const o of map.keys()) if (o >= first) out.push([p, o]);
     }
     return out;
   }
