@@ -25,6 +25,7 @@ import {
   PLAIN_PUT,
   type PlainOp,
   plainOpCount,
+  PlainWriter,
   readPlainOp,
 } from "./plain.ts";
 
@@ -130,6 +131,9 @@ function expiresAt(kind: number, value: number, ts: number): number | null {
   if (kind === EXPIRY_NONE) return null;
   return kind === EXPIRY_TTL ? ts + value : value;
 }
+
+/** The plain ops of the message being applied, when its bytes were scanned. */
+const SCAN_WRITER = new PlainWriter(4096);
 
 /** Scratch for the ops of a plain message, read one at a time. */
 const PLAIN_OP: PlainOp = {
@@ -284,7 +288,12 @@ async function applyRecords(
       offset = record.offset;
       applied++;
       lag.observe(Math.max(0, now - record.timestamp) / 1000);
-      const plain = decoded === null ? null : decoded.plain[i]!;
+      let plain = decoded === null ? null : decoded.plain[i]!;
+      // A message as the API writes it is read from its bytes (plain_scan.ts), not decoded.
+      if (plain === null) {
+        SCAN_WRITER.reset();
+        if (SCAN_WRITER.addValue(record.value)) plain = SCAN_WRITER.bytes();
+      }
       if (plain !== null) {
         tx.message(record.offset, record.timestamp, plainOpCount(plain));
         applyPlain(tx, plain, record.offset, record.timestamp);

@@ -18,6 +18,7 @@
 import { writeRecordKey } from "../keys/mod.ts";
 import { assert } from "../util/assert.ts";
 import type { Mutation, PutOp } from "./message.ts";
+import { SCANNED, scanPlain } from "./plain_scan.ts";
 
 const encoder = new TextEncoder();
 
@@ -113,6 +114,61 @@ export class PlainWriter {
     }
     assert(this.end > start, "plain ops are never empty");
     return true;
+  }
+
+  /**
+   * Appends log value `value`'s ops as plain ops and returns true when {@linkcode scanPlain}
+   * takes it (no decode: its keys and `data` are copied from its bytes); returns false and
+   * writes nothing otherwise — the value is then decoded and given to {@linkcode add}, or
+   * applied as a mutation.
+   */
+  addValue(value: Uint8Array): boolean {
+    if (!scanPlain(value)) return false;
+    const s = SCANNED;
+    let bytes = 4;
+    for (let i = 0; i < s.count; i++) {
+      bytes += 2 + 8 + 2 + 2 + (s.pkEnds[i]! - s.pkStarts[i]!) + (s.skEnds[i]! - s.skStarts[i]!) +
+        4 + (s.dataEnds[i]! - s.dataStarts[i]!);
+    }
+    this.room(bytes);
+    const out = this.buffer;
+    const view = this.view;
+    let at = this.end;
+    view.setUint32(at, s.count);
+    at += 4;
+    for (let i = 0; i < s.count; i++) {
+      const kind = s.kinds[i]!;
+      const expiry = s.expiries[i]!;
+      out[at] = kind;
+      out[at + 1] = expiry;
+      at += 2;
+      if (expiry !== EXPIRY_NONE) {
+        view.setFloat64(at, s.expiryValues[i]!);
+        at += 8;
+      }
+      // The record key (keys/record_key.ts): u16be(pk bytes) ‖ pk ‖ sk — ASCII, so its bytes.
+      const pk = s.pkEnds[i]! - s.pkStarts[i]!;
+      const sk = s.skEnds[i]! - s.skStarts[i]!;
+      view.setUint16(at, 2 + pk + sk);
+      out[at + 2] = pk >>> 8;
+      out[at + 3] = pk & 0xff;
+      at += 4;
+      for (let k = s.pkStarts[i]!; k < s.pkEnds[i]!; k++) out[at++] = value[k]!;
+      for (let k = s.skStarts[i]!; k < s.skEnds[i]!; k++) out[at++] = value[k]!;
+      if (kind === PLAIN_PUT) {
+        const data = s.dataEnds[i]! - s.dataStarts[i]!;
+        view.setUint32(at, data);
+        out.set(value.subarray(s.dataStarts[i]!, s.dataEnds[i]!), at + 4);
+        at += 4 + data;
+      }
+    }
+    this.end = at;
+    return true;
+  }
+
+  /** Forgets what was written: the next message's ops start at 0. */
+  reset(): void {
+    this.end = 0;
   }
 
   /** Makes room for `bytes` more. */

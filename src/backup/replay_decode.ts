@@ -103,9 +103,11 @@ export async function decodeForReplay(
     values[2 * i] = r.value.byteOffset - body.byteOffset;
     values[2 * i + 1] = values[2 * i]! + r.value.length;
     if (!request.plain) continue;
-    const message = decodeMutation(r.value);
     const start = plains.length;
-    if (!message.ok || !plains.add(message.mutation)) continue;
+    if (!plains.addValue(r.value)) {
+      const message = decodeMutation(r.value);
+      if (!message.ok || !plains.add(message.mutation)) continue;
+    }
     plain[2 * i] = start;
     plain[2 * i + 1] = plains.length;
   }
