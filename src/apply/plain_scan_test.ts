@@ -2,7 +2,10 @@ import { deepEqual, equal, ok } from "node:assert/strict";
 import { decodeMutation, encodeMutation, type Mutation } from "./message.ts";
 import { PlainWriter } from "./plain.ts";
 import { SCAN_DEPTH_MAX, scanPlain } from "./plain_scan.ts";
-import { EXPIRES_AT_MAX, PK_BYTES_MAX, TTL_MS_MAX } from "../config/mod.ts";
+import { EXPIRES_AT_MAX, loadConfig, PK_BYTES_MAX, TTL_MS_MAX } from "../config/mod.ts";
+import { parseBatch, parseWrite } from "../api/requests.ts";
+import { ConditionCache } from "./conditions.ts";
+import { parseJsonExact } from "../util/json.ts";
 
 const encoder = new TextEncoder();
 const fast = new PlainWriter(64);
@@ -269,4 +272,29 @@ Deno.test("scanPlain() and the long way agree on every one-byte change of messag
     }
   }
   ok(taken > 50 && taken < tried, `the scan took ${taken} of ${tried}`);
+});
+
+Deno.test("scanPlain() takes the messages the API writes for put, delete and batch, with expiries", () => {
+  const config = loadConfig({ DB_PATH: "/nonexistent/plain_scan_test", PARTITIONS: "1" });
+  const conditions = new ConditionCache(10);
+  const body = (text: string) => parseJsonExact(text);
+  const messages = [
+    ...parseWrite(
+      body(
+        '{"records":[{"pk":"a","sk":"b","data":{"x":1.50,"y":[true,null]}},{"pk":"c","sk":"","data":"v","ttl_ms":1000},{"pk":"d","sk":"e","data":0,"expires_at":1796000000000}]}',
+      ),
+      "put",
+      config,
+      conditions,
+    ).values(),
+    ...parseWrite(body('{"records":[{"pk":"a","sk":"b"}]}'), "delete", config, conditions)
+      .values(),
+    ...parseBatch(
+      body('{"ops":[{"op":"put","pk":"a","sk":"b","data":{"n":1e400}}]}'),
+      config,
+      conditions,
+    ).values(),
+  ];
+  equal(messages.length, 3);
+  for (const m of messages) ok(agree(encodeMutation(m)), JSON.stringify(m));
 });
