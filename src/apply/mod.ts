@@ -3,7 +3,8 @@
  * evaluation (jexl, cached) and the hash chain. Both log implementations feed
  * {@linkcode applyBatch}, so a partition's state depends only on the log. A restore that decodes
  * on another thread feeds {@linkcode applyDecodedBatch} the same messages with their ops already
- * decoded (`plain.ts`) and their chain computed: the same transaction.
+ * decoded (`plain.ts`) and their chain computed: the same transaction. A message written the way
+ * the API writes it is read from its bytes (`plain_scan.ts`) rather than decoded.
  *
  * @module
  */
