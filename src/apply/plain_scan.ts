@@ -31,26 +31,29 @@ import {
   SK_BYTES_MAX,
   TTL_MS_MAX,
 } from "../config/mod.ts";
+import {
+  BACKSLASH,
+  CLOSE_BRACE,
+  CLOSE_BRACKET,
+  COLON,
+  COMMA,
+  DOT,
+  LOWER_E,
+  MINUS,
+  NINE,
+  OPEN_BRACE,
+  OPEN_BRACKET,
+  PLUS,
+  QUOTE,
+  UPPER_E,
+  ZERO,
+} from "../util/json.ts";
 
 /** Deepest nesting of `data` the scan takes; deeper data is decoded the long way. */
 export const SCAN_DEPTH_MAX = 64;
 
 /** Objects with more members than this are checked for a repeated name with a `Set`. */
 const PAIRWISE_MEMBERS_MAX = 8;
-
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COMMA = 0x2c;
-const COLON = 0x3a;
-const MINUS = 0x2d;
-const PLUS = 0x2b;
-const DOT = 0x2e;
-const ZERO = 0x30;
-const NINE = 0x39;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
 
 const encoder = new TextEncoder();
 const HEAD = encoder.encode('{"v":1,"atomic":');
@@ -406,7 +409,7 @@ function numberEnd(value: Uint8Array, at: number): number {
     while (isDigit(value[at])) at++;
     if (at === start) return -1;
   }
-  if (value[at] === 0x65 || value[at] === 0x45) {
+  if (value[at] === LOWER_E || value[at] === UPPER_E) {
     at++;
     if (value[at] === PLUS || value[at] === MINUS) at++;
     const start = at;

@@ -47,20 +47,22 @@ export interface JsonShape {
   readonly numbersExact: boolean;
 }
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COLON = 0x3a;
-const MINUS = 0x2d;
-const PLUS = 0x2b;
-const DOT = 0x2e;
-const ZERO = 0x30;
-const NINE = 0x39;
-const LOWER_E = 0x65;
-const UPPER_E = 0x45;
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
+/** Character codes of JSON's syntax (also the bytes of UTF-8 JSON, for `apply/plain_scan.ts`). */
+export const QUOTE = 0x22;
+export const BACKSLASH = 0x5c;
+export const COMMA = 0x2c;
+export const COLON = 0x3a;
+export const MINUS = 0x2d;
+export const PLUS = 0x2b;
+export const DOT = 0x2e;
+export const ZERO = 0x30;
+export const NINE = 0x39;
+export const LOWER_E = 0x65;
+export const UPPER_E = 0x45;
+export const OPEN_BRACKET = 0x5b;
+export const CLOSE_BRACKET = 0x5d;
+export const OPEN_BRACE = 0x7b;
+export const CLOSE_BRACE = 0x7d;
 
 /** Index of the quote that closes the string opening at `start`. */
 function stringEnd(text: string, start: number): number {
@@ -175,7 +177,7 @@ export function duplicateName(text: string): string | null {
       expectName = true;
     } else if (c === OPEN_BRACKET) stack.push(null);
     else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) stack.pop();
-    else if (c === 0x2c) expectName = stack[stack.length - 1] !== null;
+    else if (c === COMMA) expectName = stack[stack.length - 1] !== null;
   }
   return null;
 }
