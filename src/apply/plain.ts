@@ -146,7 +146,8 @@ export class PlainWriter {
         view.setFloat64(at, s.expiryValues[i]!);
         at += 8;
       }
-      // The record key (keys/record_key.ts): u16be(pk bytes) ‖ pk ‖ sk — ASCII, so its bytes.
+      // The record key (keys/record_key.ts): u16be(pk bytes) ‖ pk ‖ sk — UTF-8 without escapes in
+      // the value, so its bytes.
       const pk = s.pkEnds[i]! - s.pkStarts[i]!;
       const sk = s.skEnds[i]! - s.skStarts[i]!;
       view.setUint16(at, 2 + pk + sk);

@@ -13,8 +13,9 @@
  * - ops `{"op":"put","pk":…,"sk":…,"data":…}` with at most one of `,"ttl_ms":N` or
  *   `,"expires_at":N` after `data`, and `{"op":"delete","pk":…,"sk":…}`: no condition, and an
  *   atomic message of one op (the rule of `plain.ts`);
- * - ASCII only (other bytes would need a UTF-8 check), `pk` and `sk` without escapes and within
- *   their byte limits, the expiry a plain decimal integer in its range;
+ * - well-formed UTF-8 (what the long way's fatal decoder takes: no overlong form, surrogate or
+ *   code point past U+10FFFF), `pk` and `sk` without escapes and within their byte limits, the
+ *   expiry a plain decimal integer in its range;
  * - `data` in the form `JSON.stringify` writes, so that its bytes are the bytes a record stores:
  *   no whitespace; strings with only the escapes `JSON.stringify` uses (`\"`, `\\`, `\b`, `\f`,
  *   `\n`, `\r`, `\t`, `\u00xx` for other control characters); any valid number token (the exact
@@ -125,6 +126,8 @@ function grow(): void {
  * message in the form the module doc lists, false when it must be decoded the long way.
  */
 export function scanPlain(value: Uint8Array): boolean {
+  // A view whose `length` lmdb-js narrowed reads on past it: the scan must not.
+  if (value.length !== value.byteLength) value = value.subarray(0, value.length);
   const end = value.length;
   namesTop = 0;
   let at = expect(value, 0, HEAD);
@@ -236,17 +239,49 @@ function expect(value: Uint8Array, at: number, bytes: Uint8Array): number {
 }
 
 /**
- * The closing quote of a key string whose text starts at `at`: printable ASCII without escapes,
- * at most `bytesMax` bytes; -1 otherwise.
+ * The closing quote of a key string whose text starts at `at`: UTF-8 without control characters
+ * or escapes (so its bytes are the key's), at most `bytesMax` bytes; -1 otherwise.
  */
 function keyEnd(value: Uint8Array, at: number, bytesMax: number): number {
   const limit = Math.min(value.length, at + bytesMax + 1);
-  for (let i = at; i < limit; i++) {
+  let i = at;
+  while (i < limit) {
     const c = value[i]!;
     if (c === QUOTE) return i;
-    if (c < 0x20 || c > 0x7f || c === BACKSLASH) return -1;
+    if (c < 0x20 || c === BACKSLASH) return -1;
+    if (c < 0x80) i++;
+    else {
+      const length = utf8Length(value, i, c);
+      if (length < 0) return -1;
+      i += length;
+    }
   }
   return -1;
+}
+
+/**
+ * The length of the well-formed UTF-8 sequence at `at` whose lead byte `c` is 0x80 or more, or -1
+ * (the Unicode standard's table of well-formed byte sequences).
+ */
+function utf8Length(value: Uint8Array, at: number, c: number): number {
+  if (c >= 0xc2 && c <= 0xdf) return continues(value[at + 1]) ? 2 : -1;
+  const b = value[at + 1];
+  if (b === undefined) return -1;
+  if (c >= 0xe0 && c <= 0xef) {
+    // E0: no overlong form; ED: no surrogate.
+    if (b < (c === 0xe0 ? 0xa0 : 0x80) || b > (c === 0xed ? 0x9f : 0xbf)) return -1;
+    return continues(value[at + 2]) ? 3 : -1;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    // F0: no overlong form; F4: nothing past U+10FFFF.
+    if (b < (c === 0xf0 ? 0x90 : 0x80) || b > (c === 0xf4 ? 0x8f : 0xbf)) return -1;
+    return continues(value[at + 2]) && continues(value[at + 3]) ? 4 : -1;
+  }
+  return -1;
+}
+
+function continues(b: number | undefined): boolean {
+  return b !== undefined && b >= 0x80 && b <= 0xbf;
 }
 
 /**
@@ -322,7 +357,7 @@ function namesDistinctPairwise(value: Uint8Array, base: number): boolean {
 function namesDistinctBySet(value: Uint8Array, base: number): boolean {
   const seen = new Set<string>();
   for (let i = base; i < namesTop; i += 2) {
-    // ASCII only, so one char per byte: equal strings are equal bytes.
+    // One char per byte (any byte, as Latin-1): equal strings are equal bytes.
     let name = "";
     for (let k = names[i]!; k < names[i + 1]!; k++) name += String.fromCharCode(value[k]!);
     if (seen.has(name)) return false;
@@ -352,14 +387,21 @@ function scanArray(value: Uint8Array, at: number, depth: number): number {
 
 /**
  * The end (after the closing quote) of a string whose text starts at `at`, with only the escapes
- * `JSON.stringify` writes and only ASCII; -1 otherwise.
+ * `JSON.stringify` writes and well-formed UTF-8; -1 otherwise.
  */
 function stringEnd(value: Uint8Array, at: number): number {
   const end = value.length;
   while (at < end) {
     const c = value[at]!;
     if (c === QUOTE) return at + 1;
-    if (c < 0x20 || c > 0x7f) return -1;
+    if (c < 0x20) return -1;
+    if (c >= 0x80) {
+      // JSON.stringify writes every well-formed character as it is, past ASCII too.
+      const length = utf8Length(value, at, c);
+      if (length < 0) return -1;
+      at += length;
+      continue;
+    }
     if (c !== BACKSLASH) {
       at++;
       continue;

@@ -81,8 +81,9 @@ function randomString(next: () => number): string {
     if (r < 0.7) out += String.fromCharCode(0x20 + Math.floor(next() * 95));
     else if (r < 0.85) out += String.fromCharCode(Math.floor(next() * 0x20));
     else if (r < 0.9) out += "\u007f";
-    else if (r < 0.95) out += "é€😀"[Math.floor(next() * 3)];
-    else out += "\ud800";
+    else if (r < 0.95) {
+      out += ["é", "€", "😀", "\u2028", "\ufeff", "\uffff"][Math.floor(next() * 6)];
+    } else out += "\ud800";
   }
   return out;
 }
@@ -140,6 +141,8 @@ Deno.test("scanPlain() takes a put as the API writes it, and its ops equal the l
   })));
   ok(agree(encodeMutation({ v: 1, atomic: true, ops: [{ op: "delete", pk: "a", sk: "s" }] })));
   ok(agree(put({ "-1": 1, "a1": 2, "_": 3, "": 4 })));
+  ok(agree(put({ "é": "ü/§ \u2028 😀", "€": ["\ufeff"] })));
+  ok(agree(encodeMutation({ v: 1, atomic: false, ops: [{ op: "delete", pk: "ü", sk: "😀" }] })));
   ok(agree(put({ big: JSON.parse('{"x":1}'), deep: [[[[[[[[1]]]]]]]] })));
   ok(agree(put({ n: Array.from({ length: 20 }, (_, i) => i) })));
   ok(agree(put(Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`k${i}`, i])))));
@@ -157,10 +160,12 @@ Deno.test("scanPlain() declines what it cannot be sure of, and the long way deci
     // Conditions, and an atomic message of two ops.
     '{"v":1,"atomic":false,"ops":[{"op":"put","pk":"a","sk":"b","data":1,"if":"true"}]}',
     '{"v":1,"atomic":true,"ops":[{"op":"delete","pk":"a","sk":"b"},{"op":"delete","pk":"a","sk":"c"}]}',
-    // Keys: empty pk, escapes, non-ASCII, too long.
+    // Keys: empty pk, escapes, too long.
     '{"v":1,"atomic":false,"ops":[{"op":"delete","pk":"","sk":"b"}]}',
     '{"v":1,"atomic":false,"ops":[{"op":"delete","pk":"a\\"b","sk":"b"}]}',
-    '{"v":1,"atomic":false,"ops":[{"op":"delete","pk":"é","sk":"b"}]}',
+    `{"v":1,"atomic":false,"ops":[{"op":"delete","pk":"${
+      "é".repeat(PK_BYTES_MAX / 2 + 1)
+    }","sk":""}]}`,
     `{"v":1,"atomic":false,"ops":[{"op":"delete","pk":"${"p".repeat(PK_BYTES_MAX + 1)}","sk":""}]}`,
     // data not as JSON.stringify writes it.
     '{"v":1,"atomic":false,"ops":[{"op":"put","pk":"a","sk":"b","data":{"x": 1}}]}',
@@ -172,7 +177,6 @@ Deno.test("scanPlain() declines what it cannot be sure of, and the long way deci
     '{"v":1,"atomic":false,"ops":[{"op":"put","pk":"a","sk":"b","data":{"a":1,"a":2}}]}',
     '{"v":1,"atomic":false,"ops":[{"op":"put","pk":"a","sk":"b","data":{"b":1,"0":2}}]}',
     '{"v":1,"atomic":false,"ops":[{"op":"put","pk":"a","sk":"b","data":{"__proto__":1}}]}',
-    '{"v":1,"atomic":false,"ops":[{"op":"put","pk":"a","sk":"b","data":"é"}]}',
     '{"v":1,"atomic":false,"ops":[{"op":"put","pk":"a","sk":"b","data":01}]}',
     '{"v":1,"atomic":false,"ops":[{"op":"put","pk":"a","sk":"b","data":1.}]}',
     '{"v":1,"atomic":false,"ops":[{"op":"put","pk":"a","sk":"b","data":-}]}',
@@ -297,4 +301,49 @@ Deno.test("scanPlain() takes the messages the API writes for put, delete and bat
   ];
   equal(messages.length, 3);
   for (const m of messages) ok(agree(encodeMutation(m)), JSON.stringify(m));
+});
+
+Deno.test("scanPlain() takes exactly the UTF-8 the long way's fatal decoder takes, in data and in keys", () => {
+  const fatal = new TextDecoder("utf-8", { fatal: true });
+  const valid = (bytes: Uint8Array) => {
+    try {
+      fatal.decode(bytes);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const edges = [0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0];
+  const head = encoder.encode('{"v":1,"atomic":false,"ops":[{"op":"put","pk":"p');
+  const middle = encoder.encode('","sk":"s","data":"x');
+  const tail = encoder.encode('"}]}');
+  let taken = 0;
+  let cases = 0;
+  // Every lead byte from 0x80, followed by up to three bytes at the edges of the ranges.
+  for (let lead = 0x80; lead <= 0xff; lead++) {
+    for (const b of edges) {
+      for (const c of edges) {
+        for (const d of [0x80, 0xbf, 0x41]) {
+          const sequence = Uint8Array.of(lead, b, c, d);
+          const expected = valid(sequence) && !sequence.some((x) => x < 0x20 || x === 0x22);
+          for (const inKey of [false, true]) {
+            const message = new Uint8Array(head.length + middle.length + tail.length + 8);
+            message.set(head);
+            message.set(inKey ? sequence : encoder.encode("pppp"), head.length);
+            message.set(middle, head.length + 4);
+            message.set(inKey ? encoder.encode("xxxx") : sequence, head.length + 4 + middle.length);
+            message.set(tail, head.length + 4 + middle.length + 4);
+            cases++;
+            equal(
+              agree(message),
+              expected,
+              `${inKey ? "pk" : "data"} ${[...sequence].map((x) => x.toString(16)).join(" ")}`,
+            );
+            if (expected) taken++;
+          }
+        }
+      }
+    }
+  }
+  ok(taken > 1000, `${taken} of ${cases} taken`);
 });
