@@ -215,7 +215,8 @@ function scanOp(value: Uint8Array, at: number, index: number): number {
     }
     const min = expiry === 1 ? 1 : 0;
     // A plain decimal integer: no sign, fraction or exponent, no leading zero, at most 16 digits
-    // (every such number is exact in a double, and EXPIRES_AT_MAX has 16).
+    // (EXPIRES_AT_MAX has 16). Both maxima are below 2^53, so a number within its range was
+    // summed exactly, and one past it is refused however it rounded.
     let number = 0;
     at = digits;
     while (at < value.length && value[at]! >= ZERO && value[at]! <= NINE && at - digits < 17) {
