@@ -93,15 +93,9 @@ export class PlainWriter {
         2 + 8 + 2 + 3 * (op.pk.length + op.sk.length) + 4 + (data === null ? 0 : 3 * data.length),
       );
       const out = this.buffer;
-      let at = this.end;
-      out[at] = op.op === "put" ? PLAIN_PUT : PLAIN_DELETE;
-      const expiry = op.op === "put" ? expiryKind(op) : EXPIRY_NONE;
-      out[at + 1] = expiry;
-      at += 2;
-      if (expiry !== EXPIRY_NONE) {
-        this.view.setFloat64(at, expiryValue(op as PutOp));
-        at += 8;
-      }
+      let at = op.op === "put"
+        ? this.opHead(this.end, PLAIN_PUT, expiryKind(op), expiryValue(op))
+        : this.opHead(this.end, PLAIN_DELETE, EXPIRY_NONE, 0);
       const keyLength = writeRecordKey(out.subarray(at + 2), op.pk, op.sk);
       this.view.setUint16(at, keyLength);
       at += 2 + keyLength;
@@ -138,14 +132,7 @@ export class PlainWriter {
     at += 4;
     for (let i = 0; i < s.count; i++) {
       const kind = s.kinds[i]!;
-      const expiry = s.expiries[i]!;
-      out[at] = kind;
-      out[at + 1] = expiry;
-      at += 2;
-      if (expiry !== EXPIRY_NONE) {
-        view.setFloat64(at, s.expiryValues[i]!);
-        at += 8;
-      }
+      at = this.opHead(at, kind, s.expiries[i]!, s.expiryValues[i]!);
       // The record key (keys/record_key.ts): u16be(pk bytes) ‖ pk ‖ sk — UTF-8 without escapes in
       // the value, so its bytes.
       const pk = s.pkEnds[i]! - s.pkStarts[i]!;
@@ -165,6 +152,15 @@ export class PlainWriter {
     }
     this.end = at;
     return true;
+  }
+
+  /** Writes an op's kind and expiry at `at` (room made); returns where its key goes. */
+  private opHead(at: number, kind: number, expiry: number, expiryValue: number): number {
+    this.buffer[at] = kind;
+    this.buffer[at + 1] = expiry;
+    if (expiry === EXPIRY_NONE) return at + 2;
+    this.view.setFloat64(at + 2, expiryValue);
+    return at + 10;
   }
 
   /** Forgets what was written: the next message's ops start at 0. */
